@@ -1,0 +1,30 @@
+# The two commands: `make run` (the whole pipeline on embedded defaults) and `make test`.
+# Both create .venv when missing and install the pinned requirements; nothing else is assumed.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test bench venv clean-data
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@# make the project's packages (streaming, trader, plugins/klinepipe) importable in every venv process
+	$(PYTHON) -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'klinepipe-dev.pth').write_text('$(CURDIR)\n$(CURDIR)/plugins\n')"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+run: $(STAMP)
+	$(PYTHON) -m klinepipe.devstack
+
+test: $(STAMP)
+	$(PYTHON) -m pytest
+
+bench: $(STAMP)
+	$(PYTHON) -m bench
+
+clean-data:
+	rm -rf .data

@@ -1,0 +1,43 @@
+"""Compute features (returns, SMA/EMA fast and slow, RSI 14) for new closed candles.
+
+Runs whenever ``ingest_klines`` updates the ``market.candles`` Asset. Only series with closed candles
+that have no feature row yet are touched, each with a warm-up window; the rows are upserted into
+``market.features`` and ``NOTIFY klinepipe_features`` tells the trader.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+from klinepipe.assets import CANDLES, FEATURES
+
+
+@dag(
+    schedule=[CANDLES],
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 3, "retry_delay": timedelta(seconds=15)},
+    tags=["klinepipe", "features"],
+    doc_md=__doc__,
+)
+def compute_features():
+    @task(outlets=[FEATURES], execution_timeout=timedelta(minutes=10))
+    def compute() -> list[dict]:
+        from klinepipe.airflow_conn import database_url
+        from klinepipe.db import make_engine
+        from klinepipe.feature_store import compute_pending_features
+
+        engine = make_engine(database_url())
+        try:
+            return [u.__dict__ for u in compute_pending_features(engine)]
+        finally:
+            engine.dispose()
+
+    compute()
+
+
+compute_features()

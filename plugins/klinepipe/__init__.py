@@ -1,0 +1,12 @@
+"""klinepipe: the shared library of the pipeline.
+
+Pure domain code (``kline``, ``features``, ``intervals``) imports no I/O library; the ETL's
+I/O (``kafka_batch``, ``candle_store``, ``feature_store``, ``db``) builds on it. The package sits in
+Airflow's plugins folder so that DAG tasks can import it, and the trader imports its pure
+modules so that backtests compute features with the very code the DAG runs.
+"""
+
+FEATURE_SET_VERSION = "v1"
+KLINES_TOPIC = "binance.klines"
+DLQ_TOPIC = "binance.klines.dlq"
+FEATURES_CHANNEL = "klinepipe_features"

@@ -1,0 +1,116 @@
+"""Bulk, guarded upsert of candles and the loader's offsets, in one PostgreSQL transaction.
+
+Rows are COPY-ed into a temporary staging table, then merged with one ``INSERT … ON CONFLICT`` whose
+guard keeps the newest state of each candle: an in-progress update never overwrites a closed candle,
+and an older event never overwrites a newer one.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from klinepipe.kline import Kline
+
+_STAGING_DDL = """
+CREATE TEMP TABLE candles_staging (
+    symbol text, interval text, open_time bigint, close_time bigint,
+    open numeric, high numeric, low numeric, close numeric, volume numeric,
+    quote_volume numeric, trades bigint, taker_buy_base_volume numeric, taker_buy_quote_volume numeric,
+    is_closed boolean, event_time bigint, source text
+) ON COMMIT DROP
+"""
+
+_MERGE = """
+INSERT INTO market.candles AS c (
+    symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, trades,
+    taker_buy_base_volume, taker_buy_quote_volume, is_closed, event_time, source, ingested_at)
+SELECT symbol, interval,
+       timestamptz 'epoch' + open_time * interval '1 millisecond',
+       timestamptz 'epoch' + close_time * interval '1 millisecond',
+       open, high, low, close, volume, quote_volume, trades,
+       taker_buy_base_volume, taker_buy_quote_volume, is_closed,
+       timestamptz 'epoch' + event_time * interval '1 millisecond',
+       source, now()
+FROM candles_staging
+ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
+    close_time = EXCLUDED.close_time, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
+    close = EXCLUDED.close, volume = EXCLUDED.volume, quote_volume = EXCLUDED.quote_volume,
+    trades = EXCLUDED.trades, taker_buy_base_volume = EXCLUDED.taker_buy_base_volume,
+    taker_buy_quote_volume = EXCLUDED.taker_buy_quote_volume, is_closed = EXCLUDED.is_closed,
+    event_time = EXCLUDED.event_time, source = EXCLUDED.source, ingested_at = EXCLUDED.ingested_at
+WHERE (EXCLUDED.is_closed AND NOT c.is_closed)
+   OR (EXCLUDED.is_closed = c.is_closed AND EXCLUDED.event_time > c.event_time)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    raw: bytes | None
+    error: str
+
+
+def stage_and_merge(cur, rows: Iterable[tuple[Kline, str]]) -> int:
+    """COPY ``(kline, source)`` rows into staging and merge them; return the rows changed."""
+    cur.execute(_STAGING_DDL)
+    cur.copy_expert("COPY candles_staging FROM STDIN", _copy_buffer(rows))
+    cur.execute(_MERGE)
+    return cur.rowcount
+
+
+def insert_dead_letters(cur, dead: list[DeadLetter]) -> None:
+    if not dead:
+        return
+    cur.executemany(
+        'INSERT INTO etl.dead_letters (topic, partition, "offset", key, raw, error) VALUES (%s, %s, %s, %s, %s, %s)'
+        ' ON CONFLICT (topic, partition, "offset") DO NOTHING',
+        [(d.topic, d.partition, d.offset, d.key, d.raw, d.error) for d in dead],
+    )
+
+
+def read_offsets(cur, consumer: str, topic: str, *, lock: bool = False) -> dict[int, int]:
+    cur.execute(
+        "SELECT partition, next_offset FROM etl.kafka_offsets WHERE consumer = %s AND topic = %s"
+        + (" FOR UPDATE" if lock else ""),
+        (consumer, topic),
+    )
+    return dict(cur.fetchall())
+
+
+def write_offsets(cur, consumer: str, topic: str, offsets: dict[int, int]) -> None:
+    cur.executemany(
+        "INSERT INTO etl.kafka_offsets (consumer, topic, partition, next_offset) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (consumer, topic, partition) DO UPDATE"
+        " SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+        [(consumer, topic, p, o) for p, o in sorted(offsets.items())],
+    )
+
+
+def _copy_buffer(rows: Iterable[tuple[Kline, str]]) -> io.StringIO:
+    lines = []
+    for k, source in rows:
+        lines.append(
+            "\t".join(
+                (
+                    _text(k.symbol), k.interval, str(k.open_time), str(k.close_time),
+                    k.open, k.high, k.low, k.close, k.volume,
+                    _opt(k.quote_volume), _opt(None if k.trades is None else str(k.trades)), _opt(k.taker_buy_base_volume), _opt(k.taker_buy_quote_volume),
+                    "t" if k.is_closed else "f", str(k.event_time), _text(source),
+                )
+            )
+        )
+    lines.append("")
+    return io.StringIO("\n".join(lines))
+
+
+def _opt(value: str | None) -> str:
+    return "\\N" if value is None else value
+
+
+def _text(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")

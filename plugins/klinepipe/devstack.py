@@ -1,0 +1,258 @@
+"""``make run``: the whole pipeline on one machine, on embedded defaults (composition root).
+
+Starts, in order: PostgreSQL (``DATABASE_URL`` or embedded pgserver under ``.data/pg``), the schema
+migrations, a Kafka-API broker (``KAFKA_BOOTSTRAP_SERVERS`` or the embedded tansu), Airflow 3
+standalone (``AIRFLOW_HOME=.data/airflow``, metadata in the same PostgreSQL), the streaming sidecar
+(live Binance when reachable, else a replay of the bundled klines) and the trader in paper mode.
+Ctrl-C or SIGTERM stops every process it started, Airflow's workers included.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import sqlalchemy as sa
+
+from klinepipe.db import apply_migrations, ensure_database, make_engine
+from klinepipe.embedded import port_is_free, free_port, start_broker, start_postgres
+
+log = logging.getLogger("devstack")
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / ".data"
+LOGS = DATA / "logs"
+AIRFLOW_HOME = DATA / "airflow"
+PID_FILE = DATA / "run.pid"
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    DATA.mkdir(exist_ok=True)
+    LOGS.mkdir(exist_ok=True)
+    _claim_pid_file()
+    stack = Stack()
+    signal.signal(signal.SIGTERM, lambda *_: stack.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: stack.request_stop())
+    try:
+        stack.start()
+        stack.wait()
+    finally:
+        stack.stop()
+        PID_FILE.unlink(missing_ok=True)
+    return 0
+
+
+def _claim_pid_file() -> None:
+    if PID_FILE.exists():
+        try:
+            pid = int(PID_FILE.read_text().strip())
+        except ValueError:
+            pid = 0
+        if pid and psutil.pid_exists(pid) and pid != os.getpid():
+            sys.exit(f"klinepipe is already running (pid {pid}); stop it first (kill {pid})")
+    PID_FILE.write_text(str(os.getpid()))
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.children: dict[str, subprocess.Popen] = {}
+        self._stop = threading.Event()
+        self._broker = None
+        self._pg = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def start(self) -> None:
+        database_url, airflow_db_url = self._postgres()
+        bootstrap = self._kafka()
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "PYTHONUNBUFFERED": "1",
+        }
+        port = self._airflow(env, airflow_db_url, database_url, bootstrap)
+        self._spawn("streaming", [sys.executable, "-m", "streaming", os.environ.get("STREAMING_MODE", "auto")], env, echo=True)
+        self._spawn("trader", [sys.executable, "-m", "trader", "run", "--mode", "paper"], env, echo=True)
+        self._banner(port, database_url)
+
+    def _postgres(self) -> tuple[str, str]:
+        url = os.environ.get("DATABASE_URL")
+        if url:
+            admin = sa.engine.make_url(url)
+            airflow = admin.set(database="airflow")
+            ensure_database(admin.set(database="postgres").render_as_string(hide_password=False), "airflow")
+        else:
+            self._pg = start_postgres(DATA / "pg")
+            ensure_database(self._pg.get_uri("postgres"), "klinepipe")
+            ensure_database(self._pg.get_uri("postgres"), "airflow")
+            url, airflow = self._pg.get_uri("klinepipe"), sa.engine.make_url(self._pg.get_uri("airflow"))
+            print(f"postgres: embedded PostgreSQL, data in {DATA / 'pg'}", flush=True)
+        engine = make_engine(url)
+        applied = apply_migrations(engine)
+        engine.dispose()
+        print(f"postgres: schema up to date ({len(applied)} migrations applied now)", flush=True)
+        airflow_url = sa.engine.make_url(airflow).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+        return url, airflow_url
+
+    def _kafka(self) -> str:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if bootstrap:
+            return bootstrap
+        self._broker = start_broker(log_path=LOGS / "tansu.log")
+        print(f"kafka: embedded tansu broker on {self._broker.bootstrap_servers} (memory only; PostgreSQL is the record)", flush=True)
+        return self._broker.bootstrap_servers
+
+    def _airflow(self, env: dict, airflow_db_url: str, database_url: str, bootstrap: str) -> int:
+        port = int(os.environ.get("AIRFLOW_PORT", "8080"))
+        if not port_is_free(port, "0.0.0.0"):
+            port = free_port()
+        u = sa.engine.make_url(database_url)
+        env.update(
+            {
+                "AIRFLOW_HOME": str(AIRFLOW_HOME),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db_url,
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+                "AIRFLOW__API__PORT": str(port),
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                "AIRFLOW_CONN_KLINEPIPE_DB": json.dumps(
+                    {"conn_type": "postgres", "host": u.query.get("host") or u.host, "port": u.port, "login": u.username,
+                     "password": u.password, "schema": u.database}
+                ),
+                "AIRFLOW_CONN_KLINEPIPE_KAFKA": json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": bootstrap}}),
+            }
+        )
+        self._spawn("airflow", ["airflow", "standalone"], env, echo=False)
+        return port
+
+    def _spawn(self, name: str, cmd: list[str], env: dict, *, echo: bool) -> None:
+        logfile = open(LOGS / f"{name}.log", "ab")
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.children[name] = proc
+        threading.Thread(target=_pump, args=(name, proc, logfile, echo), daemon=True).start()
+
+    def _banner(self, port: int, database_url: str) -> None:
+        url = f"http://127.0.0.1:{port}"
+        password = _wait_for_password(self, timeout=120)
+        print(
+            "\n".join(
+                [
+                    "",
+                    "klinepipe is running. Press Ctrl-C to stop everything.",
+                    f"  Airflow UI : {url}   login: admin / {password or '(see .data/airflow/simple_auth_manager_passwords.json.generated)'}",
+                    "               DAGs ingest_klines (every minute) and compute_features (on new candles)",
+                    f"  SQL        : psql '{_libpq(database_url)}'",
+                    "               SELECT * FROM market.candles ORDER BY open_time DESC LIMIT 5;",
+                    "               SELECT * FROM trading.orders ORDER BY created_at DESC;",
+                    f"  Logs       : {LOGS}",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+
+    def wait(self) -> None:
+        while not self._stop.wait(1.0):
+            for name, proc in self.children.items():
+                if proc.poll() is not None and name != "streaming":
+                    print(f"{name} exited with code {proc.returncode}; see {LOGS / (name + '.log')}. Stopping.", flush=True)
+                    return
+                if name == "streaming" and proc.poll() is not None and getattr(self, "_said_streaming", None) is None:
+                    self._said_streaming = True
+                    print(f"streaming finished (code {proc.returncode}); Airflow and the trader keep running.", flush=True)
+
+    def stop(self) -> None:
+        print("stopping ...", flush=True)
+        for name in ("streaming", "trader", "airflow"):
+            proc = self.children.get(name)
+            if proc is not None:
+                _stop_tree(proc, timeout=30)
+        if self._broker is not None:
+            self._broker.stop()
+        if self._pg is not None:
+            self._pg.cleanup()
+        print("stopped.", flush=True)
+
+
+def _pump(name: str, proc: subprocess.Popen, logfile, echo: bool) -> None:
+    with logfile:
+        for line in proc.stdout:
+            logfile.write(line)
+            logfile.flush()
+            if echo:
+                sys.stdout.write(f"[{name}] {line.decode('utf-8', 'replace')}")
+                sys.stdout.flush()
+
+
+def _wait_for_password(stack: Stack, timeout: float) -> str | None:
+    path = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stack._stop.is_set():
+        if path.exists():
+            try:
+                return json.loads(path.read_text()).get("admin")
+            except (json.JSONDecodeError, OSError):
+                pass
+        time.sleep(0.5)
+    return None
+
+
+def _stop_tree(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM the process group and every descendant; SIGKILL what is left after ``timeout``."""
+    try:
+        family = [proc_ps := psutil.Process(proc.pid), *proc_ps.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = []
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    for p in family:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(family, timeout=timeout)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _libpq(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.split('+')[0]}{sep}{rest}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

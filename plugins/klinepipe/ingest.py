@@ -1,0 +1,103 @@
+"""One exactly-once micro-batch: Kafka topic -> ``market.candles`` (used by ``dags/ingest_klines``).
+
+1. read the loader's next offsets from ``etl.kafka_offsets``;
+2. read the topic from there up to the watermarks seen at start (bounded by rows and seconds);
+3. parse every message; the invalid ones become dead letters, never dropped;
+4. keep the newest state per candle; COPY + guarded merge; dead letters; new offsets;
+5. commit once, after checking that no other loader moved the offsets meanwhile.
+
+A crash anywhere before the commit leaves the offsets where they were, so the next run reads the
+same messages again; a crash after it leaves nothing to redo.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from klinepipe import KLINES_TOPIC
+from klinepipe.candle_store import DeadLetter, insert_dead_letters, read_offsets, stage_and_merge, write_offsets
+from klinepipe.errors import KlineParseError, RetryableError
+from klinepipe.kafka_batch import Batch, read_batch
+from klinepipe.kline import Kline, newest, parse_kline_event, series_key
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "ingest_klines"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    messages: int
+    candles: int
+    changed: int
+    closed: int
+    dead_letters: int
+    next_offsets: dict[int, int]
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "next_offsets": {str(p): o for p, o in self.next_offsets.items()}}
+
+
+def ingest_batch(
+    engine: Engine,
+    kafka_config: dict,
+    *,
+    topic: str = KLINES_TOPIC,
+    consumer: str = CONSUMER,
+    max_messages: int = 500_000,
+    max_seconds: float = 30.0,
+) -> IngestResult:
+    """Run one bounded micro-batch and commit it with its offsets; return what it did."""
+    with engine.connect() as conn:
+        stored = read_offsets(conn.connection.cursor(), consumer, topic)
+        conn.rollback()
+    batch = read_batch(kafka_config, topic, stored, max_messages=max_messages, max_seconds=max_seconds)
+    latest, dead = parse_batch(batch)
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            if read_offsets(cur, consumer, topic, lock=True) != stored:
+                raise RetryableError(f"offsets of {consumer}/{topic} moved during the batch: another loader ran")
+            changed = stage_and_merge(cur, latest.values())
+            insert_dead_letters(cur, dead)
+            write_offsets(cur, consumer, topic, batch.next_offsets)
+        raw.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+    result = IngestResult(
+        messages=len(batch.records),
+        candles=len(latest),
+        changed=changed,
+        closed=sum(1 for k, _ in latest.values() if k.is_closed),
+        dead_letters=len(dead),
+        next_offsets=batch.next_offsets,
+    )
+    log.info("ingested %s", result)
+    return result
+
+
+def parse_batch(batch: Batch) -> tuple[dict[tuple[str, str, int], tuple[Kline, str]], list[DeadLetter]]:
+    """Parse records; keep the newest state per candle; collect the invalid as dead letters."""
+    latest: dict[tuple[str, str, int], tuple[Kline, str]] = {}
+    dead: list[DeadLetter] = []
+    for rec in batch.records:
+        try:
+            if rec.value is None:
+                raise KlineParseError("empty message value")
+            kline = parse_kline_event(rec.value)
+            if rec.key is not None and rec.key.decode("utf-8", "replace") != series_key(kline.symbol, kline.interval):
+                raise KlineParseError(f"key {rec.key!r} does not match the event's series {kline.key!r}")
+        except KlineParseError as exc:
+            dead.append(DeadLetter(batch.topic, rec.partition, rec.offset, rec.key, rec.value, str(exc)))
+            continue
+        pk = (kline.symbol, kline.interval, kline.open_time)
+        seen = latest.get(pk)
+        if seen is None or newest(seen[0], kline) is kline:
+            latest[pk] = (kline, rec.source)
+    return latest, dead

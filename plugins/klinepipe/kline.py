@@ -1,0 +1,150 @@
+"""Binance kline events: raw wire schema -> domain ``Kline`` (pure, no I/O).
+
+A real event, as received on ``wss://stream.binance.com:9443/ws/btcusdt@kline_5m``::
+
+    {"e":"kline","E":1631637132163,"s":"BTCUSDT","k":{"t":1631637000000,"T":1631637299999,
+     "s":"BTCUSDT","i":"5m","f":1054221988,"L":1054224183,"o":"46692.06000000",
+     "c":"46672.98000000","h":"46720.00000000","l":"46658.01000000","v":"53.38997000",
+     "n":2196,"x":false,"q":"2492731.28713130","V":"28.76136000","Q":"1342722.01811650","B":"0"}}
+
+Prices and volumes stay exact: they are kept as the decimal strings Binance sent, after
+checking that each one is a valid finite decimal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import msgspec
+
+from klinepipe.errors import KlineParseError
+from klinepipe.intervals import INTERVAL_MS, VARIABLE_LENGTH
+
+
+class BinanceKline(msgspec.Struct):
+    """The ``k`` object of a kline event, field names as on the wire."""
+
+    t: int
+    T: int
+    s: str
+    i: str
+    o: str
+    c: str
+    h: str
+    l: str  # noqa: E741 - Binance's wire name
+    v: str
+    x: bool
+    n: int | None = None
+    q: str | None = None
+    V: str | None = None
+    Q: str | None = None
+    f: int | None = None
+    L: int | None = None
+    B: str | None = None
+
+
+class BinanceKlineEvent(msgspec.Struct):
+    """A kline stream event (``e`` == ``"kline"``)."""
+
+    e: str
+    E: int
+    s: str
+    k: BinanceKline
+
+
+_decode_event = msgspec.json.Decoder(BinanceKlineEvent).decode
+
+
+@dataclass(frozen=True, slots=True)
+class Kline:
+    """One candle state. Times are epoch milliseconds UTC; money fields are decimal strings."""
+
+    symbol: str
+    interval: str
+    open_time: int
+    close_time: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    quote_volume: str | None
+    trades: int | None
+    taker_buy_base_volume: str | None
+    taker_buy_quote_volume: str | None
+    is_closed: bool
+    event_time: int
+
+    @property
+    def key(self) -> str:
+        return series_key(self.symbol, self.interval)
+
+
+def series_key(symbol: str, interval: str) -> str:
+    """The Kafka key of a series: ``SYMBOL:interval`` (e.g. ``BTCUSDT:1m``)."""
+    return f"{symbol}:{interval}"
+
+
+def parse_kline_event(raw: bytes | str) -> Kline:
+    """Decode and validate one kline event; raise ``KlineParseError`` saying what is wrong."""
+    try:
+        event = _decode_event(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise KlineParseError(f"not a kline event: {exc}") from None
+    if event.e != "kline":
+        raise KlineParseError(f"event type is {event.e!r}, expected 'kline'")
+    return kline_from_wire(event)
+
+
+def kline_from_wire(event: BinanceKlineEvent) -> Kline:
+    """Turn a decoded wire event into a domain ``Kline``, checking its invariants."""
+    k = event.k
+    if k.s != event.s:
+        raise KlineParseError(f"symbol mismatch: event {event.s!r}, kline {k.s!r}")
+    if not k.s:
+        raise KlineParseError("empty symbol")
+    if k.i not in INTERVAL_MS:
+        raise KlineParseError(f"unknown interval {k.i!r}")
+    if k.i not in VARIABLE_LENGTH and k.T != k.t + INTERVAL_MS[k.i] - 1:
+        raise KlineParseError(f"close time {k.T} does not match open time {k.t} + {k.i}")
+    o, h, lo, c, v = (_decimal(name, value) for name, value in (("o", k.o), ("h", k.h), ("l", k.l), ("c", k.c), ("v", k.v)))
+    if not (lo <= o <= h and lo <= c <= h):
+        raise KlineParseError(f"OHLC out of order: o={k.o} h={k.h} l={k.l} c={k.c}")
+    if lo < 0 or v < 0:
+        raise KlineParseError(f"negative price or volume: l={k.l} v={k.v}")
+    for name, value in (("q", k.q), ("V", k.V), ("Q", k.Q)):
+        if value is not None:
+            _decimal(name, value)
+    return Kline(
+        symbol=k.s,
+        interval=k.i,
+        open_time=k.t,
+        close_time=k.T,
+        open=k.o,
+        high=k.h,
+        low=k.l,
+        close=k.c,
+        volume=k.v,
+        quote_volume=k.q,
+        trades=k.n,
+        taker_buy_base_volume=k.V,
+        taker_buy_quote_volume=k.Q,
+        is_closed=k.x,
+        event_time=event.E,
+    )
+
+
+def _decimal(name: str, value: str) -> Decimal:
+    try:
+        d = Decimal(value)
+    except InvalidOperation:
+        raise KlineParseError(f"field {name!r} is not a decimal: {value!r}") from None
+    if not d.is_finite():
+        raise KlineParseError(f"field {name!r} is not finite: {value!r}")
+    return d
+
+
+def newest(a: Kline, b: Kline) -> Kline:
+    """The state that wins for one candle: closed beats in-progress, then the later event."""
+    return b if (b.is_closed, b.event_time) >= (a.is_closed, a.event_time) else a

@@ -1,0 +1,1 @@
+"""The streaming sidecar: Binance kline websockets (or a replay of recorded klines) -> Kafka."""

@@ -1,0 +1,1 @@
+"""The trader sidecar: features -> strategy -> risk -> broker, every step recorded in ``trading.*``."""
