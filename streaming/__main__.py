@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import signal
 import sys
 import time
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop) -> None:
     while True:
         for path in settings.replay_files:
-            print(f"streaming: replaying {path} at {"max speed" if settings.replay_speed == float("inf") else f"{settings.replay_speed:g}x"}", flush=True)
+            pace_text = "max speed" if math.isinf(settings.replay_speed) else f"{settings.replay_speed:g}x"
+            print(f"streaming: replaying {path} at {pace_text}", flush=True)
             last_report = time.monotonic()
             for rec in pace(read_recorded(path), settings.replay_speed):
                 if stop.is_set():

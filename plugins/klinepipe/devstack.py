@@ -28,7 +28,7 @@ from klinepipe.embedded import port_is_free, free_port, start_broker, start_post
 log = logging.getLogger("devstack")
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / ".data"
+DATA = Path(os.environ.get("KLINEPIPE_DATA_DIR", ROOT / ".data")).resolve()
 LOGS = DATA / "logs"
 AIRFLOW_HOME = DATA / "airflow"
 PID_FILE = DATA / "run.pid"
@@ -36,6 +36,7 @@ PID_FILE = DATA / "run.pid"
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     DATA.mkdir(exist_ok=True)
     LOGS.mkdir(exist_ok=True)
     _claim_pid_file()
@@ -135,6 +136,7 @@ class Stack:
                 "AIRFLOW__API__PORT": str(port),
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",

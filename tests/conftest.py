@@ -1,0 +1,119 @@
+"""Session fixtures: real PostgreSQL, a real Kafka-API broker and a real Airflow metadata database.
+
+``DATABASE_URL`` / ``KAFKA_BOOTSTRAP_SERVERS`` are used when set; otherwise the embedded pgserver and
+tansu broker are started here, so these tests always run and are never skipped for want of a service.
+Each session gets its own database; each test gets empty tables and its own topic.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from klinepipe.db import apply_migrations, ensure_database, make_engine
+from klinepipe.embedded import start_broker, start_postgres
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield sa.engine.make_url(url).set(database="postgres").render_as_string(hide_password=False)
+        return
+    server = start_postgres(tmp_path_factory.mktemp("pgdata"))
+    yield server.get_uri("postgres")
+    server.cleanup()
+    atexit.unregister(server._cleanup)  # already stopped; pgserver would log again at exit
+
+
+def _fresh_database(admin_url: str, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    ensure_database(admin_url, name)
+    return sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_admin_url) -> str:
+    url = _fresh_database(pg_admin_url, "kp_test")
+    engine = make_engine(url)
+    apply_migrations(engine)
+    engine.dispose()
+    return url
+
+
+_TABLES = ("market.candles", "market.features", "etl.kafka_offsets", "etl.dead_letters", "etl.quality_checks",
+           "trading.fills", "trading.orders", "trading.signals", "trading.positions", "trading.balances",
+           "trading.sleeves", "trading.trader_state")
+
+
+@pytest.fixture
+def engine(database_url):
+    eng = make_engine(database_url)
+    with eng.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY")
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory) -> str:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        yield bootstrap
+        return
+    broker = start_broker(log_path=tmp_path_factory.mktemp("tansu") / "tansu.log")
+    yield broker.bootstrap_servers
+    broker.stop()
+
+
+@pytest.fixture
+def topic(kafka_bootstrap) -> str:
+    from streaming.kafka_sink import ensure_topics
+
+    name = f"klines-test-{uuid.uuid4().hex[:8]}"
+    ensure_topics({"bootstrap.servers": kafka_bootstrap}, {name: 6, f"{name}.dlq": 1})
+    return name
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory, pg_admin_url) -> dict:
+    """A migrated Airflow 3 metadata database in PostgreSQL; env set before airflow is imported."""
+    home = tmp_path_factory.mktemp("airflow_home")
+    meta = sa.engine.make_url(_fresh_database(pg_admin_url, "airflow_test")).set(drivername="postgresql+psycopg2")
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta.render_as_string(hide_password=False),
+        "AIRFLOW__CORE__PARALLELISM": "2",
+    }
+    os.environ.update(env)
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, env=os.environ, stdout=subprocess.DEVNULL)
+    yield env
+    from airflow import settings
+
+    settings.dispose_orm()  # close metadata connections before the server stops
+
+
+def airflow_connections(database_url: str, bootstrap: str) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` values pointing the DAG tasks at the test database and broker."""
+    u = sa.engine.make_url(database_url)
+    db = {"conn_type": "postgres", "host": u.query.get("host") or u.host, "port": u.port, "login": u.username,
+          "password": u.password, "schema": u.database}
+    return {
+        "AIRFLOW_CONN_KLINEPIPE_DB": json.dumps(db),
+        "AIRFLOW_CONN_KLINEPIPE_KAFKA": json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": bootstrap}}),
+    }

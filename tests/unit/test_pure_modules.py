@@ -1,0 +1,19 @@
+"""Pure modules import no I/O library (STYLE 1): checked in a fresh interpreter per module."""
+
+import subprocess
+import sys
+
+import pytest
+
+PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.intervals", "klinepipe.errors", "trader.strategies",
+        "trader.orders", "trader.brokers.paper", "trader.symbols", "streaming.envelope", "streaming.replay"]
+IO_LIBS = ["confluent_kafka", "psycopg2", "psycopg", "sqlalchemy", "websockets", "airflow", "requests", "binance", "httpx", "aiohttp"]
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_module_imports_no_io_library(module):
+    code = f"import sys, {module}; print(','.join(m for m in {IO_LIBS!r} if m in sys.modules))"
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+    assert out == ""

@@ -1,0 +1,101 @@
+import re
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trader.brokers.paper import PaperBroker
+from trader.config import SettingsError, load_settings
+from trader.orders import OrderIntent, client_order_id, round_down
+from trader.strategies import build_strategy
+from trader.strategies.base import Action, Signal, Strategy, StrategyError, decide_safely
+from trader.symbols import split_symbol
+
+
+def _window(fast, slow):
+    return pd.DataFrame({"sma_10": fast, "sma_30": slow})
+
+
+@pytest.mark.parametrize(
+    ("fast", "slow", "action"),
+    [([1.0, 3.0], [2.0, 2.0], Action.BUY), ([3.0, 1.0], [2.0, 2.0], Action.SELL), ([2.0, 3.0], [2.0, 2.0], Action.HOLD),
+     ([1.0, 2.0], [2.0, 2.0], Action.HOLD), ([np.nan, 3.0], [2.0, 2.0], Action.HOLD), ([3.0], [2.0], Action.HOLD)],
+)
+def test_sma_cross_is_a_strict_crossover(fast, slow, action):
+    assert build_strategy("sma_cross").decide(_window(fast, slow)).action is action
+
+
+def test_strategy_parameters_are_validated():
+    with pytest.raises(ValueError, match="fast < slow"):
+        build_strategy("sma_cross", fast=30, slow=10)
+    with pytest.raises(ValueError, match="unknown strategy"):
+        build_strategy("nope")
+
+
+def test_a_raising_strategy_becomes_a_strategy_error():
+    class Broken(Strategy):
+        name = "broken"
+
+        def decide(self, window):
+            raise ZeroDivisionError("boom")
+
+    with pytest.raises(StrategyError, match="broken raised ZeroDivisionError: boom"):
+        decide_safely(Broken(), _window([1.0], [1.0]))
+
+
+def test_strategy_gets_a_copy():
+    class Mutating(Strategy):
+        name = "mutating"
+
+        def decide(self, window):
+            window.loc[:, "sma_10"] = 0.0
+            return Signal(Action.HOLD)
+
+    w = _window([1.0, 2.0], [3.0, 4.0])
+    decide_safely(Mutating(), w)
+    assert w["sma_10"].tolist() == [1.0, 2.0]
+
+
+def test_client_order_id_is_deterministic_and_valid_for_binance():
+    a = client_order_id("BTCUSDT:1m:sma_cross", 1709251200000, "BUY")
+
+    assert a == client_order_id("BTCUSDT:1m:sma_cross", 1709251200000, "BUY")
+    assert a != client_order_id("BTCUSDT:1m:sma_cross", 1709251200000, "SELL")
+    assert a != client_order_id("ETHUSDT:1m:sma_cross", 1709251200000, "BUY")
+    assert re.fullmatch(r"[\.A-Z\:/a-z0-9_-]{1,36}", a)
+
+
+@pytest.mark.parametrize(("qty", "step", "want"), [("0.016259", "0.00001", "0.01625"), ("1", "0.1", "1.0"), ("0.000009", "0.00001", "0")])
+def test_round_down_to_step(qty, step, want):
+    assert round_down(Decimal(qty), Decimal(step)) == Decimal(want)
+
+
+def test_paper_fill_is_exact_with_fee_and_slippage():
+    broker = PaperBroker(fee_bps=Decimal("10"), slippage_bps=Decimal("5"))
+    intent = OrderIntent("s", "BTCUSDT", "BUY", Decimal("0.01625"), 1)
+
+    fill = broker.fill(intent, Decimal("61526.21"), "USDT")
+
+    assert fill.price == Decimal("61526.21") * Decimal("1.0005")
+    assert fill.fee == Decimal("0.01625") * fill.price * Decimal("0.001")
+    assert fill.fee_asset == "USDT"
+
+
+def test_split_symbol():
+    assert split_symbol("BTCUSDT") == ("BTC", "USDT") and split_symbol("ETHBTC") == ("ETH", "BTC")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [({}, "DATABASE_URL"), ({"DATABASE_URL": "postgresql://x/y", "TRADER_ORDER_QUOTE": "-1"}, "TRADER_ORDER_QUOTE"),
+     ({"DATABASE_URL": "postgresql://x/y", "TRADER_SLEEVES": "BTCUSDT-1m"}, "TRADER_SLEEVES"),
+     ({"DATABASE_URL": "postgresql://x/y", "TRADER_MODE": "live"}, "TRADER_MODE")],
+)
+def test_invalid_trader_settings_name_the_setting(monkeypatch, env, named):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+
+    with pytest.raises(SettingsError, match=named):
+        load_settings()
