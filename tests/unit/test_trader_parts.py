@@ -17,6 +17,21 @@ def _window(fast, slow):
     return pd.DataFrame({"sma_10": fast, "sma_30": slow})
 
 
+def test_sma_cross_signals_are_causal_and_match_decide_per_row():
+    t = np.arange(300, dtype=float)
+    frame = pd.DataFrame({"sma_10": np.sin(t / 7) + 0.01, "sma_30": np.sin(t / 19) * 0.5})
+    frame.loc[:40, "sma_30"] = np.nan  # warming up
+    strategy = build_strategy("sma_cross")
+
+    full = strategy.signals(frame)
+    per_row = [strategy.signals(frame.iloc[: i + 1])[-1] for i in range(len(frame))]
+    decided = [strategy.decide(frame.iloc[max(0, i - 1): i + 1]).action for i in range(len(frame))]
+
+    assert list(full) == per_row
+    assert [{1: Action.BUY, -1: Action.SELL, 0: Action.HOLD}[v] for v in full] == decided
+    assert (full == 1).sum() > 3 and (full == -1).sum() > 3
+
+
 @pytest.mark.parametrize(
     ("fast", "slow", "action"),
     [([1.0, 3.0], [2.0, 2.0], Action.BUY), ([3.0, 1.0], [2.0, 2.0], Action.SELL), ([2.0, 3.0], [2.0, 2.0], Action.HOLD),
@@ -37,7 +52,7 @@ def test_a_raising_strategy_becomes_a_strategy_error():
     class Broken(Strategy):
         name = "broken"
 
-        def decide(self, window):
+        def signals(self, frame):
             raise ZeroDivisionError("boom")
 
     with pytest.raises(StrategyError, match="broken raised ZeroDivisionError: boom"):
@@ -48,9 +63,9 @@ def test_strategy_gets_a_copy():
     class Mutating(Strategy):
         name = "mutating"
 
-        def decide(self, window):
-            window.loc[:, "sma_10"] = 0.0
-            return Signal(Action.HOLD)
+        def signals(self, frame):
+            frame.loc[:, "sma_10"] = 0.0
+            return np.zeros(len(frame), dtype=np.int8)
 
     w = _window([1.0, 2.0], [3.0, 4.0])
     decide_safely(Mutating(), w)

@@ -1,7 +1,9 @@
-"""The strategy interface: a features window in, a ``Signal`` out (pure; no I/O, no clock).
+"""The strategy interface: feature rows in, signals out (pure; no I/O, no clock, no venue).
 
-A strategy sees only the feature rows of one series up to and including the bar being decided,
-oldest first; it never sees the venue. Live trading and backtests call the very same class.
+A strategy implements one vectorised, causal method, ``signals(frame)``: for every row of a series'
+feature frame (oldest first) it returns +1 (BUY), -1 (SELL) or 0 (HOLD), where row ``i`` may depend
+only on rows ``<= i``. The live trader calls ``decide(window)`` on the newest rows (the last signal);
+backtests call ``signals`` once over the whole history. Both are the very same code.
 """
 
 from __future__ import annotations
@@ -10,15 +12,21 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 
-INTERFACE_VERSION = 1
+INTERFACE_VERSION = 2
+
+BUY, SELL, HOLD = 1, -1, 0
 
 
 class Action(str, enum.Enum):
     BUY = "BUY"
     SELL = "SELL"
     HOLD = "HOLD"
+
+
+_ACTIONS = {BUY: Action.BUY, SELL: Action.SELL, HOLD: Action.HOLD}
 
 
 @dataclass(frozen=True)
@@ -32,17 +40,29 @@ class StrategyError(RuntimeError):
 
 
 class Strategy:
-    """Base class. Subclasses set ``name``, ``warmup`` and ``required_features`` and implement ``decide``."""
+    """Base class. Subclasses set ``name``, ``warmup`` and ``required_features`` and implement ``signals``."""
 
     name: ClassVar[str]
-    warmup: ClassVar[int] = 1  # rows of history ``decide`` needs, the decided bar included
-    required_features: ClassVar[tuple[str, ...]] = ()
+    warmup: ClassVar[int] = 1  # rows of history one decision needs, the decided row included
+    required_features: tuple[str, ...] = ()
 
     def __init__(self, **params) -> None:
         self.params = params
 
-    def decide(self, window: pd.DataFrame) -> Signal:  # pragma: no cover - interface
+    def signals(self, frame: pd.DataFrame) -> np.ndarray:  # pragma: no cover - interface
+        """+1/-1/0 per row, causal. Must not mutate ``frame``."""
         raise NotImplementedError
+
+    def reason(self, action: Action) -> str:
+        """Why ``action`` was taken, for the records (override for something more specific)."""
+        return "" if action is Action.HOLD else f"{self.name} {action.value.lower()} signal"
+
+    def decide(self, window: pd.DataFrame) -> Signal:
+        """The signal for the newest row of ``window``."""
+        if len(window) == 0:
+            return Signal(Action.HOLD, "no data")
+        action = _ACTIONS[int(self.signals(window)[-1])]
+        return Signal(action, self.reason(action))
 
 
 def decide_safely(strategy: Strategy, window: pd.DataFrame) -> Signal:

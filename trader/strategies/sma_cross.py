@@ -1,15 +1,15 @@
 """Long-only SMA crossover: buy when the fast SMA crosses above the slow one, sell when it crosses below.
 
 The cross is strict, as ``backtesting.lib.crossover``: ``fast[-2] < slow[-2] and fast[-1] > slow[-1]``.
+Rows where either average is not defined yet never signal.
 """
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import pandas as pd
 
-from trader.strategies.base import Action, Signal, Strategy
+from trader.strategies.base import BUY, HOLD, SELL, Action, Strategy
 
 
 class SmaCross(Strategy):
@@ -23,15 +23,20 @@ class SmaCross(Strategy):
         self.fast_col, self.slow_col = f"sma_{fast}", f"sma_{slow}"
         self.required_features = (self.fast_col, self.slow_col)
 
-    def decide(self, window: pd.DataFrame) -> Signal:
-        if len(window) < 2:
-            return Signal(Action.HOLD, "warming up")
-        f0, f1 = window[self.fast_col].iloc[-2], window[self.fast_col].iloc[-1]
-        s0, s1 = window[self.slow_col].iloc[-2], window[self.slow_col].iloc[-1]
-        if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (f0, f1, s0, s1)):
-            return Signal(Action.HOLD, "warming up")
-        if f0 < s0 and f1 > s1:
-            return Signal(Action.BUY, f"{self.fast_col} crossed above {self.slow_col}")
-        if f0 > s0 and f1 < s1:
-            return Signal(Action.SELL, f"{self.fast_col} crossed below {self.slow_col}")
-        return Signal(Action.HOLD, "")
+    def signals(self, frame: pd.DataFrame) -> np.ndarray:
+        fast = frame[self.fast_col].to_numpy(dtype=np.float64)
+        slow = frame[self.slow_col].to_numpy(dtype=np.float64)
+        out = np.full(len(fast), HOLD, dtype=np.int8)
+        if len(fast) < 2:
+            return out
+        f0, f1, s0, s1 = fast[:-1], fast[1:], slow[:-1], slow[1:]
+        out[1:][(f0 < s0) & (f1 > s1)] = BUY  # NaN compares False: no signal while warming up
+        out[1:][(f0 > s0) & (f1 < s1)] = SELL
+        return out
+
+    def reason(self, action: Action) -> str:
+        if action is Action.BUY:
+            return f"{self.fast_col} crossed above {self.slow_col}"
+        if action is Action.SELL:
+            return f"{self.fast_col} crossed below {self.slow_col}"
+        return ""
