@@ -6,7 +6,7 @@ Airflow's plugins folder so that DAG tasks can import it, and the trader imports
 modules so that backtests compute features with the very code the DAG runs.
 """
 
-FEATURE_SET_VERSION = "v1"
+FEATURE_SET_VERSION = "v2"
 KLINES_TOPIC = "binance.klines"
 DLQ_TOPIC = "binance.klines.dlq"
 FEATURES_CHANNEL = "klinepipe_features"

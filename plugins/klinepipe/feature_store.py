@@ -1,24 +1,27 @@
 """Incremental features: closed candles without a current feature row -> ``market.features``.
 
-For each series with such candles, load ``WARMUP_BARS`` closed candles before the first new one plus
-everything after it, compute the feature set, upsert every row from the first new one on, and
-``NOTIFY klinepipe_features`` (delivered at commit) with the series and its newest open time.
+For each series with such candles: load ``WARMUP_BARS`` closed candles before the first new one plus
+everything after it (binary COPY out), compute the feature set, write every row from the first new one
+on (binary COPY into staging, one ``INSERT … ON CONFLICT``), and ``NOTIFY klinepipe_features``
+(delivered at commit) with the series and its newest open time. One transaction for the whole run.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from psycopg2.extras import execute_values
 from sqlalchemy.engine import Engine
 
 from klinepipe import FEATURE_SET_VERSION, FEATURES_CHANNEL
 from klinepipe.features import FEATURE_COLUMNS, WARMUP_BARS, compute_features
+from klinepipe.pgbinary import decode_time_floats, encode_time_floats
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +34,30 @@ GROUP BY c.symbol, c.interval
 ORDER BY c.symbol, c.interval
 """
 
-_WINDOW = """
-SELECT open_time, close FROM (
-    SELECT open_time, close FROM market.candles
+_WINDOW_START = """
+SELECT coalesce(min(open_time), %(t)s) FROM (
+    SELECT open_time FROM market.candles
     WHERE symbol = %(s)s AND interval = %(i)s AND is_closed AND open_time < %(t)s
     ORDER BY open_time DESC LIMIT %(warmup)s
 ) warm
-UNION ALL
-SELECT open_time, close FROM market.candles
-WHERE symbol = %(s)s AND interval = %(i)s AND is_closed AND open_time >= %(t)s
-ORDER BY open_time
 """
 
-_UPSERT = f"""
-INSERT INTO market.features (symbol, interval, open_time, feature_set_version, close, {", ".join(FEATURE_COLUMNS)})
-VALUES %s
+_WINDOW = """
+COPY (SELECT open_time, close::float8, high::float8, low::float8, volume::float8 FROM market.candles
+      WHERE symbol = {s} AND interval = {i} AND is_closed AND open_time >= {t} ORDER BY open_time)
+TO STDOUT (FORMAT binary)
+"""
+
+_STAGING = f"""
+CREATE TEMP TABLE IF NOT EXISTS features_staging (open_time timestamptz, {", ".join(f"{c} float8" for c in FEATURE_COLUMNS)})
+ON COMMIT DELETE ROWS
+"""
+
+_MERGE = f"""
+INSERT INTO market.features AS f (symbol, interval, open_time, feature_set_version, close, {", ".join(FEATURE_COLUMNS)})
+SELECT %(s)s, %(i)s, s.open_time, %(v)s, c.close, {", ".join(f"NULLIF(s.{c}, 'NaN')" for c in FEATURE_COLUMNS)}
+FROM features_staging s
+JOIN market.candles c ON c.symbol = %(s)s AND c.interval = %(i)s AND c.open_time = s.open_time
 ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
     feature_set_version = EXCLUDED.feature_set_version, close = EXCLUDED.close,
     {", ".join(f"{c} = EXCLUDED.{c}" for c in FEATURE_COLUMNS)}, computed_at = now()
@@ -68,7 +80,8 @@ def compute_pending_features(engine: Engine) -> list[SeriesUpdate]:
         with raw.cursor() as cur:
             cur.execute(_PENDING, {"v": FEATURE_SET_VERSION})
             pending = cur.fetchall()
-            updates = [_update_series(cur, symbol, interval, first) for symbol, interval, first in pending]
+            cur.execute(_STAGING)
+            updates = [update_series(cur, symbol, interval, first) for symbol, interval, first in pending]
         raw.commit()
     except BaseException:
         raw.rollback()
@@ -80,27 +93,36 @@ def compute_pending_features(engine: Engine) -> list[SeriesUpdate]:
     return updates
 
 
-def _update_series(cur, symbol: str, interval: str, first_new) -> SeriesUpdate:
-    cur.execute(_WINDOW, {"s": symbol, "i": interval, "t": first_new, "warmup": WARMUP_BARS})
-    rows = cur.fetchall()
-    open_times = [r[0] for r in rows]
-    closes = [r[1] for r in rows]
-    feats = compute_features(np.array([float(c) for c in closes]))
-    start = open_times.index(first_new)
-    values = []
-    for j in range(start, len(rows)):
-        values.append(
-            (symbol, interval, open_times[j], FEATURE_SET_VERSION, closes[j], *(_num(feats[c][j]) for c in FEATURE_COLUMNS))
-        )
-    execute_values(cur, _UPSERT, values, page_size=5000)
-    last = open_times[-1]
-    payload = {"symbol": symbol, "interval": interval, "open_time": last.isoformat(), "rows": len(values)}
+def update_series(cur, symbol: str, interval: str, first_new: datetime) -> SeriesUpdate:
+    """Recompute one series from ``first_new`` on, with its warm-up window (staging table must exist)."""
+    cur.execute(_WINDOW_START, {"s": symbol, "i": interval, "t": first_new, "warmup": WARMUP_BARS})
+    start = cur.fetchone()[0]
+    out = io.BytesIO()
+    cur.copy_expert(_WINDOW.format(s=_lit(cur, symbol), i=_lit(cur, interval), t=_lit(cur, start)), out)
+    times, ohlcv = decode_time_floats(out.getvalue(), 4)
+    feats = compute_features(ohlcv[:, 0], ohlcv[:, 1], ohlcv[:, 2], ohlcv[:, 3])
+    first_ms = _ms(first_new)
+    keep = times >= first_ms
+    cur.execute("TRUNCATE features_staging")
+    cur.copy_expert("COPY features_staging FROM STDIN (FORMAT binary)",
+                    io.BytesIO(encode_time_floats(times[keep], [feats[c][keep] for c in FEATURE_COLUMNS])))
+    cur.execute(_MERGE, {"s": symbol, "i": interval, "v": FEATURE_SET_VERSION})
+    last = _dt(int(times[-1]))
+    payload = {"symbol": symbol, "interval": interval, "open_time": last.isoformat(), "rows": int(keep.sum())}
     cur.execute("SELECT pg_notify(%s, %s)", (FEATURES_CHANNEL, json.dumps(payload)))
-    return SeriesUpdate(symbol, interval, len(values), first_new.isoformat(), last.isoformat())
+    return SeriesUpdate(symbol, interval, int(keep.sum()), first_new.isoformat(), last.isoformat())
 
 
-def _num(x: float) -> float | None:
-    return None if np.isnan(x) else float(x)
+def _lit(cur, value) -> str:
+    return cur.mogrify("%s", (value,)).decode()
+
+
+def _ms(t: datetime) -> int:
+    return int((t - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1000)
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
 def load_features(engine: Engine, symbol: str, interval: str) -> pd.DataFrame:

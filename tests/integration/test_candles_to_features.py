@@ -17,6 +17,11 @@ from tests.helpers import closed_events, sample_rows
 pytestmark = pytest.mark.integration
 
 
+def _features(rows):
+    cols = np.array([[float(r[j]) for j in (4, 2, 3, 5)] for r in rows])
+    return compute_features(cols[:, 0], cols[:, 1], cols[:, 2], cols[:, 3])
+
+
 def _load(engine, events):
     raw = engine.raw_connection()
     with raw.cursor() as cur:
@@ -42,7 +47,7 @@ def test_features_for_new_closed_candles_and_a_notification(engine, database_url
     assert [(u.symbol, u.interval, u.rows) for u in updates] == [("BTCUSDT", "1m", 400)]
     stored = load_features(engine, "BTCUSDT", "1m")
     assert len(stored) == 400 and stored["open_time"].is_unique
-    want = compute_features(np.array([float(r[4]) for r in rows]))
+    want = _features(rows)
     for col in FEATURE_COLUMNS:
         np.testing.assert_allclose(stored[col].to_numpy(dtype=float), want[col], rtol=1e-12, equal_nan=True)
     assert select.select([listener], [], [], 5)[0]
@@ -59,11 +64,11 @@ def test_incremental_runs_equal_one_full_run(engine):
         compute_pending_features(engine)
     incremental = load_features(engine, "BTCUSDT", "1m")
 
-    full = compute_features(np.array([float(r[4]) for r in rows]))
+    full = _features(rows)
 
     assert len(incremental) == 1500
-    for col in FEATURE_COLUMNS:
-        np.testing.assert_allclose(incremental[col].to_numpy(dtype=float), full[col], rtol=1e-12, equal_nan=True)
+    for col in FEATURE_COLUMNS:  # identical, not just close: stored float8 round-trips exactly
+        np.testing.assert_array_equal(incremental[col].to_numpy(dtype=float), full[col], err_msg=col)
 
 
 def test_in_progress_candles_get_no_features(engine):
