@@ -12,5 +12,3 @@ ALTER TABLE market.features
     ADD COLUMN IF NOT EXISTS volatility_30 double precision,
     ADD COLUMN IF NOT EXISTS volume_z_30   double precision;
 
--- The features run looks for closed candles without a current feature row, series by series.
-CREATE INDEX IF NOT EXISTS candles_closed_series ON market.candles (symbol, interval, open_time) WHERE is_closed;

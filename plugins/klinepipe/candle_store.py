@@ -92,20 +92,18 @@ def write_offsets(cur, consumer: str, topic: str, offsets: dict[int, int]) -> No
 
 
 def _copy_buffer(rows: Iterable[tuple[Kline, str]]) -> io.StringIO:
+    """COPY text rows. Symbols are letters and digits (checked when parsed); sources are escaped."""
+    sources: dict[str, str] = {}
     lines = []
     for k, source in rows:
+        src = sources.get(source) or sources.setdefault(source, _text(source))
+        trades = "\\N" if k.trades is None else k.trades
         lines.append(
-            "\t".join(
-                (
-                    _text(k.symbol), k.interval, str(k.open_time), str(k.close_time),
-                    k.open, k.high, k.low, k.close, k.volume,
-                    _opt(k.quote_volume), _opt(None if k.trades is None else str(k.trades)), _opt(k.taker_buy_base_volume), _opt(k.taker_buy_quote_volume),
-                    "t" if k.is_closed else "f", str(k.event_time), _text(source),
-                )
-            )
+            f"{k.symbol}\t{k.interval}\t{k.open_time}\t{k.close_time}\t{k.open}\t{k.high}\t{k.low}\t{k.close}\t{k.volume}"
+            f"\t{_opt(k.quote_volume)}\t{trades}\t{_opt(k.taker_buy_base_volume)}\t{_opt(k.taker_buy_quote_volume)}"
+            f"\t{'t' if k.is_closed else 'f'}\t{k.event_time}\t{src}\n"
         )
-    lines.append("")
-    return io.StringIO("\n".join(lines))
+    return io.StringIO("".join(lines))
 
 
 def _opt(value: str | None) -> str:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from confluent_kafka import Message
 from sqlalchemy.engine import Engine
 
 from klinepipe import KLINES_TOPIC
 from klinepipe.candle_store import DeadLetter, insert_dead_letters, read_offsets, stage_and_merge, write_offsets
 from klinepipe.errors import KlineParseError, RetryableError
-from klinepipe.kafka_batch import Batch, read_batch
-from klinepipe.kline import Kline, newest, parse_kline_event, series_key
+from klinepipe.kafka_batch import BatchRead, message_source, read_chunks
+from klinepipe.kline import Kline, newest, parse_kline_event
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +52,22 @@ def ingest_batch(
     max_seconds: float = 30.0,
 ) -> IngestResult:
     """Run one bounded micro-batch and commit it with its offsets; return what it did."""
-    with engine.connect() as conn:
-        stored = read_offsets(conn.connection.cursor(), consumer, topic)
-        conn.rollback()
-    batch = read_batch(kafka_config, topic, stored, max_messages=max_messages, max_seconds=max_seconds)
-    latest, dead = parse_batch(batch)
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cur:
+            stored = read_offsets(cur, consumer, topic)
+        raw.rollback()
+        read = BatchRead(topic)
+        latest: dict[tuple[str, str, int], tuple[Kline, Message]] = {}
+        dead: list[DeadLetter] = []
+        for chunk in read_chunks(kafka_config, topic, stored, read, max_messages=max_messages, max_seconds=max_seconds):
+            parse_into(chunk, topic, latest, dead)
+        with raw.cursor() as cur:
             if read_offsets(cur, consumer, topic, lock=True) != stored:
                 raise RetryableError(f"offsets of {consumer}/{topic} moved during the batch: another loader ran")
-            changed = stage_and_merge(cur, latest.values())
+            changed = stage_and_merge(cur, ((k, message_source(m)) for k, m in latest.values()))
             insert_dead_letters(cur, dead)
-            write_offsets(cur, consumer, topic, batch.next_offsets)
+            write_offsets(cur, consumer, topic, read.next_offsets)
         raw.commit()
     except BaseException:
         raw.rollback()
@@ -71,33 +75,31 @@ def ingest_batch(
     finally:
         raw.close()
     result = IngestResult(
-        messages=len(batch.records),
+        messages=read.messages,
         candles=len(latest),
         changed=changed,
         closed=sum(1 for k, _ in latest.values() if k.is_closed),
         dead_letters=len(dead),
-        next_offsets=batch.next_offsets,
+        next_offsets=read.next_offsets,
     )
     log.info("ingested %s", result)
     return result
 
 
-def parse_batch(batch: Batch) -> tuple[dict[tuple[str, str, int], tuple[Kline, str]], list[DeadLetter]]:
-    """Parse records; keep the newest state per candle; collect the invalid as dead letters."""
-    latest: dict[tuple[str, str, int], tuple[Kline, str]] = {}
-    dead: list[DeadLetter] = []
-    for rec in batch.records:
+def parse_into(chunk: list[Message], topic: str, latest: dict, dead: list[DeadLetter]) -> None:
+    """Parse messages; keep the newest state per candle in ``latest``; the invalid go to ``dead``."""
+    for msg in chunk:
+        value, key = msg.value(), msg.key()
         try:
-            if rec.value is None:
+            if value is None:
                 raise KlineParseError("empty message value")
-            kline = parse_kline_event(rec.value)
-            if rec.key is not None and rec.key.decode("utf-8", "replace") != series_key(kline.symbol, kline.interval):
-                raise KlineParseError(f"key {rec.key!r} does not match the event's series {kline.key!r}")
+            kline = parse_kline_event(value)
+            if key is not None and key != f"{kline.symbol}:{kline.interval}".encode():
+                raise KlineParseError(f"key {key!r} does not match the event's series {kline.key!r}")
         except KlineParseError as exc:
-            dead.append(DeadLetter(batch.topic, rec.partition, rec.offset, rec.key, rec.value, str(exc)))
+            dead.append(DeadLetter(topic, msg.partition(), msg.offset(), key, value, str(exc)))
             continue
         pk = (kline.symbol, kline.interval, kline.open_time)
         seen = latest.get(pk)
         if seen is None or newest(seen[0], kline) is kline:
-            latest[pk] = (kline, rec.source)
-    return latest, dead
+            latest[pk] = (kline, msg)

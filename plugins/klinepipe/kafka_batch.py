@@ -3,124 +3,116 @@
 The batch reads every partition to its end (the partition-EOF event of the first fetch that reaches
 it), or stops earlier at ``max_messages`` or ``max_seconds``. End-of-log comes from fetch responses,
 not from ListOffsets, because the embedded tansu broker answers ListOffsets(latest) with the base offset
-of the last record batch + 1 rather than the true high watermark. Partitions are ``assign()``-ed at the offsets stored in PostgreSQL, so a re-run
-reads exactly what the last committed run did not.
+of the last record batch + 1 rather than the true high watermark.
+
+Messages are handed out in chunks while librdkafka keeps fetching in its own thread, so parsing a
+chunk overlaps with fetching the next one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from klinepipe.errors import BrokerUnavailableError
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    source: str
+@dataclass
+class BatchRead:
+    """What a bounded read covered: start and next offsets per partition, and any offset resets."""
 
-
-@dataclass(slots=True)
-class Batch:
     topic: str
-    records: list[Record] = field(default_factory=list)
     start_offsets: dict[int, int] = field(default_factory=dict)
     next_offsets: dict[int, int] = field(default_factory=dict)
     resets: dict[int, str] = field(default_factory=dict)  # partition -> why its stored offset was not usable
+    messages: int = 0
 
 
-def read_batch(
-    kafka_config: dict,
-    topic: str,
-    stored: dict[int, int],
-    *,
-    max_messages: int = 500_000,
-    max_seconds: float = 30.0,
-    timeout: float = 10.0,
-) -> Batch:
-    """Read ``topic`` from the ``stored`` next offsets up to the watermarks seen now."""
-    consumer = Consumer(
-        {
-            **kafka_config,
-            "group.id": kafka_config.get("group.id", "klinepipe-ingest"),
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
-        }
-    )
+def read_chunks(kafka_config: dict, topic: str, stored: dict[int, int], read: BatchRead, *,
+                max_messages: int = 500_000, max_seconds: float = 30.0, timeout: float = 10.0) -> Iterator[list[Message]]:
+    """Yield lists of messages of ``topic`` from the ``stored`` next offsets; fill ``read`` as it goes."""
+    consumer = Consumer({**kafka_config, "group.id": kafka_config.get("group.id", "klinepipe-ingest"),
+                         "enable.auto.commit": False, "enable.auto.offset.store": False,
+                         "enable.partition.eof": True, "auto.offset.reset": "earliest"})
     try:
-        return _read(consumer, topic, stored, max_messages, max_seconds, timeout)
+        yield from _chunks(consumer, topic, stored, read, max_messages, max_seconds, timeout)
     except KafkaException as exc:
         raise BrokerUnavailableError(f"reading {topic!r} failed: {exc}") from exc
     finally:
         consumer.close()
 
 
-def _read(consumer: Consumer, topic: str, stored: dict[int, int], max_messages: int, max_seconds: float, timeout: float) -> Batch:
-    batch = Batch(topic=topic)
-    metadata = consumer.list_topics(topic, timeout=timeout)
-    info = metadata.topics.get(topic)
+def _chunks(consumer: Consumer, topic: str, stored: dict[int, int], read: BatchRead, max_messages: int,
+            max_seconds: float, timeout: float) -> Iterator[list[Message]]:
+    partitions = _partitions(consumer, topic, timeout)
+    if not partitions:
+        return
+    consumer.assign([TopicPartition(topic, p, _start(read, stored, p)) for p in partitions])
+    open_partitions, first_seen = set(partitions), set()
+    deadline = time.monotonic() + max_seconds
+    while open_partitions and read.messages < max_messages and time.monotonic() < deadline:
+        chunk = []
+        for msg in consumer.consume(num_messages=min(10_000, max_messages - read.messages), timeout=0.2):
+            partition, err = msg.partition(), msg.error()
+            if err is not None:
+                _on_error(err, msg, open_partitions, read, topic)
+            elif partition in open_partitions:  # else: that partition reached its end; the next batch reads on
+                if partition not in first_seen:
+                    first_seen.add(partition)
+                    _note_reset(read, partition, msg.offset())
+                chunk.append(msg)
+                read.next_offsets[partition] = msg.offset() + 1
+        read.messages += len(chunk)
+        if chunk:
+            yield chunk
+
+
+def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
+    info = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
     if info is None or info.error is not None:
         if info is not None and info.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
             raise BrokerUnavailableError(f"topic {topic!r}: {info.error}")
         log.info("topic %s does not exist yet: nothing to read", topic)
-        return batch
-    assignment = []
-    for partition in sorted(info.partitions):
-        start = stored.get(partition, OFFSET_BEGINNING)
-        batch.start_offsets[partition] = start
-        if start >= 0:
-            batch.next_offsets[partition] = start
-        assignment.append(TopicPartition(topic, partition, start))
-    consumer.assign(assignment)
-    open_partitions = set(info.partitions)
-    first_seen: set[int] = set()
-    deadline = time.monotonic() + max_seconds
-    while open_partitions and len(batch.records) < max_messages and time.monotonic() < deadline:
-        for msg in consumer.consume(num_messages=min(10_000, max_messages - len(batch.records)), timeout=0.2):
-            partition, err = msg.partition(), msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    open_partitions.discard(partition)
-                    batch.next_offsets.setdefault(partition, msg.offset())
-                    continue
-                if err.retriable():
-                    continue
-                raise BrokerUnavailableError(f"consume from {topic!r}: {err}")
-            if partition not in open_partitions:
-                continue  # this partition already reached its end: the next batch reads on
-            offset = msg.offset()
-            if partition not in first_seen:
-                first_seen.add(partition)
-                _note_reset(batch, partition, offset)
-            batch.records.append(Record(partition, offset, msg.key(), msg.value(), _source(msg.headers())))
-            batch.next_offsets[partition] = offset + 1
-    return batch
+        return []
+    return sorted(info.partitions)
 
 
-def _note_reset(batch: Batch, partition: int, first_offset: int) -> None:
+def _start(read: BatchRead, stored: dict[int, int], partition: int) -> int:
+    start = stored.get(partition, OFFSET_BEGINNING)
+    read.start_offsets[partition] = start
+    if start >= 0:
+        read.next_offsets[partition] = start
+    return start
+
+
+def _on_error(err: KafkaError, msg: Message, open_partitions: set[int], read: BatchRead, topic: str) -> None:
+    if err.code() == KafkaError._PARTITION_EOF:
+        open_partitions.discard(msg.partition())
+        read.next_offsets.setdefault(msg.partition(), msg.offset())
+    elif not err.retriable():
+        raise BrokerUnavailableError(f"consume from {topic!r}: {err}")
+
+
+def _note_reset(read: BatchRead, partition: int, first_offset: int) -> None:
     """The stored offset was out of range and the consumer restarted at the earliest message."""
-    start = batch.start_offsets.get(partition, OFFSET_BEGINNING)
+    start = read.start_offsets.get(partition, OFFSET_BEGINNING)
     if start < 0 or first_offset == start:
         return
     why = (f"stored offset {start} is past the log end: the topic was recreated" if first_offset < start
            else f"stored offset {start} is below the log start {first_offset}: messages expired before loading")
-    batch.resets[partition] = why
+    read.resets[partition] = why
     log.warning("partition %s: %s; reading from offset %s", partition, why, first_offset)
 
 
-def _source(headers: list[tuple[str, bytes]] | None) -> str:
-    for name, value in headers or ():
+def message_source(msg: Message) -> str:
+    """The ``source`` header of a message (``unknown`` when absent)."""
+    for name, value in msg.headers() or ():
         if name == "source" and value:
             return value.decode("utf-8", "replace")
     return "unknown"
