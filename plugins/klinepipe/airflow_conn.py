@@ -62,3 +62,14 @@ def kafka_config() -> dict:
 
 def klines_topic() -> str:
     return os.environ.get("KAFKA_TOPIC", "binance.klines")
+
+
+def binance_client():
+    """A python-binance ``Client`` for public market data; ``BINANCE_REST_URL`` points it elsewhere (testnet, a fake)."""
+    from binance import Client
+
+    client = Client(None, None, ping=False, requests_params={"timeout": 10})
+    base = os.environ.get("BINANCE_REST_URL")
+    if base:
+        client.API_URL = f"{base.rstrip('/')}/api"
+    return client

@@ -1,0 +1,176 @@
+"""Fill holes in ``market.candles`` from Binance REST klines (python-binance), or from local kline files.
+
+- ``find_gaps``: missing closed candles between stored closed candles of a series (SQL ``lead()``).
+- ``fetch_klines``: ``GET /api/v3/klines`` through a python-binance ``Client`` (injected), paged 1,000
+  at a time, slowing down when the used weight nears the limit, and honouring ``Retry-After`` on 429/418.
+- ``load_klines``: the guarded merge of the ingest path, with ``source = 'backfill'``.
+The still-open bar that a range reaching "now" returns is never stored as closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from klinepipe.binance_files import read_kline_file, row_to_kline
+from klinepipe.candle_store import stage_and_merge
+from klinepipe.errors import FatalError, RetryableError
+from klinepipe.intervals import INTERVAL_MS, VARIABLE_LENGTH
+from klinepipe.kline import Kline
+
+log = logging.getLogger(__name__)
+
+PAGE = 1000
+WEIGHT_LIMIT = 6000  # REQUEST_WEIGHT per minute (exchangeInfo rateLimits); slow down at 80 %
+MAX_RETRY_AFTER_S = 300.0
+
+_GAPS = """
+SELECT open_time, next_open FROM (
+    SELECT open_time, lead(open_time) OVER (ORDER BY open_time) AS next_open FROM market.candles
+    WHERE symbol = %(s)s AND interval = %(i)s AND is_closed AND open_time >= %(since)s AND open_time < %(until)s) c
+WHERE next_open - open_time > %(step)s * interval '1 millisecond'
+ORDER BY open_time
+"""
+
+
+@dataclass(frozen=True)
+class Gap:
+    symbol: str
+    interval: str
+    start_ms: int  # first missing open time
+    end_ms: int  # last missing open time
+
+    @property
+    def missing(self) -> int:
+        return (self.end_ms - self.start_ms) // INTERVAL_MS[self.interval] + 1
+
+
+def find_gaps(engine: Engine, symbol: str, interval: str, since: datetime, until: datetime) -> list[Gap]:
+    if interval in VARIABLE_LENGTH:
+        return []
+    step = INTERVAL_MS[interval]
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            cur.execute(_GAPS, {"s": symbol, "i": interval, "since": since, "until": until, "step": step})
+            rows = cur.fetchall()
+        raw.rollback()
+    finally:
+        raw.close()
+    return [Gap(symbol, interval, _ms(a) + step, _ms(b) - step) for a, b in rows]
+
+
+def series(engine: Engine) -> list[tuple[str, str]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql("SELECT DISTINCT symbol, interval FROM market.candles ORDER BY 1, 2")]
+
+
+def fetch_klines(client, symbol: str, interval: str, start_ms: int, end_ms: int, *,
+                 now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+                 sleep: Callable[[float], None] = time.sleep) -> Iterator[Kline]:
+    """Closed candles with open time in [start_ms, end_ms], page by page (oldest first)."""
+    cursor = start_ms
+    while cursor <= end_ms:
+        rows = _call(client, sleep, symbol=symbol, interval=interval, startTime=cursor, endTime=end_ms, limit=PAGE)
+        if not rows:
+            return
+        fetched_at = now_ms()
+        for row in rows:
+            if int(row[6]) < fetched_at:  # a bar whose close time is still ahead is not final
+                yield row_to_kline(row, symbol, interval, fetched_at)
+        cursor = int(rows[-1][0]) + INTERVAL_MS[interval]
+        _pace(client, sleep)
+        if len(rows) < PAGE:
+            return
+
+
+def _call(client, sleep: Callable[[float], None], **params) -> list:
+    from binance.exceptions import BinanceAPIException, BinanceRequestException  # the adapter's own errors
+
+    for attempt in range(5):
+        try:
+            return client.get_klines(**params)
+        except BinanceAPIException as exc:
+            if exc.status_code not in (429, 418):
+                raise FatalError(f"klines {params['symbol']} {params['interval']}: {exc.status_code} {exc.code} {exc.message}") from None
+            wait = float(exc.response.headers.get("Retry-After", 60)) if exc.response is not None else 60.0
+            if wait > MAX_RETRY_AFTER_S:
+                raise RetryableError(f"Binance asks to wait {wait:.0f}s (HTTP {exc.status_code}); giving up this run") from None
+            log.warning("HTTP %s from Binance: waiting %.0fs (Retry-After)", exc.status_code, wait)
+            sleep(wait)
+        except (BinanceRequestException, OSError) as exc:
+            log.warning("klines request failed (%s); retrying", exc)
+            sleep(min(30.0, 2.0**attempt))
+    raise RetryableError(f"klines {params['symbol']} {params['interval']}: still failing after 5 attempts")
+
+
+def _pace(client, sleep: Callable[[float], None]) -> None:
+    """Sleep to the next minute when this minute's used weight passed 80 % of the limit."""
+    headers = getattr(getattr(client, "response", None), "headers", None) or {}
+    used = int(headers.get("x-mbx-used-weight-1m", headers.get("X-MBX-USED-WEIGHT-1M", 0)) or 0)
+    if used > 0.8 * WEIGHT_LIMIT:
+        wait = 60 - time.time() % 60
+        log.info("used weight %s of %s this minute: pausing %.0fs", used, WEIGHT_LIMIT, wait)
+        sleep(wait)
+
+
+def load_klines(engine: Engine, klines: Iterable[Kline], source: str = "backfill", chunk: int = 50_000) -> int:
+    """Upsert closed candles (guarded merge, chunked); return the rows inserted or changed."""
+    changed, batch = 0, []
+    for k in klines:
+        batch.append((k, source))
+        if len(batch) >= chunk:
+            changed += _merge(engine, batch)
+            batch = []
+    return changed + (_merge(engine, batch) if batch else 0)
+
+
+def _merge(engine: Engine, rows: list[tuple[Kline, str]]) -> int:
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            changed = stage_and_merge(cur, rows)
+        raw.commit()
+        return changed
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+
+
+def import_files(engine: Engine, paths: Iterable[Path]) -> dict[str, int]:
+    """Load data.binance.vision kline zips/CSVs; return rows changed per file."""
+    now = time.time_ns() // 1_000_000
+    return {str(p): load_klines(engine, read_kline_file(p, now), source="file") for p in paths}
+
+
+def _ms(t: datetime) -> int:
+    return int((t - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1000)
+
+
+def fill_gaps(engine: Engine, client, since: datetime, until: datetime, **fetch_kw) -> list[dict]:
+    """Find and fill the gaps of every stored series between ``since`` and ``until``."""
+    report = []
+    for symbol, interval in series(engine):
+        for gap in find_gaps(engine, symbol, interval, since, until):
+            changed = load_klines(engine, fetch_klines(client, symbol, interval, gap.start_ms, gap.end_ms, **fetch_kw))
+            report.append({"symbol": symbol, "interval": interval, "from": gap.start_ms, "to": gap.end_ms,
+                           "missing": gap.missing, "filled": changed})
+            log.info("gap %s %s %s..%s: %d missing, %d filled", symbol, interval, gap.start_ms, gap.end_ms, gap.missing, changed)
+    return report
+
+
+def load_history(engine: Engine, client, symbols: list[str], interval: str, start: datetime, end: datetime,
+                 **fetch_kw) -> dict[str, int]:
+    """Initial history load: every closed candle of ``symbols`` × ``interval`` in [start, end)."""
+    if interval not in INTERVAL_MS:
+        raise FatalError(f"unknown interval {interval!r}")
+    last = _ms(end) - 1
+    return {s: load_klines(engine, fetch_klines(client, s.upper(), interval, _ms(start), last, **fetch_kw)) for s in symbols}

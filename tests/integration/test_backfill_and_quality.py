@@ -1,0 +1,122 @@
+"""Backfill against the local fake Binance REST (python-binance pointed at it) and the data-quality checks."""
+
+import io
+import zipfile
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from binance import Client
+
+from klinepipe.backfill import fetch_klines, fill_gaps, find_gaps, import_files, load_history, load_klines
+from klinepipe.binance_files import row_to_kline
+from klinepipe.quality import run_quality_checks
+from tests.fake_binance import FakeBinance, Fault
+from tests.helpers import sample_rows
+
+pytestmark = pytest.mark.integration
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+WIDE = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+
+
+@pytest.fixture
+def fake():
+    with FakeBinance() as fake:
+        fake.add_symbol("BTCUSDT", "BTC", "USDT")
+        yield fake
+
+
+def _client(fake) -> Client:
+    client = Client(None, None, ping=False)
+    client.API_URL = fake.api_url
+    return client
+
+
+def _stored(engine):
+    with engine.connect() as c:
+        return c.execute(sa.text("SELECT open_time, open, high, low, close, volume, trades, is_closed, source"
+                                 " FROM market.candles ORDER BY open_time")).fetchall()
+
+
+def _with_holes(engine, rows):
+    keep = rows[:100] + rows[130:700] + rows[701:1200] + rows[1500:]
+    load_klines(engine, (row_to_kline(r, "BTCUSDT", "1m", int(r[6]) + 1) for r in keep), source="replay")
+    return keep
+
+
+def test_a_table_with_holes_ends_complete(engine, fake):
+    rows = sample_rows(1600)
+    fake.seed_klines("BTCUSDT", "1m", rows)
+    _with_holes(engine, rows)
+    assert [g.missing for g in find_gaps(engine, "BTCUSDT", "1m", *WIDE)] == [30, 1, 300]
+
+    report = fill_gaps(engine, _client(fake), *WIDE)
+
+    assert [r["filled"] for r in report] == [30, 1, 300]
+    stored = _stored(engine)
+    assert [int((s.open_time - EPOCH).total_seconds() * 1000) for s in stored] == [int(r[0]) for r in rows]
+    assert [str(s.close) for s in stored] == [r[4] for r in rows]  # exact decimals, as served
+    assert all(s.is_closed for s in stored)
+    assert sum(s.source == "backfill" for s in stored) == 331
+    assert find_gaps(engine, "BTCUSDT", "1m", *WIDE) == []
+
+
+def test_a_429_with_retry_after_is_honoured(engine, fake):
+    rows = sample_rows(2500)
+    fake.seed_klines("BTCUSDT", "1m", rows)
+    fake.inject(Fault("GET", "/api/v3/klines", 429, -1003, retry_after=7))
+    slept = []
+
+    loaded = load_history(engine, _client(fake), ["BTCUSDT"], "1m",
+                          EPOCH + timedelta(milliseconds=int(rows[0][0])), EPOCH + timedelta(milliseconds=int(rows[-1][0]) + 60_000),
+                          sleep=slept.append)
+
+    assert loaded == {"BTCUSDT": 2500}
+    assert slept[0] == 7  # waited exactly what Retry-After said, then went on (3 pages of 1,000)
+    assert len(_stored(engine)) == 2500
+
+
+def test_the_still_open_bar_is_not_stored_as_closed(engine, fake):
+    rows = sample_rows(10)
+    fake.seed_klines("BTCUSDT", "1m", rows)
+    now_ms = int(rows[-1][0]) + 30_000  # half-way through the last bar
+
+    got = list(fetch_klines(_client(fake), "BTCUSDT", "1m", int(rows[0][0]), int(rows[-1][0]), now_ms=lambda: now_ms))
+
+    assert [k.open_time for k in got] == [int(r[0]) for r in rows[:-1]]
+
+
+def test_binance_vision_files_import_with_ms_and_us_times(engine, tmp_path):
+    rows = sample_rows(5, "BTCUSDT-30m.csv")
+    ms_csv = tmp_path / "BTCUSDT-30m-2021-10.csv"
+    ms_csv.write_text("".join(",".join(r) + "\n" for r in rows[:3]))
+    us_rows = [[str(int(r[0]) * 1000), *r[1:6], str(int(r[6]) * 1000), *r[7:]] for r in rows[3:]]
+    us_zip = tmp_path / "BTCUSDT-30m-2021-10-05.zip"
+    with zipfile.ZipFile(us_zip, "w") as z:
+        z.writestr("BTCUSDT-30m-2021-10-05.csv", "".join(",".join(r) + "\n" for r in us_rows))
+
+    changed = import_files(engine, [ms_csv, us_zip])
+
+    assert list(changed.values()) == [3, 2]
+    stored = _stored(engine)
+    assert [int((s.open_time - EPOCH).total_seconds() * 1000) for s in stored] == [int(r[0]) for r in rows]
+    assert [s.trades for s in stored] == [int(r[8]) for r in rows]
+
+
+def test_quality_checks_pass_on_real_data_and_name_each_problem(engine):
+    rows = sample_rows(300)
+    _with_holes(engine, rows)  # holes at rows 100-129 and 700: only the first is within 300 rows
+    assert all(r.passed for r in run_quality_checks(engine) if r.check in ("ohlc", "overlaps"))
+    with engine.begin() as c:
+        c.exec_driver_sql("UPDATE market.candles SET low = high + 1 WHERE open_time = (SELECT max(open_time) FROM market.candles)")
+        c.exec_driver_sql("UPDATE market.candles SET ingested_at = now() - interval '1 hour'")
+
+    results = {r.check: r for r in run_quality_checks(engine, stale_after=timedelta(minutes=10))}
+
+    assert not results["gaps"].passed and results["gaps"].details["violations"][0]["missing"] == 30
+    assert not results["ohlc"].passed and "BTCUSDT 1m" in results["ohlc"].describe()
+    assert not results["staleness"].passed
+    assert results["overlaps"].passed
+    with engine.connect() as c:
+        stored = c.execute(sa.text("SELECT check_name, passed FROM etl.quality_checks ORDER BY id")).fetchall()
+    assert ("gaps", False) in stored and ("ohlc", False) in stored and len(stored) == 8
