@@ -1,9 +1,11 @@
 """Micro-batch the Kafka topic ``binance.klines`` into ``market.candles``, exactly once.
 
-Every minute, one bounded batch: from the offsets stored in ``etl.kafka_offsets`` up to the high
-watermarks seen at start (at most ``max_messages`` / ``max_seconds``). Invalid messages go to
+Every minute, one bounded batch: from the offsets stored in ``etl.kafka_offsets`` to the end of each
+partition (at most ``max_messages`` / ``max_seconds`` per load task). Invalid messages go to
 ``etl.dead_letters``. Rows and offsets commit in one transaction, so re-running any run is safe.
-When candles changed, the ``market.candles`` Asset is updated and ``compute_features`` runs.
+``plan`` splits the topic's partitions into ``tasks`` groups, one mapped ``load_batch`` each: 1 on a
+2-core machine, up to one per partition on a cluster. When candles changed, the ``market.candles``
+Asset is updated and ``compute_features`` runs.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
 from klinepipe.assets import CANDLES
 
@@ -24,12 +26,25 @@ from klinepipe.assets import CANDLES
     dagrun_timeout=timedelta(minutes=5),
     default_args={"retries": 3, "retry_delay": timedelta(seconds=15)},
     tags=["klinepipe", "ingest"],
-    params={"max_messages": 500_000, "max_seconds": 30},
+    params={
+        "max_messages": Param(500_000, type="integer", minimum=1, description="per load task"),
+        "max_seconds": Param(30, type="number", minimum=1, description="per load task"),
+        "tasks": Param(1, type="integer", minimum=1, description="parallel load tasks, each with a share of the partitions"),
+    },
     doc_md=__doc__,
 )
 def ingest_klines():
+    @task(execution_timeout=timedelta(minutes=1))
+    def plan(params=None) -> list[list[int]]:
+        from klinepipe.airflow_conn import kafka_config, klines_topic
+        from klinepipe.kafka_batch import list_partitions
+
+        partitions = list_partitions(kafka_config(), klines_topic())
+        groups = max(1, min(int(params["tasks"]), len(partitions)))
+        return [partitions[i::groups] for i in range(groups)] if partitions else []
+
     @task(outlets=[CANDLES], execution_timeout=timedelta(minutes=4))
-    def load_batch(params=None) -> dict:
+    def load_batch(partitions: list[int], params=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from klinepipe.airflow_conn import database_url, kafka_config, klines_topic
@@ -38,7 +53,7 @@ def ingest_klines():
 
         engine = make_engine(database_url())
         try:
-            result = ingest_batch(engine, kafka_config(), topic=klines_topic(),
+            result = ingest_batch(engine, kafka_config(), topic=klines_topic(), partitions=partitions,
                                   max_messages=int(params["max_messages"]), max_seconds=float(params["max_seconds"]))
         finally:
             engine.dispose()
@@ -46,7 +61,7 @@ def ingest_klines():
             raise AirflowSkipException(f"nothing new ({result.messages} messages read)")
         return result.as_dict()
 
-    load_batch()
+    load_batch.expand(partitions=plan())
 
 
 ingest_klines()

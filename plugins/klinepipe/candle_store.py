@@ -73,11 +73,12 @@ def insert_dead_letters(cur, dead: list[DeadLetter]) -> None:
     )
 
 
-def read_offsets(cur, consumer: str, topic: str, *, lock: bool = False) -> dict[int, int]:
+def read_offsets(cur, consumer: str, topic: str, partitions: list[int] | None = None, *, lock: bool = False) -> dict[int, int]:
+    """The loader's next offset per partition (only ``partitions`` when given)."""
     cur.execute(
         "SELECT partition, next_offset FROM etl.kafka_offsets WHERE consumer = %s AND topic = %s"
-        + (" FOR UPDATE" if lock else ""),
-        (consumer, topic),
+        " AND (%s::int[] IS NULL OR partition = ANY(%s::int[])) ORDER BY partition" + (" FOR UPDATE" if lock else ""),
+        (consumer, topic, partitions, partitions),
     )
     return dict(cur.fetchall())
 

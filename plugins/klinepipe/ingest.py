@@ -13,6 +13,7 @@ same messages again; a crash after it leaves nothing to redo.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import Message
@@ -50,25 +51,34 @@ def ingest_batch(
     consumer: str = CONSUMER,
     max_messages: int = 500_000,
     max_seconds: float = 30.0,
+    partitions: list[int] | None = None,
+    checkpoint: Callable[[str], None] = lambda stage: None,
 ) -> IngestResult:
-    """Run one bounded micro-batch and commit it with its offsets; return what it did."""
+    """Run one bounded micro-batch and commit it with its offsets; return what it did.
+
+    ``partitions`` limits the batch to some partitions (one mapped task each); ``checkpoint`` is called
+    with ``"staged"`` (rows merged, not committed) and ``"committed"``: the seam crash drills use.
+    """
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cur:
-            stored = read_offsets(cur, consumer, topic)
+            stored = read_offsets(cur, consumer, topic, partitions)
         raw.rollback()
         read = BatchRead(topic)
         latest: dict[tuple[str, str, int], tuple[Kline, Message]] = {}
         dead: list[DeadLetter] = []
-        for chunk in read_chunks(kafka_config, topic, stored, read, max_messages=max_messages, max_seconds=max_seconds):
+        for chunk in read_chunks(kafka_config, topic, stored, read, max_messages=max_messages, max_seconds=max_seconds,
+                                 partitions=partitions):
             parse_into(chunk, topic, latest, dead)
         with raw.cursor() as cur:
-            if read_offsets(cur, consumer, topic, lock=True) != stored:
+            if read_offsets(cur, consumer, topic, partitions, lock=True) != stored:
                 raise RetryableError(f"offsets of {consumer}/{topic} moved during the batch: another loader ran")
             changed = stage_and_merge(cur, ((k, message_source(m)) for k, m in latest.values()))
             insert_dead_letters(cur, dead)
             write_offsets(cur, consumer, topic, read.next_offsets)
+            checkpoint("staged")
         raw.commit()
+        checkpoint("committed")
     except BaseException:
         raw.rollback()
         raise

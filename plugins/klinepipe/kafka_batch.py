@@ -35,13 +35,16 @@ class BatchRead:
 
 
 def read_chunks(kafka_config: dict, topic: str, stored: dict[int, int], read: BatchRead, *,
-                max_messages: int = 500_000, max_seconds: float = 30.0, timeout: float = 10.0) -> Iterator[list[Message]]:
-    """Yield lists of messages of ``topic`` from the ``stored`` next offsets; fill ``read`` as it goes."""
-    consumer = Consumer({**kafka_config, "group.id": kafka_config.get("group.id", "klinepipe-ingest"),
+                max_messages: int = 500_000, max_seconds: float = 30.0, timeout: float = 10.0,
+                partitions: list[int] | None = None) -> Iterator[list[Message]]:
+    """Yield lists of messages of ``topic`` (its ``partitions``, default all) from the ``stored`` next offsets."""
+    # A short fetch wait: a batch ends at the partition-EOF of a fetch, which the broker would otherwise
+    # hold back up to 500 ms waiting for new data.
+    consumer = Consumer({"fetch.wait.max.ms": 50, **kafka_config, "group.id": kafka_config.get("group.id", "klinepipe-ingest"),
                          "enable.auto.commit": False, "enable.auto.offset.store": False,
                          "enable.partition.eof": True, "auto.offset.reset": "earliest"})
     try:
-        yield from _chunks(consumer, topic, stored, read, max_messages, max_seconds, timeout)
+        yield from _chunks(consumer, topic, stored, read, max_messages, max_seconds, timeout, partitions)
     except KafkaException as exc:
         raise BrokerUnavailableError(f"reading {topic!r} failed: {exc}") from exc
     finally:
@@ -49,8 +52,8 @@ def read_chunks(kafka_config: dict, topic: str, stored: dict[int, int], read: Ba
 
 
 def _chunks(consumer: Consumer, topic: str, stored: dict[int, int], read: BatchRead, max_messages: int,
-            max_seconds: float, timeout: float) -> Iterator[list[Message]]:
-    partitions = _partitions(consumer, topic, timeout)
+            max_seconds: float, timeout: float, only: list[int] | None) -> Iterator[list[Message]]:
+    partitions = [p for p in topic_partitions(consumer, topic, timeout) if only is None or p in only]
     if not partitions:
         return
     consumer.assign([TopicPartition(topic, p, _start(read, stored, p)) for p in partitions])
@@ -73,7 +76,8 @@ def _chunks(consumer: Consumer, topic: str, stored: dict[int, int], read: BatchR
             yield chunk
 
 
-def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
+def topic_partitions(consumer, topic: str, timeout: float = 10.0) -> list[int]:
+    """The partition ids of ``topic`` (empty when it does not exist yet)."""
     info = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
     if info is None or info.error is not None:
         if info is not None and info.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
@@ -108,6 +112,19 @@ def _note_reset(read: BatchRead, partition: int, first_offset: int) -> None:
            else f"stored offset {start} is below the log start {first_offset}: messages expired before loading")
     read.resets[partition] = why
     log.warning("partition %s: %s; reading from offset %s", partition, why, first_offset)
+
+
+def list_partitions(kafka_config: dict, topic: str, timeout: float = 10.0) -> list[int]:
+    """The partition ids of ``topic``, asked of the broker (empty when the topic does not exist yet)."""
+    # A short fetch wait: a batch ends at the partition-EOF of a fetch, which the broker would otherwise
+    # hold back up to 500 ms waiting for new data.
+    consumer = Consumer({"fetch.wait.max.ms": 50, **kafka_config, "group.id": kafka_config.get("group.id", "klinepipe-ingest")})
+    try:
+        return topic_partitions(consumer, topic, timeout)
+    except KafkaException as exc:
+        raise BrokerUnavailableError(f"listing partitions of {topic!r} failed: {exc}") from exc
+    finally:
+        consumer.close()
 
 
 def message_source(msg: Message) -> str:

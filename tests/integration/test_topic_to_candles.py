@@ -87,20 +87,25 @@ def test_malformed_messages_go_to_dead_letters_with_reasons(engine, kafka_bootst
     assert all(d.error and d.topic == topic for d in dead)
 
 
-def test_a_failed_commit_loads_nothing_and_the_rerun_loads_everything(engine, kafka_bootstrap, topic, monkeypatch):
+class Crash(Exception):
+    """Stands for the process dying at a checkpoint."""
+
+
+def crash_at(stage: str):
+    def checkpoint(at: str) -> None:
+        if at == stage:
+            raise Crash(stage)
+    return checkpoint
+
+
+def test_a_crash_before_commit_loads_nothing_and_the_rerun_loads_everything(engine, kafka_bootstrap, topic):
     produce(kafka_bootstrap, topic, closed_events(sample_rows(50)))
     config = {"bootstrap.servers": kafka_bootstrap}
-    import klinepipe.ingest as ingest
 
-    def crash(*_a, **_k):
-        raise RuntimeError("killed between COPY and commit")
-
-    monkeypatch.setattr(ingest, "write_offsets", crash)
-    with pytest.raises(RuntimeError):
-        ingest.ingest_batch(engine, config, topic=topic)
+    with pytest.raises(Crash):
+        ingest_batch(engine, config, topic=topic, checkpoint=crash_at("staged"))
     assert _candles(engine) == []
-    monkeypatch.undo()
 
-    result = ingest.ingest_batch(engine, config, topic=topic)
+    result = ingest_batch(engine, config, topic=topic)
 
     assert result.candles == 50 and len(_candles(engine)) == 50
