@@ -22,7 +22,7 @@ from klinepipe.binance_files import read_kline_file, row_to_kline
 from klinepipe.candle_store import stage_and_merge
 from klinepipe.errors import FatalError, RetryableError
 from klinepipe.intervals import INTERVAL_MS, VARIABLE_LENGTH
-from klinepipe.kline import Kline
+from klinepipe.kline import Kline, newest
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,16 @@ def _pace(client, sleep: Callable[[float], None]) -> None:
 
 
 def load_klines(engine: Engine, klines: Iterable[Kline], source: str = "backfill", chunk: int = 50_000) -> int:
-    """Upsert closed candles (guarded merge, chunked); return the rows inserted or changed."""
-    changed, batch = 0, []
+    """Upsert candles (guarded merge, chunked; the newest state per candle within a chunk); return rows changed."""
+    changed, batch = 0, {}
     for k in klines:
-        batch.append((k, source))
+        key = (k.symbol, k.interval, k.open_time)
+        seen = batch.get(key)
+        batch[key] = k if seen is None else newest(seen, k)
         if len(batch) >= chunk:
-            changed += _merge(engine, batch)
-            batch = []
-    return changed + (_merge(engine, batch) if batch else 0)
+            changed += _merge(engine, [(v, source) for v in batch.values()])
+            batch = {}
+    return changed + (_merge(engine, [(v, source) for v in batch.values()]) if batch else 0)
 
 
 def _merge(engine: Engine, rows: list[tuple[Kline, str]]) -> int:

@@ -8,6 +8,7 @@ milliseconds: the unit is detected per row.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import re
 import zipfile
@@ -28,7 +29,7 @@ def series_of(path: Path) -> tuple[str, str]:
 
 
 def read_kline_file(path: Path, event_time_ms: int) -> Iterator[Kline]:
-    """Every row of a kline zip or CSV as a closed candle (``event_time`` = when it was imported)."""
+    """Every row of a kline zip, CSV or gzipped CSV as a closed candle (``event_time`` = when it was imported)."""
     symbol, interval = series_of(path)
     for row in _rows(path):
         if not row or not row[0].strip().isdigit():
@@ -52,7 +53,7 @@ def _rows(path: Path) -> Iterator[list[str]]:
                     with z.open(name) as f:
                         yield from csv.reader(io.TextIOWrapper(f, "utf-8"))
     else:
-        with open(path, newline="") as f:
+        with (gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")) as f:
             yield from csv.reader(f)
 
 

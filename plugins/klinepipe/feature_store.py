@@ -1,8 +1,8 @@
 """Incremental features: closed candles without a current feature row -> ``market.features``.
 
 For each series with such candles: load ``WARMUP_BARS`` closed candles before the first new one plus
-everything after it (binary COPY out), compute the feature set, write every row from the first new one
-on (binary COPY into staging, one ``INSERT … ON CONFLICT``), and ``NOTIFY klinepipe_features``
+everything after it (binary COPY out), compute the feature set, replace every row from the first new one
+on (binary COPY into staging, DELETE + INSERT), and ``NOTIFY klinepipe_features``
 (delivered at commit) with the series and its newest open time. One transaction for the whole run.
 """
 
@@ -53,14 +53,14 @@ CREATE TEMP TABLE IF NOT EXISTS features_staging (open_time timestamptz, {", ".j
 ON COMMIT DELETE ROWS
 """
 
-_MERGE = f"""
-INSERT INTO market.features AS f (symbol, interval, open_time, feature_set_version, close, {", ".join(FEATURE_COLUMNS)})
+# Every row from the first new candle on is recomputed, so the range is replaced: a DELETE of the
+# (few) existing rows and a plain INSERT is much cheaper than ON CONFLICT for big recomputes.
+_REPLACE = f"""
+DELETE FROM market.features WHERE symbol = %(s)s AND interval = %(i)s AND open_time >= %(t)s;
+INSERT INTO market.features (symbol, interval, open_time, feature_set_version, close, {", ".join(FEATURE_COLUMNS)})
 SELECT %(s)s, %(i)s, s.open_time, %(v)s, c.close, {", ".join(f"NULLIF(s.{c}, 'NaN')" for c in FEATURE_COLUMNS)}
 FROM features_staging s
-JOIN market.candles c ON c.symbol = %(s)s AND c.interval = %(i)s AND c.open_time = s.open_time
-ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
-    feature_set_version = EXCLUDED.feature_set_version, close = EXCLUDED.close,
-    {", ".join(f"{c} = EXCLUDED.{c}" for c in FEATURE_COLUMNS)}, computed_at = now()
+JOIN market.candles c ON c.symbol = %(s)s AND c.interval = %(i)s AND c.open_time = s.open_time;
 """
 
 
@@ -106,7 +106,7 @@ def update_series(cur, symbol: str, interval: str, first_new: datetime) -> Serie
     cur.execute("TRUNCATE features_staging")
     cur.copy_expert("COPY features_staging FROM STDIN (FORMAT binary)",
                     io.BytesIO(encode_time_floats(times[keep], [feats[c][keep] for c in FEATURE_COLUMNS])))
-    cur.execute(_MERGE, {"s": symbol, "i": interval, "v": FEATURE_SET_VERSION})
+    cur.execute(_REPLACE, {"s": symbol, "i": interval, "v": FEATURE_SET_VERSION, "t": first_new})
     last = _dt(int(times[-1]))
     payload = {"symbol": symbol, "interval": interval, "open_time": last.isoformat(), "rows": int(keep.sum())}
     cur.execute("SELECT pg_notify(%s, %s)", (FEATURES_CHANNEL, json.dumps(payload)))
