@@ -1,6 +1,7 @@
 """Micro-batch the Kafka topic ``binance.klines`` into ``market.candles``, exactly once.
 
-Every minute, one bounded batch: from the offsets stored in ``etl.kafka_offsets`` to the end of each
+Runs every minute and, by default, also as soon as a closed kline waits in the topic (an Asset watcher
+in the triggerer; ``KLINEPIPE_INGEST_SCHEDULE`` = ``cron`` | ``event`` | ``both``). Each run is one bounded batch: from the offsets stored in ``etl.kafka_offsets`` to the end of each
 partition (at most ``max_messages`` / ``max_seconds`` per load task). Invalid messages go to
 ``etl.dead_letters``. Rows and offsets commit in one transaction, so re-running any run is safe.
 ``plan`` splits the topic's partitions into ``tasks`` groups, one mapped ``load_batch`` each: 1 on a
@@ -15,11 +16,11 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from klinepipe.assets import CANDLES
+from klinepipe.assets import CANDLES, ingest_schedule
 
 
 @dag(
-    schedule="* * * * *",
+    schedule=ingest_schedule(),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

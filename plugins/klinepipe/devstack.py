@@ -64,8 +64,13 @@ def _claim_pid_file() -> None:
 
 
 class Stack:
-    def __init__(self) -> None:
+    """The processes of ``make run``; benchmarks start it without the sidecars and feed it themselves."""
+
+    def __init__(self, *, with_sidecars: bool = True) -> None:
         self.children: dict[str, subprocess.Popen] = {}
+        self.with_sidecars = with_sidecars
+        self.database_url = self.bootstrap = ""
+        self.airflow_port = 0
         self._stop = threading.Event()
         self._broker = None
         self._pg = None
@@ -76,6 +81,7 @@ class Stack:
     def start(self) -> None:
         database_url, airflow_db_url = self._postgres()
         bootstrap = self._kafka()
+        self.database_url, self.bootstrap = database_url, bootstrap
         env = {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -83,10 +89,14 @@ class Stack:
             "DATABASE_URL": database_url,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "PYTHONUNBUFFERED": "1",
+            "KLINEPIPE_REPORTS_DIR": os.environ.get("KLINEPIPE_REPORTS_DIR", str(DATA / "reports")),
+            # a replay catching up on history may cross several times a minute: no order-rate cap in the demo
+            "TRADER_MAX_ORDERS_PER_MINUTE": os.environ.get("TRADER_MAX_ORDERS_PER_MINUTE", "0"),
         }
-        port = self._airflow(env, airflow_db_url, database_url, bootstrap)
-        self._spawn("streaming", [sys.executable, "-m", "streaming", os.environ.get("STREAMING_MODE", "auto")], env, echo=True)
-        self._spawn("trader", [sys.executable, "-m", "trader", "run", "--mode", "paper"], env, echo=True)
+        port = self.airflow_port = self._airflow(env, airflow_db_url, database_url, bootstrap)
+        if self.with_sidecars:
+            self._spawn("streaming", [sys.executable, "-m", "streaming", os.environ.get("STREAMING_MODE", "auto")], env, echo=True)
+            self._spawn("trader", [sys.executable, "-m", "trader", "run", "--mode", "paper"], env, echo=True)
         self._banner(port, database_url)
 
     def _postgres(self) -> tuple[str, str]:
