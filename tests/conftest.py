@@ -54,7 +54,7 @@ def database_url(pg_admin_url) -> str:
 
 _TABLES = ("market.candles", "market.features", "etl.kafka_offsets", "etl.dead_letters", "etl.quality_checks",
            "trading.fills", "trading.orders", "trading.signals", "trading.positions", "trading.balances",
-           "trading.sleeves", "trading.trader_state")
+           "trading.sleeves", "trading.trader_state", "trading.events", "trading.equity", "trading.reconciliations")
 
 
 @pytest.fixture

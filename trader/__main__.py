@@ -1,7 +1,8 @@
-"""Composition root of the trader: ``python -m trader run``.
+"""Composition root and CLI of the trader: ``python -m trader run|status|kill|resume|reconcile|backtest``.
 
-Reads settings, applies nothing to the schema (the pipeline's migrations own it), builds the
-strategies, the paper broker and the loop, then runs until SIGINT/SIGTERM.
+Reads settings (the only place that does), builds the strategies, the broker (paper, or Binance through
+python-binance for testnet/live) and the loop, reconciles with the exchange, then runs until
+SIGINT/SIGTERM. The schema is owned by the pipeline's migrations (``sql/``).
 """
 
 from __future__ import annotations
@@ -10,65 +11,197 @@ import argparse
 import logging
 import signal
 import sys
+from decimal import Decimal
 
 import psycopg2
 
+from trader import ledger
+from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
-from trader.config import SettingsError, TraderSettings, load_settings
-from trader.loop import Sleeve, Trader, run_forever
+from trader.config import TraderSettings, load_settings
+from trader.errors import ReconciliationError, TraderError
+from trader.loop import RiskConfig, Sleeve, Trader, Transaction, db_candles, run_forever
+from trader.reconcile import reconcile, require_reconciled
+from trader.risk.exposure import MaxExposure
+from trader.risk.killswitch import KillLimits
+from trader.risk.order_rate import MaxOrderRate
+from trader.risk.staleness import StaleData
+from trader.status import render_status
 from trader.strategies import build_strategy
+from trader.symbols import split_symbol
+
+EXIT_SETTINGS, EXIT_UNRECONCILED, EXIT_ERROR = 2, 3, 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "backtest":
+        return args.func(args)  # offline: reads files or market.candles, needs no trader settings
     logging.basicConfig(level=logging.INFO, format="%(asctime)s trader %(levelname)s %(message)s")
     try:
-        settings = load_settings(mode=args.mode, sleeves=args.sleeves)
-        sleeves = build_sleeves(settings)
-    except (SettingsError, ValueError) as exc:
+        settings = load_settings(require_keys=args.command in ("run", "reconcile"), mode=args.mode,
+                                 sleeves=getattr(args, "sleeves", None))
+        return COMMANDS[args.command](settings, args)
+    except TraderError as exc:
         print(f"trader: {exc}", file=sys.stderr)
-        return 2
-    dsn = _dsn(settings.database_url)
-    broker = PaperBroker(fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps)
-    trader = Trader(lambda: psycopg2.connect(dsn), sleeves, broker, order_quote=settings.order_quote,
-                    qty_step=settings.qty_step, paper_balance=settings.paper_balance)
-    print(f"trader: mode={settings.mode} sleeves={', '.join(s.name for s in sleeves)} "
-          f"order_quote={settings.order_quote} fee_bps={settings.fee_bps}", flush=True)
-    stopping = []
+        if isinstance(exc, ReconciliationError):
+            return EXIT_UNRECONCILED
+        return EXIT_SETTINGS if isinstance(exc, ValueError) else EXIT_ERROR
+
+
+def build_sleeves(settings: TraderSettings) -> list[Sleeve]:
+    sleeves = []
+    for spec in settings.sleeves:
+        symbol, interval, name, *alloc = spec.split(":")
+        strategy = build_strategy(name, **settings.strategy_params.get(name, {}))
+        allocation = Decimal(alloc[0]) if alloc else settings.order_quote
+        sleeves.append(Sleeve(f"{symbol.upper()}:{interval}:{name}", symbol.upper(), interval, strategy, allocation))
+    return sleeves
+
+
+def build_risk(settings: TraderSettings) -> RiskConfig:
+    rules = (StaleData(settings.stale_intervals), MaxExposure(settings.max_symbol_notional, settings.max_total_notional),
+             MaxOrderRate(settings.max_orders_per_minute, 60))
+    return RiskConfig(rules, KillLimits(settings.max_daily_loss, settings.max_drawdown), settings.effective_staleness_basis(),
+                      settings.order_type, settings.limit_tif, settings.limit_offset_bps)
+
+
+def build_broker(settings: TraderSettings, connect):
+    if settings.mode == "paper":
+        return PaperBroker(db_candles(connect), fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps, qty_step=settings.qty_step)
+    from binance import Client
+
+    from trader.brokers.binance import BinanceBroker
+
+    key, secret = settings.api_credentials()
+    client = Client(key.get_secret_value(), secret.get_secret_value(), testnet=settings.mode == "testnet", ping=False)
+    if settings.binance_api_url:
+        client.API_URL = client.API_TESTNET_URL = settings.binance_api_url
+    client.REQUEST_RECVWINDOW = settings.recv_window
+    broker = BinanceBroker(client, settings.mode, fee_bps=settings.fee_bps)
+    broker.sync_time()
+    return broker
+
+
+def _connector(settings: TraderSettings):
+    scheme, sep, rest = settings.database_url.partition("://")
+    dsn = f"{scheme.split('+')[0]}{sep}{rest}"  # a libpq DSN from a SQLAlchemy-style URL
+    return lambda: psycopg2.connect(dsn)
+
+
+def banner(settings: TraderSettings, sleeves: list[Sleeve], account: str) -> str:
+    return (f"trader: mode={settings.mode.upper()} account={account}\n"
+            f"trader: sleeves={', '.join(f'{s.name} ({s.allocation})' for s in sleeves)}\n"
+            f"trader: limits max_symbol_notional={settings.max_symbol_notional} max_total_notional={settings.max_total_notional}"
+            f" max_orders_per_minute={settings.max_orders_per_minute} max_daily_loss={settings.max_daily_loss:%}"
+            f" max_drawdown={settings.max_drawdown:%} stale_intervals={settings.stale_intervals} order_type={settings.order_type}"
+            f" fee_bps={settings.fee_bps}")
+
+
+def cmd_run(settings: TraderSettings, args) -> int:
+    if (settings.mode == "live") != bool(args.live):
+        print("trader: live trading needs BOTH TRADER_MODE=live and --live" if settings.mode == "live"
+              else f"trader: --live given but TRADER_MODE={settings.mode}; refusing", file=sys.stderr)
+        return EXIT_SETTINGS
+    stopping: list[bool] = []  # SIGINT/SIGTERM from now on: finish what is under way, then stop
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.append(True))
-    listen = psycopg2.connect(dsn)
+    connect, sleeves = _connector(settings), build_sleeves(settings)
+    broker = build_broker(settings, connect)
+    trader = Trader(connect, sleeves, broker, risk=build_risk(settings),
+                    paper_balance=settings.paper_balance if settings.mode == "paper" else None)
+    account = "paper (trading.balances)" if settings.mode == "paper" else broker.account_label()
+    print(banner(settings, sleeves, account), flush=True)
+    if settings.mode != "paper":
+        diffs = _reconcile(trader, sleeves, accept=args.accept_differences)
+        require_reconciled(diffs, args.accept_differences)
+    return _serve(trader, connect, settings, stopping)
+
+
+def _reconcile(trader: Trader, sleeves: list[Sleeve], accept: bool):
+    assets = {a for s in sleeves for a in split_symbol(s.symbol)}
+    diffs = reconcile(trader._transaction, trader.executor, sorted({s.symbol for s in sleeves}), assets, accept)
+    for d in diffs:
+        print(f"trader: reconcile: {d.line()}", flush=True)
+    print(f"trader: reconcile: {len(diffs)} difference(s)" + (" accepted" if diffs and accept else ""), flush=True)
+    return diffs
+
+
+def _serve(trader: Trader, connect, settings: TraderSettings, stopping: list[bool]) -> int:
+    listen = connect()
     listen.autocommit = True
     listen.cursor().execute("LISTEN klinepipe_features")
     try:
         run_forever(trader, listen, lambda: bool(stopping), settings.poll_interval, lambda line: print(f"trader: {line}", flush=True))
     finally:
         listen.close()
+        trader.close()
     print("trader: stopped", flush=True)
     return 0
 
 
-def build_sleeves(settings: TraderSettings) -> list[Sleeve]:
-    sleeves = []
-    for spec in settings.sleeves:
-        symbol, interval, name = spec.split(":")
-        strategy = build_strategy(name, **settings.strategy_params.get(name, {}))
-        sleeves.append(Sleeve(spec, symbol.upper(), interval, strategy))
-    return sleeves
+def cmd_reconcile(settings: TraderSettings, args) -> int:
+    if settings.mode == "paper":
+        print("trader: paper mode: the ledger is the account, nothing to reconcile")
+        return 0
+    connect, sleeves = _connector(settings), build_sleeves(settings)
+    trader = Trader(connect, sleeves, build_broker(settings, connect), risk=build_risk(settings))
+    diffs = _reconcile(trader, sleeves, accept=args.accept)
+    return EXIT_UNRECONCILED if diffs and not args.accept else 0
 
 
-def _dsn(url: str) -> str:
-    """A libpq DSN from a SQLAlchemy-style URL (drops a ``+driver`` suffix)."""
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme.split('+')[0]}{sep}{rest}"
+def cmd_status(settings: TraderSettings, args) -> int:
+    with Transaction(_connector(settings)()) as cur:
+        print(render_status(cur, settings.mode, split_symbol(settings.sleeves[0].split(":")[0].upper())[1]))
+    return 0
+
+
+def cmd_kill(settings: TraderSettings, args) -> int:
+    state = "REDUCING" if args.reducing else "HALTED"
+    with Transaction(_connector(settings)()) as cur:
+        ledger.set_kill_state(cur, settings.mode, state, args.reason, "operator")
+    print(f"trader: kill switch {state} ({settings.mode})")
+    return 0
+
+
+def cmd_resume(settings: TraderSettings, args) -> int:
+    with Transaction(_connector(settings)()) as cur:
+        if args.sleeve:
+            ledger.halt_sleeve(cur, args.sleeve, None)
+            ledger.record_event(cur, settings.mode, "operator", f"sleeve resumed: {args.reason}", args.sleeve)
+            print(f"trader: sleeve {args.sleeve} resumed")
+        else:
+            ledger.set_kill_state(cur, settings.mode, "ACTIVE", args.reason, "operator")
+            print(f"trader: kill switch ACTIVE ({settings.mode})")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "status": cmd_status, "kill": cmd_kill, "resume": cmd_resume, "reconcile": cmd_reconcile}
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trader", description="Features -> strategy -> orders (paper).")
-    sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the trading loop")
-    run.add_argument("--mode", choices=["paper", "testnet", "live"])
-    run.add_argument("--sleeves", help="comma-separated SYMBOL:interval:strategy, e.g. BTCUSDT:1m:sma_cross")
+    p = argparse.ArgumentParser(
+        prog="python -m trader",
+        description="Features -> strategy -> risk -> orders (paper, Binance testnet or live). Settings come from "
+                    "TRADER_* environment variables (TRADER_MODE, TRADER_SLEEVES, ...), DATABASE_URL and, for testnet/live, "
+                    "BINANCE_API_KEY/BINANCE_API_SECRET or TRADER_BINANCE_KEY_FILE.")
+    p.add_argument("--mode", choices=["paper", "testnet", "live"], help="overrides TRADER_MODE")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="reconcile with the exchange, then trade on every new closed candle until stopped")
+    run.add_argument("--sleeves", help="comma-separated SYMBOL:interval:strategy[:allocation], e.g. BTCUSDT:1m:sma_cross:1000")
+    run.add_argument("--live", action="store_true", help="required (with TRADER_MODE=live) to trade real money")
+    run.add_argument("--accept-differences", action="store_true",
+                     help="start even though the exchange and the ledger disagree, adopting the exchange's balances")
+    sub.add_parser("status", help="positions, balances, P&L, kill-switch state, open orders, last decision per sleeve")
+    kill = sub.add_parser("kill", help="trip the kill switch by hand: HALTED (no orders) or --reducing (exits only)")
+    kill.add_argument("--reducing", action="store_true", help="allow exits, block entries")
+    kill.add_argument("--reason", default="operator", help="recorded with the change")
+    resume = sub.add_parser("resume", help="reset the kill switch to ACTIVE (or un-halt one sleeve with --sleeve)")
+    resume.add_argument("--sleeve", help="SYMBOL:interval:strategy halted by a strategy error")
+    resume.add_argument("--reason", default="operator", help="recorded with the change")
+    rec = sub.add_parser("reconcile", help="compare exchange open orders, fills and balances with the ledger and show it")
+    rec.add_argument("--accept", action="store_true", help="accept the differences and adopt the exchange's balances")
+    add_backtest_parser(sub)
     return p
 
 

@@ -1,15 +1,24 @@
-"""Settings of the trader, validated once at start (env ``TRADER_*`` and ``DATABASE_URL``)."""
+"""Settings of the trader, validated once at start (env ``TRADER_*``, ``DATABASE_URL``, ``BINANCE_API_*``).
+
+Secrets: the Binance key and secret come only from ``BINANCE_API_KEY``/``BINANCE_API_SECRET`` or from the
+file named by ``TRADER_BINANCE_KEY_FILE`` (``BINANCE_API_KEY=...`` / ``BINANCE_API_SECRET=...`` lines, or
+the key on the first line and the secret on the second). They are ``SecretStr``: never printed, logged
+or stored; ``repr`` shows ``**********``.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from trader.errors import ConfigError
 
-class SettingsError(ValueError):
+
+class SettingsError(ConfigError, ValueError):
     """An invalid setting; the message names it."""
 
 
@@ -20,26 +29,77 @@ class TraderSettings(BaseSettings):
     database_url: str = Field(validation_alias=AliasChoices("TRADER_DATABASE_URL", "DATABASE_URL"))
     sleeves: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT:1m:sma_cross",)
     strategy_params: dict[str, dict[str, int | float | str]] = Field(default_factory=lambda: {"sma_cross": {"fast": 10, "slow": 30}})
-    order_quote: Decimal = Field(Decimal("1000"), gt=0, description="quote amount spent per BUY")
-    qty_step: Decimal = Field(Decimal("0.00001"), gt=0, description="quantity step (LOT_SIZE stepSize)")
+    order_quote: Decimal = Field(Decimal("1000"), gt=0, description="quote spent per entry unless the sleeve names its own")
+    order_type: Literal["MARKET", "LIMIT"] = "MARKET"
+    limit_tif: Literal["GTC", "IOC"] = "GTC"
+    limit_offset_bps: Decimal = Field(Decimal("0"), ge=0, description="LIMIT price this far inside the close")
+    qty_step: Decimal = Field(Decimal("0.00001"), gt=0, description="paper: quantity step (LOT_SIZE stepSize)")
     fee_bps: Decimal = Field(Decimal("10"), ge=0)
     slippage_bps: Decimal = Field(Decimal("0"), ge=0)
     paper_balance: Decimal = Field(Decimal("10000"), ge=0, description="starting quote balance of the paper account")
     poll_interval: float = Field(5.0, gt=0, description="seconds between polls when no NOTIFY arrives")
+    max_symbol_notional: Decimal = Field(Decimal("5000"), ge=0, description="0: no limit")
+    max_total_notional: Decimal = Field(Decimal("20000"), ge=0, description="0: no limit")
+    max_orders_per_minute: int = Field(10, ge=0, description="0: no limit")
+    max_daily_loss: Decimal = Field(Decimal("0.05"), ge=0, le=1, description="fraction of the day's starting equity")
+    max_drawdown: Decimal = Field(Decimal("0.15"), ge=0, le=1, description="fraction below the peak equity")
+    stale_intervals: float = Field(2.0, ge=0, description="no entries when the newest candle is older; 0: off")
+    staleness_basis: Literal["auto", "close_time", "ingested_at"] = "auto"
+    binance_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("BINANCE_API_KEY", "TRADER_BINANCE_API_KEY"))
+    binance_api_secret: SecretStr | None = Field(None, validation_alias=AliasChoices("BINANCE_API_SECRET", "TRADER_BINANCE_API_SECRET"))
+    binance_key_file: Path | None = None
+    binance_api_url: str | None = Field(None, description="override python-binance's API_URL, e.g. http://127.0.0.1:8080/api")
+    recv_window: int = Field(10000, gt=0, le=60000)
 
     @field_validator("sleeves", mode="before")
     @classmethod
     def _split(cls, v):
         items = tuple(s.strip() for s in v.split(",") if s.strip()) if isinstance(v, str) else tuple(v)
         for item in items:
-            if len(item.split(":")) != 3:
-                raise ValueError(f"sleeve {item!r} must look like SYMBOL:interval:strategy, e.g. BTCUSDT:1m:sma_cross")
+            parts = item.split(":")
+            if len(parts) not in (3, 4) or (len(parts) == 4 and not _is_decimal(parts[3])):
+                raise ValueError(f"sleeve {item!r} must look like SYMBOL:interval:strategy[:allocation], e.g. BTCUSDT:1m:sma_cross:1000")
         if not items:
             raise ValueError("at least one sleeve is needed")
         return items
 
+    def api_credentials(self) -> tuple[SecretStr, SecretStr]:
+        """The Binance key and secret from the environment or the named key file."""
+        key, secret = self.binance_api_key, self.binance_api_secret
+        if (key is None or secret is None) and self.binance_key_file is not None:
+            key, secret = read_key_file(self.binance_key_file)
+        if key is None or secret is None or not key.get_secret_value() or not secret.get_secret_value():
+            raise SettingsError(f"TRADER_MODE={self.mode} needs BINANCE_API_KEY and BINANCE_API_SECRET "
+                                "(or TRADER_BINANCE_KEY_FILE naming a file that holds them)")
+        return key, secret
 
-def load_settings(**overrides) -> TraderSettings:
+    def effective_staleness_basis(self) -> str:
+        if self.staleness_basis != "auto":
+            return self.staleness_basis
+        return "ingested_at" if self.mode == "paper" else "close_time"
+
+
+def _is_decimal(text: str) -> bool:
+    try:
+        return Decimal(text) > 0
+    except ArithmeticError:
+        return False
+
+
+def read_key_file(path: Path) -> tuple[SecretStr, SecretStr]:
+    try:
+        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    except OSError as exc:
+        raise SettingsError(f"TRADER_BINANCE_KEY_FILE: cannot read {path} ({exc.strerror})") from None
+    pairs = dict(ln.split("=", 1) for ln in lines if "=" in ln)
+    if "BINANCE_API_KEY" in pairs and "BINANCE_API_SECRET" in pairs:
+        return SecretStr(pairs["BINANCE_API_KEY"].strip()), SecretStr(pairs["BINANCE_API_SECRET"].strip())
+    if len(lines) == 2 and not pairs:
+        return SecretStr(lines[0]), SecretStr(lines[1])
+    raise SettingsError(f"TRADER_BINANCE_KEY_FILE: {path} must hold BINANCE_API_KEY=... and BINANCE_API_SECRET=... lines")
+
+
+def load_settings(require_keys: bool = True, **overrides) -> TraderSettings:
     try:
         settings = TraderSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -49,6 +109,18 @@ def load_settings(**overrides) -> TraderSettings:
             env = "DATABASE_URL" if name in ("database_url", "DATABASE_URL", "TRADER_DATABASE_URL") else f"TRADER_{name.upper()}"
             parts.append(f"{env}: {e['msg']}")
         raise SettingsError("invalid setting " + "; ".join(parts)) from None
-    if settings.mode != "paper":
-        raise SettingsError(f"TRADER_MODE={settings.mode}: only paper trading is available in this version")
+    quotes = {_quote(s.split(":")[0]) for s in settings.sleeves}
+    if len(quotes) > 1:
+        raise SettingsError(f"TRADER_SLEEVES: all sleeves must share one quote asset, got {', '.join(sorted(quotes))}")
+    if settings.mode != "paper" and require_keys:
+        settings.api_credentials()
     return settings
+
+
+def _quote(symbol: str) -> str:
+    from trader.symbols import split_symbol
+
+    try:
+        return split_symbol(symbol.upper())[1]
+    except ValueError as exc:
+        raise SettingsError(f"TRADER_SLEEVES: {exc}") from None

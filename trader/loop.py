@@ -1,32 +1,39 @@
-"""The trader's main loop: for each sleeve, read new features, decide, size, place, record.
+"""The trader's main loop: per sleeve and new closed candle — load, decide, check risk, size, record, submit.
 
-Each sleeve's new bars are processed in one PostgreSQL transaction that holds the sleeve's row
-lock: the signal, the order, its fill, the position and the sleeve's progress commit together, so a
-crash or a second trader can never decide a bar twice or order twice.
+``Trader.step()`` is the whole process on one screen:
+
+1. ``settle``: pending orders go to the venue, open ones are refreshed (paper: filled at the next open).
+2. for each active sleeve, for each candle not decided yet, in ONE transaction holding the sleeve's lock:
+   ``decide`` (strategy via a guard) -> ``mark_equity`` + kill switch -> ``size`` (exchange filters,
+   balance) -> ``risk`` rules -> record signal, order intent (PENDING_SUBMIT), events, progress;
+   then ``settle`` that sleeve. A crash between any two steps leaves the ledger consistent.
+A strategy that raises halts its own sleeve (persisted, recorded); the others go on.
 """
 
 from __future__ import annotations
 
 import logging
 import select
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 
+from klinepipe.intervals import interval_ms
 from trader import ledger
-from trader.brokers.paper import PaperBroker
-from trader.orders import OrderIntent, round_down
-from trader.strategies.base import Action, Strategy, StrategyError, decide_safely
+from trader.brokers.base import Broker
+from trader.errors import FatalError, InsufficientBalance, RetryableError, StrategyError
+from trader.execution import Executor
+from trader.filters import check_balance, is_dust, prepare_order
+from trader.orders import OrderIntent
+from trader.risk import RiskBlock, RiskContext, first_block
+from trader.risk.killswitch import KillLimits, KillState, KillSwitchRule, evaluate
+from trader.strategies.base import Action, Strategy, decide_safely
 from trader.symbols import split_symbol
 
 log = logging.getLogger(__name__)
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def epoch_ms(t: datetime) -> int:
-    return (t - _EPOCH) // timedelta(milliseconds=1)
+_BPS = Decimal(10_000)
 
 
 @dataclass
@@ -35,7 +42,18 @@ class Sleeve:
     symbol: str
     interval: str
     strategy: Strategy
+    allocation: Decimal = Decimal("1000")  # quote spent per entry
     halted: str | None = None
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    rules: tuple = ()  # exposure, order rate, staleness rules (trader.risk.*)
+    kill: KillLimits = KillLimits()
+    staleness_basis: str = "close_time"  # or "ingested_at" (replays: when the pipeline stored the candle)
+    order_type: str = "MARKET"  # entries and exits: MARKET | LIMIT
+    limit_tif: str = "GTC"
+    limit_offset_bps: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -53,82 +71,164 @@ class Decision:
 
 
 class Trader:
-    def __init__(self, connect: Callable, sleeves: list[Sleeve], broker: PaperBroker, *,
-                 order_quote: Decimal, qty_step: Decimal, paper_balance: Decimal) -> None:
-        self._connect = connect
-        self.sleeves = sleeves
-        self.broker = broker
-        self.order_quote = order_quote
-        self.qty_step = qty_step
-        self._init(paper_balance)
-
-    def _init(self, paper_balance: Decimal) -> None:
+    def __init__(self, connect: Callable, sleeves: list[Sleeve], broker: Broker, *, risk: RiskConfig = RiskConfig(),
+                 paper_balance: Decimal | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._connect, self.sleeves, self.broker, self.risk = connect, sleeves, broker, risk
+        self._conn = None
+        self.mode, self._clock = broker.mode, clock
+        self.quote = split_symbol(sleeves[0].symbol)[1]
+        self.executor = Executor(self._transaction, broker, sleep)
+        self._rules = (KillSwitchRule(), *risk.rules)
         with self._transaction() as cur:
-            for s in self.sleeves:
-                ledger.ensure_sleeve(cur, s.name, s.symbol, s.interval, s.strategy.name)
-                ledger.seed_balance(cur, self.broker.mode, split_symbol(s.symbol)[1], paper_balance)
+            for s in sleeves:
+                ledger.ensure_sleeve(cur, s.name, s.symbol, s.interval, s.strategy.name, s.allocation)
+                s.halted = s.halted or ledger.halted_reason(cur, s.name)
+                if paper_balance is not None:
+                    ledger.seed_balance(cur, self.mode, split_symbol(s.symbol)[1], paper_balance)
 
     def step(self) -> list[Decision]:
-        """Decide every new bar of every active sleeve; return the BUY/SELL decisions taken."""
+        """Decide every new candle of every active sleeve; return the BUY/SELL orders recorded."""
+        self.executor.settle()
         trades: list[Decision] = []
         for sleeve in self.sleeves:
             if sleeve.halted:
                 continue
             try:
+                trades += self._run_sleeve(sleeve)
+            except RetryableError as err:  # e.g. exchangeInfo unreachable: the candle is decided on the next step
+                log.warning("sleeve %s: %s; retrying on the next step", sleeve.name, err)
                 with self._transaction() as cur:
-                    trades += self._process(cur, sleeve)
-            except StrategyError as exc:
-                sleeve.halted = str(exc)
-                log.error("sleeve %s halted: %s", sleeve.name, exc)
+                    ledger.record_event(cur, self.mode, "retry", str(err), sleeve.name)
         return trades
 
-    def _process(self, cur, sleeve: Sleeve) -> list[Decision]:
-        last = ledger.lock_sleeve(cur, sleeve.name)
-        history = max(sleeve.strategy.warmup - 1, 0)
-        frame = ledger.load_new_features(cur, sleeve.symbol, sleeve.interval, last, history)
+    def _run_sleeve(self, sleeve: Sleeve) -> list[Decision]:
+        with self._transaction() as cur:
+            last = ledger.lock_sleeve(cur, sleeve.name)
+            frame = ledger.load_new_features(cur, sleeve.symbol, sleeve.interval, last, max(sleeve.strategy.warmup - 1, 0))
         first_new = 0 if last is None else int((frame["open_time"] <= last).sum())
         trades = []
         for i in range(first_new, len(frame)):
             window = frame.iloc[max(0, i - sleeve.strategy.warmup + 1): i + 1]
-            bar = frame.iloc[i]
-            signal = decide_safely(sleeve.strategy, window)
-            decision = self._act(cur, sleeve, bar["open_time"], Decimal(bar["close"]), signal.action, signal.reason)
-            if decision.quantity is not None:
+            try:
+                with self._transaction() as cur:
+                    decision = self._decide_bar(cur, sleeve, window)
+            except StrategyError as exc:
+                self._halt(sleeve, window["open_time"].iloc[-1], str(exc))
+                break
+            self.executor.settle(sleeve.name)
+            if decision is not None and decision.quantity is not None:
                 trades.append(decision)
-        if len(frame) > first_new:
-            ledger.advance_sleeve(cur, sleeve.name, frame["open_time"].iloc[-1])
         return trades
 
-    def _act(self, cur, sleeve: Sleeve, open_time: datetime, close: Decimal, action: Action, reason: str) -> Decision:
-        base, quote = split_symbol(sleeve.symbol)
+    def _decide_bar(self, cur, sleeve: Sleeve, window) -> Decision | None:
+        bar = window.iloc[-1]
+        open_time, close = bar["open_time"], Decimal(bar["close"])
+        last = ledger.lock_sleeve(cur, sleeve.name)
+        if last is not None and open_time <= last:
+            return None  # another trader decided it meanwhile
+        signal = decide_safely(sleeve.strategy, window)
+        kill = self._update_kill_switch(cur, open_time)
+        intent, reason = self._intent(cur, sleeve, signal.action, open_time, close, signal.reason)
+        block = self._check_risk(cur, sleeve, intent, close, kill, open_time) if intent is not None else None
+        if block is not None:
+            intent, reason = None, f"{reason}; blocked by {block.rule}: {block.reason}"
+        ledger.record_signal(cur, sleeve.name, sleeve.symbol, sleeve.interval, open_time, sleeve.strategy.name,
+                             signal.action.value, reason)
+        ledger.advance_sleeve(cur, sleeve.name, open_time)
+        if intent is None or not ledger.insert_order(cur, intent, self.mode, close):
+            return Decision(sleeve.name, open_time, signal.action.value, reason)
+        return Decision(sleeve.name, open_time, signal.action.value, reason, intent.quantity, intent.price or close)
+
+    def _intent(self, cur, sleeve: Sleeve, action: Action, open_time: datetime, close: Decimal, reason: str):
+        """The order this signal asks for, sized and filtered, or (None, why not)."""
+        if action is Action.HOLD:
+            return None, reason
+        if ledger.open_orders(cur, self.mode, sleeve.name):
+            return None, f"{reason}; an order of this sleeve is still open"
         held = ledger.position(cur, sleeve.name)
-        quantity = None
-        if action is Action.BUY and held == 0:
-            spend = min(self.order_quote, ledger.balance(cur, self.broker.mode, quote))
-            quantity = round_down(spend / close, self.qty_step)
-            if quantity <= 0:
-                quantity, reason = None, f"{reason}; not enough {quote} to buy"
-        elif action is Action.SELL and held > 0:
-            quantity = held
-        elif action is not Action.HOLD:
-            reason = f"{reason}; {'already long' if held > 0 else 'nothing to sell'}"
-        ledger.record_signal(cur, sleeve.name, sleeve.symbol, sleeve.interval, open_time, sleeve.strategy.name, action.value, reason)
-        if quantity is None:
-            return Decision(sleeve.name, open_time, action.value, reason)
-        intent = OrderIntent(sleeve.name, sleeve.symbol, action.value, quantity, epoch_ms(open_time))
-        if not ledger.record_order(cur, intent, self.broker.mode, open_time):
-            return Decision(sleeve.name, open_time, action.value, f"{reason}; order {intent.client_order_id} exists")
-        fill = self.broker.fill(intent, close, quote)
-        ledger.record_fill(cur, intent, fill, self.broker.mode, base, quote, open_time)
-        return Decision(sleeve.name, open_time, action.value, reason, fill.quantity, fill.price)
+        base, quote = split_symbol(sleeve.symbol)
+        rules, fee = self.broker.rules(sleeve.symbol), self.broker.fee_bps()
+        long = held > 0 and not is_dust(rules, held, close)
+        if action is Action.BUY and long or action is Action.SELL and not long:
+            return None, f"{reason}; {'already long' if long else 'nothing to sell'}"
+        free_quote = ledger.balance(cur, self.mode, quote)
+        price = self._limit_price(action, close)
+        raw_qty = min(sleeve.allocation, free_quote / (1 + fee / _BPS)) / (price or close) if action is Action.BUY else held
+        try:
+            if action is Action.BUY and free_quote <= 0:
+                raise InsufficientBalance(f"insufficient balance: no free {quote}")
+            prepared = prepare_order(rules, action.value, self.risk.order_type, raw_qty, close, price)
+            check_balance(action.value, prepared.quantity, prepared.price or close, free_quote,
+                          ledger.balance(cur, self.mode, base), fee, base, quote)
+        except FatalError as err:
+            ledger.record_event(cur, self.mode, "risk_block", str(err), sleeve.name, open_time, "exchange_filter")
+            return None, f"{reason}; blocked by exchange_filter: {err}"
+        tif = self.risk.limit_tif if self.risk.order_type == "LIMIT" else None
+        return OrderIntent(sleeve.name, sleeve.symbol, action.value, prepared.quantity, ledger.to_ms(open_time),
+                           self.risk.order_type, prepared.price, None, tif, "", sleeve.interval), reason
+
+    def _limit_price(self, action: Action, close: Decimal) -> Decimal | None:
+        if self.risk.order_type != "LIMIT":
+            return None
+        sign = -1 if action is Action.BUY else 1
+        return close * (1 + sign * self.risk.limit_offset_bps / _BPS)
+
+    def _check_risk(self, cur, sleeve: Sleeve, intent: OrderIntent, close: Decimal, kill: KillState, open_time) -> RiskBlock | None:
+        now_ms = int(self._clock() * 1000)
+        exposure = ledger.exposures(cur, open_time)
+        ctx = RiskContext(
+            sleeve.name, sleeve.symbol, intent.side, intent.side == "BUY", intent.quantity * close,
+            exposure.get(sleeve.symbol, Decimal(0)), sum(exposure.values(), Decimal(0)), now_ms,
+            ledger.recent_order_times(cur, self.mode, ledger.from_ms(now_ms - 3_600_000)),
+            self._newest_data_ms(cur, sleeve), interval_ms(sleeve.interval), kill)
+        block = first_block(list(self._rules), ctx)
+        if block is None:
+            return None
+        ledger.record_event(cur, self.mode, "risk_block", block.reason, sleeve.name, open_time, block.rule)
+        return block
+
+    def _newest_data_ms(self, cur, sleeve: Sleeve) -> int | None:
+        newest = ledger.newest_candle(cur, sleeve.symbol, sleeve.interval)
+        if newest is None:
+            return None
+        return ledger.to_ms(newest[1] if self.risk.staleness_basis == "ingested_at" else newest[0])
+
+    def _update_kill_switch(self, cur, at: datetime) -> KillState:
+        state = KillState(ledger.kill_state(cur, self.mode)[0])
+        equity, peak, day_start = ledger.mark_equity(cur, self.mode, self.quote, at)
+        new, reason = evaluate(state, equity, peak, day_start, self.risk.kill)
+        if new is not state:
+            log.error("kill switch %s: %s", new.value, reason)
+            ledger.set_kill_state(cur, self.mode, new.value, f"{reason} at {at:%Y-%m-%d %H:%M}", "risk")
+        return new
+
+    def _halt(self, sleeve: Sleeve, open_time: datetime, reason: str) -> None:
+        sleeve.halted = reason
+        log.error("sleeve %s halted: %s", sleeve.name, reason)
+        with self._transaction() as cur:
+            ledger.halt_sleeve(cur, sleeve.name, reason)
+            ledger.record_event(cur, self.mode, "strategy_error", reason, sleeve.name, open_time, sleeve.strategy.name)
 
     def _transaction(self):
-        return _Transaction(self._connect)
+        return Transaction(self._db)
+
+    @property
+    def _db(self):
+        if getattr(self, "_conn", None) is None or self._conn.closed:
+            self._conn = self._connect()
+        return self._conn
+
+    def close(self) -> None:
+        if getattr(self, "_conn", None) is not None:
+            self._conn.close()
 
 
-class _Transaction:
-    def __init__(self, connect: Callable) -> None:
-        self._conn = connect()
+class Transaction:
+    """One transaction on ``conn``: commit on success, roll back on any exception (a crash loses it whole)."""
+
+    def __init__(self, conn) -> None:
+        self._conn = conn
 
     def __enter__(self):
         self._cur = self._conn.cursor()
@@ -142,7 +242,19 @@ class _Transaction:
                 self._conn.rollback()
         finally:
             self._cur.close()
-            self._conn.close()
+
+
+def db_candles(connect: Callable):
+    """A ``candles_after`` for the paper broker reading ``market.candles`` on its own connection."""
+    holder: list = []
+
+    def candles_after(symbol: str, interval: str, after_ms: int, limit: int, sleeve: str):
+        if not holder or holder[0].closed:
+            holder[:] = [connect()]
+        with Transaction(holder[0]) as cur:
+            return ledger.candles_after(cur, symbol, interval, after_ms, limit, sleeve)
+
+    return candles_after
 
 
 def run_forever(trader: Trader, listen_conn, should_stop: Callable[[], bool], poll_interval: float,

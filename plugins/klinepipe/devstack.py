@@ -96,7 +96,7 @@ class Stack:
         port = self.airflow_port = self._airflow(env, airflow_db_url, database_url, bootstrap)
         if self.with_sidecars:
             self._spawn("streaming", [sys.executable, "-m", "streaming", os.environ.get("STREAMING_MODE", "auto")], env, echo=True)
-            self._spawn("trader", [sys.executable, "-m", "trader", "run", "--mode", "paper"], env, echo=True)
+            self._spawn("trader", [sys.executable, "-m", "trader", "--mode", "paper", "run"], env, echo=True)
         self._banner(port, database_url)
 
     def _postgres(self) -> tuple[str, str]:

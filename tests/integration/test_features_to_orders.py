@@ -1,4 +1,7 @@
-"""Hop 3: market.features -> trader -> trading.* (paper), against real PostgreSQL."""
+"""Hop 3: market.features -> trader -> trading.* (paper), against real PostgreSQL.
+
+Fill model (shared with backtests): the decision on candle i's close is filled at candle i+1's open.
+"""
 
 from decimal import Decimal
 
@@ -10,19 +13,34 @@ from klinepipe.candle_store import stage_and_merge
 from klinepipe.feature_store import compute_pending_features
 from klinepipe.kline import parse_kline_event
 from tests.helpers import closed_events, expected_sma_cross_orders, sample_rows
+from trader import ledger
 from trader.brokers.paper import PaperBroker
-from trader.loop import Sleeve, Trader
+from trader.loop import Sleeve, Trader, db_candles
 from trader.strategies import build_strategy
 
 pytestmark = pytest.mark.integration
 SLEEVE = "BTCUSDT:1m:sma_cross"
+EXTRA_TABLES = "trading.events, trading.equity, trading.reconciliations"
 
 
-def make_trader(database_url):
-    dsn = sa.engine.make_url(database_url).render_as_string(hide_password=False).replace("+psycopg2", "")
-    sleeve = Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross", fast=10, slow=30))
-    return Trader(lambda: psycopg2.connect(dsn), [sleeve], PaperBroker(fee_bps=Decimal("10")),
-                  order_quote=Decimal("1000"), qty_step=Decimal("0.00001"), paper_balance=Decimal("10000"))
+@pytest.fixture
+def db(engine):
+    """``engine`` with the trader v2 tables emptied too (conftest truncates only the original ones)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {EXTRA_TABLES} RESTART IDENTITY")
+    return engine
+
+
+def dsn_of(database_url: str) -> str:
+    return sa.engine.make_url(database_url).render_as_string(hide_password=False).replace("+psycopg2", "")
+
+
+def make_trader(database_url, **kw):
+    dsn = dsn_of(database_url)
+    connect = lambda: psycopg2.connect(dsn)  # noqa: E731
+    sleeve = Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross", fast=10, slow=30), allocation=Decimal("1000"))
+    broker = PaperBroker(db_candles(connect), fee_bps=Decimal("10"))
+    return Trader(connect, [sleeve], broker, paper_balance=Decimal("10000"), **kw)
 
 
 def seed_features(engine, rows):
@@ -37,53 +55,84 @@ def seed_features(engine, rows):
 def orders(engine):
     with engine.connect() as c:
         return c.execute(sa.text("SELECT o.signal_open_time, o.side, o.quantity, o.status, f.price, f.fee"
-                                 " FROM trading.orders o JOIN trading.fills f USING (client_order_id)"
+                                 " FROM trading.orders o LEFT JOIN trading.fills f USING (client_order_id)"
                                  " ORDER BY o.signal_open_time")).fetchall()
 
 
-def test_orders_are_the_crossovers_and_a_restart_orders_nothing_twice(engine, database_url):
+def test_orders_are_the_crossovers_filled_at_the_next_open_and_a_restart_orders_nothing_twice(db, database_url):
     rows = sample_rows(600)
-    seed_features(engine, rows)
+    seed_features(db, rows)
 
     make_trader(database_url).step()
     make_trader(database_url).step()  # a restarted trader sees nothing new
 
     expected = expected_sma_cross_orders([Decimal(r[4]) for r in rows])
-    got = orders(engine)
+    got = orders(db)
     assert len(expected) >= 4
     assert [(int(o.signal_open_time.timestamp() * 1000), o.side) for o in got] == [(int(rows[i][0]), s) for i, s in expected]
-    assert all(o.status == "FILLED" and o.price == Decimal(rows[i][4]) for o, (i, _) in zip(got, expected))
-    with engine.connect() as c:
+    assert all(o.status == "FILLED" and o.price == Decimal(rows[i + 1][1]) for o, (i, _) in zip(got, expected))
+    with db.connect() as c:
         signals = c.execute(sa.text("SELECT count(*) FROM trading.signals")).scalar()
         (qty,) = c.execute(sa.text("SELECT quantity FROM trading.positions WHERE sleeve = :s"), {"s": SLEEVE}).one()
     assert signals == 600
     assert qty == (got[-1].quantity if got[-1].side == "BUY" else 0)
 
 
-def test_balances_move_by_exact_notional_and_fee(engine, database_url):
+def test_an_order_on_the_newest_candle_waits_for_the_next_open(db, database_url):
     rows = sample_rows(600)
-    seed_features(engine, rows)
+    i, side = expected_sma_cross_orders([Decimal(r[4]) for r in rows])[0]
+    seed_features(db, rows[: i + 1])
+    trader = make_trader(database_url)
+
+    trader.step()
+    pending = orders(db)
+    seed_features(db, rows[i + 1: i + 2])
+    trader.step()
+
+    assert [(o.side, o.status, o.price) for o in pending] == [(side, "NEW", None)]
+    assert [(o.side, o.status, o.price) for o in orders(db)] == [(side, "FILLED", Decimal(rows[i + 1][1]))]
+
+
+def test_balances_move_by_exact_notional_and_fee(db, database_url):
+    rows = sample_rows(600)
+    seed_features(db, rows)
 
     make_trader(database_url).step()
 
-    got = orders(engine)
+    got = orders(db)
     cash = Decimal("10000")
     for o in got:
         notional = o.quantity * o.price
         cash += (-notional if o.side == "BUY" else notional) - o.fee
-    with engine.connect() as c:
+        assert o.fee == o.quantity * o.price * Decimal("0.001")
+    with db.connect() as c:
         usdt = c.execute(sa.text("SELECT free FROM trading.balances WHERE mode = 'paper' AND asset = 'USDT'")).scalar()
     assert usdt == cash
 
 
-def test_new_features_are_decided_incrementally(engine, database_url):
+def test_new_features_are_decided_incrementally(db, database_url):
     rows = sample_rows(600)
     trader = make_trader(database_url)
-    seed_features(engine, rows[:300])
+    seed_features(db, rows[:300])
     trader.step()
-    seed_features(engine, rows[300:])
+    seed_features(db, rows[300:])
 
     trader.step()
 
     expected = expected_sma_cross_orders([Decimal(r[4]) for r in rows])
-    assert [o.side for o in orders(engine)] == [s for _, s in expected]
+    assert [o.side for o in orders(db)] == [s for _, s in expected]
+
+
+def test_paper_fills_only_see_candles_the_sleeve_has_reached(db, database_url):
+    rows = sample_rows(50)
+    seed_features(db, rows)
+    trader = make_trader(database_url)
+    t = [int(r[0]) for r in rows]
+    with trader._transaction() as cur:
+        ledger.advance_sleeve(cur, SLEEVE, ledger.from_ms(t[20]))
+
+        reached = ledger.candles_after(cur, "BTCUSDT", "1m", t[10], 1000, SLEEVE)
+        everything = ledger.candles_after(cur, "BTCUSDT", "1m", t[10], 1000)
+
+    assert [c.open_time_ms for c in reached] == t[11:22]  # up to the candle after the newest decided one
+    assert len(everything) == 39

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trader.brokers.paper import PaperBroker
+from trader.brokers.paper import Candle, PaperBroker
 from trader.config import SettingsError, load_settings
 from trader.orders import OrderIntent, client_order_id, round_down
 from trader.strategies import build_strategy
@@ -86,15 +86,43 @@ def test_round_down_to_step(qty, step, want):
     assert round_down(Decimal(qty), Decimal(step)) == Decimal(want)
 
 
-def test_paper_fill_is_exact_with_fee_and_slippage():
-    broker = PaperBroker(fee_bps=Decimal("10"), slippage_bps=Decimal("5"))
-    intent = OrderIntent("s", "BTCUSDT", "BUY", Decimal("0.01625"), 1)
+def test_paper_fill_is_at_the_next_open_with_fee_and_slippage():
+    asked = []
 
-    fill = broker.fill(intent, Decimal("61526.21"), "USDT")
+    def candles_after(symbol, interval, after_ms, limit, sleeve):
+        asked.append((symbol, interval, after_ms, limit, sleeve))
+        return [Candle(after_ms + 60_000, Decimal("61526.21"), Decimal("61600"), Decimal("61500"))]
 
-    assert fill.price == Decimal("61526.21") * Decimal("1.0005")
+    broker = PaperBroker(candles_after, fee_bps=Decimal("10"), slippage_bps=Decimal("5"))
+    intent = OrderIntent("s", "BTCUSDT", "BUY", Decimal("0.01625"), 1_000, interval="1m")
+
+    report = broker.submit(intent)
+
+    (fill,) = report.fills
+    assert report.status == "FILLED" and asked == [("BTCUSDT", "1m", 1_000, 1, "s")]
+    assert fill.price == Decimal("61526.21") * Decimal("1.0005") and fill.filled_at_ms == 61_000
     assert fill.fee == Decimal("0.01625") * fill.price * Decimal("0.001")
     assert fill.fee_asset == "USDT"
+
+
+def test_paper_order_waits_while_the_next_candle_is_unknown():
+    broker = PaperBroker(lambda *a: [])
+
+    report = broker.submit(OrderIntent("s", "BTCUSDT", "SELL", Decimal("1"), 1_000, interval="1m"))
+
+    assert (report.status, report.fills) == ("NEW", ())
+
+
+@pytest.mark.parametrize(("tif", "low", "status", "price"), [("GTC", "59000", "FILLED", "59500"), ("IOC", "59600", "EXPIRED", None),
+                                                             ("GTC", "59600", "NEW", None)])
+def test_paper_limit_orders(tif, low, status, price):
+    broker = PaperBroker(lambda *a: [Candle(2, Decimal("60000"), Decimal("60100"), Decimal(low))])
+    intent = OrderIntent("s", "BTCUSDT", "BUY", Decimal("0.1"), 1, "LIMIT", Decimal("59500"), None, tif, interval="1m")
+
+    report = broker.submit(intent)
+
+    assert report.status == status
+    assert [f.price for f in report.fills] == ([Decimal(price)] if price else [])
 
 
 def test_split_symbol():
@@ -105,12 +133,63 @@ def test_split_symbol():
     ("env", "named"),
     [({}, "DATABASE_URL"), ({"DATABASE_URL": "postgresql://x/y", "TRADER_ORDER_QUOTE": "-1"}, "TRADER_ORDER_QUOTE"),
      ({"DATABASE_URL": "postgresql://x/y", "TRADER_SLEEVES": "BTCUSDT-1m"}, "TRADER_SLEEVES"),
-     ({"DATABASE_URL": "postgresql://x/y", "TRADER_MODE": "live"}, "TRADER_MODE")],
+     ({"DATABASE_URL": "postgresql://x/y", "TRADER_MODE": "live"}, "TRADER_MODE=live needs BINANCE_API_KEY"),
+     ({"DATABASE_URL": "postgresql://x/y", "TRADER_SLEEVES": "BTCUSDT:1m:sma_cross,ETHBTC:1m:sma_cross"}, "one quote asset"),
+     ({"DATABASE_URL": "postgresql://x/y", "TRADER_SLEEVES": "BTCUSDT:1m:sma_cross:-5"}, "TRADER_SLEEVES")],
 )
 def test_invalid_trader_settings_name_the_setting(monkeypatch, env, named):
-    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for name in ("DATABASE_URL", "BINANCE_API_KEY", "BINANCE_API_SECRET", "TRADER_BINANCE_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
 
     with pytest.raises(SettingsError, match=named):
         load_settings()
+
+
+PURE = ["trader.errors", "trader.filters", "trader.risk", "trader.risk.exposure", "trader.risk.killswitch",
+        "trader.risk.order_rate", "trader.risk.staleness", "trader.strategies", "trader.orders", "trader.brokers.paper"]
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_trader_core_modules_import_no_io_library(module):
+    import subprocess
+    import sys
+
+    libs = ["psycopg2", "psycopg", "sqlalchemy", "requests", "binance", "aiohttp", "confluent_kafka"]
+    code = f"import sys, {module}; print(','.join(m for m in {libs!r} if m in sys.modules))"
+
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == ""
+
+
+def test_key_file_is_read_and_secrets_never_show_in_repr(tmp_path, monkeypatch):
+    key_file = tmp_path / "binance.keys"
+    key_file.write_text("# testnet\nBINANCE_API_KEY=the-key\nBINANCE_API_SECRET=s3cr3t-value\n")
+    for name in ("BINANCE_API_KEY", "BINANCE_API_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://x/y")
+    monkeypatch.setenv("TRADER_MODE", "testnet")
+    monkeypatch.setenv("TRADER_BINANCE_KEY_FILE", str(key_file))
+
+    settings = load_settings()
+    key, secret = settings.api_credentials()
+
+    assert (key.get_secret_value(), secret.get_secret_value()) == ("the-key", "s3cr3t-value")
+    assert "s3cr3t-value" not in repr(settings) + str(settings) + repr(secret)
+
+
+def test_client_order_ids_of_different_intents_on_one_candle_differ():
+    ids = {client_order_id("BTCUSDT:1m:sma_cross", 1, intent) for intent in ("BUY", "SELL", "STOP_LOSS")}
+
+    assert len(ids) == 3
+
+
+@pytest.mark.parametrize(("open_", "low", "status", "price"), [("60000", "57500", "FILLED", "58000"), ("57000", "56000", "FILLED", "57000"),
+                                                               ("60000", "58500", "NEW", None)])
+def test_paper_stop_loss_sells_at_the_stop_or_the_gap_open(open_, low, status, price):
+    broker = PaperBroker(lambda *a: [Candle(2, Decimal(open_), Decimal(open_), Decimal(low))])
+    stop = OrderIntent("s", "BTCUSDT", "SELL", Decimal("0.1"), 1, "STOP_LOSS", None, Decimal("58000"), intent="STOP_LOSS", interval="1m")
+
+    report = broker.submit(stop)
+
+    assert report.status == status and [f.price for f in report.fills] == ([Decimal(price)] if price else [])

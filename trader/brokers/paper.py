@@ -1,33 +1,82 @@
-"""Paper broker: a MARKET order fills at once at the latest price, with fee and slippage (pure)."""
+"""Paper broker (pure): orders fill at the NEXT price, i.e. the open of the candle after the decision candle.
+
+This is the fill model shared with backtests: a signal on candle ``i``'s close fills at candle ``i+1``'s
+open, moved against us by ``slippage_bps``, paying ``fee_bps`` of the notional in the quote asset. Until
+that candle exists the order stays NEW (recorded in the ledger like a live one). LIMIT orders fill at the
+first later candle that trades through the limit (at the open when it gaps through, else at the limit);
+IOC looks at the next candle only and otherwise expires. Candles come from an injected ``candles_after``
+that only returns candles the order's sleeve has reached (no fills from the future while catching up).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from trader.orders import OrderIntent
+from trader.filters import Lot, SymbolRules
+from trader.orders import Fill, OrderIntent, OrderReport
+from trader.symbols import split_symbol
 
 _BPS = Decimal(10_000)
 
 
 @dataclass(frozen=True)
-class Fill:
-    trade_id: str
-    quantity: Decimal
-    price: Decimal
-    fee: Decimal
-    fee_asset: str
+class Candle:
+    open_time_ms: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
 
 
-@dataclass(frozen=True)
+# (symbol, interval, after open ms, limit, sleeve) -> the candles opening after, that the sleeve has reached
+CandlesAfter = Callable[[str, str, int, int, str], list[Candle]]
+
+
 class PaperBroker:
-    fee_bps: Decimal = Decimal("10")
-    slippage_bps: Decimal = Decimal("0")
-    mode: str = "paper"
+    def __init__(self, candles_after: CandlesAfter, fee_bps: Decimal = Decimal("10"), slippage_bps: Decimal = Decimal("0"),
+                 qty_step: Decimal = Decimal("0.00001"), tick: Decimal = Decimal("0.01"), min_notional: Decimal = Decimal("5"),
+                 mode: str = "paper") -> None:
+        self._candles_after = candles_after
+        self._fee_bps, self.slippage_bps = Decimal(fee_bps), Decimal(slippage_bps)
+        self._rules = dict(tick=tick, lot=Lot(qty_step, Decimal(0), qty_step), min_notional=min_notional)
+        self.mode = mode
 
-    def fill(self, intent: OrderIntent, last_price: Decimal, quote_asset: str) -> Fill:
-        """Fill ``intent`` at ``last_price`` moved against us by the slippage; fee in the quote asset."""
-        sign = 1 if intent.side == "BUY" else -1
-        price = last_price * (1 + sign * self.slippage_bps / _BPS)
-        fee = intent.quantity * price * self.fee_bps / _BPS
-        return Fill(f"{intent.client_order_id}-1", intent.quantity, price, fee, quote_asset)
+    def rules(self, symbol: str) -> SymbolRules:
+        return SymbolRules(symbol, **self._rules)
+
+    def fee_bps(self) -> Decimal:
+        return self._fee_bps
+
+    def submit(self, order: OrderIntent) -> OrderReport:
+        return self.lookup(order)
+
+    def lookup(self, order: OrderIntent) -> OrderReport:
+        limit = 1 if order.type == "MARKET" or order.time_in_force == "IOC" else 1000
+        candles = self._candles_after(order.symbol, order.interval, order.signal_open_time_ms, limit, order.sleeve)
+        for candle in candles:
+            price = self._fill_price(order, candle)
+            if price is not None:
+                return OrderReport(order.client_order_id, "FILLED", None, order.quantity, (self._fill(order, price, candle),))
+        if candles and order.time_in_force == "IOC":
+            return OrderReport(order.client_order_id, "EXPIRED")
+        return OrderReport(order.client_order_id, "NEW")
+
+    def _fill_price(self, order: OrderIntent, c: Candle) -> Decimal | None:
+        buy = order.side == "BUY"
+        if order.type == "MARKET":
+            return c.open * (1 + (1 if buy else -1) * self.slippage_bps / _BPS)
+        if order.type == "LIMIT":
+            if buy and c.low <= order.price:
+                return min(c.open, order.price)
+            if not buy and c.high >= order.price:
+                return max(c.open, order.price)
+            return None
+        if order.type == "STOP_LOSS":  # a SELL stop triggers when the low reaches it; fills at the stop or the gap open
+            if (not buy and c.low <= order.stop_price) or (buy and c.high >= order.stop_price):
+                return min(c.open, order.stop_price) if not buy else max(c.open, order.stop_price)
+        return None
+
+    def _fill(self, order: OrderIntent, price: Decimal, candle: Candle) -> Fill:
+        fee = order.quantity * price * self._fee_bps / _BPS
+        return Fill(f"{order.client_order_id}-1", order.quantity, price, fee, split_symbol(order.symbol)[1], candle.open_time_ms)

@@ -15,6 +15,10 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from trader.errors import StrategyError
+
+__all__ = ["BUY", "HOLD", "INTERFACE_VERSION", "SELL", "Action", "Param", "Signal", "Strategy", "StrategyError", "decide_safely"]
+
 INTERFACE_VERSION = 2
 
 BUY, SELL, HOLD = 1, -1, 0
@@ -35,16 +39,25 @@ class Signal:
     reason: str = ""
 
 
-class StrategyError(RuntimeError):
-    """A strategy raised; the sleeve that runs it halts, the others go on."""
+@dataclass(frozen=True)
+class Param:
+    """A declared strategy parameter: its default and an optional description (shown by ``--help``-like tools)."""
+
+    default: int | float
+    help: str = ""
 
 
 class Strategy:
-    """Base class. Subclasses set ``name``, ``warmup`` and ``required_features`` and implement ``signals``."""
+    """Base class. Subclasses set ``name``, ``warmup`` and ``required_features`` and implement ``signals``.
+
+    Optional metadata: ``params`` declares parameters with defaults (``{"fast": Param(10)}``), so config
+    and backtests can list them; ``describe()`` gives name, warm-up, features and the actual parameters.
+    """
 
     name: ClassVar[str]
     warmup: ClassVar[int] = 1  # rows of history one decision needs, the decided row included
     required_features: tuple[str, ...] = ()
+    declared_params: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, **params) -> None:
         self.params = params
@@ -52,6 +65,10 @@ class Strategy:
     def signals(self, frame: pd.DataFrame) -> np.ndarray:  # pragma: no cover - interface
         """+1/-1/0 per row, causal. Must not mutate ``frame``."""
         raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"name": self.name, "warmup": self.warmup, "required_features": list(self.required_features),
+                "params": dict(self.params)}
 
     def reason(self, action: Action) -> str:
         """Why ``action`` was taken, for the records (override for something more specific)."""

@@ -9,30 +9,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trader.strategies.base import BUY, HOLD, SELL, Action, Strategy
+from trader.strategies.base import Action, Param, Strategy
+from trader.strategies.signals import column, crossed_above, crossed_below, to_signals
 
 
 class SmaCross(Strategy):
     name = "sma_cross"
     warmup = 2
+    declared_params = {"fast": Param(10, "fast SMA period (sma_10 available)"),
+                       "slow": Param(30, "slow SMA period (sma_30, sma_50 available)")}
+    column_prefix = "sma"
 
     def __init__(self, fast: int = 10, slow: int = 30) -> None:
         if not 0 < fast < slow:
-            raise ValueError(f"sma_cross needs 0 < fast < slow, got fast={fast} slow={slow}")
+            raise ValueError(f"{self.name} needs 0 < fast < slow, got fast={fast} slow={slow}")
         super().__init__(fast=fast, slow=slow)
-        self.fast_col, self.slow_col = f"sma_{fast}", f"sma_{slow}"
+        self.fast_col, self.slow_col = f"{self.column_prefix}_{fast}", f"{self.column_prefix}_{slow}"
         self.required_features = (self.fast_col, self.slow_col)
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:
-        fast = frame[self.fast_col].to_numpy(dtype=np.float64)
-        slow = frame[self.slow_col].to_numpy(dtype=np.float64)
-        out = np.full(len(fast), HOLD, dtype=np.int8)
-        if len(fast) < 2:
-            return out
-        f0, f1, s0, s1 = fast[:-1], fast[1:], slow[:-1], slow[1:]
-        out[1:][(f0 < s0) & (f1 > s1)] = BUY  # NaN compares False: no signal while warming up
-        out[1:][(f0 > s0) & (f1 < s1)] = SELL
-        return out
+        fast, slow = column(frame, self.fast_col), column(frame, self.slow_col)
+        return to_signals(crossed_above(fast, slow), crossed_below(fast, slow))
 
     def reason(self, action: Action) -> str:
         if action is Action.BUY:

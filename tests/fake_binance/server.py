@@ -1,0 +1,112 @@
+"""Run the fake Binance in a background thread on a free port: ``with FakeBinance() as fake: ...``."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from decimal import Decimal
+
+from aiohttp import web
+
+from tests.fake_binance.app import build_app
+from tests.fake_binance.state import DEFAULT_API_KEY, DEFAULT_API_SECRET, Fault, FakeState
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class FakeBinance:
+    """A running fake REST server plus a small API to seed it and inject faults.
+
+    ``url`` is the base (``http://127.0.0.1:PORT``); ``api_url`` is what python-binance's ``API_URL``
+    must be set to. ``state`` is the whole fake exchange (``FakeState``) for anything not wrapped here.
+    """
+
+    api_key, api_secret = DEFAULT_API_KEY, DEFAULT_API_SECRET
+
+    def __init__(self, state: FakeState | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = state or FakeState()
+        self.host, self.port = host, port or free_port(host)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
+
+    def start(self) -> FakeBinance:
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._runner = web.AppRunner(build_app(self.state), access_log=None)
+            self._loop.run_until_complete(self._runner.setup())
+            self._loop.run_until_complete(web.TCPSite(self._runner, self.host, self.port).start())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="fake-binance", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake Binance did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+        self._loop = None
+
+    def __enter__(self) -> FakeBinance:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- seeding and faults -------------------------------------------------------------------
+    def add_symbol(self, symbol: str = "BTCUSDT", base: str = "BTC", quote: str = "USDT", filters: list[dict] | None = None) -> None:
+        self.state.add_symbol(symbol, base, quote, filters)
+
+    def seed_klines(self, symbol: str, interval: str, rows: list[list]) -> None:
+        """Serve these 12-column kline rows (e.g. ``tests.helpers.sample_rows``); moves the price to the newest close."""
+        with self.state.lock:
+            self.state.market.seed_klines(symbol, interval, rows)
+            self.state.engine.on_price(symbol, self.state.market.price(symbol), self.state.now_ms())
+
+    def set_price(self, symbol: str, price: Decimal | str) -> None:
+        """Move the price; resting LIMIT/STOP orders that it reaches are filled."""
+        with self.state.lock:
+            self.state.market.set_price(symbol, Decimal(price))
+            self.state.engine.on_price(symbol, Decimal(price), self.state.now_ms())
+
+    def deposit(self, asset: str, amount: Decimal | str) -> None:
+        with self.state.lock:
+            self.state.engine.deposit(asset, Decimal(amount))
+
+    def inject(self, fault: Fault) -> None:
+        self.state.inject(fault)
+
+    def set_skew(self, ms: int) -> None:
+        """Shift the server clock by ``ms`` (positive: the server is ahead of the client)."""
+        self.state.skew_ms = ms
+
+    def orders(self, symbol: str | None = None) -> list[dict]:
+        with self.state.lock:
+            return [dict(o) for o in self.state.engine.orders.values() if symbol in (None, o["symbol"])]
+
+    def requests(self, path: str | None = None) -> list[tuple[str, str, str, str]]:
+        with self.state.lock:
+            return [r for r in self.state.requests if path in (None, r[1])]

@@ -1,0 +1,139 @@
+"""The kill switch trips in a drawdown, is recorded, blocks orders and stays tripped after a restart,
+until the operator resumes through the CLI. A raising strategy halts only its own sleeve."""
+
+from decimal import Decimal as D
+
+import numpy as np
+import psycopg2
+import pytest
+import sqlalchemy as sa
+
+from tests.helpers import sample_rows
+from tests.integration.test_features_to_orders import db, dsn_of, seed_features  # noqa: F401 - db is a fixture
+from trader.__main__ import main
+from trader.brokers.paper import PaperBroker
+from trader.loop import RiskConfig, Sleeve, Trader, db_candles
+from trader.risk.killswitch import KillLimits
+from trader.risk.staleness import StaleData
+from trader.strategies import build_strategy
+from trader.strategies.base import Strategy
+
+pytestmark = pytest.mark.integration
+
+
+class BuyFirstSellLast(Strategy):
+    """BUY while the close is at or above ``sell_below``, SELL once it is below."""
+
+    name = "buy_first_sell_late"
+
+    def __init__(self, sell_below: float) -> None:
+        super().__init__(sell_below=sell_below)
+
+    def signals(self, frame):
+        close = frame["close"].to_numpy(dtype=float)
+        return np.where(close < self.params["sell_below"], -1, 1).astype(np.int8)
+
+
+class Exploding(Strategy):
+    name = "exploding"
+
+    def signals(self, frame):
+        raise RuntimeError("division by zero in user code")
+
+
+def crash_rows(n=80, top=100.0, bottom=70.0):
+    """Real open times, synthetic prices: flat at ``top`` for 30 bars, then a steady fall to ``bottom``."""
+    rows = []
+    for i, r in enumerate(sample_rows(n)):
+        p = top if i < 30 else top - (top - bottom) * (i - 29) / (n - 30)
+        rows.append([r[0], f"{p:.2f}", f"{p + 0.5:.2f}", f"{p - 0.5:.2f}", f"{p:.2f}", "10", r[6], "", "", "", "", ""])
+    return rows
+
+
+def make(database_url, strategies, limits=KillLimits(D("0.5"), D("0.10"))):
+    dsn = dsn_of(database_url)
+    connect = lambda: psycopg2.connect(dsn)  # noqa: E731
+    sleeves = [Sleeve(f"BTCUSDT:1m:{s.name}", "BTCUSDT", "1m", s, allocation=D("10000")) for s in strategies]
+    return Trader(connect, sleeves, PaperBroker(db_candles(connect), fee_bps=D("0")), risk=RiskConfig(kill=limits),
+                  paper_balance=D("10000"))
+
+
+def state(engine):
+    with engine.connect() as c:
+        return c.execute(sa.text("SELECT value->>'state' FROM trading.trader_state WHERE key = 'kill_switch:paper'")).scalar()
+
+
+def test_drawdown_trips_the_kill_switch_which_survives_a_restart_until_resumed(db, database_url, monkeypatch):
+    rows = crash_rows()
+    seed_features(db, rows[:60])
+    make(database_url, [BuyFirstSellLast(sell_below=75)]).step()
+    tripped = state(db)
+
+    seed_features(db, rows[60:])  # the price falls below 75: the strategy now says SELL
+    make(database_url, [BuyFirstSellLast(sell_below=75)]).step()  # a restarted trader
+
+    with db.connect() as c:
+        sides = c.execute(sa.text("SELECT side FROM trading.orders ORDER BY signal_open_time")).scalars().all()
+        events = c.execute(sa.text("SELECT kind, rule, detail FROM trading.events ORDER BY id")).fetchall()
+    assert tripped == "HALTED" and state(db) == "HALTED"
+    assert sides == ["BUY"]  # the SELL was refused: HALTED means no orders at all
+    assert events[0].kind == "kill_switch" and "drawdown" in events[0].detail
+    assert any(e.kind == "risk_block" and e.rule == "kill_switch" for e in events)
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["resume", "--reason", "drill over"]) == 0
+    assert state(db) == "ACTIVE"
+
+
+def test_operator_kill_switch_reducing_blocks_entries_only(db, database_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    seed_features(db, crash_rows()[:40])
+
+    assert main(["kill", "--reducing", "--reason", "maintenance"]) == 0
+    make(database_url, [BuyFirstSellLast(sell_below=0)]).step()
+
+    with db.connect() as c:
+        orders = c.execute(sa.text("SELECT count(*) FROM trading.orders")).scalar()
+        blocks = c.execute(sa.text("SELECT detail FROM trading.events WHERE kind = 'risk_block'")).scalars().all()
+    assert orders == 0 and state(db) == "REDUCING"
+    assert blocks and all("REDUCING" in b for b in blocks)
+
+
+def test_a_raising_strategy_halts_only_its_sleeve_and_stays_halted(db, database_url, capsys, monkeypatch):
+    seed_features(db, sample_rows(200))
+    good = build_strategy("sma_cross")
+
+    make(database_url, [Exploding(), good]).step()
+    restarted = make(database_url, [Exploding(), good])
+
+    with db.connect() as c:
+        halted = c.execute(sa.text("SELECT sleeve, halted_reason FROM trading.sleeves WHERE halted_reason IS NOT NULL")).fetchall()
+        signals = dict(c.execute(sa.text("SELECT sleeve, count(*) FROM trading.signals GROUP BY sleeve")).fetchall())
+        errors = c.execute(sa.text("SELECT sleeve FROM trading.events WHERE kind = 'strategy_error'")).scalars().all()
+    assert [h.sleeve for h in halted] == ["BTCUSDT:1m:exploding"]
+    assert "RuntimeError: division by zero in user code" in halted[0].halted_reason
+    assert signals == {"BTCUSDT:1m:sma_cross": 200}
+    assert errors == ["BTCUSDT:1m:exploding"]
+    assert restarted.sleeves[0].halted and not restarted.sleeves[1].halted
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    main(["status"])
+    out = capsys.readouterr().out
+    assert "kill switch: ACTIVE" in out and "BTCUSDT:1m:exploding: HALTED" in out and "last decision" in out
+
+
+def test_stale_data_blocks_entries_but_not_exits_and_is_recorded(db, database_url):
+    seed_features(db, sample_rows(200))  # March 2024: by the wall clock, long stale
+    dsn = dsn_of(database_url)
+    connect = lambda: psycopg2.connect(dsn)  # noqa: E731
+    sleeve = Sleeve("BTCUSDT:1m:sma_cross", "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
+    trader = Trader(connect, [sleeve], PaperBroker(db_candles(connect)),
+                    risk=RiskConfig(rules=(StaleData(2),), staleness_basis="close_time"), paper_balance=D("10000"))
+    trader.step()
+
+    with db.connect() as c:
+        orders = c.execute(sa.text("SELECT count(*) FROM trading.orders")).scalar()
+        rules = c.execute(sa.text("SELECT DISTINCT rule FROM trading.events WHERE kind = 'risk_block'")).scalars().all()
+        reasons = c.execute(sa.text("SELECT reason FROM trading.signals WHERE action = 'BUY'")).scalars().all()
+    assert orders == 0 and rules == ["stale_data"]
+    assert reasons and all("blocked by stale_data: newest closed candle is" in r for r in reasons)

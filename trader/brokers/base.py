@@ -1,0 +1,26 @@
+"""What the loop needs from a broker (paper or Binance): one protocol, the same order path for both."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Protocol
+
+from trader.filters import SymbolRules
+from trader.orders import OrderIntent, OrderReport
+
+
+class Broker(Protocol):
+    mode: str  # paper | testnet | live
+
+    def rules(self, symbol: str) -> SymbolRules:
+        """The symbol's exchange filters."""
+
+    def submit(self, order: OrderIntent) -> OrderReport:
+        """Place ``order`` with its deterministic client order id. Raises ``RetryableError`` when the
+        outcome is unknown (the caller then looks the order up before any retry) or ``FatalError``."""
+
+    def lookup(self, order: OrderIntent) -> OrderReport | None:
+        """The venue's state of ``order`` by client order id, with its fills; ``None``: the venue never saw it."""
+
+    def fee_bps(self) -> Decimal:
+        """Fee per side used to refuse orders the balance cannot pay for."""

@@ -1,0 +1,179 @@
+"""Binance spot broker over python-binance's ``Client`` (testnet or live; the client is injected).
+
+* Server-time offset: ``sync_time()`` sets ``client.timestamp_offset`` from ``GET /api/v3/time``; a -1021
+  answer resyncs and retries once (a -1021 rejection was never executed).
+* Client order ids are deterministic (``OrderIntent.client_order_id``); ``submit`` sends one request and,
+  when the outcome is unknown (timeout, 5xx, -1007), raises a ``RetryableError``: the caller must
+  ``lookup`` the id before any retry. Binance accepts a reused id once the first order is filled, so a
+  blind resend could double-order; the lookup is what prevents it.
+* 429/418 become ``RateLimited`` with ``Retry-After``; reads wait that long (injected ``sleep``) and retry.
+* Errors are classified into ``trader.errors``; messages carry Binance's code and text only, never
+  URLs, parameters, signatures, keys or secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+import requests
+from binance.exceptions import BinanceAPIException, BinanceRequestException
+
+from trader.errors import (
+    AuthError, ClockSkew, ExchangeUnavailable, FilterRejected, InsufficientBalance, OrderRejected, RateLimited,
+    RequestTimeout, RetryableError, TraderError, TransportError,
+)
+from trader.filters import SymbolRules
+from trader.orders import Fill, OrderIntent, OrderReport
+
+log = logging.getLogger(__name__)
+_AUTH_CODES = (-2014, -2015, -1022, -2008)
+_UNKNOWN_CODES = (-1000, -1001, -1006, -1007)
+
+
+def classify(exc: Exception) -> TraderError:
+    """Map a python-binance/requests exception to the trader's error tree (message free of secrets)."""
+    if isinstance(exc, TraderError):
+        return exc
+    if isinstance(exc, BinanceAPIException):
+        status, code, msg = exc.status_code, exc.code, exc.message
+        text = f"Binance HTTP {status} code {code}: {msg}"
+        if status in (429, 418) or code in (-1003, -1015):
+            retry_after = exc.response.headers.get("Retry-After") if exc.response is not None else None
+            return RateLimited(text, float(retry_after) if retry_after else 60.0)
+        if code == -1021:
+            return ClockSkew(text)
+        if status >= 500 or code in _UNKNOWN_CODES:
+            return ExchangeUnavailable(text)
+        if status == 401 or code in _AUTH_CODES:
+            return AuthError(text)
+        if code == -1013:
+            return FilterRejected(text, code)
+        if code == -2010 and "insufficient balance" in (msg or ""):
+            return InsufficientBalance(text, code)
+        return OrderRejected(text, code)
+    if isinstance(exc, requests.Timeout):
+        return RequestTimeout(f"no answer from Binance in time ({type(exc).__name__})")
+    if isinstance(exc, (requests.ConnectionError, BinanceRequestException)):
+        return TransportError(f"cannot talk to Binance ({type(exc).__name__})")
+    return TransportError(f"unexpected error talking to Binance ({type(exc).__name__})")
+
+
+class BinanceBroker:
+    def __init__(self, client, mode: str, *, fee_bps: Decimal = Decimal("10"), read_retries: int = 3,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time) -> None:
+        self.client, self.mode = client, mode
+        self._fee_bps, self._read_retries = fee_bps, read_retries
+        self._sleep, self._clock = sleep, clock
+        self._rules: dict[str, SymbolRules] = {}
+
+    # --- plumbing -------------------------------------------------------------------------------
+    def sync_time(self) -> int:
+        """Measure and store the server-time offset (ms) that python-binance adds to every timestamp."""
+        before = self._clock()
+        server = self._read(self.client.get_server_time)["serverTime"]
+        local = (before + self._clock()) / 2 * 1000
+        self.client.timestamp_offset = int(server - local)
+        return self.client.timestamp_offset
+
+    def _once(self, fn, **params):
+        try:
+            return fn(**params)
+        except Exception as exc:  # noqa: BLE001 - everything is classified; nothing is swallowed
+            raise classify(exc) from None
+
+    def _read(self, fn, **params):
+        """An idempotent request: resync on -1021, wait ``Retry-After`` on 429/418, retry transient errors."""
+        for attempt in range(self._read_retries + 1):
+            try:
+                return self._once(fn, **params)
+            except ClockSkew:
+                if attempt == self._read_retries:
+                    raise
+                self.sync_time()
+            except RetryableError as err:
+                if attempt == self._read_retries:
+                    raise
+                wait = err.retry_after if err.retry_after is not None else min(2 ** attempt, 30)
+                log.warning("binance read failed (%s); retrying in %.0fs", err, wait)
+                self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    # --- Broker protocol ------------------------------------------------------------------------
+    def fee_bps(self) -> Decimal:
+        return self._fee_bps
+
+    def rules(self, symbol: str) -> SymbolRules:
+        if symbol not in self._rules:
+            info = self._read(self.client.get_exchange_info)
+            for s in info["symbols"]:
+                self._rules[s["symbol"]] = SymbolRules.from_exchange_info(s)
+        return self._rules[symbol]
+
+    def submit(self, order: OrderIntent) -> OrderReport:
+        params = order_params(order)
+        try:
+            answer = self._once(self.client.create_order, **params)
+        except ClockSkew:
+            self.sync_time()  # -1021 was refused before the engine: resending is safe
+            answer = self._once(self.client.create_order, **params)
+        return _report(answer, _fills(answer.get("fills", []), int(answer.get("transactTime", 0))))
+
+    def lookup(self, order: OrderIntent) -> OrderReport | None:
+        try:
+            answer = self._read(self.client.get_order, symbol=order.symbol, origClientOrderId=order.client_order_id)
+        except OrderRejected as err:
+            if err.code == -2013:  # Order does not exist.
+                return None
+            raise
+        fills: tuple[Fill, ...] = ()
+        if Decimal(answer.get("executedQty", "0")) > 0:
+            trades = self._read(self.client.get_my_trades, symbol=order.symbol, orderId=answer["orderId"])
+            fills = tuple(Fill(str(t["id"]), Decimal(t["qty"]), Decimal(t["price"]), Decimal(t["commission"]),
+                               t["commissionAsset"], int(t["time"])) for t in trades)
+        return _report(answer, fills)
+
+    def balances(self) -> dict[str, Decimal]:
+        """Free + locked per asset with a non-zero total."""
+        account = self._read(self.client.get_account)
+        out = {b["asset"]: Decimal(b["free"]) + Decimal(b["locked"]) for b in account["balances"]}
+        return {a: v for a, v in out.items() if v}
+
+    def open_orders(self) -> list[dict]:
+        return self._read(self.client.get_open_orders)
+
+    def recent_trades(self, symbol: str, limit: int = 100) -> list[dict]:
+        return self._read(self.client.get_my_trades, symbol=symbol, limit=limit)
+
+    def account_label(self) -> str:
+        account = self._read(self.client.get_account)
+        return f"{account.get('accountType', '?')} uid={account.get('uid', '?')} canTrade={account.get('canTrade')}"
+
+
+def order_params(order: OrderIntent) -> dict:
+    """``POST /api/v3/order`` parameters for ``order`` (decimals as plain strings, never floats)."""
+    params = {"symbol": order.symbol, "side": order.side, "type": order.type, "quantity": _s(order.quantity),
+              "newClientOrderId": order.client_order_id}
+    if order.type == "LIMIT":
+        params.update(timeInForce=order.time_in_force or "GTC", price=_s(order.price))
+    if order.type == "STOP_LOSS":
+        params.update(stopPrice=_s(order.stop_price))
+    if order.type in ("MARKET", "LIMIT"):
+        params["newOrderRespType"] = "FULL"
+    return params
+
+
+def _s(v: Decimal) -> str:
+    return format(v.normalize(), "f")
+
+
+def _fills(raw: list[dict], at_ms: int) -> tuple[Fill, ...]:
+    return tuple(Fill(str(f["tradeId"]), Decimal(f["qty"]), Decimal(f["price"]), Decimal(f["commission"]),
+                      f["commissionAsset"], at_ms) for f in raw)
+
+
+def _report(answer: dict, fills: tuple[Fill, ...]) -> OrderReport:
+    return OrderReport(answer["clientOrderId"], answer.get("status", "NEW"), str(answer["orderId"]),
+                       Decimal(answer.get("executedQty", "0")), fills)

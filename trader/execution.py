@@ -1,0 +1,79 @@
+"""Getting recorded orders to the venue and the venue's answers into the ledger, crash-safe.
+
+For every order the ledger holds as not final:
+* PENDING_SUBMIT: raise ``attempts`` and COMMIT, then (when this is not the first attempt) look the
+  client order id up at the venue first; submit only when the venue never saw it. A crash anywhere
+  leaves either an order the venue does not know (submitted on restart) or one it knows (found by the
+  lookup): never two.
+* NEW / PARTIALLY_FILLED: look it up and apply what changed (new fills only).
+429/418 are honoured by waiting ``Retry-After`` (injected ``sleep``); other retryable errors leave the
+order for the next pass; fatal errors reject it. Every error is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from trader import ledger
+from trader.brokers.base import Broker
+from trader.errors import FatalError, RateLimited, RetryableError
+from trader.orders import OrderIntent, OrderReport
+
+log = logging.getLogger(__name__)
+
+
+class Executor:
+    def __init__(self, transaction: Callable, broker: Broker, sleep: Callable[[float], None], max_waits: int = 3) -> None:
+        self._tx, self.broker, self._sleep, self._max_waits = transaction, broker, sleep, max_waits
+
+    def settle(self, sleeve: str | None = None) -> None:
+        """Submit pending orders and refresh open ones (of ``sleeve``, or all)."""
+        with self._tx() as cur:
+            pending = ledger.open_orders(cur, self.broker.mode, sleeve)
+        for intent, status, _ in pending:
+            if status == "PENDING_SUBMIT":
+                self.submit(intent)
+            else:
+                self.refresh(intent)
+
+    def submit(self, intent: OrderIntent) -> OrderReport | None:
+        for _ in range(self._max_waits + 1):
+            with self._tx() as cur:
+                attempts = ledger.bump_attempts(cur, intent.client_order_id)
+            try:
+                report = self.broker.lookup(intent) if attempts > 1 else None
+                report = report or self.broker.submit(intent)
+            except RateLimited as err:
+                self._error(intent, "retryable", str(err), final=False)
+                self._sleep(err.retry_after or 60)
+                continue
+            except RetryableError as err:
+                self._error(intent, "retryable", str(err), final=False)
+                return None
+            except FatalError as err:
+                self._error(intent, "fatal", str(err), final=True)
+                return None
+            return self._apply(intent, report)
+        return None
+
+    def refresh(self, intent: OrderIntent) -> OrderReport | None:
+        try:
+            report = self.broker.lookup(intent)
+        except RetryableError as err:
+            self._error(intent, "retryable", str(err), final=False)
+            return None
+        if report is None:
+            self._error(intent, "fatal", "the venue does not know this accepted order", final=False)
+            return None
+        return self._apply(intent, report)
+
+    def _apply(self, intent: OrderIntent, report: OrderReport) -> OrderReport:
+        with self._tx() as cur:
+            ledger.apply_report(cur, self.broker.mode, intent, report)
+        return report
+
+    def _error(self, intent: OrderIntent, kind: str, message: str, final: bool) -> None:
+        log.error("order %s: %s error: %s", intent.client_order_id, kind, message)
+        with self._tx() as cur:
+            ledger.record_order_error(cur, self.broker.mode, intent, kind, message, final)

@@ -1,0 +1,13 @@
+"""Long-only EMA crossover: the SMA crossover's rules over exponential averages (``ema_<fast>``/``ema_<slow>``)."""
+
+from __future__ import annotations
+
+from trader.strategies.base import Param
+from trader.strategies.sma_cross import SmaCross
+
+
+class EmaCross(SmaCross):
+    name = "ema_cross"
+    declared_params = {"fast": Param(10, "fast EMA period (ema_10 available)"),
+                       "slow": Param(30, "slow EMA period (ema_30, ema_50 available)")}
+    column_prefix = "ema"
