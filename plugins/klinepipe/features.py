@@ -21,6 +21,8 @@ that makes every feature bit-identical whether computed incrementally or over th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 import talib
@@ -35,34 +37,77 @@ WARMUP_BARS = 1000
 
 
 def compute_features(close: np.ndarray, high: np.ndarray | None = None, low: np.ndarray | None = None,
-                     volume: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Every feature over one series (oldest first); one value per candle. Missing inputs give NaN columns."""
+                     volume: np.ndarray | None = None, columns: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Features over one series (oldest first), one value per candle: all of them, or only ``columns``.
+
+    Missing inputs (high/low, volume) give NaN columns. A column's values do not depend on which other
+    columns are asked for, so a backtest may compute just what its strategy needs.
+    """
+    want = set(FEATURE_COLUMNS if columns is None else columns)
+    if unknown := want - set(FEATURE_COLUMNS):
+        raise ValueError(f"unknown feature column(s) {sorted(unknown)}; known: {', '.join(FEATURE_COLUMNS)}")
     close = _f64(close)
-    nan = np.full(len(close), np.nan)
+    out: dict[str, np.ndarray] = {}
+    for name, (needs, build) in _BUILDERS.items():
+        if want & needs:
+            out.update(build(close, high, low, volume))
+    return {c: out[c] for c in FEATURE_COLUMNS if c in want}
+
+
+def compute_feature_frame(candles: pd.DataFrame, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """Features for a frame of one series' closed candles (``open_time``, ``close``; ``high``, ``low``, ``volume`` if present)."""
+    cols = {c: candles[c].to_numpy(dtype=np.float64) for c in ("close", "high", "low", "volume") if c in candles}
+    out = pd.DataFrame(compute_features(**cols, columns=columns), index=candles.index)
+    out.insert(0, "open_time", candles["open_time"].to_numpy())
+    return out
+
+
+def _returns(close, high, low, volume) -> dict[str, np.ndarray]:
     prev = np.concatenate(([np.nan], close[:-1]))
     with np.errstate(divide="ignore", invalid="ignore"):
         ret = close / prev - 1.0
         log_ret = np.log(close / prev)
-    out = {"ret_1": ret, "log_ret_1": log_ret}
-    for n in (10, 30, 50):
-        out[f"sma_{n}"] = rolling_mean(close, n)
-        out[f"ema_{n}"] = talib.EMA(close, timeperiod=n)
-    out["rsi_14"] = talib.RSI(close, timeperiod=14)
-    out["macd"], out["macd_signal"], out["macd_hist"] = talib.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
+    return {"ret_1": ret, "log_ret_1": log_ret, "volatility_30": rolling_std(log_ret, 30)}
+
+
+def _averages(n: int):
+    return lambda close, high, low, volume: {f"sma_{n}": rolling_mean(close, n)}
+
+
+def _emas(n: int):
+    return lambda close, high, low, volume: {f"ema_{n}": talib.EMA(close, timeperiod=n)}
+
+
+def _macd(close, high, low, volume) -> dict[str, np.ndarray]:
+    macd, signal, hist = talib.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
+    return {"macd": macd, "macd_signal": signal, "macd_hist": hist}
+
+
+def _bollinger(close, high, low, volume) -> dict[str, np.ndarray]:
     mid, sd = rolling_mean(close, 20), rolling_std(close, 20)
-    out["bb_upper_20"], out["bb_middle_20"], out["bb_lower_20"] = mid + 2 * sd, mid, mid - 2 * sd
-    out["atr_14"] = talib.ATR(_f64(high), _f64(low), close, timeperiod=14) if high is not None and low is not None else nan
-    out["volatility_30"] = rolling_std(log_ret, 30)
-    out["volume_z_30"] = _zscore(_f64(volume), 30) if volume is not None else nan
-    return {c: out[c] for c in FEATURE_COLUMNS}
+    return {"bb_upper_20": mid + 2 * sd, "bb_middle_20": mid, "bb_lower_20": mid - 2 * sd}
 
 
-def compute_feature_frame(candles: pd.DataFrame) -> pd.DataFrame:
-    """Features for a frame of one series' closed candles (``open_time``, ``close``; ``high``, ``low``, ``volume`` if present)."""
-    cols = {c: candles[c].to_numpy(dtype=np.float64) for c in ("close", "high", "low", "volume") if c in candles}
-    out = pd.DataFrame(compute_features(**cols), index=candles.index)
-    out.insert(0, "open_time", candles["open_time"].to_numpy())
-    return out
+def _atr(close, high, low, volume) -> dict[str, np.ndarray]:
+    if high is None or low is None:
+        return {"atr_14": np.full(len(close), np.nan)}
+    return {"atr_14": talib.ATR(_f64(high), _f64(low), close, timeperiod=14)}
+
+
+def _volume_z(close, high, low, volume) -> dict[str, np.ndarray]:
+    return {"volume_z_30": _zscore(_f64(volume), 30) if volume is not None else np.full(len(close), np.nan)}
+
+
+_BUILDERS = {
+    "returns": ({"ret_1", "log_ret_1", "volatility_30"}, _returns),
+    **{f"sma_{n}": ({f"sma_{n}"}, _averages(n)) for n in (10, 30, 50)},
+    **{f"ema_{n}": ({f"ema_{n}"}, _emas(n)) for n in (10, 30, 50)},
+    "rsi_14": ({"rsi_14"}, lambda close, *_: {"rsi_14": talib.RSI(close, timeperiod=14)}),
+    "macd": ({"macd", "macd_signal", "macd_hist"}, _macd),
+    "bollinger": ({"bb_upper_20", "bb_middle_20", "bb_lower_20"}, _bollinger),
+    "atr_14": ({"atr_14"}, _atr),
+    "volume_z_30": ({"volume_z_30"}, _volume_z),
+}
 
 
 def rolling_mean(x: np.ndarray, n: int) -> np.ndarray:

@@ -3,7 +3,7 @@
 import pytest
 
 pytestmark = pytest.mark.airflow
-EXPECTED = {"ingest_klines", "compute_features"}
+EXPECTED = {"ingest_klines", "compute_features", "backfill_klines", "data_quality", "backtest_strategy"}
 
 
 @pytest.fixture(scope="module")

@@ -103,3 +103,16 @@ def test_values_are_nan_until_the_window_is_full():
     assert np.isnan(f["sma_30"][28]) and f["sma_30"][29] == pytest.approx(15.5)
     assert np.isnan(f["ret_1"][0]) and f["ret_1"][1] == pytest.approx(1.0)
     assert np.isnan(f["atr_14"]).all() and np.isnan(f["volume_z_30"]).all()
+
+
+def test_a_column_subset_equals_the_same_columns_of_the_full_set():
+    data = _ohlcv(3000)
+    full = compute_features(**data)
+
+    subset = compute_features(**data, columns=["sma_10", "sma_30", "macd_hist", "atr_14"])
+
+    assert list(subset) == ["sma_10", "sma_30", "macd_hist", "atr_14"]
+    for column, values in subset.items():
+        np.testing.assert_array_equal(values, full[column])
+    with pytest.raises(ValueError, match="unknown feature"):
+        compute_features(**data, columns=["sma_7"])

@@ -1,0 +1,54 @@
+"""Backtest a strategy over stored candles, from the Airflow UI ("Trigger DAG w/ config").
+
+Params: ``symbol``, ``interval``, ``start`` / ``end`` (ISO dates, UTC; empty = all stored candles),
+``strategy`` (a trader strategy name), ``params`` (JSON object of strategy parameters), ``fee_bps``
+(per side), ``slippage_bps``, ``size`` (fraction of equity per entry). Candles come from
+``market.candles`` (connection ``klinepipe_db``); features, strategy and fills are the trader's own
+(``trader.backtest``), the same code the live trader runs.
+
+Output: ``trades.csv``, ``equity.csv``, ``summary.json``, ``report.html`` and ``equity.png`` under
+``$KLINEPIPE_REPORTS_DIR/<run_id>/`` (default ``.data/reports/<run_id>/``). The task returns the
+report's path and ``file://`` link with the summary (see the task's XCom ``return_value``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=15)},
+    tags=["klinepipe", "backtest"],
+    doc_md=__doc__,
+    params={
+        "symbol": Param("BTCUSDT", type="string"),
+        "interval": Param("1m", type="string"),
+        "start": Param("", type="string", description="first open time, ISO (UTC); empty = from the first candle"),
+        "end": Param("", type="string", description="open times before this, ISO (UTC); empty = to the last candle"),
+        "strategy": Param("sma_cross", type="string"),
+        "params": Param({"fast": 10, "slow": 30}, type="object", description="strategy parameters"),
+        "fee_bps": Param(10.0, type="number", minimum=0),
+        "slippage_bps": Param(0.0, type="number", minimum=0),
+        "size": Param(1.0, type="number", exclusiveMinimum=0, maximum=1),
+    },
+)
+def backtest_strategy():
+    @task(execution_timeout=timedelta(minutes=30))
+    def run_backtest(params: dict | None = None, run_id: str | None = None) -> dict:
+        from klinepipe.airflow_conn import database_url
+        from trader.backtest.service import execute
+        from trader.backtest.dag_request import request_from_params
+
+        return execute(request_from_params(params, run_id, database_url()))
+
+    run_backtest()
+
+
+backtest_strategy()

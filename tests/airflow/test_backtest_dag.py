@@ -1,0 +1,37 @@
+"""The backtest DAG: trigger params -> stored candles -> the trader's backtest -> a report directory per run."""
+
+import json
+
+import pytest
+
+from tests.conftest import ROOT, airflow_connections
+from tests.helpers import sample_rows, write_csv
+from tests.integration.test_backtest_db_source import seed_candles
+from trader.backtest.engine import FillModel
+from trader.backtest.service import BacktestRequest, execute
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration]
+
+
+def test_a_triggered_backtest_writes_the_report_of_the_stored_candles(airflow_env, engine, database_url, tmp_path, monkeypatch):
+    rows = sample_rows(1200)
+    seed_candles(engine, rows)
+    reports = tmp_path / "reports"
+    monkeypatch.setenv("AIRFLOW_CONN_KLINEPIPE_DB", airflow_connections(database_url, "unused:9092")["AIRFLOW_CONN_KLINEPIPE_DB"])
+    monkeypatch.setenv("KLINEPIPE_REPORTS_DIR", str(reports))
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["backtest_strategy"]
+    run = dag.test(run_conf={"symbol": "BTCUSDT", "interval": "1m", "strategy": "sma_cross", "params": {"fast": 10, "slow": 50},
+                             "fee_bps": 5.0, "start": "", "end": ""})
+
+    assert run.state == "success"
+    (out,) = list(reports.iterdir())
+    assert {p.name for p in out.iterdir()} == {"trades.csv", "equity.csv", "summary.json", "report.html", "equity.png"}
+    summary = json.loads((out / "summary.json").read_text())
+    expected = execute(BacktestRequest(out_dir=tmp_path / "csv", csv=write_csv(tmp_path / "BTCUSDT-1m.csv", rows),
+                                       params={"fast": 10, "slow": 50}, html=False, png=False,
+                                       model=FillModel(fee_bps=5.0)))
+    assert summary["params"] == {"fast": 10, "slow": 50} and summary["fill_model"]["fee_bps"] == 5.0
+    assert summary["bars"] == 1200 and summary["trades"] == expected["summary"]["trades"] > 0
+    assert summary["final_equity"] == expected["summary"]["final_equity"]

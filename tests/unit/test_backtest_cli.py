@@ -1,0 +1,58 @@
+"""The backtest CLI over a kline file: arguments in, the output directory and a summary out."""
+
+import argparse
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+from tests.helpers import SAMPLE
+from trader.backtest.cli import add_backtest_parser, main
+
+
+def test_cli_backtests_a_csv_into_the_output_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+
+    code = main(["--csv", str(SAMPLE / "BTCUSDT-30m.csv"), "--strategy", "sma_cross", "--params", '{"fast": 10, "slow": 30}',
+                 "--fee-bps", "7.5", "--out", str(out)])
+
+    assert code == 0
+    assert {p.name for p in out.iterdir()} == {"trades.csv", "equity.csv", "summary.json", "report.html", "equity.png"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["symbol"] == "BTCUSDT" and summary["interval"] == "30m" and summary["fill_model"]["fee_bps"] == 7.5
+    assert "total_return_pct" in capsys.readouterr().out
+
+
+def test_cli_sweep_and_walk_forward_write_their_tables(tmp_path):
+    out = tmp_path / "sweep"
+
+    code = main(["backtest", "--csv", str(SAMPLE / "BTCUSDT-1h.csv"), "--sweep", '{"fast": [10, 30], "slow": [50]}',
+                 "--walk-forward", "2", "--metric", "total_return_pct", "--workers", "2", "--no-html", "--out", str(out)])
+
+    assert code == 0
+    assert (out / "sweep.csv").exists() and (out / "walk_forward.csv").exists() and not (out / "report.html").exists()
+    best = json.loads((out / "summary.json").read_text())["params"]
+    assert best in ({"fast": 10, "slow": 50}, {"fast": 30, "slow": 50})
+
+
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    code = main(["--csv", str(SAMPLE / "BTCUSDT-30m.csv"), "--strategy", "nope", "--out", str(tmp_path / "x")])
+
+    assert code == 2 and "unknown strategy 'nope'" in capsys.readouterr().err
+
+
+def test_the_parser_plugs_into_another_cli():
+    parser = argparse.ArgumentParser(prog="python -m trader")
+    add_backtest_parser(parser.add_subparsers(dest="command"))
+
+    args = parser.parse_args(["backtest", "--csv", "x.csv", "--fee-bps", "5"])
+
+    assert args.command == "backtest" and args.fee_bps == 5.0 and callable(args.func)
+
+
+def test_python_dash_m_trader_backtest_runs(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "trader.backtest", "--csv", str(SAMPLE / "BTCUSDT-1d.csv"), "--no-html",
+                           "--no-png", "--out", str(tmp_path / "m")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "m" / "summary.json").exists()

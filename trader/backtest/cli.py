@@ -1,0 +1,105 @@
+"""``python -m trader backtest`` (and ``python -m trader.backtest``): arguments -> ``BacktestRequest`` -> ``execute``.
+
+Wire into another parser with ``add_backtest_parser(subparsers)``; the sub-command's handler is set
+as ``func``, so the caller runs ``args.func(args)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from trader.backtest.candles import parse_time
+from trader.backtest.engine import FillModel
+from trader.backtest.sweep import METRICS
+from trader.strategies import REGISTRY
+
+DEFAULT_REPORTS = Path(".data") / "reports"
+
+
+def add_backtest_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("backtest", help="backtest a strategy over a kline file or stored candles",
+                              description="Backtest a live strategy over history with the paper broker's fill model.")
+    src = p.add_argument_group("candles (a file, or PostgreSQL market.candles)")
+    src.add_argument("--csv", type=Path, help="Binance 12-column kline CSV (.csv, .csv.gz or .zip; ms or µs times)")
+    src.add_argument("--symbol", default="", help="e.g. BTCUSDT (taken from the file name for a CSV)")
+    src.add_argument("--interval", default="", help="e.g. 1m (taken from the file name for a CSV)")
+    src.add_argument("--start", type=parse_time, help="first open time, ISO (UTC), e.g. 2024-03-01")
+    src.add_argument("--end", type=parse_time, help="open times before this, ISO (UTC)")
+    src.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL")
+    p.add_argument("--strategy", default="sma_cross", help=f"one of: {', '.join(sorted(REGISTRY))} (default sma_cross)")
+    p.add_argument("--params", type=json.loads, default={}, help='strategy params as JSON, e.g. \'{"fast": 10, "slow": 30}\'')
+    fills = p.add_argument_group("fill model")
+    fills.add_argument("--fee-bps", type=float, default=10.0, help="fee per side in basis points (default 10)")
+    fills.add_argument("--slippage-bps", type=float, default=0.0)
+    fills.add_argument("--size", type=float, default=1.0, help="fraction of equity per entry (default 1)")
+    fills.add_argument("--cash", type=float, default=10_000.0, help="starting equity in the quote asset")
+    fills.add_argument("--order-quote", type=float, help="spend this quote amount per entry instead of --size")
+    fills.add_argument("--qty-step", type=float, help="round quantities down to this step (LOT_SIZE)")
+    fills.add_argument("--size-at", choices=["fill", "signal"], default="fill",
+                       help="size with the fill price, or with the decision candle's close as the live trader does")
+    fills.add_argument("--allow-short", action="store_true", help="SELL when flat opens a short (default: long-only spot)")
+    sweep = p.add_argument_group("sweeps")
+    sweep.add_argument("--sweep", type=json.loads, help='grid as JSON, e.g. \'{"fast": [5, 10, 20], "slow": [30, 50]}\'')
+    sweep.add_argument("--metric", default="sharpe", choices=METRICS, help="sort the sweep table by this, highest first (default sharpe)")
+    sweep.add_argument("--walk-forward", type=int, default=0, metavar="FOLDS", help="with --sweep: out-of-sample folds")
+    sweep.add_argument("--workers", type=int, help="processes for the sweep (default: all cores)")
+    p.add_argument("--out", type=Path, help="output directory (default .data/reports/<strategy>-<series>-<UTC time>)")
+    p.add_argument("--no-html", action="store_true", help="skip report.html")
+    p.add_argument("--no-png", action="store_true", help="skip equity.png")
+    p.set_defaults(func=run_backtest_command)
+    return p
+
+
+def run_backtest_command(args: argparse.Namespace) -> int:
+    from trader.backtest.service import BacktestRequest, execute
+
+    try:
+        model = FillModel(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, size=args.size, cash=args.cash,
+                          allow_short=args.allow_short, order_quote=args.order_quote, qty_step=args.qty_step,
+                          size_at=args.size_at)
+        req = BacktestRequest(out_dir=args.out or _default_out(args), strategy=args.strategy, params=args.params, model=model,
+                              csv=args.csv, database_url=args.database_url, symbol=args.symbol, interval=args.interval,
+                              start=args.start, end=args.end, sweep=args.sweep, walk_forward=args.walk_forward,
+                              metric=args.metric, workers=args.workers, html=not args.no_html, png=not args.no_png)
+        if req.walk_forward and not req.sweep:
+            raise ValueError("--walk-forward needs --sweep (the grid to choose from in each fold)")
+        result = execute(req)
+    except (ValueError, LookupError, FileNotFoundError) as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(result))
+    return 0
+
+
+def format_summary(result: dict) -> str:
+    s = result["summary"]
+    keys = ("strategy", "params", "symbol", "interval", "start", "end", "bars", "trades", "total_return_pct", "cagr_pct",
+            "max_drawdown_pct", "sharpe", "sortino", "win_rate_pct", "profit_factor", "exposure_pct", "fees_paid",
+            "buy_and_hold_return_pct")
+    lines = [f"{k:>24}: {s.get(k)}" for k in keys]
+    if "walk_forward_oos_return_pct" in result:
+        lines.append(f"{'walk-forward OOS return':>24}: {result['walk_forward_oos_return_pct']}")
+    lines.append(f"{'output':>24}: {result['out_dir']}")
+    return "\n".join(lines)
+
+
+def _default_out(args: argparse.Namespace) -> Path:
+    series = args.symbol or (args.csv.name.split(".")[0] if args.csv else "")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return DEFAULT_REPORTS / f"{args.strategy}-{series}{'-' + args.interval if args.interval else ''}-{stamp}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trader.backtest")
+    sub = parser.add_subparsers(dest="command")
+    add_backtest_parser(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "backtest":
+        argv = ["backtest", *argv]  # ``python -m trader.backtest --csv ...`` works too
+    args = parser.parse_args(argv)
+    return args.func(args)
