@@ -1,7 +1,13 @@
-"""Composition root of the streaming sidecar: ``python -m streaming {auto,live,replay}``.
+"""Composition root of the streaming sidecar: ``python -m streaming {auto,live,replay,record}``.
 
-Reads settings (env ``STREAMING_*``/``KAFKA_*``, overridden by flags), builds the Kafka sink, picks the
-source and runs it until it ends or SIGINT/SIGTERM, then flushes every message to the broker.
+Reads settings (env ``STREAMING_*``/``KAFKA_*``, overridden by flags; a bad one fails here, named),
+builds the producer, sink and metrics endpoint, picks the source and runs it until it ends or
+SIGINT/SIGTERM, then flushes every message to the broker.
+
+    python -m streaming live --symbols BTCUSDT,ETHUSDT --intervals 1m,5m
+    python -m streaming live --universe USDT --intervals 1m
+    python -m streaming replay --file data/sample/BTCUSDT-1m.csv.gz --speed 60x
+    python -m streaming record --symbols BTCUSDT --intervals 1s --out btc.jsonl
 """
 
 from __future__ import annotations
@@ -13,53 +19,88 @@ import math
 import signal
 import sys
 import time
-from pathlib import Path
 
-from confluent_kafka import Producer
+import aiohttp
 
-from streaming.config import SettingsError, StreamingSettings, KafkaSettings, load_settings
-from streaming.kafka_sink import KafkaSink, ensure_topics
-from streaming.live import combined_url, probe, stream_frames, stream_names
-from streaming.pump import handle_frame
+from streaming.config import KafkaSettings, SettingsError, StreamingSettings, load_settings
+from streaming.kafka_sink import KafkaSink, build_sink, ensure_topics
+from streaming.live import probe, run_live, run_record
+from streaming.metrics import Stats, serve_metrics
+from streaming.pump import FramePipeline
 from streaming.replay import pace, read_recorded
+from streaming.rest import RestError
+from streaming.universe import UnknownSymbolsError, stream_names
 
 log = logging.getLogger("streaming")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s streaming %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s streaming %(levelname)s %(name)s %(message)s")
     try:
-        settings, kafka = load_settings(
-            mode=args.mode, symbols=args.symbols, intervals=args.intervals,
-            replay_files=args.file, replay_speed=args.speed, replay_loop=args.loop or None,
-        )
+        settings, kafka = load_settings(**_overrides(args))
     except SettingsError as exc:
         print(f"streaming: {exc}", file=sys.stderr)
         return 2
+    stop = _Stop()
+    if settings.mode == "record":
+        return _record(settings, stop)
+    stats = Stats()
     ensure_topics(kafka.producer_config(), {kafka.topic: kafka.partitions, kafka.dlq_topic: 1}, kafka.replication_factor)
-    sink = KafkaSink(Producer(kafka.producer_config()), kafka.topic, kafka.dlq_topic)
-    stop = _install_stop_handlers()
+    sink = build_sink(kafka, stats)
     try:
-        mode = settings.mode
-        if mode == "auto":
-            url = combined_url(settings.ws_url, stream_names(settings.symbols, settings.intervals))
-            why = asyncio.run(probe(url, settings.connect_timeout))
-            mode = "live" if why is None else "replay"
-            if why:
-                print(f"streaming: Binance is unreachable ({why}); replaying bundled klines instead", flush=True)
-        print(f"streaming: source={mode} topic={kafka.topic} brokers={kafka.bootstrap_servers}", flush=True)
-        if mode == "live":
-            _run_live(settings, sink, stop)
-        else:
-            _run_replay(settings, sink, stop)
+        if settings.metrics_port:
+            serve_metrics(stats, lambda: sink.queue_depth, settings.metrics_port)
+    except OSError as exc:  # a busy port must not stop the data; say so loudly instead
+        log.error("no /metrics: cannot listen on STREAMING_METRICS_PORT=%d (%s); choose a free port, or 0 for none",
+                  settings.metrics_port, exc)
+    try:
+        return _run(settings, kafka, sink, stop)
     finally:
         sink.close()
         print(f"streaming: stopped; published={sink.published} acked={sink.acked} dead_lettered={sink.dead_lettered}", flush=True)
+
+
+def _run(settings: StreamingSettings, kafka: KafkaSettings, sink: KafkaSink, stop: _Stop) -> int:
+    mode = settings.mode
+    if mode == "auto":
+        why = asyncio.run(probe(settings.ws_url, stream_names(settings.symbols, settings.intervals), settings.connect_timeout))
+        mode = "live" if why is None else "replay"
+        if why:
+            print(f"streaming: Binance is unreachable ({why}); replaying bundled klines instead", flush=True)
+    print(f"streaming: source={mode} topic={kafka.topic} brokers={kafka.bootstrap_servers}", flush=True)
+    if mode == "replay":
+        _run_replay(settings, sink, stop)
+        return 0
+    try:
+        asyncio.run(_live(settings, sink, stop))
+    except UnknownSymbolsError as exc:
+        print(f"streaming: {exc}", file=sys.stderr)
+        return 2
+    except RestError as exc:
+        print(f"streaming: cannot read exchangeInfo from STREAMING_REST_URL={settings.rest_url} ({exc}); "
+              "set STREAMING_CHECK_SYMBOLS=false to start without the check", file=sys.stderr)
+        return 2
     return 0
 
 
-def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop) -> None:
+async def _live(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> None:
+    astop = stop.bind(asyncio.get_running_loop())
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        await run_live(settings, sink, session, astop)
+
+
+def _record(settings: StreamingSettings, stop: _Stop) -> int:
+    async def go() -> int:
+        return await run_record(settings, settings.record_out, stop.bind(asyncio.get_running_loop()), Stats())
+
+    n = asyncio.run(go())
+    print(f"streaming: recorded {n} frames to {settings.record_out}", flush=True)
+    return 0
+
+
+def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> None:
+    pipeline = FramePipeline(sink, "replay")
     while True:
         for path in settings.replay_files:
             pace_text = "max speed" if math.isinf(settings.replay_speed) else f"{settings.replay_speed:g}x"
@@ -68,8 +109,11 @@ def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop) -> None:
             for rec in pace(read_recorded(path), settings.replay_speed):
                 if stop.is_set():
                     return
-                handle_frame(sink, rec.frame, "replay", time.time_ns() // 1_000_000)
+                pipeline.handle(rec.frame, time.time_ns() // 1_000_000)
                 sink.poll()
+                while sink.congested:  # backpressure: wait for the broker, never drop
+                    time.sleep(0.01)
+                    sink.poll()
                 if time.monotonic() - last_report > 10:
                     last_report = time.monotonic()
                     print(f"streaming: published={sink.published} acked={sink.acked}", flush=True)
@@ -77,51 +121,53 @@ def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop) -> None:
             return
 
 
-def _run_live(settings: StreamingSettings, sink: KafkaSink, stop) -> None:
-    url = combined_url(settings.ws_url, stream_names(settings.symbols, settings.intervals))
+class _Stop:
+    """SIGINT/SIGTERM -> a flag (sync loops) and an asyncio.Event (the live loop)."""
 
-    async def run() -> None:
-        astop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        loop.call_soon(_watch, stop, astop, loop)
-        await stream_frames(url, lambda frame, at: (handle_frame(sink, frame, "binance", at), sink.poll()), astop)
-
-    asyncio.run(run())
-
-
-def _watch(stop, astop: asyncio.Event, loop: asyncio.AbstractEventLoop) -> None:
-    if stop.is_set():
-        astop.set()
-    else:
-        loop.call_later(0.2, _watch, stop, astop, loop)
-
-
-class _Flag:
     def __init__(self) -> None:
         self._set = False
+        self._event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
 
-    def set(self, *_a) -> None:
+    def _on_signal(self, *_a) -> None:
         self._set = True
+        if self._event is not None:
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+        self._event, self._loop = asyncio.Event(), loop
+        if self._set:
+            self._event.set()
+        return self._event
 
     def is_set(self) -> bool:
         return self._set
 
 
-def _install_stop_handlers() -> _Flag:
-    flag = _Flag()
-    signal.signal(signal.SIGTERM, flag.set)
-    signal.signal(signal.SIGINT, flag.set)
-    return flag
+def _overrides(args) -> dict:
+    return {"mode": args.mode, "symbols": args.symbols, "intervals": args.intervals, "universe": args.universe,
+            "ws_url": args.ws_url, "rest_url": args.rest_url, "url_form": args.url_form, "replay_files": args.file,
+            "replay_speed": args.speed, "replay_loop": args.loop or None, "record_out": args.out,
+            "metrics_port": args.metrics_port}
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m streaming", description="Binance klines -> Kafka (live or replay).")
-    p.add_argument("mode", nargs="?", choices=["auto", "live", "replay"], help="auto: live when Binance is reachable, else replay")
-    p.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT (live)")
-    p.add_argument("--intervals", help="comma-separated, e.g. 1m,5m (live)")
+    p = argparse.ArgumentParser(prog="python -m streaming", description="Binance klines -> Kafka (live, replay or record).")
+    p.add_argument("mode", nargs="?", choices=["auto", "live", "replay", "record"],
+                   help="auto: live when Binance is reachable, else replay; record: raw frames to --out")
+    p.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT (live, record)")
+    p.add_argument("--universe", help="quote asset: every TRADING symbol quoted in it, e.g. USDT (replaces --symbols)")
+    p.add_argument("--intervals", help="comma-separated, e.g. 1m,5m (live, record)")
+    p.add_argument("--ws-url", help="market streams base, e.g. wss://stream.binance.com:9443")
+    p.add_argument("--rest-url", help="REST base for exchangeInfo and backfills, e.g. https://api.binance.com")
+    p.add_argument("--url-form", choices=["combined", "raw", "subscribe"], help="/stream?streams=, /ws/a/b, or SUBSCRIBE")
     p.add_argument("--file", help="comma-separated CSV (12-column Binance klines) or JSONL files (replay)")
     p.add_argument("--speed", help="replay pace: 60x (60 times real time) or max")
     p.add_argument("--loop", action="store_true", help="replay the files again and again")
+    p.add_argument("--out", help="JSONL file the raw frames are appended to (record)")
+    p.add_argument("--metrics-port", type=int, help="port of /metrics (0: off)")
     return p
 
 

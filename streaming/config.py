@@ -1,4 +1,8 @@
-"""Settings of the streaming sidecar, validated once at start (env ``STREAMING_*`` and ``KAFKA_*``)."""
+"""Settings of the streaming sidecar: frozen, typed, validated once at start (env ``STREAMING_*`` and ``KAFKA_*``).
+
+A bad value fails at start with ``SettingsError`` naming the environment variable. ``kafka_security.py``
+turns the ``KAFKA_*`` security settings into librdkafka keys (PLAINTEXT, SSL, SASL_SSL + SCRAM, MSK IAM).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
@@ -26,31 +30,77 @@ class KafkaSettings(BaseSettings):
     dlq_topic: str = "binance.klines.dlq"
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    aws_region: str | None = None
+    queue_max_messages: int = Field(100_000, ge=1_000)
+    queue_max_kbytes: int = Field(131_072, ge=1_024)
+    message_timeout_ms: int = Field(0, ge=0)  # 0: retry until acknowledged (never drop)
+    linger_ms: int = Field(5, ge=0)
+    stall_timeout: float = Field(15.0, gt=0)  # s without acks (broker reachable) before the producer is replaced
     config: dict[str, str | int | bool] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _check_security(self):
+        from streaming.kafka_security import check_security
+
+        check_security(self)
+        return self
+
     def producer_config(self) -> dict:
+        from streaming.kafka_security import security_config
+
         return {
             "bootstrap.servers": self.bootstrap_servers,
             "enable.idempotence": True,
             "acks": "all",
             "compression.type": "lz4",
-            "linger.ms": 5,
+            "linger.ms": self.linger_ms,
             "batch.num.messages": 10_000,
-            "queue.buffering.max.messages": 200_000,
+            "queue.buffering.max.messages": self.queue_max_messages,
+            "queue.buffering.max.kbytes": self.queue_max_kbytes,
+            "message.timeout.ms": self.message_timeout_ms,
+            "reconnect.backoff.max.ms": 2_000,
+            **security_config(self),
             **self.config,
         }
 
 
 class StreamingSettings(BaseSettings):
-    """What to stream. ``mode=auto`` tries live Binance and falls back to the replay."""
+    """What to stream and how. ``mode=auto`` tries live Binance and falls back to the replay."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMING_", frozen=True)
 
-    mode: Literal["auto", "live", "replay"] = "auto"
+    mode: Literal["auto", "live", "replay", "record"] = "auto"
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT",)
+    universe: str | None = None  # e.g. USDT: every TRADING symbol quoted in USDT (replaces symbols)
+    universe_limit: int = Field(0, ge=0)  # 0: no limit
     intervals: Annotated[tuple[str, ...], NoDecode] = ("1m",)
     ws_url: str = "wss://stream.binance.com:9443"
+    rest_url: str = "https://api.binance.com"
+    url_form: Literal["combined", "raw", "subscribe"] = "combined"
+    streams_per_connection: int = Field(1024, ge=1, le=1024)
+    check_symbols: bool = True
     connect_timeout: float = Field(5.0, gt=0)
+    silence_timeout: float = Field(15.0, gt=0)
+    rotate_after: float = Field(23.5 * 3600, gt=0)  # Binance cuts every connection at 24 h
+    overlap_timeout: float = Field(10.0, gt=0)
+    backoff_initial: float = Field(0.5, gt=0)
+    backoff_max: float = Field(30.0, gt=0)
+    healthy_after: float = Field(60.0, gt=0)
+    connect_attempts_per_5min: int = Field(300, ge=1, le=300)
+    control_messages_per_second: float = Field(4.0, gt=0, le=5)
+    subscribe_batch: int = Field(100, ge=1, le=1024)
+    backfill: bool = True
+    backfill_concurrency: int = Field(4, ge=1)
+    metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no /metrics endpoint
+    record_out: Path | None = None
     replay_files: Annotated[tuple[Path, ...], NoDecode] = (Path("data/sample/BTCUSDT-1m.csv.gz"),)
     replay_speed: float = Field(60.0, gt=0)
     replay_loop: bool = False
@@ -74,6 +124,13 @@ class StreamingSettings(BaseSettings):
             raise ValueError(f"unknown interval(s) {bad}; valid: {', '.join(INTERVALS)}")
         return out
 
+    @field_validator("ws_url", "rest_url")
+    @classmethod
+    def _url(cls, v: str):
+        if not v.startswith(("ws://", "wss://", "http://", "https://")):
+            raise ValueError(f"expected a ws(s):// or http(s):// URL, got {v!r}")
+        return v.rstrip("/")
+
     @field_validator("replay_files", mode="before")
     @classmethod
     def _split_files(cls, v):
@@ -83,6 +140,14 @@ class StreamingSettings(BaseSettings):
     @classmethod
     def _speed(cls, v):
         return parse_speed(v) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _check_mode(self):
+        if self.mode == "record" and self.record_out is None:
+            raise ValueError("record mode needs an output file (--out / STREAMING_RECORD_OUT)")
+        if self.backoff_max < self.backoff_initial:
+            raise ValueError("backoff_max must be >= backoff_initial")
+        return self
 
 
 def parse_speed(text: str) -> float:
@@ -107,7 +172,9 @@ def load_settings(**overrides) -> tuple[StreamingSettings, KafkaSettings]:
 
 
 def _describe(exc: ValidationError) -> str:
-    model = exc.title
-    prefix = "STREAMING_" if model == "StreamingSettings" else "KAFKA_"
-    parts = [f"{prefix}{'_'.join(str(p) for p in e['loc'][:1]).upper()}: {e['msg']}" for e in exc.errors()]
+    prefix = "STREAMING_" if exc.title == "StreamingSettings" else "KAFKA_"
+    parts = []
+    for e in exc.errors():
+        name = f"{prefix}{str(e['loc'][0]).upper()}" if e["loc"] else f"{prefix}* ({exc.title})"
+        parts.append(f"{name}: {e['msg']}")
     return "invalid setting " + "; ".join(parts)

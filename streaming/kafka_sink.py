@@ -1,68 +1,211 @@
 """The Kafka side of the sidecar: an idempotent producer whose deliveries are all checked.
 
-``publish`` never drops: when the local queue is full it waits for the broker (backpressure); a
-failed delivery is raised on the next call, not logged and forgotten. ``close`` flushes everything.
+Nothing is dropped. ``publish`` never blocks: when librdkafka's bounded queue is full the message
+waits in a small overflow list (per-key order kept), and ``congested`` turns true so that the
+websocket readers stop reading until ``wait_for_room`` sees the queue drain (backpressure, bounded
+memory). A failed delivery is raised on the next call, not logged and forgotten. ``close`` flushes
+everything. Each acknowledgement records frame-received -> acknowledged latency (the message timestamp
+is the receive time, in ms).
+
+Stalled producer recovery: an idempotent producer whose broker lost its producer state (a broker
+that lost its log -- tansu restarts empty -- or a cluster rebuilt) gets ``UNKNOWN_PRODUCER_ID`` forever
+and never delivers again. When messages wait, the broker answers metadata requests, yet nothing was
+acknowledged for ``stall_timeout`` seconds, ``check_stall`` purges the old producer, takes every
+purged message back (from its delivery reports, in order) and re-sends it on a new producer, which
+gets a new producer id. A purged in-flight batch may already have been written, so this rare path can
+repeat a message (the loader's upsert is idempotent); it never drops one. Likewise a delivery that
+failed for a reason a new attempt can fix (the topic or a partition vanished -- e.g. re-created with
+fewer partitions --, a configured message timeout) is queued again, logged and counted, not raised.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import deque
+from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streaming.metrics import Stats
+
 log = logging.getLogger(__name__)
+
+_PRODUCER_ONLY = ("enable.idempotence", "acks", "compression.", "linger.", "batch.", "queue.", "message.timeout",
+                  "retries", "retry.", "max.in.flight", "delivery.")
+
+
+_RESEND = frozenset((KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART,
+                     KafkaError._MSG_TIMED_OUT))
 
 
 class DeliveryError(RuntimeError):
-    """The broker did not acknowledge a message."""
+    """The broker did not acknowledge a message (fatal: the process should stop and be restarted)."""
 
 
 class KafkaSink:
-    def __init__(self, producer: Producer, topic: str, dlq_topic: str) -> None:
-        self._producer = producer
+    def __init__(self, producer: Producer | None, topic: str, dlq_topic: str, *, stats: Stats | None = None,
+                 high_water: int = 90_000, producer_factory: Callable[[], Producer] | None = None,
+                 stall_timeout: float = 15.0) -> None:
+        self._factory, self.stall_timeout = producer_factory, stall_timeout
+        self._producer = producer if producer is not None else producer_factory()
         self.topic = topic
         self.dlq_topic = dlq_topic
+        self.stats = stats or Stats()
+        self.high_water = high_water
         self.published = 0
-        self.acked = 0
         self.dead_lettered = 0
+        self._overflow: deque[tuple] = deque()
         self._failure: KafkaError | None = None
+        self._sources: dict[str, bytes] = {}
+        self._purged: list[tuple] | None = None
+        self._retry: list[tuple] = []
+        self._progress = (0, time.monotonic())
+
+    @property
+    def acked(self) -> int:
+        return self.stats.acked
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._producer) + len(self._overflow)
+
+    @property
+    def congested(self) -> bool:
+        return bool(self._overflow) or len(self._producer) >= self.high_water
 
     def publish(self, key: bytes, value: bytes, source: str, received_at_ms: int) -> None:
-        headers = [("source", source.encode()), ("received_at", str(received_at_ms).encode())]
-        self._produce(self.topic, key, value, headers)
+        src = self._sources.get(source) or self._sources.setdefault(source, source.encode())
+        self._send(self.topic, key, value, [("source", src), ("received_at", str(received_at_ms).encode())], received_at_ms)
         self.published += 1
+        pub = self.stats.published
+        pub[source] = pub.get(source, 0) + 1
 
     def dead_letter(self, value: bytes, error: str, source: str, received_at_ms: int) -> None:
         headers = [("error", error.encode()), ("source", source.encode()), ("received_at", str(received_at_ms).encode())]
-        self._produce(self.dlq_topic, None, value, headers)
+        self._send(self.dlq_topic, None, value, headers, received_at_ms)
         self.dead_lettered += 1
+        self.stats.dead_lettered += 1
 
     def poll(self) -> None:
+        """Serve delivery reports and move waiting messages into the producer; raise a failed delivery."""
         self._producer.poll(0)
+        if self._retry:
+            retry, self._retry = self._retry, []
+            self.stats.redelivered += len(retry)
+            log.warning("%d deliveries failed with %s; sending them again", len(retry), retry[0][-1])
+            self._overflow.extend(r[:-1] for r in retry)
+        if self._overflow:
+            self._drain_overflow()
         self._raise_failure()
 
+    async def wait_for_room(self, interval: float = 0.01) -> None:
+        """Backpressure: return once the producer can take messages again (logs and flags the pause)."""
+        if not self.congested:
+            return
+        self.stats.backpressure = 1
+        self.stats.backpressure_pauses += 1
+        started = time.monotonic()
+        log.warning("backpressure: producer queue full (%d waiting); reading paused until the broker acknowledges",
+                    self.queue_depth)
+        while self.congested:
+            self.poll()
+            await asyncio.sleep(interval)
+        self.stats.backpressure = 0
+        log.warning("backpressure over after %.1fs; reading resumed", time.monotonic() - started)
+
     def close(self, timeout: float = 60.0) -> None:
-        remaining = self._producer.flush(timeout)
+        deadline = time.monotonic() + timeout
+        while self._overflow and time.monotonic() < deadline:
+            self._producer.poll(0.05)
+            self._drain_overflow()
+        remaining = self._producer.flush(max(0.0, deadline - time.monotonic())) + len(self._overflow)
         self._raise_failure()
         if remaining:
             raise DeliveryError(f"{remaining} messages still unacknowledged after {timeout}s")
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, headers) -> None:
+        """Blocking produce for synchronous callers: waits for room instead of dropping."""
         while True:
             self._raise_failure()
             try:
                 self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery)
                 return
             except BufferError:
-                self._producer.poll(0.1)  # queue full: wait for the broker instead of dropping
+                self._producer.poll(0.1)
 
-    def _on_delivery(self, err: KafkaError | None, _msg) -> None:
+    def _send(self, topic: str, key: bytes | None, value: bytes, headers, at_ms: int) -> None:
+        if not self._overflow:
+            try:
+                self._producer.produce(topic, value, key, headers=headers, timestamp=at_ms, on_delivery=self._on_delivery)
+                return
+            except BufferError:
+                pass
+        self._overflow.append((topic, key, value, headers, at_ms))
+
+    def _drain_overflow(self) -> None:
+        overflow, produce = self._overflow, self._producer.produce
+        while overflow:
+            topic, key, value, headers, at_ms = overflow[0]
+            try:
+                produce(topic, value, key, headers=headers, timestamp=at_ms, on_delivery=self._on_delivery)
+            except BufferError:
+                return
+            overflow.popleft()
+
+    async def check_stall(self) -> bool:
+        """Replace a producer that has stopped delivering to a reachable broker (see the module doc)."""
+        now, acked = time.monotonic(), self.stats.acked
+        if acked != self._progress[0] or len(self._producer) == 0:
+            self._progress = (acked, now)
+            return False
+        if self._factory is None or now - self._progress[1] < self.stall_timeout:
+            return False
+        if not await asyncio.to_thread(self._broker_reachable):
+            return False  # the broker is down: waiting is right
+        self._recycle()
+        self._progress = (self.stats.acked, time.monotonic())
+        return True
+
+    def _broker_reachable(self) -> bool:
+        try:
+            self._producer.list_topics(self.topic, timeout=2)
+            return True
+        except KafkaException:
+            return False
+
+    def _recycle(self) -> None:
+        old, waiting = self._producer, len(self._producer)
+        log.warning("producer stalled: %d messages unacknowledged for %.0fs while the broker answers; "
+                    "re-sending them on a new producer", waiting, self.stall_timeout)
+        self._purged = []
+        old.purge(in_queue=True, in_flight=True, blocking=True)
+        for _ in range(100):
+            if old.poll(0.05) == 0 and len(old) == 0:
+                break
+        purged, self._purged = self._purged, None
+        self._overflow.extendleft(reversed(purged))
+        self._producer = self._factory()
+        self.stats.producer_recycles += 1
+        self._drain_overflow()
+
+    def _on_delivery(self, err: KafkaError | None, msg) -> None:
+        if err is not None and self._purged is not None and err.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
+            self._purged.append((msg.topic(), msg.key(), msg.value(), msg.headers(), msg.timestamp()[1]))
+            return
+        if err is not None and err.code() in _RESEND:
+            self._retry.append((msg.topic(), msg.key(), msg.value(), msg.headers(), msg.timestamp()[1], err.str()))
+            return
         if err is not None:
             self._failure = err
-        else:
-            self.acked += 1
+            return
+        stats = self.stats
+        stats.acked += 1
+        ts = msg.timestamp()[1]
+        if ts > 0:
+            stats.observe_latency_ms(time.time() * 1000 - ts)
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -70,11 +213,18 @@ class KafkaSink:
             raise DeliveryError(f"delivery failed: {err}")
 
 
+def build_sink(settings, stats: Stats | None = None) -> KafkaSink:
+    """A sink for ``KafkaSettings``: idempotent producer, high-water mark at 90 % of the queue, stall recovery."""
+    return KafkaSink(None, settings.topic, settings.dlq_topic, stats=stats, high_water=int(settings.queue_max_messages * 0.9),
+                     producer_factory=lambda: Producer(settings.producer_config()), stall_timeout=settings.stall_timeout)
+
+
 def ensure_topics(bootstrap_config: dict, topics: dict[str, int], replication_factor: int = 1, timeout: float = 30.0) -> None:
     """Create the topics that do not exist yet (``{name: partitions}``)."""
-    admin = AdminClient({k: v for k, v in bootstrap_config.items() if not k.startswith(("enable.idem", "acks", "compression", "linger", "batch.", "queue."))})
+    admin = AdminClient({k: v for k, v in bootstrap_config.items() if not k.startswith(_PRODUCER_ONLY)})
     existing = admin.list_topics(timeout=timeout).topics
-    wanted = [NewTopic(name, num_partitions=n, replication_factor=replication_factor) for name, n in topics.items() if name not in existing]
+    wanted = [NewTopic(name, num_partitions=n, replication_factor=replication_factor)
+              for name, n in topics.items() if name not in existing]
     if not wanted:
         return
     for name, fut in admin.create_topics(wanted, request_timeout=timeout).items():

@@ -60,7 +60,10 @@ def _read_jsonl(path: Path) -> Iterator[Recorded]:
 
 def _event_time(frame: bytes) -> int:
     try:
-        return int(msgspec.json.decode(frame).get("E", 0))
+        obj = msgspec.json.decode(frame)
+        if isinstance(obj.get("data"), dict):
+            obj = obj["data"]  # a combined-stream frame, as ``record`` writes them
+        return int(obj.get("E", 0))
     except (msgspec.DecodeError, AttributeError, TypeError, ValueError):
         return 0
 

@@ -43,16 +43,25 @@ def test_series_from_file_name():
 
 
 def test_combined_stream_frame_forwards_the_data_bytes_unchanged():
-    data = b'{"e":"kline","E":1,"s":"BTCUSDT","k":{"t":0,"T":59999,"i":"1m","x":true,"o":"1.10"}}'
+    data = (b'{"e":"kline","E":1,"s":"BTCUSDT","k":{"t":0,"T":59999,"s":"BTCUSDT","i":"1m","x":true,"o":"1.10",'
+            b'"c":"1.20","h":"1.30","l":"1.00","v":"5"}}')
     frame = b'{"stream":"btcusdt@kline_1m","data":' + data + b"}"
 
     assert unwrap(frame) == data
     assert unwrap(data) == data
     kf = read_kline_frame(unwrap(frame))
-    assert kf.key == b"BTCUSDT:1m" and kf.value == data and kf.closed
+    assert kf.key == b"BTCUSDT:1m" and kf.value == data and kf.closed and kf.open_time == 0 and kf.interval == "1m"
 
 
-@pytest.mark.parametrize("frame", [b"garbage", b'{"e":"trade","s":"BTCUSDT"}', b'{"e":"kline","s":"X"}'])
+@pytest.mark.parametrize("frame", [
+    b"garbage", b'{"e":"trade","s":"BTCUSDT"}', b'{"e":"kline","s":"X"}',
+    b'{"e":"kline","E":1,"s":"BTCUSDT","k":{"t":0,"T":59999,"s":"BTCUSDT","i":"7m","x":true,'
+    b'"o":"1","c":"1","h":"1","l":"1","v":"1"}}',  # unknown interval
+    b'{"e":"kline","E":1,"s":"BTCUSDT","k":{"t":0,"T":59999,"s":"ETHUSDT","i":"1m","x":true,'
+    b'"o":"1","c":"1","h":"1","l":"1","v":"1"}}',  # two symbols
+    b'{"e":"kline","E":1,"s":"BTCUSDT","k":{"t":0,"T":59999,"s":"BTCUSDT","i":"1m","x":true,'
+    b'"o":1,"c":"1","h":"1","l":"1","v":"1"}}',  # a price that is not a string
+])
 def test_non_kline_frames_are_errors(frame):
     with pytest.raises(FrameError):
         read_kline_frame(frame)

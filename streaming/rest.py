@@ -1,0 +1,65 @@
+"""Binance REST market data the sidecar needs: exchangeInfo at start, klines for backfills (aiohttp).
+
+``BinanceRest`` takes its ``aiohttp.ClientSession`` as a seam. Klines are paged 1000 at a time by
+open time (reference 3.3); a 429/418 answer waits ``Retry-After`` and retries, 5xx and transport errors
+retry with backoff a few times, then raise ``RestError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+
+from streaming.limits import backoff_delay
+
+log = logging.getLogger(__name__)
+
+KLINES_PAGE = 1000
+
+
+class RestError(RuntimeError):
+    """A REST call failed after its retries."""
+
+
+class BinanceRest:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, *, retries: int = 4, backoff: float = 0.5) -> None:
+        self._session, self.base_url, self._retries, self._backoff = session, base_url.rstrip("/"), retries, backoff
+
+    async def exchange_info(self) -> dict:
+        return await self._get("/api/v3/exchangeInfo", {})
+
+    async def closed_klines(self, symbol: str, interval: str, start: int, end: int) -> list[list]:
+        """Kline rows with ``start <= open_time < end``, oldest first (every page fetched)."""
+        rows: list[list] = []
+        cursor = start
+        while cursor < end:
+            params = {"symbol": symbol, "interval": interval, "startTime": cursor, "endTime": end - 1, "limit": KLINES_PAGE}
+            page = [r for r in await self._get("/api/v3/klines", params) if start <= r[0] < end]
+            rows.extend(page)
+            if len(page) < KLINES_PAGE:
+                break
+            cursor = page[-1][0] + 1
+        return rows
+
+    async def _get(self, path: str, params: dict):
+        for attempt in range(self._retries + 1):
+            try:
+                async with self._session.get(self.base_url + path, params=params) as resp:
+                    if resp.status in (418, 429):
+                        wait = float(resp.headers.get("Retry-After", "1"))
+                        log.warning("REST %s rate-limited (%d); waiting %.0fs", path, resp.status, wait)
+                        await asyncio.sleep(wait)
+                        continue
+                    if resp.status >= 500:
+                        raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status, message=await resp.text())
+                    body = await resp.json(content_type=None)
+                    if resp.status >= 400:
+                        raise RestError(f"GET {path} {params}: HTTP {resp.status} {body}")
+                    return body
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if attempt == self._retries:
+                    raise RestError(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+                await asyncio.sleep(backoff_delay(attempt, self._backoff, 10.0))
+        raise RestError(f"GET {path}: still rate-limited after {self._retries + 1} attempts")

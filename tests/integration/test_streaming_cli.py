@@ -1,0 +1,95 @@
+"""``python -m streaming`` as a process: replay, record -> replay, live with /metrics, and start-up errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from klinepipe.embedded import free_port
+from tests.conftest import ROOT
+from tests.fake_binance import FakeBinance
+from tests.fake_binance.ws import FakeStreams
+from tests.integration.test_streaming_live import read_topic
+
+pytestmark = pytest.mark.integration
+CAPTURE = ROOT / "data" / "sample" / "BTCUSDT-kline_5m-ws-20210914.jsonl"
+
+
+def _env(bootstrap: str, topic: str, **extra) -> dict:
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic, "KAFKA_DLQ_TOPIC": f"{topic}.dlq",
+            "STREAMING_METRICS_PORT": "0", **extra}
+
+
+def _streaming(*args: str, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "streaming", *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_replaying_the_real_capture_publishes_every_frame_and_dead_letters_none(kafka_bootstrap, topic):
+    done = _streaming("replay", "--file", str(CAPTURE), "--speed", "max", env=_env(kafka_bootstrap, topic))
+
+    assert done.returncode == 0, done.stderr
+    assert "published=49 acked=49 dead_lettered=0" in done.stdout
+    assert [v for _, v, _ in read_topic(kafka_bootstrap, topic)] == [line.strip() for line in CAPTURE.read_bytes().splitlines()]
+
+
+def test_record_then_replay_and_live_with_metrics(kafka_bootstrap, topic, tmp_path):
+    out = tmp_path / "frames.jsonl"
+    metrics_port = free_port()
+    with FakeBinance() as rest, FakeStreams(step_ms=15_000, tick=0.05, on_close=rest.seed_klines) as ws:
+        rest.add_symbol("BTCUSDT", "BTC", "USDT")
+        common = ["--symbols", "BTCUSDT", "--intervals", "1m,5m", "--ws-url", ws.url, "--rest-url", rest.url]
+        recorder = _start(["record", *common, "--out", str(out)], _env(kafka_bootstrap, topic))
+        live = _start(["live", *common, "--metrics-port", str(metrics_port)], _env(kafka_bootstrap, topic))
+        metrics = _scrape(metrics_port, until="streaming_messages_acked_total 2")
+        for proc in (recorder, live):
+            proc.send_signal(signal.SIGINT)
+        rec_out, live_out = recorder.communicate(30)[0], live.communicate(30)[0]
+
+    assert recorder.returncode == 0 and live.returncode == 0, (rec_out, live_out)
+    assert "streaming_frames_received_total" in metrics and "streaming_receive_to_ack_seconds_bucket" in metrics
+    assert "source=live" in live_out and "stopped; published=" in live_out
+    frames = out.read_bytes().splitlines()
+    assert len(frames) > 10 and all(f.startswith(b'{"stream":"btcusdt@kline_') for f in frames)
+    replay_topic = f"{topic}-replay"
+    done = _streaming("replay", "--file", str(out), "--speed", "max", env=_env(kafka_bootstrap, replay_topic))
+    assert f"published={len(frames)} acked={len(frames)} dead_lettered=0" in done.stdout, done.stderr
+    topics = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    assert len(topics[replay_topic].partitions) == 6 and f"{replay_topic}.dlq" in topics  # created at start, as configured
+
+
+def test_unknown_symbols_and_bad_settings_fail_at_start_with_their_name(kafka_bootstrap, topic):
+    with FakeBinance() as rest:
+        rest.add_symbol("BTCUSDT", "BTC", "USDT")
+        unknown = _streaming("live", "--symbols", "BTCUSDT,NOPEUSDT", "--rest-url", rest.url, "--ws-url", "ws://127.0.0.1:9",
+                             env=_env(kafka_bootstrap, topic))
+    bad = _streaming("live", "--intervals", "1m,7m", env=_env(kafka_bootstrap, topic))
+
+    assert unknown.returncode == 2 and "NOPEUSDT" in unknown.stderr and "BTCUSDT," not in unknown.stderr
+    assert bad.returncode == 2 and "STREAMING_INTERVALS" in bad.stderr
+
+
+def _start(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "streaming", *args], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _scrape(port: int, until: str, timeout: float = 30.0) -> str:
+    """The /metrics text once it contains ``until`` (or whatever it says when ``timeout`` passes)."""
+    text, deadline = "", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        except OSError:
+            pass
+        if until in text:
+            break
+        time.sleep(0.2)
+    return text

@@ -1,0 +1,293 @@
+"""The live sidecar against the fake Binance (websocket + REST) and the real Kafka-API broker.
+
+Each test runs the real ``run_live`` (connections, pipeline, ledger, REST backfill, idempotent
+producer) in this process, scripts faults on the fake stream server, then reads the topic back and
+compares the closed candles with the ones the fake market actually closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import msgspec
+import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from streaming.config import KafkaSettings, StreamingSettings
+from streaming.kafka_sink import KafkaSink, build_sink
+from streaming.live import LiveParts, resolve_symbols, run_live
+from streaming.rest import BinanceRest
+from streaming.universe import UnknownSymbolsError
+from tests.fake_binance import FakeBinance
+from tests.fake_binance.ws import FakeStreams
+
+pytestmark = pytest.mark.integration
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+# --- helpers (also used by test_streaming_broker_down.py) ----------------------------------------
+def make_sink(bootstrap: str, topic: str, **kafka) -> KafkaSink:
+    return build_sink(KafkaSettings(bootstrap_servers=bootstrap, topic=topic, dlq_topic=f"{topic}.dlq", **kafka))
+
+
+def live_settings(ws: FakeStreams, rest: FakeBinance, **kw) -> StreamingSettings:
+    base = dict(mode="live", symbols=SYMBOLS, intervals=("1s", "1m", "5m"), ws_url=ws.url, rest_url=rest.url,
+                backoff_initial=0.05, backoff_max=0.2, silence_timeout=2.0, metrics_port=0)
+    return StreamingSettings(**{**base, **kw})
+
+
+def run_sidecar(settings: StreamingSettings, sink: KafkaSink, script: Callable[[LiveParts], Awaitable[None]]) -> LiveParts:
+    """Run the live sidecar while ``script`` scripts the fakes; stop it, flush, return its parts."""
+    async def main() -> LiveParts:
+        stop, ready = asyncio.Event(), asyncio.get_running_loop().create_future()
+        async with aiohttp.ClientSession() as session:
+            task = asyncio.create_task(run_live(settings, sink, session, stop, ready=ready.set_result))
+            parts = await ready
+            try:
+                await script(parts)
+            finally:
+                stop.set()
+                await task
+        return parts
+
+    parts = asyncio.run(main())
+    sink.close()
+    return parts
+
+
+async def until(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait (without asserting on time) until ``check()`` holds or ``timeout`` passes."""
+    for _ in range(int(timeout / 0.05)):
+        if await asyncio.to_thread(check):
+            return
+        await asyncio.sleep(0.05)
+
+
+async def settle(parts: LiveParts, ws: FakeStreams, series: list[tuple[str, str]]) -> None:
+    """Stop the fake clock and wait until the sidecar has every candle that closed."""
+    await asyncio.to_thread(ws.freeze)
+
+    def done() -> bool:
+        return all(parts.ledger.last_closed(f"{s}:{i}".encode()) == (ws.closed(s, i) or [None])[-1] for s, i in series)
+
+    await until(done)
+    if parts.backfiller:
+        await parts.backfiller.idle()
+
+
+def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes, dict]]:
+    """Every message of ``topic`` (all partitions, from the start to the end of the log)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.partition.eof": True,
+                  "enable.auto.commit": False})
+    parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    out, eof = [], set()
+    while len(eof) < len(parts):
+        msg = c.poll(5)
+        if msg is None:
+            break
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                eof.add(msg.partition())
+                continue
+            raise RuntimeError(msg.error())
+        out.append((msg.key(), msg.value(), {k: v.decode() for k, v in msg.headers() or []}))
+    c.close()
+    return out
+
+
+def closed_by_series(messages) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """Open times of the closing events per series, in topic order, and the first open time seen."""
+    closed: dict[str, list[int]] = {}
+    first: dict[str, int] = {}
+    for key, value, _ in messages:
+        k = msgspec.json.decode(value)["k"]
+        first[key.decode()] = min(first.get(key.decode(), k["t"]), k["t"])
+        if k["x"]:
+            closed.setdefault(key.decode(), []).append(k["t"])
+    return closed, first
+
+
+def assert_exactly_once(messages, ws: FakeStreams, series: list[tuple[str, str]]) -> None:
+    closed, first = closed_by_series(messages)
+    for symbol, interval in series:
+        key = f"{symbol}:{interval}"
+        expected = [t for t in ws.closed(symbol, interval) if t >= first[key]]
+        assert expected, key
+        assert closed.get(key) == expected, key
+
+
+def fakes(**ws_kw):
+    rest = FakeBinance().start()
+    for s in SYMBOLS:
+        rest.add_symbol(s, s[:-4], "USDT")
+    ws = FakeStreams(symbols=SYMBOLS, step_ms=5_000, tick=0.02, on_close=rest.seed_klines, **ws_kw).start()
+    return rest, ws
+
+
+# --- tests ------------------------------------------------------------------------------------------
+def test_reconnect_storm_leaves_every_closed_candle_in_the_topic_exactly_once(kafka_bootstrap, topic):
+    rest, ws = fakes()
+    series = [(s, i) for s in SYMBOLS for i in ("1s", "1m", "5m")]
+
+    async def storm(parts: LiveParts) -> None:
+        await until(lambda: ws.clients() == 1)
+        for _ in range(20):
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(ws.drop, 0.15)  # down for 0.15 s: candles close meanwhile
+            await until(lambda: ws.clients() == 1)
+        await asyncio.sleep(0.5)
+        await settle(parts, ws, series)
+
+    try:
+        sink = make_sink(kafka_bootstrap, topic)
+        run_sidecar(live_settings(ws, rest), sink, storm)
+        messages = read_topic(kafka_bootstrap, topic)
+        assert_exactly_once(messages, ws, series)
+    finally:
+        ws.stop()
+        rest.stop()
+    assert sink.stats.reconnects == 20 and ws.connections_total == 21  # 503 answers are not connections
+    assert sink.stats.backfilled > 0  # the drops did lose closing events, and REST filled them in
+    sources = {h["source"] for _, _, h in messages}
+    assert sources == {"binance", "backfill"}
+    backfilled = [msgspec.json.decode(v)["k"] for _, v, h in messages if h["source"] == "backfill"]
+    rest_rows = {(b["s"], b["i"], b["t"]): b for b in backfilled}
+    for (symbol, interval, t), k in list(rest_rows.items())[:50]:
+        row = next(r for r in rest.state.market.klines(symbol, interval, t, t, 1))
+        assert (k["o"], k["h"], k["l"], k["c"], k["v"], k["T"]) == (row[1], row[2], row[3], row[4], row[5], row[6])
+
+
+def test_rotation_before_the_24h_cut_overlaps_with_no_gap_and_no_duplicate(kafka_bootstrap, topic):
+    rest, ws = fakes(max_lifetime=1.5)  # the fake cuts every connection after 1.5 s, like Binance at 24 h
+    series = [(s, i) for s in SYMBOLS for i in ("1s", "1m", "5m")]
+
+    async def rotate(parts: LiveParts) -> None:
+        await until(lambda: parts.feed.stats.rotations.get("age", 0) >= 6)
+        await settle(parts, ws, series)
+
+    try:
+        sink = make_sink(kafka_bootstrap, topic)
+        run_sidecar(live_settings(ws, rest, rotate_after=0.6), sink, rotate)
+        assert_exactly_once(read_topic(kafka_bootstrap, topic), ws, series)
+    finally:
+        ws.stop()
+        rest.stop()
+    assert sink.stats.rotations["age"] >= 6 and sink.stats.reconnects == 0
+    assert sink.stats.backfilled == 0  # the overlap alone covered every candle
+    assert sink.stats.duplicates > 0  # both connections delivered some closing frames; one copy was kept
+
+
+def test_server_shutdown_garbage_and_error_frames(kafka_bootstrap, topic):
+    rest, ws = fakes()
+    series = [(s, i) for s in SYMBOLS for i in ("1s", "1m")]
+    garbage = [b"not json", b'{"e":"kline","E":1,"s":"BTCUSDT"}', b'{"e":"trade","E":1,"s":"BTCUSDT","t":1}',
+               b'{"stream":"btcusdt@kline_1m","data":{"e":"kline","E":1,"s":"BTCUSDT","k":{"t":"x"}}}']
+
+    async def script(parts: LiveParts) -> None:
+        await until(lambda: ws.clients() == 1)
+        for frame in garbage:
+            await asyncio.to_thread(ws.garbage, frame)
+        await asyncio.to_thread(ws.garbage, b'{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":99}')
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(ws.shutdown, 0.5)
+        await asyncio.sleep(1.0)
+        await settle(parts, ws, series)
+
+    try:
+        sink = make_sink(kafka_bootstrap, topic)
+        run_sidecar(live_settings(ws, rest, intervals=("1s", "1m")), sink, script)
+        assert_exactly_once(read_topic(kafka_bootstrap, topic), ws, series)
+        dead = read_topic(kafka_bootstrap, f"{topic}.dlq")
+    finally:
+        ws.stop()
+        rest.stop()
+    assert [v for _, v, _ in dead] == garbage
+    assert all(h["error"] and h["source"] == "binance" for _, _, h in dead)
+    assert "not a kline event" in dead[2][2]["error"]
+    assert sink.stats.rotations == {"serverShutdown": 1} and sink.stats.reconnects == 0
+    assert sink.stats.control_errors == 1
+
+
+@pytest.mark.parametrize("form", ["combined", "raw", "subscribe"])
+def test_all_16_intervals_in_every_url_form_split_across_connections(kafka_bootstrap, topic, form):
+    intervals = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
+    rest, ws = fakes()
+
+    async def script(parts: LiveParts) -> None:
+        await until(lambda: ws.clients() == 4 and parts.feed.stats.frames > 200)
+        conns = await asyncio.to_thread(ws.subscriptions)
+        assert sorted(len(c) for c in conns) == [1, 5, 5, 5]
+
+    try:
+        sink = make_sink(kafka_bootstrap, topic)
+        run_sidecar(live_settings(ws, rest, symbols=("BTCUSDT",), intervals=intervals, url_form=form,
+                                  streams_per_connection=5), sink, script)
+        keys = {k for k, _, _ in read_topic(kafka_bootstrap, topic)}
+    finally:
+        ws.stop()
+        rest.stop()
+    assert keys == {f"BTCUSDT:{i}".encode() for i in intervals}
+    assert sink.dead_lettered == 0
+
+
+def test_live_subscribe_and_unsubscribe(kafka_bootstrap, topic):
+    rest, ws = fakes()
+
+    async def script(parts: LiveParts) -> None:
+        await until(lambda: parts.feed.stats.frames > 20)
+        await parts.feed.subscribe(["ethusdt@kline_1m"])
+        await parts.feed.unsubscribe(["btcusdt@kline_1m"])
+        assert await asyncio.to_thread(ws.subscriptions) == [["ethusdt@kline_1m"]]
+        before = parts.feed.stats.frames
+        await until(lambda: parts.feed.stats.frames > before + 20)
+
+    try:
+        sink = make_sink(kafka_bootstrap, topic)
+        run_sidecar(live_settings(ws, rest, intervals=("1m",), symbols=("BTCUSDT",), url_form="subscribe"), sink, script)
+        keys = [k for k, _, _ in read_topic(kafka_bootstrap, topic)]
+    finally:
+        ws.stop()
+        rest.stop()
+    assert set(keys) == {b"BTCUSDT:1m", b"ETHUSDT:1m"}
+
+
+def test_symbols_are_checked_against_exchange_info_and_a_universe_can_be_selected():
+    with FakeBinance() as rest:
+        for symbol, base, quote in (("BTCUSDT", "BTC", "USDT"), ("ETHUSDT", "ETH", "USDT"), ("ETHBTC", "ETH", "BTC")):
+            rest.add_symbol(symbol, base, quote)
+
+        async def go(**kw):
+            async with aiohttp.ClientSession() as session:
+                return await resolve_symbols(BinanceRest(session, rest.url),
+                                             StreamingSettings(rest_url=rest.url, metrics_port=0, **kw))
+
+        assert asyncio.run(go(symbols="BTCUSDT,ETHBTC")) == ("BTCUSDT", "ETHBTC")
+        assert asyncio.run(go(universe="USDT")) == ("BTCUSDT", "ETHUSDT")
+        with pytest.raises(UnknownSymbolsError, match="FOOUSDT, BARUSDT"):
+            asyncio.run(go(symbols="BTCUSDT,FOOUSDT,BARUSDT"))
+
+
+def test_pings_are_answered_and_a_silent_connection_is_replaced_then_backfilled(kafka_bootstrap, topic):
+    rest, ws = fakes(ping_interval=0.1, ping_timeout=0.5)  # the fake drops a client that misses pongs for 0.5 s
+    series = [("BTCUSDT", "1s"), ("BTCUSDT", "1m")]
+
+    async def script(parts: LiveParts) -> None:
+        await asyncio.sleep(2.0)  # ~20 pings answered
+        pinged_through = parts.feed.stats.reconnects == 0
+        await asyncio.to_thread(ws.silence, 3.0)  # open, pinging, but no data: the watchdog (1 s) must act
+        await until(lambda: parts.feed.stats.reconnects >= 1)
+        await asyncio.sleep(3.0)
+        await settle(parts, ws, series)
+        assert pinged_through
+
+    try:
+        sink = make_sink(kafka_bootstrap, topic)
+        run_sidecar(live_settings(ws, rest, symbols=("BTCUSDT",), intervals=("1s", "1m"), silence_timeout=1.0), sink, script)
+        assert_exactly_once(read_topic(kafka_bootstrap, topic), ws, series)
+    finally:
+        ws.stop()
+        rest.stop()
+    assert sink.stats.reconnects >= 1 and sink.stats.backfilled > 0
