@@ -6,7 +6,10 @@ import sys
 import pytest
 
 PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.intervals", "klinepipe.errors", "trader.strategies",
-        "trader.orders", "trader.brokers.paper", "trader.symbols", "streaming.envelope", "streaming.replay"]
+        "trader.orders", "trader.brokers.paper", "trader.symbols", "streaming.envelope", "streaming.replay",
+        # the backtest core, CLI included: files and arrays only
+        "trader.backtest.candles", "trader.backtest.engine", "trader.backtest.metrics", "trader.backtest.runner",
+        "trader.backtest.sweep", "trader.backtest.outputs", "trader.backtest.service", "trader.backtest.cli"]
 IO_LIBS = ["confluent_kafka", "psycopg2", "psycopg", "sqlalchemy", "websockets", "airflow", "requests", "binance", "httpx", "aiohttp"]
 
 
