@@ -21,6 +21,7 @@ run: $(STAMP)
 	$(PYTHON) -m klinepipe.devstack
 
 test: $(STAMP)
+	@sh scripts/ensure-chromium.sh  # Debian's chromium for the Trading page's browser test, only when missing
 	$(PYTHON) -m pytest
 
 bench: $(STAMP)

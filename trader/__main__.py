@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from decimal import Decimal
@@ -18,9 +19,10 @@ import psycopg2
 from trader import ledger
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
-from trader.config import TraderSettings, load_settings
+from trader.config import SettingsError, TraderSettings, load_settings
 from trader.errors import ReconciliationError, TraderError
 from trader.loop import RiskConfig, Sleeve, Trader, Transaction, db_candles, run_forever
+from trader.metrics import LoopStats, serve_metrics
 from trader.reconcile import reconcile, require_reconciled
 from trader.risk.exposure import MaxExposure
 from trader.risk.killswitch import KillLimits
@@ -128,16 +130,32 @@ def _reconcile(trader: Trader, sleeves: list[Sleeve], accept: bool):
 
 
 def _serve(trader: Trader, connect, settings: TraderSettings, stopping: list[bool]) -> int:
+    loop_stats = _start_metrics(connect, settings.mode)
     listen = connect()
     listen.autocommit = True
     listen.cursor().execute("LISTEN klinepipe_features")
     try:
-        run_forever(trader, listen, lambda: bool(stopping), settings.poll_interval, lambda line: print(f"trader: {line}", flush=True))
+        run_forever(trader, listen, lambda: bool(stopping), settings.poll_interval, lambda line: print(f"trader: {line}", flush=True),
+                    loop_stats.observe_step)
     finally:
         listen.close()
         trader.close()
     print("trader: stopped", flush=True)
     return 0
+
+
+def _start_metrics(connect, mode: str) -> LoopStats:
+    """``/metrics`` on ``TRADER_METRICS_PORT`` (default 9102; 0 = off). A busy port is reported, not fatal."""
+    stats, raw = LoopStats(), os.environ.get("TRADER_METRICS_PORT", "9102")
+    if not raw.isdigit() or int(raw) > 65535:
+        raise SettingsError(f"TRADER_METRICS_PORT must be a port number (0 = off), got {raw!r}")
+    if int(raw):
+        try:
+            serve_metrics(connect, mode, int(raw), stats)
+            print(f"trader: metrics on http://0.0.0.0:{raw}/metrics", flush=True)
+        except OSError as exc:
+            print(f"trader: metrics port {raw} unavailable ({exc.strerror}); running without /metrics", flush=True)
+    return stats
 
 
 def cmd_reconcile(settings: TraderSettings, args) -> int:

@@ -258,11 +258,15 @@ def db_candles(connect: Callable):
 
 
 def run_forever(trader: Trader, listen_conn, should_stop: Callable[[], bool], poll_interval: float,
-                emit: Callable[[str], None]) -> None:
-    """Step on every ``NOTIFY klinepipe_features`` and at least every ``poll_interval`` seconds."""
+                emit: Callable[[str], None], on_step: Callable[[float], None] = lambda seconds: None) -> None:
+    """Step on every ``NOTIFY klinepipe_features`` and at least every ``poll_interval`` seconds.
+
+    ``on_step`` gets each step's duration in seconds (the metrics' seam)."""
     while not should_stop():
+        started = time.monotonic()
         for decision in trader.step():
             emit(decision.line())
+        on_step(time.monotonic() - started)
         if select.select([listen_conn], [], [], poll_interval)[0]:
             listen_conn.poll()
             listen_conn.notifies.clear()

@@ -147,22 +147,47 @@ def _merge(engine: Engine, rows: list[tuple[Kline, str]]) -> int:
         raw.close()
 
 
-def import_files(engine: Engine, paths: Iterable[Path]) -> dict[str, int]:
+Progress = Callable[[str, int, int], None]  # (task, done, total): a CLI draws bars; the DAG passes nothing
+
+
+def _no_progress(task: str, done: int, total: int) -> None:
+    pass
+
+
+def _counted(klines: Iterable[Kline], task: str, total: int, progress: Progress, every: int = PAGE) -> Iterator[Kline]:
+    """Pass the candles through, reporting ``progress(task, seen, total)`` every ``every`` candles and at the end."""
+    seen = 0
+    for k in klines:
+        yield k
+        seen += 1
+        if seen % every == 0:
+            progress(task, seen, max(total, seen))
+    progress(task, total if seen <= total else seen, max(total, seen))
+
+
+def import_files(engine: Engine, paths: Iterable[Path], progress: Progress = _no_progress) -> dict[str, int]:
     """Load data.binance.vision kline zips/CSVs; return rows changed per file."""
     now = time.time_ns() // 1_000_000
-    return {str(p): load_klines(engine, read_kline_file(p, now), source="file") for p in paths}
+    paths = list(paths)
+    done = {}
+    for i, p in enumerate(paths):
+        done[str(p)] = load_klines(engine, read_kline_file(p, now), source="file")
+        progress("files", i + 1, len(paths))
+    return done
 
 
 def _ms(t: datetime) -> int:
     return int((t - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1000)
 
 
-def fill_gaps(engine: Engine, client, since: datetime, until: datetime, **fetch_kw) -> list[dict]:
+def fill_gaps(engine: Engine, client, since: datetime, until: datetime, progress: Progress = _no_progress,
+              **fetch_kw) -> list[dict]:
     """Find and fill the gaps of every stored series between ``since`` and ``until``."""
     report = []
     for symbol, interval in series(engine):
         for gap in find_gaps(engine, symbol, interval, since, until):
-            changed = load_klines(engine, fetch_klines(client, symbol, interval, gap.start_ms, gap.end_ms, **fetch_kw))
+            fetched = fetch_klines(client, symbol, interval, gap.start_ms, gap.end_ms, **fetch_kw)
+            changed = load_klines(engine, _counted(fetched, f"{symbol} {interval} gap", gap.missing, progress))
             report.append({"symbol": symbol, "interval": interval, "from": gap.start_ms, "to": gap.end_ms,
                            "missing": gap.missing, "filled": changed})
             log.info("gap %s %s %s..%s: %d missing, %d filled", symbol, interval, gap.start_ms, gap.end_ms, gap.missing, changed)
@@ -170,9 +195,16 @@ def fill_gaps(engine: Engine, client, since: datetime, until: datetime, **fetch_
 
 
 def load_history(engine: Engine, client, symbols: list[str], interval: str, start: datetime, end: datetime,
-                 **fetch_kw) -> dict[str, int]:
-    """Initial history load: every closed candle of ``symbols`` × ``interval`` in [start, end)."""
+                 progress: Progress = _no_progress, **fetch_kw) -> dict[str, int]:
+    """Initial history load: every closed candle of ``symbols`` × ``interval`` in [start, end).
+
+    ``progress(f"{symbol} {interval}", candles fetched, candles expected)`` after every page."""
     if interval not in INTERVAL_MS:
         raise FatalError(f"unknown interval {interval!r}")
-    last = _ms(end) - 1
-    return {s: load_klines(engine, fetch_klines(client, s.upper(), interval, _ms(start), last, **fetch_kw)) for s in symbols}
+    first, last = _ms(start), _ms(end) - 1
+    expected = max(0, (last - first) // INTERVAL_MS[interval] + 1)
+    out = {}
+    for s in symbols:
+        fetched = fetch_klines(client, s.upper(), interval, first, last, **fetch_kw)
+        out[s] = load_klines(engine, _counted(fetched, f"{s.upper()} {interval}", expected, progress))
+    return out

@@ -51,6 +51,7 @@ def add_backtest_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output directory (default .data/reports/<strategy>-<series>-<UTC time>)")
     p.add_argument("--no-html", action="store_true", help="skip report.html")
     p.add_argument("--no-png", action="store_true", help="skip equity.png")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (they are drawn only on a terminal anyway)")
     p.set_defaults(func=run_backtest_command)
     return p
 
@@ -68,12 +69,42 @@ def run_backtest_command(args: argparse.Namespace) -> int:
                               metric=args.metric, workers=args.workers, html=not args.no_html, png=not args.no_png)
         if req.walk_forward and not req.sweep:
             raise ValueError("--walk-forward needs --sweep (the grid to choose from in each fold)")
-        result = execute(req)
+        with ProgressBars(enabled=not getattr(args, "no_progress", False) and sys.stderr.isatty()) as progress:
+            result = execute(req, progress)
     except (ValueError, LookupError, FileNotFoundError) as exc:
         print(f"backtest: {exc}", file=sys.stderr)
         return 2
     print(format_summary(result))
     return 0
+
+
+class ProgressBars:
+    """Rich progress bars on stderr, one line per step (load candles, features, sweep, walk-forward, backtest,
+    report); a no-op when disabled. Called as ``progress(step, done, total)``."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled, self._bars, self._tasks = enabled, None, {}
+
+    def __enter__(self) -> "ProgressBars":
+        if self._enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._bars = Progress(SpinnerColumn(), TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), console=Console(stderr=True))
+            self._bars.start()
+        return self
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if self._bars is None:
+            return
+        if step not in self._tasks:
+            self._tasks[step] = self._bars.add_task(step, total=total)
+        self._bars.update(self._tasks[step], completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self._bars is not None:
+            self._bars.stop()
 
 
 def format_summary(result: dict) -> str:

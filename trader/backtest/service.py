@@ -7,6 +7,7 @@ The CLI (``python -m trader backtest``) and the backtest DAG both build a ``Back
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -53,36 +54,51 @@ def load_candles(req: BacktestRequest) -> tuple[pd.DataFrame, str, str]:
     return load_candles_db(req.database_url, req.symbol, req.interval, req.start, req.end), req.symbol.upper(), req.interval
 
 
-def execute(req: BacktestRequest) -> dict:
+Progress = Callable[[str, int, int], None]  # (step, done, total): the CLI draws it, the DAG ignores it
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    pass
+
+
+def execute(req: BacktestRequest, progress: Progress = _no_progress) -> dict:
     """Run the request and write its directory; return ``{"out_dir", "report", "summary", ...}``."""
+    progress("load candles", 0, 1)
     candles, symbol, interval = load_candles(req)
     if len(candles) < 2:
         raise ValueError(f"{len(candles)} candles in the chosen range: nothing to backtest")
+    progress("load candles", 1, 1)
     interval_ms = infer_interval_ms(candles)
+    progress("features", 0, 1)
     frame = feature_frame(candles)
+    progress("features", 1, 1)
     meta = {"symbol": symbol, "interval": interval, "source": str(req.csv) if req.csv else "postgresql:market.candles"}
     out = Path(req.out_dir)
-    extra = _sweeps(req, candles, frame, interval_ms, out) if req.sweep else {}
+    extra = _sweeps(req, candles, frame, interval_ms, out, progress) if req.sweep else {}
     params = {**req.params, **extra.get("best_params", {})}
     if extra:
         meta["selection"] = {"metric": req.metric, "best_params": extra["best_params"], "in_sample": True,
                              "walk_forward_oos_return_pct": extra.get("walk_forward_oos_return_pct")}
+    progress("backtest", 0, 1)
     result = run_backtest(candles, build_strategy(req.strategy, **params), req.model, interval_ms=interval_ms,
                           frame=frame, meta=meta)
+    progress("backtest", 1, 1)
+    progress("report", 0, 1)
     write_outputs(result, out, html=req.html, png=req.png)
+    progress("report", 1, 1)
     report = (out / "report.html").resolve() if req.html else None
     return json_safe({"out_dir": str(out.resolve()), "report": str(report) if report else None,
                       "report_url": report.as_uri() if report else None, "summary": result.summary, **extra})
 
 
-def _sweeps(req: BacktestRequest, candles, frame, interval_ms: int, out: Path) -> dict:
+def _sweeps(req: BacktestRequest, candles, frame, interval_ms: int, out: Path, progress: Progress = _no_progress) -> dict:
     """Sweep the grid (and walk forward); the full-period backtest then uses the best point."""
     from trader.backtest.sweep import run_sweep, run_walk_forward
 
     out.mkdir(parents=True, exist_ok=True)
     grid = {**{k: [v] for k, v in req.params.items()}, **req.sweep}
     table = run_sweep(candles, frame, req.strategy, grid, req.model, metric=req.metric, workers=req.workers,
-                      interval_ms=interval_ms)
+                      interval_ms=interval_ms, progress=lambda done, total: progress("sweep", done, total))
     table.to_csv(out / "sweep.csv", index=False)
     valid = table[table["error"].isna()]
     if valid.empty:
@@ -90,7 +106,8 @@ def _sweeps(req: BacktestRequest, candles, frame, interval_ms: int, out: Path) -
     extra = {"sweep": str((out / "sweep.csv").resolve()), "best_params": {k: _plain(valid.iloc[0][k]) for k in grid}}
     if req.walk_forward:
         wf = run_walk_forward(candles, frame, req.strategy, grid, req.model, folds=req.walk_forward, metric=req.metric,
-                              workers=req.workers, interval_ms=interval_ms)
+                              workers=req.workers, interval_ms=interval_ms,
+                              progress=lambda done, total: progress("walk-forward", done, total))
         wf.to_csv(out / "walk_forward.csv", index=False)
         first, last = req.model.cash, float(wf["oos_final_equity"].iloc[-1])
         extra |= {"walk_forward": str((out / "walk_forward.csv").resolve()),

@@ -15,6 +15,7 @@ import itertools
 import json
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
@@ -37,8 +38,10 @@ def param_grid(grid: dict[str, list]) -> list[dict]:
 
 def run_sweep(candles: pd.DataFrame, frame: pd.DataFrame, strategy: str, grid: dict[str, list], model: FillModel, *,
               metric: str = "sharpe", workers: int | None = None, interval_ms: int | None = None,
-              bars: tuple[int, int] | None = None) -> pd.DataFrame:
-    """One row per grid point (params, metrics, ``error`` for invalid points), best ``metric`` first."""
+              bars: tuple[int, int] | None = None, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """One row per grid point (params, metrics, ``error`` for invalid points), best ``metric`` first.
+
+    ``progress(done, total)`` is called after each grid point (the CLI's progress bar)."""
     global _SHARED
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
@@ -47,14 +50,23 @@ def run_sweep(candles: pd.DataFrame, frame: pd.DataFrame, strategy: str, grid: d
     try:
         workers = min(workers or os.cpu_count() or 1, len(points))
         if workers <= 1:
-            rows = [_evaluate(p) for p in points]
+            rows = _collect(map(_evaluate, points), len(points), progress)
         else:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                rows = list(pool.map(_evaluate, points))
+                rows = _collect(pool.map(_evaluate, points), len(points), progress)
     finally:
         _SHARED = None
     table = pd.DataFrame(rows).reindex(columns=[*grid, *METRICS, "error"])
     return table.sort_values(metric, ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _collect(results, total: int, progress: Callable[[int, int], None] | None) -> list[dict]:
+    rows = []
+    for row in results:
+        rows.append(row)
+        if progress is not None:
+            progress(len(rows), total)
+    return rows
 
 
 def _evaluate(params: dict) -> dict:
@@ -77,8 +89,10 @@ def walk_forward_windows(n_bars: int, folds: int) -> list[tuple[tuple[int, int],
 
 def run_walk_forward(candles: pd.DataFrame, frame: pd.DataFrame, strategy: str, grid: dict[str, list], model: FillModel, *,
                      folds: int = 4, metric: str = "sharpe", workers: int | None = None,
-                     interval_ms: int | None = None) -> pd.DataFrame:
-    """One row per fold: windows, the chosen params, in-sample metric and out-of-sample results."""
+                     interval_ms: int | None = None, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """One row per fold: windows, the chosen params, in-sample metric and out-of-sample results.
+
+    ``progress(done, total)`` is called after each fold."""
     rows, equity = [], model.cash
     for k, ((a, b), (c, d)) in enumerate(walk_forward_windows(len(candles), folds)):
         table = run_sweep(candles, frame, strategy, grid, model, metric=metric, workers=workers, interval_ms=interval_ms,
@@ -92,6 +106,8 @@ def run_walk_forward(candles: pd.DataFrame, frame: pd.DataFrame, strategy: str, 
                      f"in_sample_{metric}": best[metric], **{f"oos_{m}": oos[m] for m in METRICS},
                      "oos_final_equity": oos["final_equity"]})
         equity = oos["final_equity"]
+        if progress is not None:
+            progress(k + 1, folds)
     return pd.DataFrame(rows)
 
 
