@@ -73,28 +73,6 @@ def time_ours(candles: pd.DataFrame, repeats: int = 7) -> tuple[list[float], dic
     return totals, parts, result
 
 
-def time_required_features_only(candles: pd.DataFrame, repeats: int = 7) -> float:
-    """What-if: only the strategy's two columns, still from klinepipe's own ``rolling_mean`` (not the default path)."""
-    from klinepipe.features import rolling_mean
-    from trader.backtest.engine import FillModel
-    from trader.backtest.runner import run_backtest
-    from trader.strategies import build_strategy
-
-    def once():
-        close = candles["close"].to_numpy()
-        frame = pd.DataFrame({"open_time": candles["open_time"].to_numpy(), "close": close,
-                              "sma_10": rolling_mean(close, 10), "sma_30": rolling_mean(close, 30)})
-        return run_backtest(candles, build_strategy("sma_cross"), FillModel(fee_bps=10), interval_ms=60_000, frame=frame)
-
-    once()
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        once()
-        runs.append(time.perf_counter() - t0)
-    return min(runs)
-
-
 def peak_traced_mb(candles: pd.DataFrame) -> float:
     from trader.backtest.engine import FillModel
     from trader.backtest.runner import run_backtest
@@ -148,7 +126,6 @@ def main() -> int:
     totals, parts, result = time_ours(candles)
     rss_ours = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     traced = peak_traced_mb(candles)
-    only = time_required_features_only(candles)
     report_s = time_report(result)
     bt_s, bt_trades = time_backtesting_py(candles)
     best, median = min(totals), statistics.median(totals)
@@ -163,8 +140,6 @@ def main() -> int:
     print(f"  report files (trades/equity csv, summary, report.html, equity.png; not in the figure above): {report_s:.2f} s")
     print(f"backtesting.py 0.6.6 same data and strategy: {bt_s:.2f} s -> {len(candles) / bt_s:,.0f} bars/s")
     print(f"speed-up vs backtesting.py: {bt_s / best:.1f}x (median run {bt_s / median:.1f}x); trades identical: {same}")
-    print(f"what-if, only the strategy's columns (klinepipe.features.rolling_mean for sma_10/sma_30): best {only * 1e3:.1f} ms "
-          f"-> {len(candles) / only:,.0f} bars/s, {bt_s / only:.0f}x backtesting.py (needs a column-subset option in klinepipe)")
     print(f"peak memory: traced allocations of one backtest {traced:.0f} MiB; process max RSS after ours {rss_ours:.0f} MiB, "
           f"after backtesting.py {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     load1 = os.getloadavg()
