@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from decimal import Decimal
@@ -19,7 +18,7 @@ import psycopg2
 from trader import ledger
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
-from trader.config import SettingsError, TraderSettings, load_settings
+from trader.config import TraderSettings, load_settings
 from trader.errors import ReconciliationError, TraderError
 from trader.loop import RiskConfig, Sleeve, Trader, Transaction, db_candles, run_forever
 from trader.metrics import LoopStats, serve_metrics
@@ -130,7 +129,7 @@ def _reconcile(trader: Trader, sleeves: list[Sleeve], accept: bool):
 
 
 def _serve(trader: Trader, connect, settings: TraderSettings, stopping: list[bool]) -> int:
-    loop_stats = _start_metrics(connect, settings.mode)
+    loop_stats = _start_metrics(connect, settings.mode, settings.metrics_port)
     listen = connect()
     listen.autocommit = True
     listen.cursor().execute("LISTEN klinepipe_features")
@@ -144,17 +143,15 @@ def _serve(trader: Trader, connect, settings: TraderSettings, stopping: list[boo
     return 0
 
 
-def _start_metrics(connect, mode: str) -> LoopStats:
+def _start_metrics(connect, mode: str, port: int) -> LoopStats:
     """``/metrics`` on ``TRADER_METRICS_PORT`` (default 9102; 0 = off). A busy port is reported, not fatal."""
-    stats, raw = LoopStats(), os.environ.get("TRADER_METRICS_PORT", "9102")
-    if not raw.isdigit() or int(raw) > 65535:
-        raise SettingsError(f"TRADER_METRICS_PORT must be a port number (0 = off), got {raw!r}")
-    if int(raw):
+    stats = LoopStats()
+    if port:
         try:
-            serve_metrics(connect, mode, int(raw), stats)
-            print(f"trader: metrics on http://0.0.0.0:{raw}/metrics", flush=True)
+            serve_metrics(connect, mode, port, stats)
+            print(f"trader: metrics on http://0.0.0.0:{port}/metrics", flush=True)
         except OSError as exc:
-            print(f"trader: metrics port {raw} unavailable ({exc.strerror}); running without /metrics", flush=True)
+            print(f"trader: metrics port {port} unavailable ({exc.strerror}); running without /metrics", flush=True)
     return stats
 
 

@@ -38,6 +38,7 @@ class TraderSettings(BaseSettings):
     slippage_bps: Decimal = Field(Decimal("0"), ge=0)
     paper_balance: Decimal = Field(Decimal("10000"), ge=0, description="starting quote balance of the paper account")
     poll_interval: float = Field(5.0, gt=0, description="seconds between polls when no NOTIFY arrives")
+    metrics_port: int = Field(9102, ge=0, le=65535, description="Prometheus /metrics port (0 = off)")
     max_symbol_notional: Decimal = Field(Decimal("5000"), ge=0, description="0: no limit")
     max_total_notional: Decimal = Field(Decimal("20000"), ge=0, description="0: no limit")
     max_orders_per_minute: int = Field(10, ge=0, description="0: no limit")
