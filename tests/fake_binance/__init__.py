@@ -21,6 +21,6 @@ Standalone: ``python -m tests.fake_binance --port 8080 [--seed data/sample/BTCUS
 
 from tests.fake_binance.market import SymbolInfo, default_filters
 from tests.fake_binance.server import FakeBinance, free_port
-from tests.fake_binance.state import DEFAULT_API_KEY, DEFAULT_API_SECRET, Fault, FakeState
+from tests.fake_binance.state import Fault, FakeState
 
-__all__ = ["DEFAULT_API_KEY", "DEFAULT_API_SECRET", "FakeBinance", "FakeState", "Fault", "SymbolInfo", "default_filters", "free_port"]
+__all__ = ["FakeBinance", "FakeState", "Fault", "SymbolInfo", "default_filters", "free_port"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from tests.fake_binance.app import build_app
-from tests.fake_binance.state import DEFAULT_API_KEY, DEFAULT_API_SECRET, FakeState
+from tests.fake_binance.state import FakeState
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 
@@ -44,7 +44,7 @@ async def serve(args) -> None:
     runner = web.AppRunner(build_app(state), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
-    print(f"fake binance REST on http://{args.host}:{args.port}/api  key={DEFAULT_API_KEY} secret={DEFAULT_API_SECRET}", flush=True)
+    print(f"fake binance REST on http://{args.host}:{args.port}/api  key={state.api_key} secret={state.api_secret}", flush=True)
     tasks = []
     if args.ws_port:
         try:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from aiohttp import web
 
 from tests.fake_binance.app import build_app
-from tests.fake_binance.state import DEFAULT_API_KEY, DEFAULT_API_SECRET, Fault, FakeState
+from tests.fake_binance.state import Fault, FakeState
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -26,14 +26,20 @@ class FakeBinance:
     must be set to. ``state`` is the whole fake exchange (``FakeState``) for anything not wrapped here.
     """
 
-    api_key, api_secret = DEFAULT_API_KEY, DEFAULT_API_SECRET
-
     def __init__(self, state: FakeState | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = state or FakeState()
         self.host, self.port = host, port or free_port(host)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def api_key(self) -> str:
+        return self.state.api_key
+
+    @property
+    def api_secret(self) -> str:
+        return self.state.api_secret
 
     @property
     def url(self) -> str:

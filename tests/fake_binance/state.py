@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import string
 import threading
 import time
 from collections.abc import Callable
@@ -11,9 +13,12 @@ from tests.fake_binance.engine import OrderEngine
 from tests.fake_binance.errors import TOO_MANY_REQUESTS, FakeBinanceError, weight_message
 from tests.fake_binance.market import Market, SymbolInfo
 
-# The official test vector's key pair (reference 4.2): fine for a local fake, useless anywhere else.
-DEFAULT_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
-DEFAULT_API_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+
+
+def new_key_pair() -> tuple[str, str]:
+    """A throw-away API key and secret for one fake exchange (64 letters and digits each, like Binance's)."""
+    alphabet = string.ascii_letters + string.digits
+    return tuple("".join(secrets.choice(alphabet) for _ in range(64)) for _ in range(2))
 
 
 @dataclass
@@ -41,7 +46,8 @@ class FakeState:
         self.lock = threading.RLock()
         self.market = Market()
         self.engine = OrderEngine(self.market)
-        self.keys: dict[str, str] = {DEFAULT_API_KEY: DEFAULT_API_SECRET}
+        self.api_key, self.api_secret = new_key_pair()  # this fake's one account; printed, never stored
+        self.keys: dict[str, str] = {self.api_key: self.api_secret}
         self.clock = clock
         self.skew_ms = 0
         self.weight_limit = weight_limit
