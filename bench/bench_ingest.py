@@ -8,7 +8,8 @@ extra symbol names to reach the target count, published as closed kline events t
 Both loaders read the same messages from the broker and write the same rows to PostgreSQL:
 - klinepipe: ``ingest_batch`` (read from stored offsets, msgspec parse + validation, newest-per-candle,
   COPY into staging, guarded merge, offsets, one commit);
-- baseline: consume, ``json.loads`` each message, build a DataFrame, ``DataFrame.to_sql`` (append).
+- baseline: consume (with the same librdkafka fetch settings, so only the load differs), ``json.loads``
+  each message, build a DataFrame, ``DataFrame.to_sql`` (append).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from bench.services import services
 from klinepipe.db import make_engine
 from klinepipe.ingest import ingest_batch
+from klinepipe.kafka_batch import FETCH_SETTINGS
 from streaming.kafka_sink import ensure_topics
 from streaming.replay import csv_row_to_event
 
@@ -71,7 +73,7 @@ def _baseline(url: str, bootstrap: str, topic: str, n: int) -> float:
     with engine.begin() as c:
         c.exec_driver_sql("CREATE TABLE market.candles_baseline (LIKE market.candles INCLUDING DEFAULTS)")
     t0 = time.perf_counter()
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "baseline", "enable.auto.commit": False})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "baseline", "enable.auto.commit": False, **FETCH_SETTINGS})
     consumer.assign([TopicPartition(topic, p, 0) for p in range(6)])
     rows = []
     while len(rows) < n:

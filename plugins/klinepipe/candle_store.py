@@ -11,10 +11,11 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from klinepipe.db import COPY_CHUNK
 from klinepipe.kline import Kline
 
 _STAGING_DDL = """
-CREATE TEMP TABLE candles_staging (
+CREATE TEMP TABLE IF NOT EXISTS candles_staging (
     symbol text, interval text, open_time bigint, close_time bigint,
     open numeric, high numeric, low numeric, close numeric, volume numeric,
     quote_volume numeric, trades bigint, taker_buy_base_volume numeric, taker_buy_quote_volume numeric,
@@ -57,10 +58,22 @@ class DeadLetter:
 
 def stage_and_merge(cur, rows: Iterable[tuple[Kline, str]]) -> int:
     """COPY ``(kline, source)`` rows into staging and merge them; return the rows changed."""
+    return merge_copy(cur, copy_buffer(rows))
+
+
+def merge_copy(cur, buffer: io.StringIO) -> int:
+    """COPY a ``copy_buffer`` into staging and merge it; return the rows changed.
+
+    May be called several times in one transaction (the staging table is emptied after each merge);
+    the guard makes the merged state the newest per candle whatever the order of the calls. Only
+    PostgreSQL works here (psycopg2 releases the GIL), so a worker thread can run it beside a parser.
+    """
     cur.execute(_STAGING_DDL)
-    cur.copy_expert("COPY candles_staging FROM STDIN", _copy_buffer(rows))
+    cur.copy_expert("COPY candles_staging FROM STDIN", buffer, COPY_CHUNK)
     cur.execute(_MERGE)
-    return cur.rowcount
+    changed = cur.rowcount
+    cur.execute("TRUNCATE candles_staging")
+    return changed
 
 
 def insert_dead_letters(cur, dead: list[DeadLetter]) -> None:
@@ -92,7 +105,7 @@ def write_offsets(cur, consumer: str, topic: str, offsets: dict[int, int]) -> No
     )
 
 
-def _copy_buffer(rows: Iterable[tuple[Kline, str]]) -> io.StringIO:
+def copy_buffer(rows: Iterable[tuple[Kline, str]]) -> io.StringIO:
     """COPY text rows. Symbols are letters and digits (checked when parsed); sources are escaped."""
     sources: dict[str, str] = {}
     lines = []

@@ -21,8 +21,8 @@ from klinepipe.errors import KlineParseError
 from klinepipe.intervals import INTERVAL_MS, VARIABLE_LENGTH
 
 
-class BinanceKline(msgspec.Struct):
-    """The ``k`` object of a kline event, field names as on the wire."""
+class BinanceKline(msgspec.Struct, gc=False):
+    """The ``k`` object of a kline event, field names as on the wire (no GC tracking: strings and numbers only)."""
 
     t: int
     T: int
@@ -43,7 +43,7 @@ class BinanceKline(msgspec.Struct):
     B: str | None = None
 
 
-class BinanceKlineEvent(msgspec.Struct):
+class BinanceKlineEvent(msgspec.Struct, gc=False):
     """A kline stream event (``e`` == ``"kline"``)."""
 
     e: str
@@ -59,8 +59,9 @@ _DECIMAL = re.compile(_DECIMAL_RE).fullmatch
 _DECIMALS = re.compile(rf"{_DECIMAL_RE}(?: {_DECIMAL_RE}){{7}}").fullmatch  # the eight money fields at once
 
 
-class Kline(msgspec.Struct, frozen=True):
-    """One candle state. Times are epoch milliseconds UTC; money fields are decimal strings."""
+class Kline(msgspec.Struct, frozen=True, gc=False):
+    """One candle state. Times are epoch milliseconds UTC; money fields are decimal strings (not GC-tracked:
+    no field can hold a reference cycle)."""
 
     symbol: str
     interval: str
@@ -100,25 +101,26 @@ def parse_kline_event(raw: bytes | str) -> Kline:
 
 
 def kline_from_wire(event: BinanceKlineEvent) -> Kline:
-    """Turn a decoded wire event into a domain ``Kline``, checking its invariants."""
+    """Turn a decoded wire event into a domain ``Kline``, checking its invariants (the ingest's hot path)."""
     k = event.k
-    if k.s != event.s:
-        raise KlineParseError(f"symbol mismatch: event {event.s!r}, kline {k.s!r}")
-    if not k.s.isalnum():  # letters and digits, any script; never empty, never a tab or backslash
-        raise KlineParseError(f"invalid symbol {k.s!r}")
-    if k.i not in INTERVAL_MS:
-        raise KlineParseError(f"unknown interval {k.i!r}")
-    if k.i not in VARIABLE_LENGTH and k.T != k.t + INTERVAL_MS[k.i] - 1:
-        raise KlineParseError(f"close time {k.T} does not match open time {k.t} + {k.i}")
-    fields = (k.o, k.h, k.l, k.c, k.v, k.q or "0", k.V or "0", k.Q or "0")
-    if _DECIMALS(" ".join(fields)) is None:
+    symbol, interval, o, h, lo, c = k.s, k.i, k.o, k.h, k.l, k.c
+    if symbol != event.s:
+        raise KlineParseError(f"symbol mismatch: event {event.s!r}, kline {symbol!r}")
+    if not symbol.isalnum():  # letters and digits, any script; never empty, never a tab or backslash
+        raise KlineParseError(f"invalid symbol {symbol!r}")
+    length = INTERVAL_MS.get(interval)
+    if length is None:
+        raise KlineParseError(f"unknown interval {interval!r}")
+    if k.T != k.t + length - 1 and interval not in VARIABLE_LENGTH:
+        raise KlineParseError(f"close time {k.T} does not match open time {k.t} + {interval}")
+    if _DECIMALS(f"{o} {h} {lo} {c} {k.v} {k.q or 0} {k.V or 0} {k.Q or 0}") is None:
         _raise_bad_decimal(k)
     # Ordering checked on floats: rounding is monotonic, so a valid candle never fails; the exact
     # numeric check over stored candles is the data-quality DAG's.
-    o, h, lo, c = float(k.o), float(k.h), float(k.l), float(k.c)
-    if not (lo <= o <= h and lo <= c <= h):
-        raise KlineParseError(f"OHLC out of order: o={k.o} h={k.h} l={k.l} c={k.c}")
-    return Kline(k.s, k.i, k.t, k.T, k.o, k.h, k.l, k.c, k.v, k.q, k.n, k.V, k.Q, k.x, event.E)
+    fo, fh, fl, fc = float(o), float(h), float(lo), float(c)
+    if not (fl <= fo <= fh and fl <= fc <= fh):
+        raise KlineParseError(f"OHLC out of order: o={o} h={h} l={lo} c={c}")
+    return Kline(symbol, interval, k.t, k.T, o, h, lo, c, k.v, k.q, k.n, k.V, k.Q, k.x, event.E)
 
 
 def _raise_bad_decimal(k: BinanceKline) -> None:

@@ -1,6 +1,6 @@
 """Exactly once into PostgreSQL: 100,000 messages with duplicates, out-of-order updates and 1 % malformed,
-loaded in bounded batches (partition groups alternating, as mapped tasks do), one batch crashed between
-COPY and commit and another right after its commit. The candles equal the expected set exactly and the
+loaded in bounded batches (partition groups alternating, as mapped tasks do) that merge in small
+sub-batches, one batch crashed between COPY and commit and another right after its commit. The candles equal the expected set exactly and the
 dead letters equal the malformed set."""
 
 import json
@@ -83,7 +83,9 @@ def test_100k_messages_with_duplicates_disorder_malformed_and_two_crashes(engine
         def checkpoint(at: str) -> None:
             if at == stage:
                 raise Crash(at)
-        return ingest_batch(engine, config, topic=topic, partitions=groups[i % 2], max_messages=15_000, checkpoint=checkpoint)
+        # small sub-batch merges: several run (on the worker thread) before each crash
+        return ingest_batch(engine, config, topic=topic, partitions=groups[i % 2], max_messages=15_000, merge_every=1_500,
+                            checkpoint=checkpoint)
 
     with pytest.raises(Crash):
         run(0, "staged")      # killed between COPY and commit: nothing of it stays

@@ -109,3 +109,55 @@ def test_a_crash_before_commit_loads_nothing_and_the_rerun_loads_everything(engi
     result = ingest_batch(engine, config, topic=topic)
 
     assert result.candles == 50 and len(_candles(engine)) == 50
+
+
+def test_sub_batch_merges_equal_one_merge_and_an_error_mid_batch_keeps_nothing(engine, kafka_bootstrap, topic, monkeypatch):
+    """Merging in sub-batches on the worker thread stores what one merge would; an error while reading,
+    after sub-batches were merged, rolls all of them back with the offsets."""
+    import klinepipe.ingest as ingest
+
+    rows = sample_rows(3_000)
+    updates = [line for line in CAPTURE.read_bytes().splitlines() if line.strip()]
+    produce(kafka_bootstrap, topic, closed_events(rows) + updates, source="binance")
+    config = {"bootstrap.servers": kafka_bootstrap}
+
+    real_parse, calls = ingest.parse_into, []
+
+    def parse_then_fail(chunk, *args):
+        calls.append(len(chunk))
+        if sum(calls) > 2_000:  # sub-batches of 200 have been merged by now
+            raise RuntimeError("broker lost mid-batch")
+        real_parse(chunk, *args)
+
+    real_merge, merged = ingest.merge_copy, []
+
+    def counting_merge(cur, buffer):
+        merged.append(buffer.getvalue().count("\n"))
+        return real_merge(cur, buffer)
+
+    monkeypatch.setattr(ingest, "read_chunks", _in_chunks_of(ingest.read_chunks, 250))
+    monkeypatch.setattr(ingest, "parse_into", parse_then_fail)
+    monkeypatch.setattr(ingest, "merge_copy", counting_merge)
+    with pytest.raises(RuntimeError, match="mid-batch"):
+        ingest_batch(engine, config, topic=topic, merge_every=200)
+    assert len(merged) >= 5 and sum(merged) >= 1_000  # several sub-batches were merged before the error
+    assert _candles(engine) == []
+    with engine.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM etl.kafka_offsets WHERE topic = :t"), {"t": topic}).scalar() == 0
+
+    monkeypatch.setattr(ingest, "parse_into", real_parse)
+    small = ingest_batch(engine, config, topic=topic, merge_every=200)
+    by_small = _candles(engine)
+    with engine.begin() as c:
+        c.execute(sa.text("TRUNCATE market.candles, etl.kafka_offsets"))
+    one = ingest_batch(engine, config, topic=topic, merge_every=1_000_000)
+    assert (small.messages, small.candles, small.closed) == (one.messages, one.candles, one.closed) == (3_000 + len(updates), 3_001, 3_000)
+    assert by_small == _candles(engine)
+
+
+def _in_chunks_of(read_chunks, size: int):
+    def chunks(*args, **kwargs):
+        for chunk in read_chunks(*args, **kwargs):
+            for i in range(0, len(chunk), size):
+                yield chunk[i : i + size]
+    return chunks
