@@ -1,8 +1,9 @@
-"""Compute features (returns, SMA/EMA fast and slow, RSI 14) for new closed candles.
+"""Compute features (feature set v2: returns, SMA/EMA, RSI, MACD, Bollinger, ATR, volatility, volume
+z-score; see ``klinepipe.features``) for new closed candles.
 
 Runs whenever ``ingest_klines`` updates the ``market.candles`` Asset. Only series with closed candles
-that have no feature row yet are touched, each with a warm-up window; the rows are upserted into
-``market.features`` and ``NOTIFY klinepipe_features`` tells the trader.
+that have no current feature row are touched, each with a warm-up window; their rows are replaced in
+``market.features`` in one transaction and ``NOTIFY klinepipe_features`` tells the trader.
 """
 
 from __future__ import annotations

@@ -2,8 +2,16 @@
 
 For each series with such candles: load ``WARMUP_BARS`` closed candles before the first new one plus
 everything after it (binary COPY out), compute the feature set, replace every row from the first new one
-on (binary COPY into staging, DELETE + INSERT), and ``NOTIFY klinepipe_features``
-(delivered at commit) with the series and its newest open time. One transaction for the whole run.
+on (DELETE, then binary COPY straight into ``market.features``), and ``NOTIFY klinepipe_features``
+(delivered at commit) with the series and its newest open time. All writes are one transaction.
+
+The exact ``close`` travels as an integer number of 1e-8 units plus its scale, both read in the same
+COPY, and is written back as a ``numeric`` built from them: no float ever stands in for it. A series
+with a close that has more than 8 decimals (never the case for Binance) takes a slower path that copies
+the features into a staging table and joins ``close`` from ``market.candles``.
+
+Reading and writing overlap: a second connection reads and the caller computes series *n + 1* while a
+worker thread writes series *n* (PostgreSQL works on one core, numpy/TA-Lib on the other).
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -20,8 +29,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from klinepipe import FEATURE_SET_VERSION, FEATURES_CHANNEL
+from klinepipe.db import COPY_CHUNK
 from klinepipe.features import FEATURE_COLUMNS, WARMUP_BARS, compute_features
-from klinepipe.pgbinary import decode_time_floats, encode_time_floats
+from klinepipe.pgbinary import (NUMERIC_SCALE, Float8, Numeric, Text, Timestamp, copy_stream, decode_rows,
+                                encode_rows, pg_time_to_ms, row_dtype)
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +53,32 @@ SELECT coalesce(min(open_time), %(t)s) FROM (
 ) warm
 """
 
-_WINDOW = """
-COPY (SELECT open_time, close::float8, high::float8, low::float8, volume::float8 FROM market.candles
-      WHERE symbol = {s} AND interval = {i} AND is_closed AND open_time >= {t} ORDER BY open_time)
+# close in 1e-8 units when it has at most 8 decimals and fits a bigint, else -1 (the series takes the join path)
+_WINDOW = f"""
+COPY (SELECT open_time, close::float8, high::float8, low::float8, volume::float8,
+             CASE WHEN scale(close) <= {NUMERIC_SCALE} AND close < 90000000000
+                  THEN (close * 1e{NUMERIC_SCALE})::int8 ELSE -1 END,
+             scale(close)
+      FROM market.candles
+      WHERE symbol = {{s}} AND interval = {{i}} AND is_closed AND open_time >= {{t}} ORDER BY open_time)
 TO STDOUT (FORMAT binary)
 """
+_WINDOW_ROW = row_dtype(">i8", ">f8", ">f8", ">f8", ">f8", ">i8", ">i4")
 
+_COLUMNS = ", ".join(FEATURE_COLUMNS)
+_DELETE = "DELETE FROM market.features WHERE symbol = %(s)s AND interval = %(i)s AND open_time >= %(t)s"
+_COPY_IN = f"COPY market.features (symbol, interval, open_time, feature_set_version, close, {_COLUMNS}) FROM STDIN (FORMAT binary)"
+
+# the join path, for closes that do not fit the exact 1e-8 encoding
 _STAGING = f"""
 CREATE TEMP TABLE IF NOT EXISTS features_staging (open_time timestamptz, {", ".join(f"{c} float8" for c in FEATURE_COLUMNS)})
 ON COMMIT DELETE ROWS
 """
-
-# Every row from the first new candle on is recomputed, so the range is replaced: a DELETE of the
-# (few) existing rows and a plain INSERT is much cheaper than ON CONFLICT for big recomputes.
-_REPLACE = f"""
-DELETE FROM market.features WHERE symbol = %(s)s AND interval = %(i)s AND open_time >= %(t)s;
-INSERT INTO market.features (symbol, interval, open_time, feature_set_version, close, {", ".join(FEATURE_COLUMNS)})
-SELECT %(s)s, %(i)s, s.open_time, %(v)s, c.close, {", ".join(f"NULLIF(s.{c}, 'NaN')" for c in FEATURE_COLUMNS)}
+_INSERT_JOINED = f"""
+INSERT INTO market.features (symbol, interval, open_time, feature_set_version, close, {_COLUMNS})
+SELECT %(s)s, %(i)s, s.open_time, %(v)s, c.close, {", ".join(f"s.{c}" for c in FEATURE_COLUMNS)}
 FROM features_staging s
-JOIN market.candles c ON c.symbol = %(s)s AND c.interval = %(i)s AND c.open_time = s.open_time;
+JOIN market.candles c ON c.symbol = %(s)s AND c.interval = %(i)s AND c.open_time = s.open_time
 """
 
 
@@ -73,44 +91,91 @@ class SeriesUpdate:
     last_open_time: str
 
 
+@dataclass(frozen=True)
+class _Computed:
+    """One series' new feature rows, ready to write: a binary COPY of ``market.features`` rows, or, when
+    a close does not fit the exact 1e-8 encoding, of ``features_staging`` rows to join with the candles."""
+
+    symbol: str
+    interval: str
+    first_new: datetime
+    rows: int
+    last_ms: int | None
+    copy: bytes
+    joined: bool
+
+
 def compute_pending_features(engine: Engine) -> list[SeriesUpdate]:
-    """Compute and store features for every series with new closed candles; one transaction."""
-    raw = engine.raw_connection()
+    """Compute and store features for every series with new closed candles; one write transaction."""
+    reader, writer = engine.raw_connection(), engine.raw_connection()
+    writing: Future | None = None
+    updates: list[SeriesUpdate] = []
     try:
-        with raw.cursor() as cur:
-            cur.execute(_PENDING, {"v": FEATURE_SET_VERSION})
-            pending = cur.fetchall()
-            cur.execute(_STAGING)
-            updates = [update_series(cur, symbol, interval, first) for symbol, interval, first in pending]
-        raw.commit()
+        with reader.cursor() as rcur, writer.cursor() as wcur, ThreadPoolExecutor(1, thread_name_prefix="features") as pool:
+            try:
+                rcur.execute(_PENDING, {"v": FEATURE_SET_VERSION})
+                for symbol, interval, first in rcur.fetchall():
+                    computed = compute_series(rcur, symbol, interval, first)
+                    if writing is not None:
+                        updates.append(writing.result())
+                    writing = pool.submit(write_series, wcur, computed)
+                if writing is not None:
+                    updates.append(writing.result())
+                    writing = None
+            finally:
+                if writing is not None:  # an error while a write runs: let it finish before the rollback
+                    wait([writing])
+        writer.commit()
     except BaseException:
-        raw.rollback()
+        writer.rollback()
         raise
     finally:
-        raw.close()
+        reader.rollback()
+        reader.close()
+        writer.close()
     for u in updates:
         log.info("features %s %s: %d rows up to %s", u.symbol, u.interval, u.rows, u.last_open_time)
     return updates
 
 
-def update_series(cur, symbol: str, interval: str, first_new: datetime) -> SeriesUpdate:
-    """Recompute one series from ``first_new`` on, with its warm-up window (staging table must exist)."""
+def compute_series(cur, symbol: str, interval: str, first_new: datetime) -> _Computed:
+    """Read one series from ``first_new`` on with its warm-up window, compute its features and encode
+    the rows to write (no writes: the worker thread only talks to PostgreSQL, without the GIL)."""
     cur.execute(_WINDOW_START, {"s": symbol, "i": interval, "t": first_new, "warmup": WARMUP_BARS})
     start = cur.fetchone()[0]
     out = io.BytesIO()
     cur.copy_expert(_WINDOW.format(s=_lit(cur, symbol), i=_lit(cur, interval), t=_lit(cur, start)), out)
-    times, ohlcv = decode_time_floats(out.getvalue(), 4)
-    feats = compute_features(ohlcv[:, 0], ohlcv[:, 1], ohlcv[:, 2], ohlcv[:, 3])
-    first_ms = _ms(first_new)
-    keep = times >= first_ms
-    cur.execute("TRUNCATE features_staging")
-    cur.copy_expert("COPY features_staging FROM STDIN (FORMAT binary)",
-                    io.BytesIO(encode_time_floats(times[keep], [feats[c][keep] for c in FEATURE_COLUMNS])))
-    cur.execute(_REPLACE, {"s": symbol, "i": interval, "v": FEATURE_SET_VERSION, "t": first_new})
-    last = _dt(int(times[-1]))
-    payload = {"symbol": symbol, "interval": interval, "open_time": last.isoformat(), "rows": int(keep.sum())}
+    rows = decode_rows(out.getvalue(), _WINDOW_ROW)
+    times = pg_time_to_ms(rows["v0"])
+    feats = compute_features(*(rows[f"v{i}"].astype(np.float64) for i in (1, 2, 3, 4)))
+    keep = times >= _ms(first_new)
+    times, units, scale = times[keep], rows["v5"][keep].astype(np.int64), rows["v6"][keep].astype(np.int64)
+    floats = [Float8(feats[c][keep]) for c in FEATURE_COLUMNS]
+    joined = bool(len(units) and units.min() < 0)
+    if joined:
+        fields = [Timestamp(times), *floats]
+    else:
+        fields = [Text(symbol.encode()), Text(interval.encode()), Timestamp(times), Text(FEATURE_SET_VERSION.encode()),
+                  Numeric(units, scale), *floats]
+    last = int(times[-1]) if len(times) else None
+    return _Computed(symbol, interval, first_new, len(times), last, copy_stream(encode_rows(fields)) if len(times) else b"", joined)
+
+
+def write_series(cur, c: _Computed) -> SeriesUpdate:
+    """Replace the series' feature rows from ``first_new`` on and queue its notification."""
+    params = {"s": c.symbol, "i": c.interval, "t": c.first_new, "v": FEATURE_SET_VERSION}
+    cur.execute(_DELETE, params)
+    if c.joined:
+        cur.execute(_STAGING)
+        cur.execute("TRUNCATE features_staging")
+        cur.copy_expert("COPY features_staging FROM STDIN (FORMAT binary)", io.BytesIO(c.copy), COPY_CHUNK)
+        cur.execute(_INSERT_JOINED, params)
+    elif c.rows:
+        cur.copy_expert(_COPY_IN, io.BytesIO(c.copy), COPY_CHUNK)
+    last = _dt(c.last_ms) if c.last_ms is not None else c.first_new
+    payload = {"symbol": c.symbol, "interval": c.interval, "open_time": last.isoformat(), "rows": c.rows}
     cur.execute("SELECT pg_notify(%s, %s)", (FEATURES_CHANNEL, json.dumps(payload)))
-    return SeriesUpdate(symbol, interval, int(keep.sum()), first_new.isoformat(), last.isoformat())
+    return SeriesUpdate(c.symbol, c.interval, c.rows, c.first_new.isoformat(), last.isoformat())
 
 
 def _lit(cur, value) -> str:

@@ -79,3 +79,35 @@ def test_in_progress_candles_get_no_features(engine):
     (update,) = compute_pending_features(engine)
 
     assert update.rows == 4
+
+
+def test_close_is_the_candles_exact_decimal_and_warm_up_values_are_null(engine):
+    _load(engine, closed_events(sample_rows(300)))
+    compute_pending_features(engine)
+    with engine.connect() as c:
+        mismatched = c.execute(sa.text(
+            "SELECT count(*) FROM market.features f JOIN market.candles k USING (symbol, interval, open_time)"
+            " WHERE f.close::text <> k.close::text")).scalar()
+        nulls = c.execute(sa.text("SELECT count(*) FILTER (WHERE sma_50 IS NULL), count(*) FILTER (WHERE ret_1 IS NULL),"
+                                  " count(*) FILTER (WHERE sma_50 = 'NaN' OR macd = 'NaN') FROM market.features")).one()
+    assert mismatched == 0  # same value and the same number of decimals
+    assert tuple(nulls) == (49, 1, 0)
+
+
+@pytest.mark.parametrize("price", ["0.123456789", "95000000000.5", "0.000000001"])
+def test_a_close_beyond_the_8_decimal_encoding_is_still_exact(engine, price):
+    """More than 8 decimals, or too big for 1e-8 units in a bigint: that series takes the staging + join path."""
+    events = [e.replace(b'"o":"', b'"o":"X', 1) for e in closed_events(sample_rows(60))]
+    odd = [json.loads(e.replace(b'"o":"X', b'"o":"', 1)) for e in events]
+    for e in odd[30:]:
+        e["k"].update(o=price, h=price, l=price, c=price)
+    _load(engine, [json.dumps(e).encode() for e in odd] + closed_events(sample_rows(60), symbol="ETHUSDT"))
+
+    updates = compute_pending_features(engine)
+
+    assert sorted((u.symbol, u.rows) for u in updates) == [("BTCUSDT", 60), ("ETHUSDT", 60)]
+    with engine.connect() as c:
+        closes = c.execute(sa.text("SELECT f.close::text, k.close::text FROM market.features f"
+                                   " JOIN market.candles k USING (symbol, interval, open_time)")).fetchall()
+    assert len(closes) == 120 and all(f == k for f, k in closes)
+    assert sum(1 for f, _ in closes if f == price) == 30
