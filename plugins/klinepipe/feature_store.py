@@ -1,9 +1,11 @@
 """Incremental features: closed candles without a current feature row -> ``market.features``.
 
-For each series with such candles: load ``WARMUP_BARS`` closed candles before the first new one plus
-everything after it (binary COPY out), compute the feature set, replace every row from the first new one
-on (DELETE, then binary COPY straight into ``market.features``), and ``NOTIFY klinepipe_features``
-(delivered at commit) with the series and its newest open time. All writes are one transaction.
+For each series with such candles: load ``WARMUP_BARS`` closed candles before the first new one, the
+candles up to the ``WARMUP_BARS``-th after the last new one (binary COPY out), compute the feature set,
+replace the rows from the first new candle to that bound (DELETE, then binary COPY straight into
+``market.features``), and ``NOTIFY klinepipe_features`` (delivered at commit) with the series and the
+last open time written. Rows past the bound cannot change (see ``compute_series``). All writes are one
+transaction.
 
 The exact ``close`` travels as an integer number of 1e-8 units plus its scale, both read in the same
 COPY, and is written back as a ``numeric`` built from them: no float ever stands in for it. A series
@@ -37,7 +39,7 @@ from klinepipe.pgbinary import (NUMERIC_SCALE, Float8, Numeric, Text, Timestamp,
 log = logging.getLogger(__name__)
 
 _PENDING = """
-SELECT c.symbol, c.interval, min(c.open_time)
+SELECT c.symbol, c.interval, min(c.open_time), max(c.open_time)
 FROM market.candles c
 LEFT JOIN market.features f USING (symbol, interval, open_time)
 WHERE c.is_closed AND (f.open_time IS NULL OR f.feature_set_version <> %(v)s)
@@ -53,6 +55,13 @@ SELECT coalesce(min(open_time), %(t)s) FROM (
 ) warm
 """
 
+# the WARMUP_BARS-th closed candle after the last new one: rows after it keep identical features
+_WINDOW_END = """
+SELECT open_time FROM market.candles
+WHERE symbol = %(s)s AND interval = %(i)s AND is_closed AND open_time > %(t)s
+ORDER BY open_time OFFSET %(warmup)s - 1 LIMIT 1
+"""
+
 # close in 1e-8 units when it has at most 8 decimals and fits a bigint, else -1 (the series takes the join path)
 _WINDOW = f"""
 COPY (SELECT open_time, close::float8, high::float8, low::float8, volume::float8,
@@ -60,13 +69,15 @@ COPY (SELECT open_time, close::float8, high::float8, low::float8, volume::float8
                   THEN (close * 1e{NUMERIC_SCALE})::int8 ELSE -1 END,
              scale(close)
       FROM market.candles
-      WHERE symbol = {{s}} AND interval = {{i}} AND is_closed AND open_time >= {{t}} ORDER BY open_time)
+      WHERE symbol = {{s}} AND interval = {{i}} AND is_closed AND open_time >= {{t}} AND open_time <= {{end}}
+      ORDER BY open_time)
 TO STDOUT (FORMAT binary)
 """
 _WINDOW_ROW = row_dtype(">i8", ">f8", ">f8", ">f8", ">f8", ">i8", ">i4")
 
 _COLUMNS = ", ".join(FEATURE_COLUMNS)
-_DELETE = "DELETE FROM market.features WHERE symbol = %(s)s AND interval = %(i)s AND open_time >= %(t)s"
+_DELETE = ("DELETE FROM market.features WHERE symbol = %(s)s AND interval = %(i)s AND open_time >= %(t)s"
+           " AND open_time <= %(end)s")
 _COPY_IN = f"COPY market.features (symbol, interval, open_time, feature_set_version, close, {_COLUMNS}) FROM STDIN (FORMAT binary)"
 
 # the join path, for closes that do not fit the exact 1e-8 encoding
@@ -99,6 +110,7 @@ class _Computed:
     symbol: str
     interval: str
     first_new: datetime
+    end: datetime  # the last open time recomputed (rows after it are unchanged)
     rows: int
     last_ms: int | None
     copy: bytes
@@ -114,8 +126,8 @@ def compute_pending_features(engine: Engine) -> list[SeriesUpdate]:
         with reader.cursor() as rcur, writer.cursor() as wcur, ThreadPoolExecutor(1, thread_name_prefix="features") as pool:
             try:
                 rcur.execute(_PENDING, {"v": FEATURE_SET_VERSION})
-                for symbol, interval, first in rcur.fetchall():
-                    computed = compute_series(rcur, symbol, interval, first)
+                for symbol, interval, first, last in rcur.fetchall():
+                    computed = compute_series(rcur, symbol, interval, first, last)
                     if writing is not None:
                         updates.append(writing.result())
                     writing = pool.submit(write_series, wcur, computed)
@@ -138,13 +150,23 @@ def compute_pending_features(engine: Engine) -> list[SeriesUpdate]:
     return updates
 
 
-def compute_series(cur, symbol: str, interval: str, first_new: datetime) -> _Computed:
-    """Read one series from ``first_new`` on with its warm-up window, compute its features and encode
-    the rows to write (no writes: the worker thread only talks to PostgreSQL, without the GIL)."""
-    cur.execute(_WINDOW_START, {"s": symbol, "i": interval, "t": first_new, "warmup": WARMUP_BARS})
+def compute_series(cur, symbol: str, interval: str, first_new: datetime, last_new: datetime | None = None) -> _Computed:
+    """Read one series around its new candles (``first_new`` .. ``last_new``), compute its features and
+    encode the rows to write (no writes: the worker thread only talks to PostgreSQL, without the GIL).
+
+    The rows recomputed run from ``first_new`` to the ``WARMUP_BARS``-th closed candle after ``last_new``:
+    a feature depends on at most that many candles before it (the module doc of ``klinepipe.features``),
+    so later rows are already what a full recompute would give. A backfilled gap rewrites about
+    ``WARMUP_BARS`` rows, not the whole history after it.
+    """
+    params = {"s": symbol, "i": interval, "t": first_new, "warmup": WARMUP_BARS}
+    cur.execute(_WINDOW_START, params)
     start = cur.fetchone()[0]
+    cur.execute(_WINDOW_END, {**params, "t": last_new or first_new})
+    found = cur.fetchone()
+    end = found[0] if found else _FOREVER
     out = io.BytesIO()
-    cur.copy_expert(_WINDOW.format(s=_lit(cur, symbol), i=_lit(cur, interval), t=_lit(cur, start)), out)
+    cur.copy_expert(_WINDOW.format(s=_lit(cur, symbol), i=_lit(cur, interval), t=_lit(cur, start), end=_lit(cur, end)), out)
     rows = decode_rows(out.getvalue(), _WINDOW_ROW)
     times = pg_time_to_ms(rows["v0"])
     feats = compute_features(*(rows[f"v{i}"].astype(np.float64) for i in (1, 2, 3, 4)))
@@ -158,12 +180,12 @@ def compute_series(cur, symbol: str, interval: str, first_new: datetime) -> _Com
         fields = [Text(symbol.encode()), Text(interval.encode()), Timestamp(times), Text(FEATURE_SET_VERSION.encode()),
                   Numeric(units, scale), *floats]
     last = int(times[-1]) if len(times) else None
-    return _Computed(symbol, interval, first_new, len(times), last, copy_stream(encode_rows(fields)) if len(times) else b"", joined)
+    return _Computed(symbol, interval, first_new, end, len(times), last, copy_stream(encode_rows(fields)) if len(times) else b"", joined)
 
 
 def write_series(cur, c: _Computed) -> SeriesUpdate:
     """Replace the series' feature rows from ``first_new`` on and queue its notification."""
-    params = {"s": c.symbol, "i": c.interval, "t": c.first_new, "v": FEATURE_SET_VERSION}
+    params = {"s": c.symbol, "i": c.interval, "t": c.first_new, "end": c.end, "v": FEATURE_SET_VERSION}
     cur.execute(_DELETE, params)
     if c.joined:
         cur.execute(_STAGING)
@@ -176,6 +198,9 @@ def write_series(cur, c: _Computed) -> SeriesUpdate:
     payload = {"symbol": c.symbol, "interval": c.interval, "open_time": last.isoformat(), "rows": c.rows}
     cur.execute("SELECT pg_notify(%s, %s)", (FEATURES_CHANNEL, json.dumps(payload)))
     return SeriesUpdate(c.symbol, c.interval, c.rows, c.first_new.isoformat(), last.isoformat())
+
+
+_FOREVER = datetime(9999, 12, 31, tzinfo=timezone.utc)
 
 
 def _lit(cur, value) -> str:

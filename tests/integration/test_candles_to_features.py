@@ -111,3 +111,30 @@ def test_a_close_beyond_the_8_decimal_encoding_is_still_exact(engine, price):
                                    " JOIN market.candles k USING (symbol, interval, open_time)")).fetchall()
     assert len(closes) == 120 and all(f == k for f, k in closes)
     assert sum(1 for f, _ in closes if f == price) == 30
+
+
+def test_a_backfilled_gap_rewrites_only_the_rows_it_can_change(engine):
+    """Filling a hole in the middle of a series recomputes the hole and the WARMUP_BARS rows after it;
+    every stored row then equals a full recompute, and the rows past the bound were not rewritten."""
+    from klinepipe.features import WARMUP_BARS
+
+    rows = sample_rows(4_000)
+    hole = rows[1_500:1_510]
+    _load(engine, closed_events(rows[:1_500] + rows[1_510:]))
+    compute_pending_features(engine)
+    with engine.connect() as c:
+        before = dict(c.execute(sa.text("SELECT open_time, computed_at FROM market.features")).fetchall())
+
+    _load(engine, closed_events(hole))
+    (update,) = compute_pending_features(engine)
+
+    assert update.rows == len(hole) + WARMUP_BARS
+    stored = load_features(engine, "BTCUSDT", "1m")
+    full = _features(rows)
+    assert len(stored) == 4_000
+    for col in FEATURE_COLUMNS:
+        np.testing.assert_array_equal(stored[col].to_numpy(dtype=float), full[col], err_msg=col)
+    after = dict(zip(stored["open_time"], stored["computed_at"]))
+    rewritten = sorted(t for t in after if before.get(t) != after[t])
+    assert len(rewritten) == len(hole) + WARMUP_BARS
+    assert rewritten[0] == stored["open_time"][1_500] and rewritten[-1] == stored["open_time"][1_510 + WARMUP_BARS - 1]
