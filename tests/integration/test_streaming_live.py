@@ -65,14 +65,20 @@ async def until(check: Callable[[], bool], timeout: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def settle(parts: LiveParts, ws: FakeStreams, series: list[tuple[str, str]]) -> None:
-    """Stop the fake clock and wait until the sidecar has every candle that closed."""
+async def settle(parts: LiveParts, ws: FakeStreams, series: list[tuple[str, str]], timeout: float = 180.0) -> None:
+    """Stop the fake clock and wait until the sidecar has every candle that closed.
+
+    The wait is a budget, not a timed assertion: it ends as soon as the ledger is complete. After an
+    outage the sidecar catches up through REST backfills and backpressure, which on a busy 2-core machine
+    has taken more than 30 s; when the budget runs out the failure says which series are behind.
+    """
     await asyncio.to_thread(ws.freeze)
 
-    def done() -> bool:
-        return all(parts.ledger.last_closed(f"{s}:{i}".encode()) == (ws.closed(s, i) or [None])[-1] for s, i in series)
+    def behind() -> list[tuple[str, str]]:
+        return [(s, i) for s, i in series if parts.ledger.last_closed(f"{s}:{i}".encode()) != (ws.closed(s, i) or [None])[-1]]
 
-    await until(done)
+    await until(lambda: not behind(), timeout=timeout)
+    assert not behind(), f"the sidecar did not catch up within {timeout:.0f}s: {behind()} behind"
     if parts.backfiller:
         await parts.backfiller.idle()
 
