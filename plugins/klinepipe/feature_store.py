@@ -150,7 +150,7 @@ def compute_pending_features(engine: Engine) -> list[SeriesUpdate]:
     return updates
 
 
-def compute_series(cur, symbol: str, interval: str, first_new: datetime, last_new: datetime | None = None) -> _Computed:
+def compute_series(cur, symbol: str, interval: str, first_new: datetime, last_new: datetime) -> _Computed:
     """Read one series around its new candles (``first_new`` .. ``last_new``), compute its features and
     encode the rows to write (no writes: the worker thread only talks to PostgreSQL, without the GIL).
 
@@ -162,7 +162,7 @@ def compute_series(cur, symbol: str, interval: str, first_new: datetime, last_ne
     params = {"s": symbol, "i": interval, "t": first_new, "warmup": WARMUP_BARS}
     cur.execute(_WINDOW_START, params)
     start = cur.fetchone()[0]
-    cur.execute(_WINDOW_END, {**params, "t": last_new or first_new})
+    cur.execute(_WINDOW_END, {**params, "t": last_new})
     found = cur.fetchone()
     end = found[0] if found else _FOREVER
     out = io.BytesIO()
@@ -184,7 +184,7 @@ def compute_series(cur, symbol: str, interval: str, first_new: datetime, last_ne
 
 
 def write_series(cur, c: _Computed) -> SeriesUpdate:
-    """Replace the series' feature rows from ``first_new`` on and queue its notification."""
+    """Replace the series' feature rows from ``first_new`` to ``end`` and queue its notification."""
     params = {"s": c.symbol, "i": c.interval, "t": c.first_new, "end": c.end, "v": FEATURE_SET_VERSION}
     cur.execute(_DELETE, params)
     if c.joined:

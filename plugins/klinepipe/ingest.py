@@ -27,7 +27,7 @@ from klinepipe import KLINES_TOPIC
 from klinepipe.candle_store import DeadLetter, copy_buffer, insert_dead_letters, merge_copy, read_offsets, write_offsets
 from klinepipe.errors import KlineParseError, RetryableError
 from klinepipe.kafka_batch import BatchRead, message_source, read_chunks
-from klinepipe.kline import Kline, parse_kline_event
+from klinepipe.kline import Kline, newest, parse_kline_event
 
 log = logging.getLogger(__name__)
 
@@ -137,28 +137,20 @@ def _no_gc_pauses():
 def parse_into(chunk: list[Message], topic: str, latest: dict, dead: list[DeadLetter], changed: dict | None = None) -> None:
     """Parse messages; keep the newest state per candle in ``latest`` (and in ``changed`` when given,
     for the next sub-batch merge); the invalid go to ``dead``."""
-    keys: dict[tuple[str, str], bytes] = {}
     for msg in chunk:
-        value = msg.value()
+        value, key = msg.value(), msg.key()
         try:
             if value is None:
                 raise KlineParseError("empty message value")
             kline = parse_kline_event(value)
-            key = msg.key()
-            if key is not None:
-                series = (kline.symbol, kline.interval)
-                expected = keys.get(series)
-                if expected is None:
-                    expected = keys[series] = f"{kline.symbol}:{kline.interval}".encode()
-                if key != expected:
-                    raise KlineParseError(f"key {key!r} does not match the event's series {kline.key!r}")
+            if key is not None and key != f"{kline.symbol}:{kline.interval}".encode():
+                raise KlineParseError(f"key {key!r} does not match the event's series {kline.key!r}")
         except KlineParseError as exc:
-            dead.append(DeadLetter(topic, msg.partition(), msg.offset(), msg.key(), value, str(exc)))
+            dead.append(DeadLetter(topic, msg.partition(), msg.offset(), key, value, str(exc)))
             continue
         pk = (kline.symbol, kline.interval, kline.open_time)
         seen = latest.get(pk)
-        # newest(): closed beats in-progress, then the later event (inlined: this runs per message)
-        if seen is None or (kline.is_closed, kline.event_time) >= (seen[0].is_closed, seen[0].event_time):
+        if seen is None or newest(seen[0], kline) is kline:
             entry = latest[pk] = (kline, msg)
             if changed is not None:
                 changed[pk] = entry
