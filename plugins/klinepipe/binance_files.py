@@ -15,7 +15,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from klinepipe.kline import Kline
+from klinepipe.errors import KlineParseError
+from klinepipe.kline import Kline, checked
 
 _NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\d+(?:s|m|h|d|w|mo|M))(?:-|\.)")
 
@@ -29,20 +30,25 @@ def series_of(path: Path) -> tuple[str, str]:
 
 
 def read_kline_file(path: Path, event_time_ms: int) -> Iterator[Kline]:
-    """Every row of a kline zip, CSV or gzipped CSV as a closed candle (``event_time`` = when it was imported)."""
+    """Every row of a kline zip, CSV or gzipped CSV as a closed candle (``event_time`` = when it was imported).
+
+    A row that is not a valid candle raises ``KlineParseError`` naming the file, the row and what is wrong."""
     symbol, interval = series_of(path)
-    for row in _rows(path):
+    for n, row in enumerate(_rows(path), 1):
         if not row or not row[0].strip().isdigit():
             continue  # header
-        yield row_to_kline(row, symbol, interval, event_time_ms)
+        try:
+            yield row_to_kline(row, symbol, interval, event_time_ms)
+        except (KlineParseError, ValueError, IndexError) as exc:
+            raise KlineParseError(f"{path.name} row {n}: {exc}") from None
 
 
 def row_to_kline(row: list[str], symbol: str, interval: str, event_time_ms: int) -> Kline:
-    """A 12-column kline row (REST or file) as a closed candle."""
+    """A 12-column kline row (REST or file) as a closed candle, checked like a streamed one."""
     open_time, close_time = _ms(row[0]), _ms(row[6])
-    return Kline(symbol, interval, open_time, close_time, str(row[1]), str(row[2]), str(row[3]), str(row[4]), str(row[5]),
+    return checked(Kline(symbol, interval, open_time, close_time, str(row[1]), str(row[2]), str(row[3]), str(row[4]), str(row[5]),
                  _opt(row, 7), int(row[8]) if len(row) > 8 and str(row[8]).strip() else None, _opt(row, 9), _opt(row, 10),
-                 True, event_time_ms)
+                 True, event_time_ms))
 
 
 def _rows(path: Path) -> Iterator[list[str]]:

@@ -136,8 +136,9 @@ def list_partitions(kafka_config: dict, topic: str, timeout: float = 10.0) -> li
 
 
 def message_source(msg: Message) -> str:
-    """The ``source`` header of a message (``unknown`` when absent)."""
+    """The ``source`` header of a message (``unknown`` when absent), as text PostgreSQL can store: invalid
+    UTF-8 and NUL (which no PostgreSQL text holds) become U+FFFD."""
     for name, value in msg.headers() or ():
         if name == "source" and value:
-            return value.decode("utf-8", "replace")
+            return value.decode("utf-8", "replace").replace("\x00", "\ufffd")
     return "unknown"

@@ -53,9 +53,13 @@ class BinanceKlineEvent(msgspec.Struct, gc=False):
 
 
 _decode_event = msgspec.json.Decoder(BinanceKlineEvent).decode
-# Binance sends unsigned plain decimals ("46692.06000000"); no sign, exponent, NaN or infinity.
-_DECIMAL_RE = r"\d{1,30}(?:\.\d{1,30})?"
+# Binance sends unsigned plain decimals ("46692.06000000"); no sign, exponent, NaN or infinity. ASCII digits
+# only: Python's ``\d`` also matches other scripts' digits ("\u0663"), which PostgreSQL's numeric refuses.
+_DECIMAL_RE = r"[0-9]{1,30}(?:\.[0-9]{1,30})?"
 _DECIMAL = re.compile(_DECIMAL_RE).fullmatch
+# Times must fit a PostgreSQL timestamptz, counts a bigint: anything else would fail the whole batch's COPY.
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_BIGINT = 2**63 - 1
 _DECIMALS = re.compile(rf"{_DECIMAL_RE}(?: {_DECIMAL_RE}){{7}}").fullmatch  # the eight money fields at once
 
 
@@ -103,28 +107,41 @@ def parse_kline_event(raw: bytes | str) -> Kline:
 def kline_from_wire(event: BinanceKlineEvent) -> Kline:
     """Turn a decoded wire event into a domain ``Kline``, checking its invariants (the ingest's hot path)."""
     k = event.k
-    symbol, interval, o, h, lo, c = k.s, k.i, k.o, k.h, k.l, k.c
-    if symbol != event.s:
-        raise KlineParseError(f"symbol mismatch: event {event.s!r}, kline {symbol!r}")
-    if not symbol.isalnum():  # letters and digits, any script; never empty, never a tab or backslash
+    if k.s != event.s:
+        raise KlineParseError(f"symbol mismatch: event {event.s!r}, kline {k.s!r}")
+    return checked(Kline(k.s, k.i, k.t, k.T, k.o, k.h, k.l, k.c, k.v, k.q, k.n, k.V, k.Q, k.x, event.E))
+
+
+def checked(kline: Kline) -> Kline:
+    """``kline`` itself once its invariants hold, whatever it came from (stream, REST, file); else
+    ``KlineParseError`` saying what is wrong. Everything that passes can be stored by PostgreSQL."""
+    symbol, interval, t, close_time = kline.symbol, kline.interval, kline.open_time, kline.close_time
+    o, h, lo, c = kline.open, kline.high, kline.low, kline.close
+    if not symbol.isalnum():  # letters and digits, any script; never empty, never a tab, backslash or NUL
         raise KlineParseError(f"invalid symbol {symbol!r}")
     length = INTERVAL_MS.get(interval)
     if length is None:
         raise KlineParseError(f"unknown interval {interval!r}")
-    if k.T != k.t + length - 1 and interval not in VARIABLE_LENGTH:
-        raise KlineParseError(f"close time {k.T} does not match open time {k.t} + {interval}")
-    if _DECIMALS(f"{o} {h} {lo} {c} {k.v} {k.q or 0} {k.V or 0} {k.Q or 0}") is None:
-        _raise_bad_decimal(k)
+    if not (0 <= t <= close_time <= MAX_TIME_MS and 0 <= kline.event_time <= MAX_TIME_MS):
+        raise KlineParseError(f"times out of range: open {t}, close {close_time}, event {kline.event_time} (epoch ms)")
+    if kline.trades is not None and not 0 <= kline.trades <= MAX_BIGINT:
+        raise KlineParseError(f"trade count out of range: {kline.trades}")
+    if close_time != t + length - 1 and interval not in VARIABLE_LENGTH:
+        raise KlineParseError(f"close time {close_time} does not match open time {t} + {interval}")
+    q, bv, bq = kline.quote_volume, kline.taker_buy_base_volume, kline.taker_buy_quote_volume
+    if _DECIMALS(f"{o} {h} {lo} {c} {kline.volume} {q or 0} {bv or 0} {bq or 0}") is None:
+        _raise_bad_decimal(kline)
     # Ordering checked on floats: rounding is monotonic, so a valid candle never fails; the exact
     # numeric check over stored candles is the data-quality DAG's.
     fo, fh, fl, fc = float(o), float(h), float(lo), float(c)
     if not (fl <= fo <= fh and fl <= fc <= fh):
         raise KlineParseError(f"OHLC out of order: o={o} h={h} l={lo} c={c}")
-    return Kline(symbol, interval, k.t, k.T, o, h, lo, c, k.v, k.q, k.n, k.V, k.Q, k.x, event.E)
+    return kline
 
 
-def _raise_bad_decimal(k: BinanceKline) -> None:
-    for name, value in (("o", k.o), ("h", k.h), ("l", k.l), ("c", k.c), ("v", k.v), ("q", k.q), ("V", k.V), ("Q", k.Q)):
+def _raise_bad_decimal(k: Kline) -> None:
+    for name, value in (("o", k.open), ("h", k.high), ("l", k.low), ("c", k.close), ("v", k.volume),
+                        ("q", k.quote_volume), ("V", k.taker_buy_base_volume), ("Q", k.taker_buy_quote_volume)):
         if value is not None and _DECIMAL(value) is None:
             raise KlineParseError(f"field {name!r} is not a plain decimal: {value!r}")
     raise KlineParseError("a price or volume is not a plain decimal")

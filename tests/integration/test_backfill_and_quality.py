@@ -10,6 +10,7 @@ from binance import Client
 
 from klinepipe.backfill import fetch_klines, fill_gaps, find_gaps, import_files, load_history, load_klines
 from klinepipe.binance_files import row_to_kline
+from klinepipe.errors import KlineParseError
 from klinepipe.quality import run_quality_checks
 from tests.fake_binance import FakeBinance, Fault
 from tests.helpers import sample_rows
@@ -101,6 +102,18 @@ def test_binance_vision_files_import_with_ms_and_us_times(engine, tmp_path):
     stored = _stored(engine)
     assert [int((s.open_time - EPOCH).total_seconds() * 1000) for s in stored] == [int(r[0]) for r in rows]
     assert [s.trades for s in stored] == [int(r[8]) for r in rows]
+
+
+def test_a_bad_file_row_fails_the_import_naming_file_row_and_field_and_stores_nothing(engine, tmp_path):
+    rows = sample_rows(5, "BTCUSDT-30m.csv")
+    rows[3][4] = "1.5e4"  # the close of the 4th row: PostgreSQL would take it, Binance never writes it
+    bad = tmp_path / "BTCUSDT-30m-2021-10.csv"
+    bad.write_text("".join(",".join(r) + "\n" for r in rows))
+
+    with pytest.raises(KlineParseError, match=r"BTCUSDT-30m-2021-10.csv row 4: field 'c' is not a plain decimal: '1.5e4'"):
+        import_files(engine, [bad])
+
+    assert _stored(engine) == []
 
 
 def test_quality_checks_pass_on_real_data_and_name_each_problem(engine):
