@@ -15,7 +15,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from bench.bench_ingest import FILES, SAMPLE
-from bench.services import services
+from bench.services import CpuBudget, services
 from klinepipe.backfill import load_klines
 from klinepipe.binance_files import read_kline_file
 from klinepipe.db import make_engine
@@ -56,14 +56,16 @@ def _full(url: str, real: dict[str, list[Kline]]) -> None:
     compute_s = time.perf_counter() - t
     with engine.begin() as c:
         c.exec_driver_sql("CHECKPOINT")
-    t = time.perf_counter()
-    updates = compute_pending_features(engine)
-    full_s = time.perf_counter() - t
+    with CpuBudget() as cpu:
+        t = time.perf_counter()
+        updates = compute_pending_features(engine)
+        full_s = time.perf_counter() - t
     done = sum(u.rows for u in updates)
     read_s, write_s = _halves(engine)
     engine.dispose()
     print(f"compute only         : {FULL_ROWS:,} rows in {compute_s:5.2f}s = {FULL_ROWS / compute_s:12,.0f} rows/s")
     print(f"full recompute (DB)  : {done:,} rows in {full_s:5.2f}s = {done / full_s:12,.0f} rows/s (goal >= 1,000,000)")
+    print(f"  its {cpu.line(done, 'rows')}")
     print(f"  its halves alone   : read + compute + encode {read_s:.2f}s, write (DELETE + COPY into market.features) {write_s:.2f}s")
 
 

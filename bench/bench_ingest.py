@@ -25,7 +25,7 @@ import msgspec
 import pandas as pd
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from bench.services import services
+from bench.services import CpuBudget, services
 from klinepipe.db import make_engine
 from klinepipe.ingest import ingest_batch
 from klinepipe.kafka_batch import FETCH_SETTINGS
@@ -125,9 +125,10 @@ def main() -> int:
         _publish(bootstrap, topic, events)
         print(f"published {len(events):,} closed kline events in {time.perf_counter() - t:.1f}s")
         engine = make_engine(url)
-        t0 = time.perf_counter()
-        result = ingest_batch(engine, {"bootstrap.servers": bootstrap}, topic=topic, max_messages=10_000_000, max_seconds=600)
-        ours = time.perf_counter() - t0
+        with CpuBudget() as cpu:
+            t0 = time.perf_counter()
+            result = ingest_batch(engine, {"bootstrap.servers": bootstrap}, topic=topic, max_messages=10_000_000, max_seconds=600)
+            ours = time.perf_counter() - t0
         engine.dispose()
         assert result.candles == len(events), result
         n2, two = _parallel(url, bootstrap, topic)
@@ -135,6 +136,7 @@ def main() -> int:
         base = _baseline(url, bootstrap, topic, len(events))
     n = len(events)
     print(f"klinepipe, 1 loader    : {n:,} candles in {ours:6.2f}s = {n / ours:10,.0f} candles/s")
+    print(f"  its {cpu.line(n, 'candles')}")
     print(f"klinepipe, 2 loaders   : {n:,} candles in {two:6.2f}s = {n / two:10,.0f} candles/s (tasks=2: two mapped load tasks)")
     print(f"pandas to_sql baseline : {n:,} candles in {base:6.2f}s = {n / base:10,.0f} candles/s")
     print(f"ratio                  : 1 loader {base / ours:.1f}x, 2 loaders {base / two:.1f}x (goals: >= 100,000 candles/s, >= 10x)")
