@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     sink = build_sink(kafka, stats)
     try:
         if settings.metrics_port:
-            serve_metrics(stats, lambda: sink.queue_depth, settings.metrics_port)
+            serve_metrics(stats, lambda: sink.queue_depth, settings.metrics_port, str(settings.metrics_host))
     except OSError as exc:  # a busy port must not stop the data; say so loudly instead
         log.error("no /metrics: cannot listen on STREAMING_METRICS_PORT=%d (%s); choose a free port, or 0 for none",
                   settings.metrics_port, exc)

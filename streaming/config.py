@@ -7,10 +7,11 @@ turns the ``KAFKA_*`` security settings into librdkafka keys (PLAINTEXT, SSL, SA
 from __future__ import annotations
 
 import math
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, IPvAnyAddress, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
@@ -100,6 +101,7 @@ class StreamingSettings(BaseSettings):
     backfill: bool = True
     backfill_concurrency: int = Field(4, ge=1)
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no /metrics endpoint
+    metrics_host: IPvAnyAddress = IPv4Address("127.0.0.1")  # this machine only; 0.0.0.0 in a container
     record_out: Path | None = None
     replay_files: Annotated[tuple[Path, ...], NoDecode] = (Path("data/sample/BTCUSDT-1m.csv.gz"),)
     replay_speed: float = Field(60.0, gt=0)

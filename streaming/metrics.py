@@ -113,7 +113,7 @@ def _histogram(s: Stats) -> HistogramMetricFamily:
                                  buckets=buckets, sum_value=s.latency_sum_ms / 1000)
 
 
-def serve_metrics(stats: Stats, queue_depth: Callable[[], int], port: int, addr: str = "0.0.0.0") -> CollectorRegistry:
+def serve_metrics(stats: Stats, queue_depth: Callable[[], int], port: int, addr: str = "127.0.0.1") -> CollectorRegistry:
     """Start the ``/metrics`` HTTP endpoint (a daemon thread) and return its registry."""
     registry = CollectorRegistry()
     registry.register(StatsCollector(stats, queue_depth))

@@ -129,7 +129,7 @@ def _reconcile(trader: Trader, sleeves: list[Sleeve], accept: bool):
 
 
 def _serve(trader: Trader, connect, settings: TraderSettings, stopping: list[bool]) -> int:
-    loop_stats = _start_metrics(connect, settings.mode, settings.metrics_port)
+    loop_stats = _start_metrics(connect, settings.mode, settings.metrics_port, str(settings.metrics_host))
     listen = connect()
     listen.autocommit = True
     listen.cursor().execute("LISTEN klinepipe_features")
@@ -143,13 +143,14 @@ def _serve(trader: Trader, connect, settings: TraderSettings, stopping: list[boo
     return 0
 
 
-def _start_metrics(connect, mode: str, port: int) -> LoopStats:
-    """``/metrics`` on ``TRADER_METRICS_PORT`` (default 9102; 0 = off). A busy port is reported, not fatal."""
+def _start_metrics(connect, mode: str, port: int, host: str = "127.0.0.1") -> LoopStats:
+    """``/metrics`` on ``TRADER_METRICS_HOST``:``TRADER_METRICS_PORT`` (default 127.0.0.1:9102; port 0 = off).
+    A busy port is reported, not fatal."""
     stats = LoopStats()
     if port:
         try:
-            serve_metrics(connect, mode, port, stats)
-            print(f"trader: metrics on http://0.0.0.0:{port}/metrics", flush=True)
+            serve_metrics(connect, mode, port, stats, host)
+            print(f"trader: metrics on http://{f'[{host}]' if ':' in host else host}:{port}/metrics", flush=True)
         except OSError as exc:
             print(f"trader: metrics port {port} unavailable ({exc.strerror}); running without /metrics", flush=True)
     return stats

@@ -9,10 +9,11 @@ or stored; ``repr`` shows ``**********``.
 from __future__ import annotations
 
 from decimal import Decimal
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, IPvAnyAddress, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from trader.errors import ConfigError
@@ -39,6 +40,7 @@ class TraderSettings(BaseSettings):
     paper_balance: Decimal = Field(Decimal("10000"), ge=0, description="starting quote balance of the paper account")
     poll_interval: float = Field(5.0, gt=0, description="seconds between polls when no NOTIFY arrives")
     metrics_port: int = Field(9102, ge=0, le=65535, description="Prometheus /metrics port (0 = off)")
+    metrics_host: IPvAnyAddress = Field(IPv4Address("127.0.0.1"), description="address /metrics listens on (0.0.0.0 in a container)")
     max_symbol_notional: Decimal = Field(Decimal("5000"), ge=0, description="0: no limit")
     max_total_notional: Decimal = Field(Decimal("20000"), ge=0, description="0: no limit")
     max_orders_per_minute: int = Field(10, ge=0, description="0: no limit")

@@ -191,7 +191,7 @@ class TraderCollector:
         return metric_families(snap, self._mode, self._loop)
 
 
-def serve_metrics(connect: Callable, mode: str, port: int, loop: LoopStats, addr: str = "0.0.0.0"):
+def serve_metrics(connect: Callable, mode: str, port: int, loop: LoopStats, addr: str = "127.0.0.1"):
     """Start ``/metrics`` on ``port`` (a daemon thread) and return the registry."""
     from prometheus_client import CollectorRegistry, start_http_server
 

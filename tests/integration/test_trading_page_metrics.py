@@ -69,7 +69,7 @@ def test_trader_run_serves_ledger_and_loop_metrics(db, database_url):
     decisions = sum(v for (name, labels), v in samples.items()
                     if name == "trader_decisions_total" and dict(labels)["sleeve"] == SLEEVE)
     orders = sum(v for (name, _), v in samples.items() if name == "trader_orders")
-    assert f"metrics on http://0.0.0.0:{port}/metrics" in out
+    assert f"metrics on http://127.0.0.1:{port}/metrics" in out  # private by default
     assert decisions == len(ROWS)
     assert orders == expected_orders > 0
     assert samples[("trader_kill_switch_state", (("mode", "paper"), ("state", "ACTIVE")))] == 1

@@ -91,7 +91,8 @@ def test_speed_parsing():
 @pytest.mark.parametrize(
     ("env", "named"),
     [({"STREAMING_INTERVALS": "1m,7m"}, "STREAMING_INTERVALS"), ({"STREAMING_SYMBOLS": "BTC-USDT"}, "STREAMING_SYMBOLS"),
-     ({"STREAMING_REPLAY_SPEED": "fast"}, "STREAMING_REPLAY_SPEED"), ({"KAFKA_PARTITIONS": "0"}, "KAFKA_PARTITIONS")],
+     ({"STREAMING_REPLAY_SPEED": "fast"}, "STREAMING_REPLAY_SPEED"), ({"KAFKA_PARTITIONS": "0"}, "KAFKA_PARTITIONS"),
+     ({"STREAMING_METRICS_HOST": "all"}, "STREAMING_METRICS_HOST")],
 )
 def test_invalid_streaming_settings_name_the_setting(monkeypatch, env, named):
     for k, v in env.items():
@@ -109,4 +110,5 @@ def test_streaming_settings_from_env(monkeypatch):
     s, k = load_settings()
 
     assert s.symbols == ("BTCUSDT", "ETHUSDT") and s.intervals == ("1s", "1M")
+    assert str(s.metrics_host) == "127.0.0.1"  # /metrics is private unless asked otherwise
     assert k.producer_config()["security.protocol"] == "SSL" and k.producer_config()["enable.idempotence"] is True

@@ -134,6 +134,7 @@ def test_split_symbol():
     [({}, "DATABASE_URL"), ({"DATABASE_URL": "postgresql://x/y", "TRADER_ORDER_QUOTE": "-1"}, "TRADER_ORDER_QUOTE"),
      ({"DATABASE_URL": "postgresql://x/y", "TRADER_SLEEVES": "BTCUSDT-1m"}, "TRADER_SLEEVES"),
      ({"DATABASE_URL": "postgresql://x/y", "TRADER_METRICS_PORT": "70000"}, "TRADER_METRICS_PORT"),
+     ({"DATABASE_URL": "postgresql://x/y", "TRADER_METRICS_HOST": "everywhere"}, "TRADER_METRICS_HOST"),
      ({"DATABASE_URL": "postgresql://x/y", "TRADER_MODE": "live"}, "TRADER_MODE=live needs BINANCE_API_KEY"),
      ({"DATABASE_URL": "postgresql://x/y", "TRADER_SLEEVES": "BTCUSDT:1m:sma_cross,ETHBTC:1m:sma_cross"}, "one quote asset"),
      ({"DATABASE_URL": "postgresql://x/y", "TRADER_SLEEVES": "BTCUSDT:1m:sma_cross:-5"}, "TRADER_SLEEVES")],
