@@ -19,6 +19,7 @@ import math
 import signal
 import sys
 import time
+from datetime import datetime, timezone
 
 import aiohttp
 
@@ -27,7 +28,7 @@ from streaming.kafka_sink import KafkaSink, build_sink, ensure_topics
 from streaming.live import probe, run_live, run_record
 from streaming.metrics import Stats, serve_metrics
 from streaming.pump import FramePipeline
-from streaming.replay import pace, read_recorded
+from streaming.replay import frames_after, pace, read_recorded
 from streaming.rest import RestError
 from streaming.universe import UnknownSymbolsError, stream_names
 
@@ -101,12 +102,14 @@ def _record(settings: StreamingSettings, stop: _Stop) -> int:
 
 def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> None:
     pipeline = FramePipeline(sink, "replay")
+    after = settings.replay_after
     while True:
         for path in settings.replay_files:
             pace_text = "max speed" if math.isinf(settings.replay_speed) else f"{settings.replay_speed:g}x"
-            print(f"streaming: replaying {path} at {pace_text}", flush=True)
+            resume = "" if after is None else f", resuming after {_iso(after)} (STREAMING_REPLAY_AFTER)"
+            print(f"streaming: replaying {path} at {pace_text}{resume}", flush=True)
             last_report = time.monotonic()
-            for rec in pace(read_recorded(path), settings.replay_speed):
+            for rec in pace(frames_after(read_recorded(path), after), settings.replay_speed):
                 if stop.is_set():
                     return
                 pipeline.handle(rec.frame, time.time_ns() // 1_000_000)
@@ -118,7 +121,15 @@ def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> No
                     last_report = time.monotonic()
                     print(f"streaming: published={sink.published} acked={sink.acked}", flush=True)
         if not settings.replay_loop:
+            if sink.published == 0 and after is not None:
+                print(f"streaming: nothing to replay after {_iso(after)}; STREAMING_REPLAY_AFTER=0 replays from the start",
+                      flush=True)
             return
+        after = None  # later passes replay everything again
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class _Stop:
@@ -149,7 +160,7 @@ class _Stop:
 def _overrides(args) -> dict:
     return {"mode": args.mode, "symbols": args.symbols, "intervals": args.intervals, "universe": args.universe,
             "ws_url": args.ws_url, "rest_url": args.rest_url, "url_form": args.url_form, "replay_files": args.file,
-            "replay_speed": args.speed, "replay_loop": args.loop or None, "record_out": args.out,
+            "replay_speed": args.speed, "replay_loop": args.loop or None, "replay_after": args.after, "record_out": args.out,
             "metrics_port": args.metrics_port}
 
 
@@ -166,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="comma-separated CSV (12-column Binance klines) or JSONL files (replay)")
     p.add_argument("--speed", help="replay pace: 60x (60 times real time) or max")
     p.add_argument("--loop", action="store_true", help="replay the files again and again")
+    p.add_argument("--after", help="replay: skip frames up to this time (epoch ms or ISO 8601), e.g. what is stored already")
     p.add_argument("--out", help="JSONL file the raw frames are appended to (record)")
     p.add_argument("--metrics-port", type=int, help="port of /metrics (0: off)")
     return p

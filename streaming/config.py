@@ -7,6 +7,7 @@ turns the ``KAFKA_*`` security settings into librdkafka keys (PLAINTEXT, SSL, SA
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Literal
@@ -106,6 +107,7 @@ class StreamingSettings(BaseSettings):
     replay_files: Annotated[tuple[Path, ...], NoDecode] = (Path("data/sample/BTCUSDT-1m.csv.gz"),)
     replay_speed: float = Field(60.0, gt=0)
     replay_loop: bool = False
+    replay_after: int | None = Field(None, ge=0)  # epoch ms or ISO time: the first pass skips frames up to it
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -138,6 +140,11 @@ class StreamingSettings(BaseSettings):
     def _split_files(cls, v):
         return tuple(Path(p.strip()) for p in v.split(",") if p.strip()) if isinstance(v, str) else v
 
+    @field_validator("replay_after", mode="before")
+    @classmethod
+    def _after(cls, v):
+        return parse_time_ms(v) if isinstance(v, str) else v
+
     @field_validator("replay_speed", mode="before")
     @classmethod
     def _speed(cls, v):
@@ -161,6 +168,21 @@ def parse_speed(text: str) -> float:
         return float(t.removesuffix("x"))
     except ValueError:
         raise ValueError(f"speed must look like 60x or max, got {text!r}") from None
+
+
+def parse_time_ms(text: str) -> int | None:
+    """``1709251260000`` (epoch ms) or ``2024-03-01T00:01:00Z`` (ISO 8601, UTC unless it says) -> epoch ms;
+    empty -> None."""
+    t = text.strip()
+    if not t:
+        return None
+    if t.isdigit():
+        return int(t)
+    try:
+        at = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"expected epoch milliseconds or an ISO 8601 time such as 2024-03-01T00:00:00Z, got {text!r}") from None
+    return int((at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp() * 1000)
 
 
 def load_settings(**overrides) -> tuple[StreamingSettings, KafkaSettings]:

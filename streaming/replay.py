@@ -96,6 +96,11 @@ def _ms(text: str) -> int:
     return value // 1000 if value >= 10**15 else value  # data.binance.vision files since 2025 use µs
 
 
+def frames_after(frames: Iterable[Recorded], after_ms: int | None) -> Iterator[Recorded]:
+    """The frames that happened after ``after_ms`` (all of them when it is None)."""
+    return iter(frames) if after_ms is None else (rec for rec in frames if rec.at_ms > after_ms)
+
+
 def pace(frames: Iterable[Recorded], speed: float, *, clock: Callable[[], float] = time.monotonic,
          sleep: Callable[[float], None] = time.sleep) -> Iterator[Recorded]:
     """Yield frames no faster than ``speed`` × the recording's own pace (``inf``: as fast as possible)."""

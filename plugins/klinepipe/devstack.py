@@ -63,6 +63,18 @@ def _claim_pid_file() -> None:
     PID_FILE.write_text(str(os.getpid()))
 
 
+def replay_resume_point(database_url: str) -> str:
+    """Epoch ms of the newest replayed event stored (``""`` when none): where a new replay goes on."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            newest = conn.exec_driver_sql("SELECT (extract(epoch FROM max(event_time)) * 1000)::bigint"
+                                          " FROM market.candles WHERE source = 'replay'").scalar()
+    finally:
+        engine.dispose()
+    return "" if newest is None else str(newest)
+
+
 class Stack:
     """The processes of ``make run``; benchmarks start it without the sidecars and feed it themselves."""
 
@@ -92,6 +104,8 @@ class Stack:
             "KLINEPIPE_REPORTS_DIR": os.environ.get("KLINEPIPE_REPORTS_DIR", str(DATA / "reports")),
             # a replay catching up on history may cross several times a minute: no order-rate cap in the demo
             "TRADER_MAX_ORDERS_PER_MINUTE": os.environ.get("TRADER_MAX_ORDERS_PER_MINUTE", "0"),
+            # a second run goes on where the last replay stopped instead of replaying what is stored
+            "STREAMING_REPLAY_AFTER": os.environ.get("STREAMING_REPLAY_AFTER") or replay_resume_point(database_url),
         }
         port = self.airflow_port = self._airflow(env, airflow_db_url, database_url, bootstrap)
         if self.with_sidecars:

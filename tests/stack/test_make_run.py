@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -96,14 +97,17 @@ def test_make_run_shows_candles_features_and_paper_orders_then_stops_cleanly_twi
         orders = _count(url, "SELECT count(*) FROM trading.orders")
         workers = [p for p in first.family() if "airflow" in _cmdline(p)]
         assert len(workers) >= 4  # standalone, scheduler, dag-processor, api-server, triggerer ...
+        replayed_until = _count(url, "SELECT max(event_time) FROM market.candles WHERE source = 'replay'")
     finally:
         leftovers = first.stop()
     assert leftovers == [], [_cmdline(p) for p in leftovers]
 
     assert not [p for p in psutil.process_iter() if str(tmp_path) in _cmdline(p)]  # postgres (daemonised) too
 
-    second = Run(tmp_path)  # same data, ports, pid file: starts again
+    second = Run(tmp_path)  # same data, ports, pid file: starts again, and the replay goes on where it stopped
     try:
+        resumed = second.wait_for(r"replaying .*BTCUSDT-1m.* resuming after (\S+) \(STREAMING_REPLAY_AFTER\)", 180).group(1)
+        assert datetime.fromisoformat(resumed.replace("Z", "+00:00")) >= replayed_until.replace(microsecond=0)
         second.wait_for(r"klinepipe is running", 180)
         assert _count(url, "SELECT count(*) FROM trading.orders") >= orders  # data kept
     finally:

@@ -4,9 +4,9 @@ import math
 import pytest
 
 from klinepipe.kline import parse_kline_event
-from streaming.config import SettingsError, load_settings, parse_speed
+from streaming.config import SettingsError, load_settings, parse_speed, parse_time_ms
 from streaming.envelope import FrameError, read_kline_frame, unwrap
-from streaming.replay import Recorded, csv_row_to_event, pace, series_from_name
+from streaming.replay import Recorded, csv_row_to_event, frames_after, pace, series_from_name
 
 import msgspec
 from pathlib import Path
@@ -92,7 +92,7 @@ def test_speed_parsing():
     ("env", "named"),
     [({"STREAMING_INTERVALS": "1m,7m"}, "STREAMING_INTERVALS"), ({"STREAMING_SYMBOLS": "BTC-USDT"}, "STREAMING_SYMBOLS"),
      ({"STREAMING_REPLAY_SPEED": "fast"}, "STREAMING_REPLAY_SPEED"), ({"KAFKA_PARTITIONS": "0"}, "KAFKA_PARTITIONS"),
-     ({"STREAMING_METRICS_HOST": "all"}, "STREAMING_METRICS_HOST")],
+     ({"STREAMING_METRICS_HOST": "all"}, "STREAMING_METRICS_HOST"), ({"STREAMING_REPLAY_AFTER": "yesterday"}, "STREAMING_REPLAY_AFTER")],
 )
 def test_invalid_streaming_settings_name_the_setting(monkeypatch, env, named):
     for k, v in env.items():
@@ -112,3 +112,14 @@ def test_streaming_settings_from_env(monkeypatch):
     assert s.symbols == ("BTCUSDT", "ETHUSDT") and s.intervals == ("1s", "1M")
     assert str(s.metrics_host) == "127.0.0.1"  # /metrics is private unless asked otherwise
     assert k.producer_config()["security.protocol"] == "SSL" and k.producer_config()["enable.idempotence"] is True
+
+
+def test_replay_after_skips_what_happened_up_to_it_and_takes_ms_or_iso(monkeypatch):
+    frames = [Recorded(t, b"f%d" % t) for t in (1_000, 2_000, 3_000)]
+    monkeypatch.setenv("STREAMING_REPLAY_AFTER", "1970-01-01T00:00:02Z")
+
+    after = load_settings()[0].replay_after
+
+    assert after == 2_000 == parse_time_ms("2000") == parse_time_ms("1970-01-01T00:00:02")
+    assert [f.at_ms for f in frames_after(frames, after)] == [3_000]
+    assert list(frames_after(frames, None)) == frames and parse_time_ms(" ") is None
