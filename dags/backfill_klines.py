@@ -41,22 +41,26 @@ INTERVALS = ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h",
 def backfill_klines():
     @task(outlets=[CANDLES], execution_timeout=timedelta(hours=2))
     def backfill(params=None) -> dict:
-        import glob
-        from pathlib import Path
+        from airflow.sdk.exceptions import AirflowFailException
 
         from klinepipe.airflow_conn import binance_client, database_url
         from klinepipe.backfill import fill_gaps, import_files, load_history
+        from klinepipe.backfill_request import ImportFiles, LoadHistory, backfill_request
         from klinepipe.db import make_engine
+        from klinepipe.errors import ConfigError
 
+        try:
+            req = backfill_request(dict(params))
+        except ConfigError as exc:  # a bad trigger form: retrying cannot help
+            raise AirflowFailException(f"backfill_klines params: {exc}") from None
         engine = make_engine(database_url())
         try:
-            if params["files"]:
-                return {"imported": import_files(engine, sorted(Path(p) for p in glob.glob(params["files"])))}
-            if params["symbols"]:
-                start, end = pendulum.parse(params["start"]), pendulum.parse(params["end"])
-                return {"loaded": load_history(engine, binance_client(), params["symbols"], params["interval"], start, end)}
+            if isinstance(req, ImportFiles):
+                return {"imported": import_files(engine, req.paths)}
+            if isinstance(req, LoadHistory):
+                return {"loaded": load_history(engine, binance_client(), list(req.symbols), req.interval, req.start, req.end)}
             now = pendulum.now("UTC")
-            return {"gaps": fill_gaps(engine, binance_client(), now.subtract(days=int(params["lookback_days"])), now)}
+            return {"gaps": fill_gaps(engine, binance_client(), now.subtract(days=req.lookback_days), now)}
         finally:
             engine.dispose()
 

@@ -73,3 +73,12 @@ def test_data_quality_passes_on_good_data_and_fails_naming_the_series(dags, engi
     with engine.connect() as c:
         failed = c.execute(sa.text("SELECT check_name, symbol, interval FROM etl.quality_checks WHERE NOT passed")).fetchall()
     assert [tuple(f) for f in failed] == [("ohlc", "BTCUSDT", "1m")]
+
+
+def test_a_bad_trigger_form_fails_the_backfill_naming_the_param_and_loads_nothing(dags, engine, tmp_path, capfd):
+    run = dags["backfill_klines"].test(run_conf={"files": str(tmp_path / "BTCUSDT-1m-*.zip")})
+
+    assert run.state == "failed"
+    logged = "".join(capfd.readouterr())  # the task log goes to the console under dag.test()
+    assert "AirflowFailException: backfill_klines params: files:" in logged and "matches no file" in logged
+    assert _count(engine) == 0
