@@ -1,5 +1,9 @@
 """Kafka -> PostgreSQL load (Airflow scheduling excluded): klinepipe's micro-batch vs a pandas ``to_sql`` baseline.
 
+Also printed, to show what bounds the figure: the CPU each part used (python, postgres, broker) and the floor
+their sum sets on 2 cores; and PostgreSQL's share timed alone (COPY + guarded merge on one backend), which
+bounds one loader, since the issue asks for one transaction per batch.
+
 Measured twice: one loader over all partitions (``ingest_klines`` with ``tasks=1``, the default here), and
 two loaders in parallel processes, each over half of the partitions (``tasks=2``: two mapped load tasks).
 
@@ -26,9 +30,11 @@ import pandas as pd
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.services import CpuBudget, services
+from klinepipe.candle_store import copy_buffer, merge_copy
 from klinepipe.db import make_engine
 from klinepipe.ingest import ingest_batch
 from klinepipe.kafka_batch import FETCH_SETTINGS
+from klinepipe.kline import parse_kline_event
 from streaming.kafka_sink import ensure_topics
 from streaming.replay import csv_row_to_event
 
@@ -113,6 +119,26 @@ def _parallel(url: str, bootstrap: str, topic: str) -> tuple[int, float]:
         return n, time.perf_counter() - t0
 
 
+def _postgres_alone(url: str, events) -> float:
+    """PostgreSQL's share alone: the same rows COPY-ed and merged (``merge_copy``) on one backend, into an
+    empty table, with nothing else running. The issue asks for one transaction, so one backend: no loader
+    can be faster than this, however fast its Python."""
+    buffer = copy_buffer((parse_kline_event(value), "replay") for _, value in events)
+    engine = make_engine(url)
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            cur.execute("TRUNCATE market.candles")
+            raw.commit()
+            t0 = time.perf_counter()
+            merge_copy(cur, buffer)
+            raw.commit()
+            return time.perf_counter() - t0
+    finally:
+        raw.close()
+        engine.dispose()
+
+
 def _warm(_: int) -> None:
     import klinepipe.ingest  # noqa: F401 - imports outside the timed part, as a running task has them
 
@@ -134,10 +160,13 @@ def main() -> int:
         n2, two = _parallel(url, bootstrap, topic)
         assert n2 == len(events), n2
         base = _baseline(url, bootstrap, topic, len(events))
+        pg_alone = _postgres_alone(url, events)
     n = len(events)
     print(f"klinepipe, 1 loader    : {n:,} candles in {ours:6.2f}s = {n / ours:10,.0f} candles/s")
     print(f"  its {cpu.line(n, 'candles')}")
     print(f"klinepipe, 2 loaders   : {n:,} candles in {two:6.2f}s = {n / two:10,.0f} candles/s (tasks=2: two mapped load tasks)")
     print(f"pandas to_sql baseline : {n:,} candles in {base:6.2f}s = {n / base:10,.0f} candles/s")
+    print(f"PostgreSQL alone       : COPY + guarded merge of the same rows on one backend {pg_alone:.2f}s: one loader (one"
+          f" transaction) cannot pass {n / pg_alone:,.0f} candles/s = x{base / pg_alone:.1f} the baseline, however fast its Python")
     print(f"ratio                  : 1 loader {base / ours:.1f}x, 2 loaders {base / two:.1f}x (goals: >= 100,000 candles/s, >= 10x)")
     return 0
