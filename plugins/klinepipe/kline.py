@@ -60,6 +60,9 @@ _DECIMAL = re.compile(_DECIMAL_RE).fullmatch
 # Times must fit a PostgreSQL timestamptz, counts a bigint: anything else would fail the whole batch's COPY.
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 MAX_BIGINT = 2**63 - 1
+# Binance symbols are a few characters (``BTCUSDT``); a long one could not even be indexed (the primary key's
+# B-tree refuses entries over 2,704 bytes).
+MAX_SYMBOL_LENGTH = 64
 _DECIMALS = re.compile(rf"{_DECIMAL_RE}(?: {_DECIMAL_RE}){{7}}").fullmatch  # the eight money fields at once
 
 
@@ -118,7 +121,9 @@ def checked(kline: Kline) -> Kline:
     symbol, interval, t, close_time = kline.symbol, kline.interval, kline.open_time, kline.close_time
     o, h, lo, c = kline.open, kline.high, kline.low, kline.close
     if not symbol.isalnum():  # letters and digits, any script; never empty, never a tab, backslash or NUL
-        raise KlineParseError(f"invalid symbol {symbol!r}")
+        raise KlineParseError(f"invalid symbol {symbol[:40]!r}")
+    if len(symbol) > MAX_SYMBOL_LENGTH:
+        raise KlineParseError(f"symbol of {len(symbol)} characters, more than {MAX_SYMBOL_LENGTH}: {symbol[:20]!r}...")
     length = INTERVAL_MS.get(interval)
     if length is None:
         raise KlineParseError(f"unknown interval {interval!r}")

@@ -4,6 +4,9 @@ Loaded as a candle, each of these would fail the whole COPY or merge: the batch 
 every later run would read the same message and fail again (a poison pill stalling the pipeline).
 """
 
+import random
+import string
+
 import msgspec
 import pytest
 import sqlalchemy as sa
@@ -32,7 +35,13 @@ def _poison(good: bytes) -> dict[str, bytes]:
         "event time past any timestamp": _with(good, E=10**17),
         "negative event time": _with(good, E=-1),
         "trade count past bigint": _with(good, k_n=2**63),
+        "a symbol too long for the primary key's index": _long_symbol(good),
     }
+
+
+def _long_symbol(good: bytes) -> bytes:
+    symbol = "".join(random.Random(7).choices(string.ascii_uppercase + string.digits, k=6_000))  # incompressible
+    return _with(good, s=symbol, k_s=symbol)
 
 
 def test_values_postgres_would_refuse_are_dead_lettered_and_the_batch_loads(engine, kafka_bootstrap, topic):
@@ -47,7 +56,7 @@ def test_values_postgres_would_refuse_are_dead_lettered_and_the_batch_loads(engi
         dead = c.execute(sa.text("SELECT raw, error FROM etl.dead_letters")).fetchall()
         assert c.execute(sa.text("SELECT count(*) FROM market.candles")).scalar() == 19
     assert sorted(bytes(d.raw) for d in dead) == sorted(bad.values())
-    assert all(("out of range" in d.error) or ("not a plain decimal" in d.error) for d in dead), [d.error for d in dead]
+    assert all(any(why in d.error for why in ("out of range", "not a plain decimal", "more than 64")) for d in dead), [d.error for d in dead]
 
 
 def test_a_source_header_postgres_cannot_store_is_kept_readable(engine, kafka_bootstrap, topic):
