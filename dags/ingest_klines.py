@@ -3,7 +3,8 @@
 Runs every minute and, by default, also as soon as a closed kline waits in the topic (an Asset watcher
 in the triggerer; ``KLINEPIPE_INGEST_SCHEDULE`` = ``cron`` | ``event`` | ``both``). Each run is one bounded batch: from the offsets stored in ``etl.kafka_offsets`` to the end of each
 partition (at most ``max_messages`` / ``max_seconds`` per load task). Invalid messages go to
-``etl.dead_letters``. Rows and offsets commit in one transaction, so re-running any run is safe.
+``etl.dead_letters``, and so do the streaming sidecar's rejects, copied from the dead-letter topic by
+``load_dead_letters``. Rows and offsets commit in one transaction, so re-running any run is safe.
 ``plan`` splits the topic's partitions into ``tasks`` groups, one mapped ``load_batch`` each: 1 on a
 2-core machine, up to one per partition on a cluster. When candles changed, the ``market.candles``
 Asset is updated and ``compute_features`` runs.
@@ -62,7 +63,27 @@ def ingest_klines():
             raise AirflowSkipException(f"nothing new ({result.messages} messages read)")
         return result.as_dict()
 
+    @task(execution_timeout=timedelta(minutes=2))
+    def load_dead_letters(params=None) -> int:
+        """The sidecar's rejects (the dead-letter topic) into etl.dead_letters, beside the loader's own."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from klinepipe.airflow_conn import database_url, dead_letter_topic, kafka_config
+        from klinepipe.db import make_engine
+        from klinepipe.dead_letter_topic import load_dead_letter_topic
+
+        engine = make_engine(database_url())
+        try:
+            loaded = load_dead_letter_topic(engine, kafka_config(), topic=dead_letter_topic(),
+                                            max_seconds=float(params["max_seconds"]))
+        finally:
+            engine.dispose()
+        if not loaded:
+            raise AirflowSkipException("no new dead letters")
+        return loaded
+
     load_batch.expand(partitions=plan())
+    load_dead_letters()
 
 
 ingest_klines()

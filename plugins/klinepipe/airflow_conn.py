@@ -11,6 +11,7 @@ import os
 
 import sqlalchemy as sa
 
+from klinepipe import DLQ_TOPIC, KLINES_TOPIC
 from klinepipe.errors import ConfigError
 
 DB_CONN_ID = "klinepipe_db"
@@ -61,7 +62,11 @@ def kafka_config() -> dict:
 
 
 def klines_topic() -> str:
-    return os.environ.get("KAFKA_TOPIC", "binance.klines")
+    return os.environ.get("KAFKA_TOPIC", KLINES_TOPIC)
+
+
+def dead_letter_topic() -> str:
+    return os.environ.get("KAFKA_DLQ_TOPIC", DLQ_TOPIC)
 
 
 def binance_client():

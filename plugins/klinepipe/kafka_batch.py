@@ -136,9 +136,14 @@ def list_partitions(kafka_config: dict, topic: str, timeout: float = 10.0) -> li
 
 
 def message_source(msg: Message) -> str:
-    """The ``source`` header of a message (``unknown`` when absent), as text PostgreSQL can store: invalid
-    UTF-8 and NUL (which no PostgreSQL text holds) become U+FFFD."""
+    """The ``source`` header of a message (``unknown`` when absent)."""
+    return header_text(msg, "source") or "unknown"
+
+
+def header_text(msg: Message, header: str) -> str | None:
+    """A header's value as text PostgreSQL can store (None when absent or empty): invalid UTF-8 and NUL
+    (which no PostgreSQL text holds) become U+FFFD."""
     for name, value in msg.headers() or ():
-        if name == "source" and value:
+        if name == header and value:
             return value.decode("utf-8", "replace").replace("\x00", "\ufffd")
-    return "unknown"
+    return None

@@ -12,6 +12,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from streaming.config import KafkaSettings
+from streaming.kafka_sink import build_sink
 from tests.conftest import ROOT, airflow_connections
 from tests.helpers import expected_sma_cross_orders, sample_rows, write_csv
 from tests.integration.test_features_to_orders import make_trader
@@ -35,7 +37,11 @@ def test_replayed_candles_become_features_and_exactly_the_crossover_orders(
     assert replay.returncode == 0, replay.stderr
     assert f"published={N} acked={N} dead_lettered=0" in replay.stdout
 
-    for key, value in {**airflow_connections(database_url, kafka_bootstrap), "KAFKA_TOPIC": topic}.items():
+    sink = build_sink(KafkaSettings(bootstrap_servers=kafka_bootstrap, topic=topic, dlq_topic=f"{topic}.dlq"))
+    sink.dead_letter(b'{"e":"kline"', "not JSON: truncated", "binance", 0)  # as the sidecar rejects a frame
+    sink.close()
+    for key, value in {**airflow_connections(database_url, kafka_bootstrap), "KAFKA_TOPIC": topic,
+                       "KAFKA_DLQ_TOPIC": f"{topic}.dlq"}.items():
         monkeypatch.setenv(key, value)
     from airflow.dag_processing.dagbag import DagBag
 
@@ -48,7 +54,9 @@ def test_replayed_candles_become_features_and_exactly_the_crossover_orders(
     assert _count(engine, "SELECT count(*) FROM market.candles") == N
     assert _count(engine, "SELECT count(*) FROM (SELECT DISTINCT symbol, interval, open_time FROM market.candles) d") == N
     assert _count(engine, "SELECT count(*) FROM market.features") == N
-    assert _count(engine, "SELECT sum(next_offset) FROM etl.kafka_offsets") == N
+    assert _count(engine, f"SELECT sum(next_offset) FROM etl.kafka_offsets WHERE topic = '{topic}'") == N
+    assert _count(engine, f"SELECT error FROM etl.dead_letters WHERE topic = '{topic}.dlq'") == "not JSON: truncated"
+    assert _count(engine, "SELECT count(*) FROM etl.dead_letters") == 1  # loaded once, though ingest ran twice
 
     make_trader(database_url).step()
 
