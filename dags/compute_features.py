@@ -2,8 +2,11 @@
 z-score; see ``klinepipe.features``) for new closed candles.
 
 Runs whenever ``ingest_klines`` updates the ``market.candles`` Asset. Only series with closed candles
-that have no current feature row are touched, each with a warm-up window; their rows are replaced in
-``market.features`` in one transaction and ``NOTIFY klinepipe_features`` tells the trader.
+that changed since the last run (queued by every candle merge in ``etl.features_pending``) are touched,
+each with a warm-up window; their rows are replaced in ``market.features`` in one transaction and
+``NOTIFY klinepipe_features`` tells the trader. Trigger it with ``rescan`` after editing candles or
+features by hand: it then looks at every closed candle, as it does on its first run and after a
+feature-set change.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
 from klinepipe.assets import CANDLES, FEATURES
 
@@ -23,18 +26,19 @@ from klinepipe.assets import CANDLES, FEATURES
     max_active_runs=1,
     default_args={"retries": 3, "retry_delay": timedelta(seconds=15)},
     tags=["klinepipe", "features"],
+    params={"rescan": Param(False, type="boolean", description="look at every closed candle, not only the queued ones")},
     doc_md=__doc__,
 )
 def compute_features():
     @task(outlets=[FEATURES], execution_timeout=timedelta(minutes=10))
-    def compute() -> list[dict]:
+    def compute(params=None) -> list[dict]:
         from klinepipe.airflow_conn import database_url
         from klinepipe.db import make_engine
         from klinepipe.feature_store import compute_pending_features
 
         engine = make_engine(database_url())
         try:
-            return [u.__dict__ for u in compute_pending_features(engine)]
+            return [u.__dict__ for u in compute_pending_features(engine, rescan=bool(params["rescan"]))]
         finally:
             engine.dispose()
 

@@ -2,7 +2,8 @@
 
 Rows are COPY-ed into a temporary staging table, then merged with one ``INSERT … ON CONFLICT`` whose
 guard keeps the newest state of each candle: an in-progress update never overwrites a closed candle,
-and an older event never overwrites a newer one.
+and an older event never overwrites a newer one. The same statement queues the closed candles it changed
+for ``compute_features`` (``etl.features_pending``), so the queue commits with the candles.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ CREATE TEMP TABLE IF NOT EXISTS candles_staging (
 ) ON COMMIT DROP
 """
 
+# The guarded merge; it also queues, per series, the range of closed candles it changed for compute_features
+# (etl.features_pending), and returns how many candles it changed.
 _MERGE = """
+WITH merged AS (
 INSERT INTO market.candles AS c (
     symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, trades,
     taker_buy_base_volume, taker_buy_quote_volume, is_closed, event_time, source, ingested_at)
@@ -43,6 +47,12 @@ ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
     event_time = EXCLUDED.event_time, source = EXCLUDED.source, ingested_at = EXCLUDED.ingested_at
 WHERE (EXCLUDED.is_closed AND NOT c.is_closed)
    OR (EXCLUDED.is_closed = c.is_closed AND EXCLUDED.event_time > c.event_time)
+RETURNING symbol, interval, open_time, is_closed
+), queued AS (
+INSERT INTO etl.features_pending (symbol, interval, first_open_time, last_open_time)
+SELECT symbol, interval, min(open_time), max(open_time) FROM merged WHERE is_closed GROUP BY symbol, interval
+)
+SELECT count(*) FROM merged
 """
 
 
@@ -71,7 +81,7 @@ def merge_copy(cur, buffer: io.StringIO) -> int:
     cur.execute(_STAGING_DDL)
     cur.copy_expert("COPY candles_staging FROM STDIN", buffer, COPY_CHUNK)
     cur.execute(_MERGE)
-    changed = cur.rowcount
+    changed = cur.fetchone()[0]
     cur.execute("TRUNCATE candles_staging")
     return changed
 

@@ -1,5 +1,8 @@
 """Incremental features: closed candles without a current feature row -> ``market.features``.
 
+The work comes from ``etl.features_pending``, the queue every candle merge fills with the closed candles
+it changed (new, or corrected by a later event), so finding it costs nothing however long the history;
+a scan of every candle runs instead on the first run, after a feature-set change, or when asked.
 For each series with such candles: load ``WARMUP_BARS`` closed candles before the first new one, the
 candles up to the ``WARMUP_BARS``-th after the last new one (binary COPY out), compute the feature set,
 replace the rows from the first new candle to that bound (DELETE, then binary COPY straight into
@@ -38,6 +41,15 @@ from klinepipe.pgbinary import (NUMERIC_SCALE, Float8, Numeric, Text, Timestamp,
 
 log = logging.getLogger(__name__)
 
+# Work is found two ways. Normally from the queue every candle merge fills (etl.features_pending): O(new).
+# When etl.feature_state does not vouch for this feature set (first run, a feature-set change, or asked to
+# rescan) by scanning every closed candle for a missing or outdated feature row: O(history).
+_STATE = "SELECT feature_set_version FROM etl.feature_state FOR UPDATE"
+_TAKE_QUEUE = """
+WITH taken AS (DELETE FROM etl.features_pending RETURNING symbol, interval, first_open_time, last_open_time)
+SELECT symbol, interval, min(first_open_time), max(last_open_time) FROM taken GROUP BY symbol, interval
+ORDER BY symbol, interval
+"""
 _PENDING = """
 SELECT c.symbol, c.interval, min(c.open_time), max(c.open_time)
 FROM market.candles c
@@ -45,6 +57,10 @@ LEFT JOIN market.features f USING (symbol, interval, open_time)
 WHERE c.is_closed AND (f.open_time IS NULL OR f.feature_set_version <> %(v)s)
 GROUP BY c.symbol, c.interval
 ORDER BY c.symbol, c.interval
+"""
+_VOUCH = """
+INSERT INTO etl.feature_state (one, feature_set_version) VALUES (true, %(v)s)
+ON CONFLICT (one) DO UPDATE SET feature_set_version = EXCLUDED.feature_set_version, scanned_at = now()
 """
 
 _WINDOW_START = """
@@ -117,16 +133,18 @@ class _Computed:
     joined: bool
 
 
-def compute_pending_features(engine: Engine) -> list[SeriesUpdate]:
-    """Compute and store features for every series with new closed candles; one write transaction."""
+def compute_pending_features(engine: Engine, *, rescan: bool = False) -> list[SeriesUpdate]:
+    """Compute and store features for every series with new closed candles; one write transaction.
+
+    ``rescan`` looks at every closed candle instead of the queue: after candles or features were changed
+    by hand, outside the merges that fill the queue."""
     reader, writer = engine.raw_connection(), engine.raw_connection()
     writing: Future | None = None
     updates: list[SeriesUpdate] = []
     try:
         with reader.cursor() as rcur, writer.cursor() as wcur, ThreadPoolExecutor(1, thread_name_prefix="features") as pool:
             try:
-                rcur.execute(_PENDING, {"v": FEATURE_SET_VERSION})
-                for symbol, interval, first, last in rcur.fetchall():
+                for symbol, interval, first, last in _take_pending(wcur, rescan):
                     computed = compute_series(rcur, symbol, interval, first, last)
                     if writing is not None:
                         updates.append(writing.result())
@@ -148,6 +166,29 @@ def compute_pending_features(engine: Engine) -> list[SeriesUpdate]:
     for u in updates:
         log.info("features %s %s: %d rows up to %s", u.symbol, u.interval, u.rows, u.last_open_time)
     return updates
+
+
+def _take_pending(cur, rescan: bool) -> list[tuple[str, str, datetime, datetime]]:
+    """Per series, the first and last open time of closed candles whose features are due, taken in the write
+    transaction (a rollback gives them back). Locks etl.feature_state: one features run at a time.
+
+    The queue is emptied before any scan, so a candle merged meanwhile is either seen by the scan or left
+    queued for the next run, never lost."""
+    cur.execute(_STATE)
+    state = cur.fetchone()
+    cur.execute(_TAKE_QUEUE)
+    queued = cur.fetchall()
+    if not rescan and state is not None and state[0] == FEATURE_SET_VERSION:
+        return queued
+    log.info("features: scanning every closed candle (%s)", "asked to" if rescan else
+             "no feature set recorded yet" if state is None else f"feature set {state[0]} -> {FEATURE_SET_VERSION}")
+    cur.execute(_PENDING, {"v": FEATURE_SET_VERSION})
+    spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+    for symbol, interval, first, last in [*queued, *cur.fetchall()]:  # the queue also holds changed candles
+        seen = spans.get((symbol, interval))
+        spans[(symbol, interval)] = (first, last) if seen is None else (min(seen[0], first), max(seen[1], last))
+    cur.execute(_VOUCH, {"v": FEATURE_SET_VERSION})
+    return [(s, i, first, last) for (s, i), (first, last) in sorted(spans.items())]
 
 
 def compute_series(cur, symbol: str, interval: str, first_new: datetime, last_new: datetime) -> _Computed:

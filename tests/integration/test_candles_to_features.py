@@ -8,6 +8,7 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
+from klinepipe import FEATURE_SET_VERSION
 from klinepipe.candle_store import stage_and_merge
 from klinepipe.feature_store import compute_pending_features, load_features
 from klinepipe.features import FEATURE_COLUMNS, compute_features
@@ -138,3 +139,74 @@ def test_a_backfilled_gap_rewrites_only_the_rows_it_can_change(engine):
     rewritten = sorted(t for t in after if before.get(t) != after[t])
     assert len(rewritten) == len(hole) + WARMUP_BARS
     assert rewritten[0] == stored["open_time"][1_500] and rewritten[-1] == stored["open_time"][1_510 + WARMUP_BARS - 1]
+
+
+def test_a_corrected_closed_candle_gets_its_features_recomputed(engine):
+    """A later closed event for a stored candle (say, a backfill correcting it) changes its features too:
+    every row still equals a full recompute over the corrected candles."""
+    rows = sample_rows(300)
+    _load(engine, closed_events(rows))
+    compute_pending_features(engine)
+    fixed = [*rows[200][:4], str(round(float(rows[200][4]) * 1.01, 2)), *rows[200][5:]]  # a new close, within high/low
+    fixed[2] = max(fixed[2], fixed[4], key=float)
+    event = closed_events([fixed])[0].replace(b'"E":', b'"E":9', 1)  # a later event time
+
+    _load(engine, [event])
+    (update,) = compute_pending_features(engine)
+
+    corrected = rows[:200] + [fixed] + rows[201:]
+    stored = load_features(engine, "BTCUSDT", "1m")
+    assert update.rows == 100 and str(stored["close"][200]) == fixed[4]
+    full = _features(corrected)
+    for col in FEATURE_COLUMNS:
+        np.testing.assert_array_equal(stored[col].to_numpy(dtype=float), full[col], err_msg=col)
+
+
+def test_work_comes_from_the_merge_queue_and_a_rescan_finds_what_bypassed_it(engine):
+    """After the first run (a scan) only candles queued by a merge are looked at, so finding the work does
+    not grow with the history; a candle written by hand, past the merge, waits for ``rescan``."""
+    rows = sample_rows(120)
+    with engine.begin() as c:  # by hand, before any features run: the first run scans and finds it
+        c.execute(sa.text(_INSERT_BY_HAND), _by_hand(rows[0]))
+    assert [u.rows for u in compute_pending_features(engine)] == [1]
+    with engine.begin() as c:
+        c.execute(sa.text(_INSERT_BY_HAND), _by_hand(rows[1]))
+    _load(engine, closed_events(rows[:50], symbol="ETHUSDT"))
+
+    queued = compute_pending_features(engine)
+    rescanned = compute_pending_features(engine, rescan=True)
+
+    assert [(u.symbol, u.rows) for u in queued] == [("ETHUSDT", 50)]  # not the BTCUSDT candle written by hand
+    assert [(u.symbol, u.rows) for u in rescanned] == [("BTCUSDT", 1)]
+    assert len(load_features(engine, "BTCUSDT", "1m")) == 2
+    with engine.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM etl.features_pending")).scalar() == 0
+
+
+_INSERT_BY_HAND = """
+INSERT INTO market.candles (symbol, interval, open_time, close_time, open, high, low, close, volume, is_closed, event_time, source)
+VALUES ('BTCUSDT', '1m', to_timestamp(:t / 1000.0), to_timestamp(:ct / 1000.0), :o, :h, :l, :c, :v, true, to_timestamp(:ct / 1000.0), 'hand')
+"""
+
+
+def _by_hand(row):
+    return {"t": int(row[0]), "ct": int(row[6]), "o": row[1], "h": row[2], "l": row[3], "c": row[4], "v": row[5]}
+
+
+def test_a_feature_set_change_rescans_and_recomputes_the_outdated_rows(engine):
+    rows = sample_rows(200)
+    _load(engine, closed_events(rows))
+    compute_pending_features(engine)
+    with engine.begin() as c:  # as the database looks after an upgrade to a new feature set
+        c.execute(sa.text("UPDATE market.features SET feature_set_version = 'v1', rsi_14 = -1 WHERE open_time >= "
+                          "(SELECT open_time FROM market.features ORDER BY open_time OFFSET 150 LIMIT 1)"))
+        c.execute(sa.text("UPDATE etl.feature_state SET feature_set_version = 'v1'"))
+
+    (update,) = compute_pending_features(engine)
+
+    stored = load_features(engine, "BTCUSDT", "1m")
+    assert update.rows == 50 and set(stored["feature_set_version"]) == {FEATURE_SET_VERSION}
+    np.testing.assert_array_equal(stored["rsi_14"].to_numpy(dtype=float), _features(rows)["rsi_14"])
+    with engine.connect() as c:
+        assert c.execute(sa.text("SELECT feature_set_version FROM etl.feature_state")).scalar() == FEATURE_SET_VERSION
+    assert compute_pending_features(engine) == []
