@@ -126,7 +126,7 @@ def checked(kline: Kline) -> Kline:
         raise KlineParseError(f"symbol of {len(symbol)} characters, more than {MAX_SYMBOL_LENGTH}: {symbol[:20]!r}...")
     length = INTERVAL_MS.get(interval)
     if length is None:
-        raise KlineParseError(f"unknown interval {interval!r}")
+        raise KlineParseError(f"unknown interval {interval[:20]!r}")
     if not (0 <= t <= close_time <= MAX_TIME_MS and 0 <= kline.event_time <= MAX_TIME_MS):
         raise KlineParseError(f"times out of range: open {t}, close {close_time}, event {kline.event_time} (epoch ms)")
     if kline.trades is not None and not 0 <= kline.trades <= MAX_BIGINT:
