@@ -25,7 +25,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port`` now. Connections of a stopped server lingering in TIME_WAIT do
+    not count (servers bind with SO_REUSEADDR), so ``make run`` started again keeps its Airflow port."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
