@@ -44,6 +44,11 @@ def test_documented_example_parses():
         (DOC_EXAMPLE.replace(b'"h":"0.0025"', b'"h":"0.0015"'), "OHLC out of order"),
         (DOC_EXAMPLE.replace(b'"v":"1000"', b'"v":"-1000"'), "not a plain decimal"),
         (DOC_EXAMPLE.replace(b'"v":"1000"', b'"v":"1e3"'), "not a plain decimal"),
+        (DOC_EXAMPLE.replace(b'"v":"1000"', b'"v":"' + b"1" * 31 + b'"'), "not a plain decimal"),
+        (DOC_EXAMPLE.replace(b'"v":"1000"', b'"v":"1000."'), "not a plain decimal"),
+        (DOC_EXAMPLE.replace(b'"v":"1000"', b'"v":".5"'), "not a plain decimal"),
+        (DOC_EXAMPLE.replace(b'"v":"1000"', b'"v":"1.2.3"'), "not a plain decimal"),
+        (DOC_EXAMPLE.replace(b'"v":"1000"', '"v":"1\u0663"'.encode()), "not a plain decimal"),
         (DOC_EXAMPLE.replace(b'"i":"1m"', b'"i":"7m"'), "unknown interval"),
         (DOC_EXAMPLE.replace(b'"T":1672515839999', b'"T":1672515839000'), "close time"),
         (DOC_EXAMPLE.replace(b'"s":"BNBBTC","k"', b'"s":"ETHBTC","k"'), "symbol mismatch"),
@@ -53,6 +58,12 @@ def test_documented_example_parses():
 def test_malformed_events_are_rejected_with_a_reason(raw, reason):
     with pytest.raises(KlineParseError, match=reason):
         parse_kline_event(raw)
+
+
+def test_the_longest_plain_decimals_are_accepted():
+    longest = "9" * 30 + "." + "9" * 30
+
+    assert parse_kline_event(DOC_EXAMPLE.replace(b'"v":"1000"', f'"v":"{longest}"'.encode())).volume == longest
 
 
 def test_newest_prefers_closed_then_later_event():
