@@ -90,8 +90,7 @@ def insert_dead_letters(cur, dead: list[DeadLetter]) -> None:
     if not dead:
         return
     cur.executemany(
-        'INSERT INTO etl.dead_letters (topic, partition, "offset", key, raw, error) VALUES (%s, %s, %s, %s, %s, %s)'
-        ' ON CONFLICT (topic, partition, "offset") DO NOTHING',
+        'INSERT INTO etl.dead_letters (topic, partition, "offset", key, raw, error) VALUES (%s, %s, %s, %s, %s, %s)',
         [(d.topic, d.partition, d.offset, d.key, d.raw, d.error) for d in dead],
     )
 

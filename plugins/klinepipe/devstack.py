@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
+from klinepipe import DLQ_TOPIC, KLINES_TOPIC
 from klinepipe.db import apply_migrations, ensure_database, make_engine
 from klinepipe.embedded import port_is_free, free_port, start_broker, start_postgres
 
@@ -63,6 +64,22 @@ def _claim_pid_file() -> None:
     PID_FILE.write_text(str(os.getpid()))
 
 
+def forget_offsets(database_url: str) -> int:
+    """Drop the stored Kafka offsets of the pipeline's topics; return how many there were.
+
+    For a new embedded broker only: it keeps nothing across restarts, so the offsets stored in the last run
+    point into a log that no longer exists. Its offsets start again at 0, and tansu answers a fetch past the
+    end of a log with nothing at all (no out-of-range error a consumer could reset on), so the loader would
+    skip every new message below the old offset."""
+    topics = [os.environ.get("KAFKA_TOPIC", KLINES_TOPIC), os.environ.get("KAFKA_DLQ_TOPIC", DLQ_TOPIC)]
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            return conn.execute(sa.text("DELETE FROM etl.kafka_offsets WHERE topic = ANY(:t)"), {"t": topics}).rowcount
+    finally:
+        engine.dispose()
+
+
 def replay_resume_point(database_url: str) -> str:
     """Epoch ms of the newest replayed event stored (``""`` when none): where a new replay goes on."""
     engine = make_engine(database_url)
@@ -93,6 +110,11 @@ class Stack:
     def start(self) -> None:
         database_url, airflow_db_url = self._postgres()
         bootstrap = self._kafka()
+        if self._broker is not None:
+            forgotten = forget_offsets(database_url)
+            if forgotten:
+                print(f"kafka: the new embedded broker starts empty: the loader reads its topics from the beginning"
+                      f" ({forgotten} stored offsets of the last run's broker dropped)", flush=True)
         self.database_url, self.bootstrap = database_url, bootstrap
         env = {
             **os.environ,

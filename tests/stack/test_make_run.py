@@ -110,6 +110,12 @@ def test_make_run_shows_candles_features_and_paper_orders_then_stops_cleanly_twi
         assert datetime.fromisoformat(resumed.replace("Z", "+00:00")) >= replayed_until.replace(microsecond=0)
         second.wait_for(r"klinepipe is running", 180)
         assert _count(url, "SELECT count(*) FROM trading.orders") >= orders  # data kept
+        deadline = time.monotonic() + 180  # the new broker's messages load, none skipped below the old offsets:
+        while _count(url, f"SELECT count(*) FROM market.candles WHERE open_time >= '{resumed}'") < 5:
+            assert time.monotonic() < deadline, "".join(second.lines[-40:])
+            time.sleep(1)
+        assert _count(url, "SELECT count(*) - (extract(epoch FROM max(open_time) - min(open_time)) / 60 + 1)"
+                           " FROM market.candles") == 0  # the series has no hole where the second run began
     finally:
         leftovers = second.stop()
     assert leftovers == [], [_cmdline(p) for p in leftovers]

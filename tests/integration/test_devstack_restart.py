@@ -1,0 +1,61 @@
+"""A second ``make run`` on the same data: a new, empty embedded broker, and the replay going on after the
+newest replayed candle stored. Nothing published to the new broker may be skipped or dropped."""
+
+import time
+
+import pytest
+import sqlalchemy as sa
+from confluent_kafka.admin import AdminClient
+
+from klinepipe.backfill import load_klines
+from klinepipe.binance_files import row_to_kline
+from klinepipe.devstack import forget_offsets, replay_resume_point
+from klinepipe.ingest import ingest_batch
+from streaming.kafka_sink import ensure_topics
+from tests.helpers import closed_events, produce, sample_rows
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_resume_point_is_the_newest_replayed_event_stored(engine, database_url):
+    assert replay_resume_point(database_url) == ""  # nothing stored: replay from the start
+
+    rows = sample_rows(30)
+    load_klines(engine, (row_to_kline(r, "BTCUSDT", "1m", int(r[6]) + 1) for r in rows[:20]), source="replay")
+    load_klines(engine, (row_to_kline(r, "ETHUSDT", "1m", int(r[6]) + 1) for r in rows[20:]), source="backfill")
+
+    assert replay_resume_point(database_url) == str(int(rows[19][6]) + 1)  # the replay's E of its 20th candle
+
+
+def _recreate(bootstrap: str, topic: str) -> None:
+    """As a restarted memory-only broker: the topic is empty and its offsets begin at 0 again."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.delete_topics([topic]).values():
+        f.result()
+    deadline = time.monotonic() + 30
+    while topic in admin.list_topics(timeout=10).topics:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    ensure_topics({"bootstrap.servers": bootstrap}, {topic: 6})
+
+
+def test_after_a_new_broker_every_message_loads_and_every_reject_is_kept(engine, database_url, kafka_bootstrap, topic,
+                                                                          monkeypatch):
+    config, rows = {"bootstrap.servers": kafka_bootstrap}, sample_rows(40)
+    produce(kafka_bootstrap, topic, closed_events(rows[:20]) + [b"first run: not json"], keys=[b"BTCUSDT:1m"] * 21)
+    ingest_batch(engine, config, topic=topic)
+    with engine.begin() as c:  # another pipeline's offsets are not ours to drop
+        c.execute(sa.text("INSERT INTO etl.kafka_offsets (consumer, topic, partition, next_offset) VALUES ('x', 'other', 0, 7)"))
+    _recreate(kafka_bootstrap, topic)
+    produce(kafka_bootstrap, topic, closed_events(rows[20:]) + [b"second run: not json"], keys=[b"BTCUSDT:1m"] * 21)
+
+    monkeypatch.setenv("KAFKA_TOPIC", topic)
+    dropped = forget_offsets(database_url)
+    result = ingest_batch(engine, config, topic=topic)
+
+    assert dropped == 6 and (result.candles, result.dead_letters) == (20, 1)
+    with engine.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM market.candles")).scalar() == 40
+        raws = c.execute(sa.text('SELECT raw, "offset" FROM etl.dead_letters ORDER BY id')).fetchall()
+        assert c.execute(sa.text("SELECT next_offset FROM etl.kafka_offsets WHERE consumer = 'x'")).scalar() == 7
+    assert [(bytes(r.raw), r.offset) for r in raws] == [(b"first run: not json", 20), (b"second run: not json", 20)]
