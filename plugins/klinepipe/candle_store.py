@@ -9,11 +9,14 @@ for ``compute_features`` (``etl.features_pending``), so the queue commits with t
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from klinepipe.db import COPY_CHUNK
 from klinepipe.kline import Kline
+
+log = logging.getLogger(__name__)
 
 _STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS candles_staging (
@@ -95,22 +98,33 @@ def insert_dead_letters(cur, dead: list[DeadLetter]) -> None:
     )
 
 
-def read_offsets(cur, consumer: str, topic: str, partitions: list[int] | None = None, *, lock: bool = False) -> dict[int, int]:
-    """The loader's next offset per partition (only ``partitions`` when given)."""
+def read_offsets(cur, consumer: str, topic: str, partitions: list[int] | None = None, *, lock: bool = False,
+                 topic_id: str | None = None) -> dict[int, int]:
+    """The loader's next offset per partition (only ``partitions`` when given).
+
+    With the topic's current ``topic_id``, an offset stored for another incarnation of the topic is left out:
+    its log is gone (the topic was deleted and created again), so that partition is read from its start."""
     cur.execute(
-        "SELECT partition, next_offset FROM etl.kafka_offsets WHERE consumer = %s AND topic = %s"
+        "SELECT partition, next_offset, topic_id FROM etl.kafka_offsets WHERE consumer = %s AND topic = %s"
         " AND (%s::int[] IS NULL OR partition = ANY(%s::int[])) ORDER BY partition" + (" FOR UPDATE" if lock else ""),
         (consumer, topic, partitions, partitions),
     )
-    return dict(cur.fetchall())
+    offsets = {}
+    for partition, offset, stored_id in cur.fetchall():
+        if topic_id and stored_id and stored_id != topic_id:
+            log.warning("%s partition %s: offset %s was stored for an earlier incarnation of the topic (id %s, now %s):"
+                        " reading the new one from its start", topic, partition, offset, stored_id, topic_id)
+            continue
+        offsets[partition] = offset
+    return offsets
 
 
-def write_offsets(cur, consumer: str, topic: str, offsets: dict[int, int]) -> None:
+def write_offsets(cur, consumer: str, topic: str, offsets: dict[int, int], topic_id: str | None = None) -> None:
     cur.executemany(
-        "INSERT INTO etl.kafka_offsets (consumer, topic, partition, next_offset) VALUES (%s, %s, %s, %s)"
+        "INSERT INTO etl.kafka_offsets (consumer, topic, partition, next_offset, topic_id) VALUES (%s, %s, %s, %s, %s)"
         " ON CONFLICT (consumer, topic, partition) DO UPDATE"
-        " SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-        [(consumer, topic, p, o) for p, o in sorted(offsets.items())],
+        " SET next_offset = EXCLUDED.next_offset, topic_id = EXCLUDED.topic_id, updated_at = now()",
+        [(consumer, topic, p, o, topic_id) for p, o in sorted(offsets.items())],
     )
 
 

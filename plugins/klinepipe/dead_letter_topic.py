@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from klinepipe import DLQ_TOPIC
 from klinepipe.candle_store import DeadLetter, insert_dead_letters, read_offsets, write_offsets
-from klinepipe.kafka_batch import BatchRead, header_text, read_chunks
+from klinepipe.kafka_batch import BatchRead, header_text, read_chunks, topic_id
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +28,15 @@ def load_dead_letter_topic(engine: Engine, kafka_config: dict, *, topic: str = D
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cur:
-            stored = read_offsets(cur, consumer, topic, lock=True)
+            incarnation = topic_id(kafka_config, topic)
+            stored = read_offsets(cur, consumer, topic, lock=True, topic_id=incarnation)
             read = BatchRead(topic)
             dead = [DeadLetter(topic, m.partition(), m.offset(), m.key(), m.value(), header_text(m, "error") or NO_ERROR)
                     for chunk in read_chunks(kafka_config, topic, stored, read, max_messages=max_messages,
                                              max_seconds=max_seconds)
                     for m in chunk]
             insert_dead_letters(cur, dead)
-            write_offsets(cur, consumer, topic, read.next_offsets)
+            write_offsets(cur, consumer, topic, read.next_offsets, incarnation)
         raw.commit()
     except BaseException:
         raw.rollback()

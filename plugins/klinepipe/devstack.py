@@ -70,7 +70,8 @@ def forget_offsets(database_url: str) -> int:
     For a new embedded broker only: it keeps nothing across restarts, so the offsets stored in the last run
     point into a log that no longer exists. Its offsets start again at 0, and tansu answers a fetch past the
     end of a log with nothing at all (no out-of-range error a consumer could reset on), so the loader would
-    skip every new message below the old offset."""
+    skip every new message below the old offset. The topic id stored with each offset catches that too
+    (``read_offsets``); this also covers offsets stored before ids were recorded."""
     topics = [os.environ.get("KAFKA_TOPIC", KLINES_TOPIC), os.environ.get("KAFKA_DLQ_TOPIC", DLQ_TOPIC)]
     engine = make_engine(database_url)
     try:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from klinepipe import KLINES_TOPIC
 from klinepipe.candle_store import DeadLetter, copy_buffer, insert_dead_letters, merge_copy, read_offsets, write_offsets
 from klinepipe.errors import KlineParseError, RetryableError
-from klinepipe.kafka_batch import BatchRead, message_source, read_chunks
+from klinepipe.kafka_batch import BatchRead, message_source, read_chunks, topic_id
 from klinepipe.kline import Kline, newest, parse_kline_event
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ def ingest_batch(
     merging: Future | None = None
     try:
         with raw.cursor() as cur, ThreadPoolExecutor(1, thread_name_prefix="merge") as pool, _no_gc_pauses():
-            stored = read_offsets(cur, consumer, topic, partitions, lock=True)
+            incarnation = topic_id(kafka_config, topic)
+            stored = read_offsets(cur, consumer, topic, partitions, lock=True, topic_id=incarnation)
             read = BatchRead(topic)
             latest: dict[tuple[str, str, int], tuple[Kline, Message]] = {}
             pending: dict[tuple[str, str, int], tuple[Kline, Message]] = {}
@@ -93,10 +94,10 @@ def ingest_batch(
             finally:
                 if merging is not None:  # an error while a merge runs: let it finish before the rollback
                     wait([merging])
-            if read_offsets(cur, consumer, topic, partitions, lock=True) != stored:
+            if read_offsets(cur, consumer, topic, partitions, lock=True, topic_id=incarnation) != stored:
                 raise RetryableError(f"offsets of {consumer}/{topic} moved during the batch: another loader ran")
             insert_dead_letters(cur, dead)
-            write_offsets(cur, consumer, topic, read.next_offsets)
+            write_offsets(cur, consumer, topic, read.next_offsets, incarnation)
             checkpoint("staged")
         raw.commit()
         checkpoint("committed")

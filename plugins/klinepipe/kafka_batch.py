@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicCollection, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from klinepipe.errors import BrokerUnavailableError
 
@@ -133,6 +134,23 @@ def list_partitions(kafka_config: dict, topic: str, timeout: float = 10.0) -> li
         raise BrokerUnavailableError(f"listing partitions of {topic!r} failed: {exc}") from exc
     finally:
         consumer.close()
+
+
+def topic_id(kafka_config: dict, topic: str, timeout: float = 10.0) -> str | None:
+    """The broker's id of ``topic`` as it exists now (Kafka topic ids, KIP-516; tansu has them too): a topic
+    deleted and created again gets a new one. None when the topic does not exist yet, the broker gives no id
+    or cannot be asked (the offsets are then trusted as they are)."""
+    admin = AdminClient({k: v for k, v in kafka_config.items() if k not in _CONSUMER_ONLY})
+    try:
+        found = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout)[topic].result(timeout)
+    except KafkaException:
+        return None
+    uid = str(found.topic_id) if found.topic_id is not None else ""
+    return uid if uid.strip("A=") else None  # all zeros: no id
+
+
+_CONSUMER_ONLY = ("group.id", "enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof",
+                  "auto.offset.reset", "isolation.level", *FETCH_SETTINGS)
 
 
 def message_source(msg: Message) -> str:

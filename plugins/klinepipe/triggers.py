@@ -41,11 +41,12 @@ def pending_closed_klines(topic: str, consumer: str, limit: int = 100_000) -> in
 
     from klinepipe.airflow_conn import database_url, kafka_config
     from klinepipe.candle_store import read_offsets
-    from klinepipe.kafka_batch import BatchRead, read_chunks
+    from klinepipe.kafka_batch import BatchRead, read_chunks, topic_id
 
+    incarnation = topic_id(kafka_config(), topic)
     scheme, sep, rest = database_url().partition("://")
     with psycopg2.connect(f"{scheme.split('+')[0]}{sep}{rest}") as conn, conn.cursor() as cur:
-        stored = read_offsets(cur, consumer, topic)
+        stored = read_offsets(cur, consumer, topic, topic_id=incarnation)
     closed = 0
     for chunk in read_chunks(kafka_config(), topic, stored, BatchRead(topic), max_messages=limit, max_seconds=5):
         closed += sum(1 for m in chunk if CLOSED in (m.value() or b""))
