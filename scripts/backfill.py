@@ -21,14 +21,10 @@ sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "plugins")) if p not in sys.pa
 
 from klinepipe.airflow_conn import binance_client  # noqa: E402
 from klinepipe.backfill import fill_gaps, import_files, load_history  # noqa: E402
+from klinepipe.backfill_request import parse_utc  # noqa: E402
 from klinepipe.db import apply_migrations, make_engine  # noqa: E402
 from klinepipe.errors import KlinepipeError  # noqa: E402
 from trader.backtest.cli import ProgressBars  # noqa: E402
-
-
-def _time(text: str) -> datetime:
-    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,8 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     h = sub.add_parser("history", help="every closed candle of SYMBOLS x INTERVAL in [START, END)")
     h.add_argument("--symbols", required=True, help="comma-separated, e.g. BTCUSDT,ETHUSDT")
     h.add_argument("--interval", required=True, help="e.g. 1m, 1h, 1d")
-    h.add_argument("--start", required=True, type=_time, help="ISO time (UTC), e.g. 2024-01-01")
-    h.add_argument("--end", type=_time, default=None, help="ISO time (UTC); default now")
+    h.add_argument("--start", required=True, type=parse_utc, help="ISO time (UTC), e.g. 2024-01-01")
+    h.add_argument("--end", type=parse_utc, default=None, help="ISO time (UTC); default now")
     g = sub.add_parser("gaps", help="fetch the closed candles missing between stored ones, every stored series")
     g.add_argument("--days", type=float, default=7.0, help="look back this many days (default 7)")
     f = sub.add_parser("files", help="import data.binance.vision kline zips/CSVs (SYMBOL-INTERVAL-*.zip)")

@@ -61,12 +61,18 @@ def backfill_request(params: dict) -> ImportFiles | LoadHistory | FillGaps:
     return FillGaps(days)
 
 
+def parse_utc(value: str | datetime) -> datetime:
+    """An ISO 8601 time (``2024-03-01``, ``2024-03-01T00:00:00Z``; UTC unless it says) as an aware datetime;
+    ``ValueError`` when it is not one."""
+    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
 def _time(params: dict, name: str) -> datetime:
     value = params.get(name)
     if not value:
         raise ConfigError(f"{name}: a history load needs start and end (UTC), e.g. 2024-03-01T00:00:00Z")
     try:
-        t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return parse_utc(value)
     except ValueError:
         raise ConfigError(f"{name}: {value!r} is not an ISO 8601 time such as 2024-03-01T00:00:00Z") from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)

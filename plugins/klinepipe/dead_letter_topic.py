@@ -14,11 +14,11 @@ from sqlalchemy.engine import Engine
 
 from klinepipe import DLQ_TOPIC
 from klinepipe.candle_store import DeadLetter, insert_dead_letters, read_offsets, write_offsets
+from klinepipe.ingest import CONSUMER
 from klinepipe.kafka_batch import BatchRead, header_text, read_chunks, topic_id
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "ingest_klines"
 NO_ERROR = "published to the dead-letter topic without an error header"
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
-from klinepipe import DLQ_TOPIC, KLINES_TOPIC
+from klinepipe.airflow_conn import dead_letter_topic, klines_topic
 from klinepipe.db import apply_migrations, ensure_database, make_engine
 from klinepipe.embedded import port_is_free, free_port, start_broker, start_postgres
 
@@ -72,7 +72,7 @@ def forget_offsets(database_url: str) -> int:
     end of a log with nothing at all (no out-of-range error a consumer could reset on), so the loader would
     skip every new message below the old offset. The topic id stored with each offset catches that too
     (``read_offsets``); this also covers offsets stored before ids were recorded."""
-    topics = [os.environ.get("KAFKA_TOPIC", KLINES_TOPIC), os.environ.get("KAFKA_DLQ_TOPIC", DLQ_TOPIC)]
+    topics = [klines_topic(), dead_letter_topic()]
     engine = make_engine(database_url)
     try:
         with engine.begin() as conn:
