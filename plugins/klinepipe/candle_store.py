@@ -99,11 +99,12 @@ def insert_dead_letters(cur, dead: list[DeadLetter]) -> None:
 
 
 def read_offsets(cur, consumer: str, topic: str, partitions: list[int] | None = None, *, lock: bool = False,
-                 topic_id: str | None = None) -> dict[int, int]:
+                 topic_id: str | None = None, warn: bool = True) -> dict[int, int]:
     """The loader's next offset per partition (only ``partitions`` when given).
 
     With the topic's current ``topic_id``, an offset stored for another incarnation of the topic is left out:
-    its log is gone (the topic was deleted and created again), so that partition is read from its start."""
+    its log is gone (the topic was deleted and created again), so that partition is read from its start
+    (logged unless ``warn`` is false: a second read in the same batch)."""
     cur.execute(
         "SELECT partition, next_offset, topic_id FROM etl.kafka_offsets WHERE consumer = %s AND topic = %s"
         " AND (%s::int[] IS NULL OR partition = ANY(%s::int[])) ORDER BY partition" + (" FOR UPDATE" if lock else ""),
@@ -112,8 +113,9 @@ def read_offsets(cur, consumer: str, topic: str, partitions: list[int] | None = 
     offsets = {}
     for partition, offset, stored_id in cur.fetchall():
         if topic_id and stored_id and stored_id != topic_id:
-            log.warning("%s partition %s: offset %s was stored for an earlier incarnation of the topic (id %s, now %s):"
-                        " reading the new one from its start", topic, partition, offset, stored_id, topic_id)
+            if warn:
+                log.warning("%s partition %s: offset %s was stored for an earlier incarnation of the topic (id %s, now %s):"
+                            " reading the new one from its start", topic, partition, offset, stored_id, topic_id)
             continue
         offsets[partition] = offset
     return offsets

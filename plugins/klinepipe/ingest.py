@@ -94,7 +94,7 @@ def ingest_batch(
             finally:
                 if merging is not None:  # an error while a merge runs: let it finish before the rollback
                     wait([merging])
-            if read_offsets(cur, consumer, topic, partitions, lock=True, topic_id=incarnation) != stored:
+            if read_offsets(cur, consumer, topic, partitions, lock=True, topic_id=incarnation, warn=False) != stored:
                 raise RetryableError(f"offsets of {consumer}/{topic} moved during the batch: another loader ran")
             insert_dead_letters(cur, dead)
             write_offsets(cur, consumer, topic, read.next_offsets, incarnation)

@@ -61,18 +61,21 @@ def test_after_a_new_broker_every_message_loads_and_every_reject_is_kept(engine,
     assert [(bytes(r.raw), r.offset) for r in raws] == [(b"first run: not json", 20), (b"second run: not json", 20)]
 
 
-def test_a_recreated_topic_is_read_from_its_start_whatever_its_length(engine, kafka_bootstrap, topic):
+def test_a_recreated_topic_is_read_from_its_start_whatever_its_length(engine, kafka_bootstrap, topic, caplog):
     """The stored offsets carry the topic's id: offsets of an earlier incarnation are not used, even when the
-    new log is already longer than them (no out-of-range error to reset on, on any broker)."""
+    new log is already longer than them (no out-of-range error to reset on, on any broker); each is reported once."""
     config, rows = {"bootstrap.servers": kafka_bootstrap}, sample_rows(90)
     produce(kafka_bootstrap, topic, closed_events(rows[:10]), keys=[b"BTCUSDT:1m"] * 10)
     ingest_batch(engine, config, topic=topic)
     _recreate(kafka_bootstrap, topic)
     produce(kafka_bootstrap, topic, closed_events(rows[10:]), keys=[b"BTCUSDT:1m"] * 80)  # 80 > the stored 10
 
-    result = ingest_batch(engine, config, topic=topic)
+    with caplog.at_level("WARNING", logger="klinepipe.candle_store"):
+        result = ingest_batch(engine, config, topic=topic)
     again = ingest_batch(engine, config, topic=topic)
 
+    warned = [r.getMessage() for r in caplog.records if "earlier incarnation" in r.getMessage()]
+    assert warned and len(warned) == len(set(warned)), warned
     assert (result.candles, again.messages) == (80, 0)
     with engine.connect() as c:
         assert c.execute(sa.text("SELECT count(*) FROM market.candles")).scalar() == 90
