@@ -35,7 +35,7 @@ Use from tests (a background thread, a free port)::
         ws.shutdown(grace=0.5)     # serverShutdown event, then close
         ws.garbage(b"not json")    # an invalid frame to every connection
         ws.silence(2.0)            # push nothing for 2 s (the clock keeps running)
-        ws.freeze() / ws.closed("BTCUSDT", "1m")   # stop the clock; open times that closed
+        ws.freeze() / ws.closed("BTCUSDT", "1m")   # stop the clock (current candles still pushed); what closed
 
 Standalone: ``python -m tests.fake_binance --ws-port 9443`` (with the REST fake) calls ``serve_streams``.
 """
@@ -148,6 +148,10 @@ class Series:
         frames.append(self._update(now_ms))
         return frames
 
+    def current(self, now_ms: int) -> bytes:
+        """The update frame of the candle being built at ``now_ms`` (no clock change)."""
+        return self._update(now_ms)
+
     def _closing(self) -> bytes:
         r = self.row
         return (_TEMPLATE % (self.T + 1, self.symbol, self.t, self.T, self.symbol, self.interval, r[1], r[4], r[2], r[3],
@@ -246,13 +250,20 @@ class StreamServer:
         while True:
             due += self.tick  # on a fixed schedule: the work of a tick does not slow the cadence
             await asyncio.sleep(max(0.0, due - loop.time()))
-            if not self.frozen:
-                await self.step()
+            await self.step(advance=not self.frozen)
 
-    async def step(self) -> None:
-        """Advance the clock one step and push every subscribed series' frames."""
-        self.now_ms += self.step_ms
-        out = {stream: s.advance(self.now_ms, self._closed) for stream, s in list(self.series.items())}
+    async def step(self, advance: bool = True) -> None:
+        """Advance the clock one step and push every subscribed series' frames.
+
+        With ``advance=False`` (a frozen clock) nothing closes, but the current candles are still pushed:
+        Binance sends the bar being built at a fixed rate whether or not anything traded (reference 1.4),
+        which is also how a client that reconnects learns what it missed.
+        """
+        if advance:
+            self.now_ms += self.step_ms
+            out = {stream: s.advance(self.now_ms, self._closed) for stream, s in list(self.series.items())}
+        else:
+            out = {stream: [s.current(self.now_ms)] for stream, s in list(self.series.items())}
         if time.monotonic() < self._silent_until:
             return
         for c in list(self.clients):
