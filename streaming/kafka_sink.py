@@ -16,6 +16,14 @@ gets a new producer id. A purged in-flight batch may already have been written, 
 repeat a message (the loader's upsert is idempotent); it never drops one. Likewise a delivery that
 failed for a reason a new attempt can fix (the topic or a partition vanished -- e.g. re-created with
 fewer partitions --, a configured message timeout) is queued again, logged and counted, not raised.
+
+Fatal producer errors: librdkafka makes an idempotent producer unusable (``_FATAL``) when it cannot keep
+its guarantee -- seen here when a broker that lost its state answers a producer with in-flight batches
+(``UNKNOWN_PRODUCER_ID``: "unable to retry without risking duplication/reordering"). confluent-kafka then
+raises from ``poll``, ``flush`` and ``produce`` (``error_cb`` never sees it), and the queued messages come
+back as failed delivery reports. The sink notes the error, takes those messages back and re-sends them, in
+order, on a new producer (the same path as a stall), instead of stopping the sidecar with its in-memory
+backlog lost. Producers that keep failing with nothing acknowledged in between raise ``DeliveryError``.
 """
 
 from __future__ import annotations
@@ -39,6 +47,11 @@ _PRODUCER_ONLY = ("enable.idempotence", "acks", "compression.", "linger.", "batc
 
 _RESEND = frozenset((KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART,
                      KafkaError._MSG_TIMED_OUT))
+# a purged message, or one refused because the idempotent producer's session broke: a new producer can send it
+_TAKE_BACK = frozenset((KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT, KafkaError._FATAL, KafkaError._INCONSISTENT,
+                        KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, KafkaError.UNKNOWN_PRODUCER_ID,
+                        KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.INVALID_PRODUCER_ID_MAPPING))
+_MAX_FRUITLESS_REPLACEMENTS = 3  # fatal producers replaced with no acknowledgement in between before giving up
 
 
 class DeliveryError(RuntimeError):
@@ -61,6 +74,9 @@ class KafkaSink:
         self._failure: KafkaError | None = None
         self._sources: dict[str, bytes] = {}
         self._purged: list[tuple] | None = None
+        self._taken_back: list[tuple] = []  # messages a fatal producer handed back, to re-send on a new one
+        self._fatal: str | None = None  # why the current producer is unusable
+        self._fruitless, self._acked_at_replacement = 0, -1
         self._retry: list[tuple] = []
         self._progress = (0, time.monotonic())
 
@@ -91,7 +107,9 @@ class KafkaSink:
 
     def poll(self) -> None:
         """Serve delivery reports and move waiting messages into the producer; raise a failed delivery."""
-        self._producer.poll(0)
+        self._serve(self._producer, 0)
+        if self._fatal is not None:
+            self._replace_fatal()
         if self._retry:
             retry, self._retry = self._retry, []
             self.stats.redelivered += len(retry)
@@ -118,10 +136,20 @@ class KafkaSink:
 
     def close(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
-        while self._overflow and time.monotonic() < deadline:
-            self._producer.poll(0.05)
-            self._drain_overflow()
-        remaining = self._producer.flush(max(0.0, deadline - time.monotonic())) + len(self._overflow)
+        while True:
+            self.poll()  # re-queues failed deliveries, replaces a fatal producer, drains the overflow
+            left = deadline - time.monotonic()
+            if self._overflow:
+                if left <= 0:
+                    break
+                self._serve(self._producer, min(0.05, left))
+                continue
+            flushed = self._flush(max(0.0, min(1.0, left))) == 0
+            if flushed and not self._retry and self._fatal is None and not self._overflow:
+                break
+            if time.monotonic() >= deadline:
+                break
+        remaining = len(self._producer) + len(self._overflow) + len(self._retry) + len(self._taken_back)
         self._raise_failure()
         if remaining:
             raise DeliveryError(f"{remaining} messages still unacknowledged after {timeout}s")
@@ -134,26 +162,55 @@ class KafkaSink:
                 self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery)
                 return
             except BufferError:
-                self._producer.poll(0.1)
+                self._serve(self._producer, 0.1)
 
     def _send(self, topic: str, key: bytes | None, value: bytes, headers, at_ms: int) -> None:
-        if not self._overflow:
+        if not self._overflow and self._fatal is None:
             try:
                 self._producer.produce(topic, value, key, headers=headers, timestamp=at_ms, on_delivery=self._on_delivery)
                 return
             except BufferError:
                 pass
+            except KafkaException as exc:
+                self._note_fatal(exc)
         self._overflow.append((topic, key, value, headers, at_ms))
 
     def _drain_overflow(self) -> None:
         overflow, produce = self._overflow, self._producer.produce
-        while overflow:
+        while overflow and self._fatal is None:
             topic, key, value, headers, at_ms = overflow[0]
             try:
                 produce(topic, value, key, headers=headers, timestamp=at_ms, on_delivery=self._on_delivery)
             except BufferError:
                 return
+            except KafkaException as exc:
+                self._note_fatal(exc)
+                return
             overflow.popleft()
+
+    def _serve(self, producer: Producer, timeout: float) -> int:
+        """``producer.poll``; confluent-kafka raises a fatal error from it (not via ``error_cb``): noted, not raised."""
+        try:
+            return producer.poll(timeout)
+        except KafkaException as exc:
+            self._note_fatal(exc)
+            return -1
+
+    def _flush(self, timeout: float) -> int:
+        try:
+            return self._producer.flush(timeout)
+        except KafkaException as exc:
+            self._note_fatal(exc)
+            return len(self._producer)
+
+    def _note_fatal(self, exc: KafkaException) -> None:
+        """A call refused with a fatal error: the producer is replaced by the next ``poll``; anything else is raised."""
+        err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if err is None or not (err.fatal() or err.code() == KafkaError._FATAL):
+            raise exc
+        if self._fatal is None:
+            log.error("producer fatal error: %s", err.str())
+            self._fatal = err.str()
 
     async def check_stall(self) -> bool:
         """Replace a producer that has stopped delivering to a reachable broker (see the module doc)."""
@@ -165,6 +222,8 @@ class KafkaSink:
             return False
         if not await asyncio.to_thread(self._broker_reachable):
             return False  # the broker is down: waiting is right
+        log.warning("producer stalled: %d messages unacknowledged for %.0fs while the broker answers; "
+                    "re-sending them on a new producer", len(self._producer), self.stall_timeout)
         self._recycle()
         self._progress = (self.stats.acked, time.monotonic())
         return True
@@ -176,24 +235,44 @@ class KafkaSink:
         except KafkaException:
             return False
 
+    def _replace_fatal(self) -> None:
+        acked = self.stats.acked
+        self._fruitless = self._fruitless + 1 if acked == self._acked_at_replacement else 1
+        self._acked_at_replacement = acked
+        if self._factory is None or self._fruitless > _MAX_FRUITLESS_REPLACEMENTS:
+            why, self._fatal = self._fatal, None
+            raise DeliveryError(f"the producer failed for good: {why}")
+        log.warning("producer failed for good (%s); re-sending its %d unacknowledged messages on a new producer",
+                    self._fatal, len(self._producer) + len(self._taken_back))
+        self._recycle()
+
     def _recycle(self) -> None:
-        old, waiting = self._producer, len(self._producer)
-        log.warning("producer stalled: %d messages unacknowledged for %.0fs while the broker answers; "
-                    "re-sending them on a new producer", waiting, self.stall_timeout)
+        """Purge the current producer, take back every message it held (in order), re-send them on a new one."""
+        old = self._producer
         self._purged = []
-        old.purge(in_queue=True, in_flight=True, blocking=True)
-        for _ in range(100):
-            if old.poll(0.05) == 0 and len(old) == 0:
-                break
-        purged, self._purged = self._purged, None
-        self._overflow.extendleft(reversed(purged))
+        try:
+            old.purge(in_queue=True, in_flight=True, blocking=True)
+            for _ in range(100):
+                if self._serve(old, 0.05) == 0 and len(old) == 0:
+                    break
+            if len(old):
+                log.error("the old producer still holds %d messages after its purge; they may be lost", len(old))
+        finally:
+            taken = self._taken_back + self._purged
+            self._purged, self._taken_back, self._fatal = None, [], None
+        self._overflow.extendleft(reversed(taken))
         self._producer = self._factory()
         self.stats.producer_recycles += 1
         self._drain_overflow()
 
     def _on_delivery(self, err: KafkaError | None, msg) -> None:
-        if err is not None and self._purged is not None and err.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
-            self._purged.append((msg.topic(), msg.key(), msg.value(), msg.headers(), msg.timestamp()[1]))
+        if err is not None and (err.code() in _TAKE_BACK or err.fatal() or self._fatal is not None):
+            message = (msg.topic(), msg.key(), msg.value(), msg.headers(), msg.timestamp()[1])
+            if self._purged is not None:
+                self._purged.append(message)  # our own purge, in _recycle
+            else:  # the producer's session broke: librdkafka handed the message back
+                self._taken_back.append(message)
+                self._fatal = self._fatal or err.str()
             return
         if err is not None and err.code() in _RESEND:
             self._retry.append((msg.topic(), msg.key(), msg.value(), msg.headers(), msg.timestamp()[1], err.str()))
@@ -217,6 +296,8 @@ def build_sink(settings, stats: Stats | None = None) -> KafkaSink:
     """A sink for ``KafkaSettings``: idempotent producer, high-water mark at 90 % of the queue, stall recovery."""
     return KafkaSink(None, settings.topic, settings.dlq_topic, stats=stats, high_water=int(settings.queue_max_messages * 0.9),
                      producer_factory=lambda: Producer(settings.producer_config()), stall_timeout=settings.stall_timeout)
+
+
 
 
 def ensure_topics(bootstrap_config: dict, topics: dict[str, int], replication_factor: int = 1, timeout: float = 30.0) -> None:

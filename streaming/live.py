@@ -143,6 +143,7 @@ async def run_live(settings: StreamingSettings, sink: KafkaSink, session: aiohtt
                      flow=Flow(lambda: sink.congested, sink.wait_for_room), per_connection=settings.streams_per_connection,
                      attempts=SlidingWindow(settings.connect_attempts_per_5min, 300.0))
     poller = asyncio.create_task(poll_forever(sink))
+    poller.add_done_callback(lambda task: _failed(task) and stop.set())
     if ready:
         asyncio.get_running_loop().call_soon(ready, LiveParts(feed, ledger, backfiller))
     try:
@@ -151,6 +152,12 @@ async def run_live(settings: StreamingSettings, sink: KafkaSink, session: aiohtt
             await _finish_backfills(backfiller)
     finally:
         poller.cancel()
+    if _failed(poller):
+        raise poller.exception()  # the sink failed for good (DeliveryError): stop, do not stream into nothing
+
+
+def _failed(task: asyncio.Task) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
 
 
 async def _finish_backfills(backfiller: Backfiller, timeout: float = 30.0) -> None:

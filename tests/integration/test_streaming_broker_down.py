@@ -9,7 +9,9 @@ the broker died (they are re-sent, not lost either). The topic is re-created on 
 persistent broker would still have it -- though tansu auto-creates it (with 4 partitions) on the
 producer's first metadata request, so the messages queued for partitions 4 and 5 fail and are re-sent
 (``redelivered``); their order inside a series can change then, so the check is on the set of candles.
-The new broker does not know the old producer id either: the sink replaces its stalled producer.
+The new broker does not know the old producer id either: the sink replaces its stalled producer. When
+that happens while the new broker is still starting, the new producer can be failed for good by
+librdkafka (``_FATAL``, seen once in CI): the sink replaces that one too and re-sends what it held.
 
 Bounded memory: the producer queue is small here (1,000 messages), so the sidecar must pause reading
 (backpressure, visible in its metrics) instead of buffering the outage; this process's RSS is sampled
@@ -82,6 +84,6 @@ def test_broker_down_for_30s_loses_nothing_and_keeps_memory_bounded(tmp_path):
         assert len(got) == len(set(got)), (symbol, interval)  # exactly once
         assert got == opened[opened.index(got[0]):], (symbol, interval)  # contiguous, up to the end
         assert got[0] <= opened[closed_at_stop[(symbol, interval)]], (symbol, interval)  # nothing after the stop missing
-    assert sink.stats.backpressure_pauses >= 1 and sink.stats.backpressure == 0 and sink.stats.producer_recycles == 1
+    assert sink.stats.backpressure_pauses >= 1 and sink.stats.backpressure == 0 and sink.stats.producer_recycles >= 1
     assert sink.stats.reconnects >= 1 and sink.stats.backfilled > 0  # the outage was also bridged over REST
     assert max(rss.samples) - rss.samples[0] < 100 * 2**20, [s // 2**20 for s in rss.samples[::25]]

@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streaming.config import KafkaSettings, StreamingSettings
-from streaming.kafka_sink import KafkaSink, build_sink
+from streaming.kafka_sink import DeliveryError, KafkaSink, build_sink
 from streaming.live import LiveParts, resolve_symbols, run_live
 from streaming.rest import BinanceRest
 from streaming.universe import UnknownSymbolsError
@@ -66,7 +66,7 @@ async def until(check: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 async def settle(parts: LiveParts, ws: FakeStreams, series: list[tuple[str, str]], timeout: float = 180.0) -> None:
-    """Stop the fake clock and wait until the sidecar has every candle that closed.
+    """Stop the fake clock (current candles are still pushed) and wait until the sidecar has every candle that closed.
 
     The wait is a budget, not a timed assertion: it ends as soon as the ledger is complete. After an
     outage the sidecar catches up through REST backfills and backpressure, which on a busy 2-core machine
@@ -78,7 +78,8 @@ async def settle(parts: LiveParts, ws: FakeStreams, series: list[tuple[str, str]
         return [(s, i) for s, i in series if parts.ledger.last_closed(f"{s}:{i}".encode()) != (ws.closed(s, i) or [None])[-1]]
 
     await until(lambda: not behind(), timeout=timeout)
-    assert not behind(), f"the sidecar did not catch up within {timeout:.0f}s: {behind()} behind"
+    lag = {f"{s}:{i}": (parts.ledger.last_closed(f"{s}:{i}".encode()), (ws.closed(s, i) or [None])[-1]) for s, i in behind()}
+    assert not lag, f"the sidecar did not catch up within {timeout:.0f}s: (published, closed) {lag}; {parts.feed.stats}"
     if parts.backfiller:
         await parts.backfiller.idle()
 
@@ -297,3 +298,46 @@ def test_pings_are_answered_and_a_silent_connection_is_replaced_then_backfilled(
         ws.stop()
         rest.stop()
     assert sink.stats.reconnects >= 1 and sink.stats.backfilled > 0
+
+
+def test_a_sink_that_failed_for_good_stops_the_sidecar_even_while_the_feed_is_quiet():
+    """A delivery refused for good (here an ACL), reported while no frame arrives (so only the sink's poller
+    sees it), stops the sidecar with the error instead of leaving it streaming into a producer that never delivers."""
+    class Refusing:
+        def __init__(self) -> None:
+            self.reports: list = []
+            self.armed = False
+
+        def produce(self, topic, value=None, key=None, headers=None, timestamp=0, on_delivery=None):
+            self.reports.append(on_delivery)
+
+        def poll(self, _timeout=0):
+            if not self.armed:
+                return 0
+            reports, self.reports = self.reports, []
+            for report in reports:
+                report(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED), None)
+            return len(reports)
+
+        def __len__(self):
+            return len(self.reports)
+
+    rest, ws = fakes()
+    producer = Refusing()
+    sink = KafkaSink(producer, "k", "k.dlq")
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            live = asyncio.create_task(run_live(live_settings(ws, rest), sink, session, asyncio.Event()))
+            await until(lambda: sink.published > 20)
+            await asyncio.to_thread(ws.silence, 600.0)
+            await asyncio.sleep(0.3)  # frames already sent are read; then nothing comes
+            producer.armed = True
+            await asyncio.wait_for(live, 60)  # a budget against a hang, not a timing assertion
+
+    try:
+        with pytest.raises(DeliveryError, match="TOPIC_AUTHORIZATION_FAILED"):
+            asyncio.run(main())
+    finally:
+        ws.stop()
+        rest.stop()
