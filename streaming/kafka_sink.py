@@ -220,17 +220,20 @@ class KafkaSink:
             return False
         if self._factory is None or now - self._progress[1] < self.stall_timeout:
             return False
-        if not await asyncio.to_thread(self._broker_reachable):
+        producer = self._producer
+        if not await asyncio.to_thread(self._broker_reachable, producer):
             return False  # the broker is down: waiting is right
+        if self._producer is not producer or self.stats.acked != acked:
+            return False  # replaced (a fatal error) or delivering again while the broker was asked
         log.warning("producer stalled: %d messages unacknowledged for %.0fs while the broker answers; "
                     "re-sending them on a new producer", len(self._producer), self.stall_timeout)
         self._recycle()
         self._progress = (self.stats.acked, time.monotonic())
         return True
 
-    def _broker_reachable(self) -> bool:
+    def _broker_reachable(self, producer: Producer) -> bool:
         try:
-            self._producer.list_topics(self.topic, timeout=2)
+            producer.list_topics(self.topic, timeout=2)
             return True
         except KafkaException:
             return False

@@ -9,6 +9,9 @@ The integration test ``test_streaming_broker_down`` covers the broker side.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
@@ -164,3 +167,64 @@ def test_other_delivery_errors_are_still_raised():
     with pytest.raises(DeliveryError, match="delivery failed"):
         sink.poll()
     assert sink.stats.producer_recycles == 0
+
+
+class Stalled(ScriptedProducer):
+    """Takes messages and never delivers them, as an idempotent producer the broker no longer knows;
+    its metadata request (the broker is reachable) waits for ``gate``."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__()
+        self.gate = gate
+
+    def poll(self, _timeout=0):
+        if self.fatal_event:
+            self.fatal_event = False
+            raise KafkaException(KafkaError(KafkaError.UNKNOWN_PRODUCER_ID, "unknown producer id", fatal=True))
+        return 0
+
+    def list_topics(self, topic=None, timeout=-1):
+        assert self.gate.wait(10)
+
+
+def test_a_stalled_producer_is_replaced_once_the_broker_answers():
+    made: list[ScriptedProducer] = []
+    gate = threading.Event()
+    gate.set()
+    sink = KafkaSink(Stalled(gate), "k", "k.dlq", stall_timeout=0.01,
+                     producer_factory=lambda: made.append(ScriptedProducer()) or made[-1])
+    for i in range(5):
+        sink.publish(b"K", str(i).encode(), "binance", i)
+
+    async def check() -> list[bool]:
+        first = await sink.check_stall()  # starts the clock
+        await asyncio.sleep(0.05)
+        return [first, await sink.check_stall()]
+
+    assert asyncio.run(check()) == [False, True]
+    sink.close()
+    assert made[0].accepted == [str(i).encode() for i in range(5)] and sink.stats.producer_recycles == 1
+
+
+def test_a_producer_replaced_while_the_broker_was_asked_is_not_replaced_again():
+    made: list[ScriptedProducer] = []
+    gate = threading.Event()
+    stalled = Stalled(gate)
+    sink = KafkaSink(stalled, "k", "k.dlq", stall_timeout=0.01,
+                     producer_factory=lambda: made.append(ScriptedProducer()) or made[-1])
+    for i in range(5):
+        sink.publish(b"K", str(i).encode(), "binance", i)
+
+    async def race() -> bool:
+        await sink.check_stall()
+        await asyncio.sleep(0.05)
+        asking = asyncio.create_task(sink.check_stall())  # waits on the broker in a thread
+        await asyncio.sleep(0.05)
+        stalled.fatal, stalled.fatal_event = True, True
+        sink.poll()  # meanwhile the producer fails for good and is replaced
+        gate.set()
+        return await asking
+
+    assert asyncio.run(race()) is False
+    sink.close()
+    assert sink.stats.producer_recycles == 1 and made[0].accepted == [str(i).encode() for i in range(5)]
