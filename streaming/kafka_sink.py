@@ -73,8 +73,8 @@ class KafkaSink:
         self._overflow: deque[tuple] = deque()
         self._failure: KafkaError | None = None
         self._sources: dict[str, bytes] = {}
-        self._purged: list[tuple] | None = None
-        self._taken_back: list[tuple] = []  # messages a fatal producer handed back, to re-send on a new one
+        self._purging = False  # in _recycle: the purge reports are ours, not a sign the producer failed
+        self._taken_back: list[tuple] = []  # messages the producer handed back, to re-send on a new one
         self._fatal: str | None = None  # why the current producer is unusable
         self._fruitless, self._acked_at_replacement = 0, -1
         self._retry: list[tuple] = []
@@ -252,7 +252,7 @@ class KafkaSink:
     def _recycle(self) -> None:
         """Purge the current producer, take back every message it held (in order), re-send them on a new one."""
         old = self._producer
-        self._purged = []
+        self._purging = True
         try:
             old.purge(in_queue=True, in_flight=True, blocking=True)
             for _ in range(100):
@@ -261,20 +261,16 @@ class KafkaSink:
             if len(old):
                 log.error("the old producer still holds %d messages after its purge; they may be lost", len(old))
         finally:
-            taken = self._taken_back + self._purged
-            self._purged, self._taken_back, self._fatal = None, [], None
-        self._overflow.extendleft(reversed(taken))
+            self._overflow.extendleft(reversed(self._taken_back))
+            self._purging, self._taken_back, self._fatal = False, [], None
         self._producer = self._factory()
         self.stats.producer_recycles += 1
         self._drain_overflow()
 
     def _on_delivery(self, err: KafkaError | None, msg) -> None:
         if err is not None and (err.code() in _TAKE_BACK or err.fatal() or self._fatal is not None):
-            message = (msg.topic(), msg.key(), msg.value(), msg.headers(), msg.timestamp()[1])
-            if self._purged is not None:
-                self._purged.append(message)  # our own purge, in _recycle
-            else:  # the producer's session broke: librdkafka handed the message back
-                self._taken_back.append(message)
+            self._taken_back.append((msg.topic(), msg.key(), msg.value(), msg.headers(), msg.timestamp()[1]))
+            if not self._purging:  # the producer's session broke: librdkafka handed the message back
                 self._fatal = self._fatal or err.str()
             return
         if err is not None and err.code() in _RESEND:

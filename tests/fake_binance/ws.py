@@ -145,19 +145,16 @@ class Series:
             if on_close:
                 on_close(self.symbol, self.interval, self.rest_row())
             self._open(self.T + 1)
-        frames.append(self._update(now_ms))
+        frames.append(self.current(now_ms))
         return frames
-
-    def current(self, now_ms: int) -> bytes:
-        """The update frame of the candle being built at ``now_ms`` (no clock change)."""
-        return self._update(now_ms)
 
     def _closing(self) -> bytes:
         r = self.row
         return (_TEMPLATE % (self.T + 1, self.symbol, self.t, self.T, self.symbol, self.interval, r[1], r[4], r[2], r[3],
                              r[5] or "0", int(r[8] or 0), "true", r[7] or "0", r[9] or "0", r[10] or "0")).encode()
 
-    def _update(self, now_ms: int) -> bytes:
+    def current(self, now_ms: int) -> bytes:
+        """The update frame (``x=false``) of the candle being built at ``now_ms``."""
         num, den = now_ms - self.t, self.T + 1 - self.t
         o, s = self._o, self._scale
         c = o + (self._c - o) * num // den
