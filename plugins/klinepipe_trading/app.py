@@ -3,8 +3,9 @@
 | route | auth | what |
 |---|---|---|
 | ``GET /klinepipe/trading`` | Airflow login (else redirect to the login page) | the Trading page (HTML) |
-| ``GET /klinepipe/api/overview`` | Airflow login | series freshness, positions, open orders, kill switches, equity |
-| ``GET /klinepipe/api/candles?symbol=&interval=&limit=&mode=`` | Airflow login | candles of one series plus its trades |
+| ``GET /klinepipe/api/overview`` | Airflow login | series freshness, positions, open orders, kill switches, equity, precision, operator events |
+| ``GET /klinepipe/api/candles?symbol=&interval=&limit=&mode=`` | Airflow login | candles of one series plus its sleeves' trades |
+| ``POST /klinepipe/api/kill-switch`` ``{mode, state, reason}`` | Airflow login with permission to change DAGs | trip (HALTED / REDUCING) or resume (ACTIVE) the trader's kill switch |
 | ``GET /klinepipe/metrics`` | Airflow login or ``$KLINEPIPE_METRICS_TOKEN`` | the ETL's Prometheus metrics |
 | ``GET /klinepipe/static/...`` | none | the page's script, style and the vendored chart library |
 """
@@ -15,12 +16,16 @@ import logging
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 
-from klinepipe_trading import auth, etl_metrics, queries
+from klinepipe.quality import configured_streams
+from klinepipe_trading import actions, auth, etl_metrics, queries
 
 STATIC = Path(__file__).resolve().parent / "static"
 MODES = "^(paper|testnet|live)$"
@@ -33,6 +38,22 @@ def _engine():
     from klinepipe.db import make_engine
 
     return make_engine(database_url(), pool_size=2, max_overflow=2, pool_recycle=600)
+
+
+class KillSwitchChange(BaseModel):
+    mode: str = Field(pattern=MODES)
+    state: Literal["HALTED", "REDUCING", "ACTIVE"]
+    reason: str = Field(min_length=1, max_length=300)
+
+
+def _same_origin_json(request: Request) -> None:
+    """A state change comes from the page itself: a JSON body (never a cross-site form) and, when the browser
+    says where it comes from, this origin."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise HTTPException(415, "send the change as application/json")
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise HTTPException(403, "cross-origin request refused")
 
 
 def create_app(engine_factory=_engine) -> FastAPI:
@@ -49,10 +70,30 @@ def create_app(engine_factory=_engine) -> FastAPI:
         return HTMLResponse(html.replace("{{root}}", request.scope.get("root_path", "").rstrip("/")),
                             headers={"Cache-Control": "no-store"})
 
-    @app.get("/api/overview", dependencies=[Depends(auth.current_user)])
-    def overview(mode: str | None = Query(None, pattern=MODES)):
+    @app.get("/api/overview")
+    async def overview(request: Request, mode: str | None = Query(None, pattern=MODES), user=Depends(auth.current_user)):
+        try:
+            await auth.operator(request)
+            can_act = True
+        except HTTPException:
+            can_act = False
         with engine_factory().connect() as conn:
-            return {**queries.overview(conn, mode), "now": int(datetime.now(timezone.utc).timestamp())}
+            data = queries.overview(conn, mode, configured_streams())
+            data["operator_events"] = actions.recent_operator_events(conn, data["mode"])
+        return {**data, "user": {"name": auth.user_name(user), "can_act": can_act},
+                "now": int(datetime.now(timezone.utc).timestamp())}
+
+    @app.post("/api/kill-switch")
+    def kill_switch(change: KillSwitchChange, request: Request, user=Depends(auth.operator)):
+        _same_origin_json(request)
+        try:
+            with engine_factory().begin() as conn:
+                done = actions.set_kill_switch(conn, change.mode, change.state, change.reason, auth.user_name(user))
+        except ValueError as err:
+            raise HTTPException(422, str(err)) from None
+        log.warning("klinepipe trading page: kill switch %s (%s) by %s: %s", done["state"], done["mode"],
+                    auth.user_name(user), done["reason"])
+        return done
 
     @app.get("/api/candles", dependencies=[Depends(auth.current_user)])
     def candles(symbol: str = Query(..., pattern="^[A-Z0-9]{2,20}$"), interval: str = Query(..., pattern="^[0-9]{1,2}[smhdwM]$"),
@@ -60,7 +101,9 @@ def create_app(engine_factory=_engine) -> FastAPI:
         with engine_factory().connect() as conn:
             rows = queries.candles(conn, symbol, interval, limit)
             since = datetime.fromtimestamp(rows[0]["time"], timezone.utc) if rows else None
-            return {"symbol": symbol, "interval": interval, "candles": rows, "trades": queries.trades(conn, symbol, since, mode)}
+            return {"symbol": symbol, "interval": interval, "candles": rows,
+                    "trades": queries.trades(conn, symbol, interval, since, mode),
+                    "precision": queries.precision(conn, [symbol])[symbol]}
 
     @app.get("/metrics", dependencies=[Depends(auth.metrics_reader)])
     def metrics():
