@@ -11,16 +11,18 @@
     layout: { background: { color: "#ffffff" }, textColor: "#1f2933" },
     grid: { vertLines: { color: "#f0f3f6" }, horzLines: { color: "#f0f3f6" } },
     timeScale: { timeVisible: true, secondsVisible: false, borderColor: "#e3e8ee", rightOffset: 3 },
-    rightPriceScale: { borderColor: "#e3e8ee", scaleMargins: { top: 0.12, bottom: 0.12 } },
+    // entireTextOnly: no axis label half cut at the top or bottom edge
+    rightPriceScale: { borderColor: "#e3e8ee", scaleMargins: { top: 0.12, bottom: 0.12 }, entireTextOnly: true },
     autoSize: true,
   };
   const priceChart = LC.createChart($("price-chart"), chartOptions);
   const candleSeries = priceChart.addSeries(LC.CandlestickSeries, {
     upColor: "#16a34a", downColor: "#dc2626", borderVisible: false, wickUpColor: "#16a34a", wickDownColor: "#dc2626",
+    lastValueVisible: false,  // its label would cover an axis label; the last close is in the card's header
   });
   const markers = LC.createSeriesMarkers(candleSeries, []);
   const equityChart = LC.createChart($("equity-chart"), chartOptions);
-  const equitySeries = equityChart.addSeries(LC.LineSeries, { color: "#2563eb", lineWidth: 2 });
+  const equitySeries = equityChart.addSeries(LC.LineSeries, { color: "#2563eb", lineWidth: 2, lastValueVisible: false });
 
   let selected = null;   // "SYMBOL:interval"
   let mode = null;       // the trader's mode the page shows (the one that ran last)
@@ -87,7 +89,7 @@
 
     const e = o.equity;
     equitySeries.setData(e.curve);
-    if (e.curve.length) equityChart.timeScale().fitContent();
+    if (e.curve.length) fitWithMargins(equityChart, e.curve.length);
     $("pnl").textContent = e.last === null ? "no equity marks yet"
       : "equity " + fmt(e.last) + " · P&L " + (e.pnl >= 0 ? "+" : "") + fmt(e.pnl) + " (" + (e.pnl_pct * 100).toFixed(2) + "%)";
     $("pnl").className = e.pnl > 0 ? "pos" : e.pnl < 0 ? "neg" : "muted";
@@ -134,6 +136,14 @@
     $("updated").textContent = "updated " + fmtTime(o.now).slice(11);
   }
 
+  // fitContent() puts the first bar on the chart's left edge, where the time axis' first label is cut in half:
+  // leave a few bars of room on both sides instead.
+  function fitWithMargins(chart, n) {
+    if (!n) return;
+    const pad = Math.max(3, Math.round(n * 0.03));
+    chart.timeScale().setVisibleLogicalRange({ from: -pad, to: n - 1 + pad });
+  }
+
   function snapToBar(times, t) {  // the open time of the bar that contains t (times ascending)
     let lo = 0, hi = times.length - 1;
     if (!times.length || t < times[0]) return null;
@@ -159,11 +169,13 @@
     }
     marks.sort((a, b) => a.time - b.time);
     markers.setMarkers(marks);
-    if (fittedFor !== selected) { priceChart.timeScale().fitContent(); fittedFor = selected; }
+    if (fittedFor !== selected) { fitWithMargins(priceChart, c.candles.length); fittedFor = selected; }
     fillTable("trades", shown.slice(-8).reverse(), [
       (t) => cell(fmtTime(t.time)), (t) => cell(t.sleeve), (t) => cell(t.side, t.side === "BUY" ? "buy" : "sell"),
       (t) => num(fmtQty(t.quantity, c.symbol)), (t) => num(fmtPrice(t.price, c.symbol)), (t) => num(fmt(t.fee, 8) + " " + (t.fee_asset || "")),
     ], "no trades of this series' sleeves in view");
+    const last = c.candles[c.candles.length - 1];
+    $("last-close").textContent = last ? "last " + fmtPrice(last.close, c.symbol) + (last.closed ? "" : " (open)") : "";
     $("candle-count").textContent = String(c.candles.length);
     $("trade-count").textContent = String(marks.length);
     document.body.dataset.candles = String(c.candles.length);
