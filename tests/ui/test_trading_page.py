@@ -158,6 +158,13 @@ def _seed(engine) -> dict:
         c.execute(sa.text("INSERT INTO trading.sleeves (sleeve, symbol, interval, strategy) VALUES ('ALGOUSDT:1h:sma_cross', 'ALGOUSDT', '1h', 'sma_cross')"))
         c.execute(sa.text("INSERT INTO trading.positions (sleeve, symbol, quantity, avg_price) VALUES ('ALGOUSDT:1h:sma_cross', 'ALGOUSDT', 3996, :p)"),
                   {"p": Decimal(algo[-3]["c"])})
+        # ETHUSDT 1m arrived live (ingested a second after each close) and stopped 40 minutes ago: the one red row
+        c.execute(sa.text("""INSERT INTO market.candles (symbol, interval, open_time, close_time, open, high, low, close, volume,
+                             is_closed, event_time, source, ingested_at)
+                             SELECT 'ETHUSDT', '1m', t, t + interval '59.999 seconds', 1800, 1801, 1799, 1800.5, 3.2, true,
+                                    t + interval '1 minute', 'binance', t + interval '61 seconds'
+                             FROM generate_series(date_trunc('minute', now()) - interval '70 minutes',
+                                                  date_trunc('minute', now()) - interval '41 minutes', interval '1 minute') t"""))
         c.execute(sa.text("INSERT INTO trading.trader_state (key, value) VALUES ('kill_switch:paper', :v)"),
                   {"v": json.dumps({"state": "REDUCING", "reason": "daily loss 5%", "by": "risk"})})
         c.execute(sa.text("INSERT INTO etl.dead_letters (topic, partition, \"offset\", error) VALUES ('binance.klines', 0, 7, 'bad json')"))
@@ -216,9 +223,10 @@ def test_trading_page_shows_seeded_candles_and_trades_in_chromium(api_server, en
     assert positions["ALGOUSDT:1h:sma_cross"][3] == f"{seeded['algo_avg']:.4f}"  # ALGO's tick: 4 decimals, not 0.25
     assert positions["ALGOUSDT:1h:sma_cross"][2] == "3,996"
     assert len(page["orders"]) == 1 and "kp-test-open" in page["orders"][0] and "NEW" in page["orders"][0]
-    assert [r.split("\t")[:4] for r in page["freshness"]] == [["ALGOUSDT 1h", "240", page["freshness"][0].split("\t")[2], "history"],
-                                                               ["BTCUSDT 1h", "240", page["freshness"][1].split("\t")[2], "history"]]
-    assert page["red_freshness"] == 0  # replayed and imported history is years old, and that is not an alarm
+    freshness = {r.split("\t")[0]: r.split("\t") for r in page["freshness"]}
+    assert {k: (v[1], v[3]) for k, v in freshness.items()} == {
+        "ALGOUSDT 1h": ("240", "history"), "BTCUSDT 1h": ("240", "history"), "ETHUSDT 1m": ("30", "streamed")}
+    assert page["red_freshness"] == ["ETHUSDT 1m"]  # years-old imported history is not an alarm; a stopped stream is
     assert page["pnl"].startswith("equity ")
     assert iframe.endswith("/klinepipe/trading")
     assert shot.stat().st_size > 20_000 and in_ui.stat().st_size > 20_000 and algo_shot.stat().st_size > 20_000
@@ -240,7 +248,7 @@ PAGE_STATE = """({candles: document.body.dataset.candles, trades: document.body.
     positions: [...document.querySelectorAll('#positions tbody tr')].map(r => r.innerText),
     orders: [...document.querySelectorAll('#orders tbody tr')].map(r => r.innerText),
     freshness: [...document.querySelectorAll('#freshness tbody tr')].map(r => r.innerText),
-    red_freshness: document.querySelectorAll('#freshness td.neg').length,
+    red_freshness: [...new Set([...document.querySelectorAll('#freshness td.neg')].map(td => td.parentElement.cells[0].innerText))],
     trade_rows: [...document.querySelectorAll('#trades tbody tr')].map(r => r.innerText),
     pnl: document.getElementById('pnl').textContent,
     canvases: document.querySelectorAll('#price-chart canvas').length})"""

@@ -129,7 +129,9 @@
       select.replaceChildren(...keys.map((k) => new Option(k.replace(":", " "), k)));
     }
     if (!selected || !keys.includes(selected)) {
-      const traded = o.positions.map((p) => p.symbol + ":" + p.interval).find((k) => keys.includes(k));
+      // the series of the sleeve that decided last (then any sleeve's), else the first series
+      const bySeen = [...o.positions].sort((a, b) => ((b.last_decision || {}).time || 0) - ((a.last_decision || {}).time || 0));
+      const traded = bySeen.map((p) => p.symbol + ":" + p.interval).find((k) => keys.includes(k));
       selected = traded || keys[0] || null;
     }
     if (selected) select.value = selected;
