@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
@@ -38,6 +39,12 @@ def _engine():
     from klinepipe.db import make_engine
 
     return make_engine(database_url(), pool_size=2, max_overflow=2, pool_recycle=600)
+
+
+def _default_mode() -> str:
+    """The mode shown (and acted on) before the trader recorded anything: the trader's ``TRADER_MODE``, else paper."""
+    mode = os.environ.get("TRADER_MODE", "paper").strip().lower()
+    return mode if mode in ("paper", "testnet", "live") else "paper"
 
 
 class KillSwitchChange(BaseModel):
@@ -78,7 +85,7 @@ def create_app(engine_factory=_engine) -> FastAPI:
         except HTTPException:
             can_act = False
         with engine_factory().connect() as conn:
-            data = queries.overview(conn, mode, configured_streams())
+            data = queries.overview(conn, mode, configured_streams(), _default_mode())
             data["operator_events"] = actions.recent_operator_events(conn, data["mode"])
         return {**data, "user": {"name": auth.user_name(user), "can_act": can_act},
                 "now": int(datetime.now(timezone.utc).timestamp())}

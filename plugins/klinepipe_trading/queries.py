@@ -166,16 +166,16 @@ def equity(conn, mode: str, limit: int = 5000) -> dict:
             "pnl_pct": _num(pnl / first) if pnl is not None and first else None}
 
 
-def active_mode(conn) -> str:
-    """The mode the trader ran last (newest order or equity mark), ``paper`` when it never ran."""
+def active_mode(conn, default: str = "paper") -> str:
+    """The mode the trader ran last (newest order or equity mark), ``default`` when it never ran."""
     return conn.execute(sa.text("""
         SELECT mode FROM (SELECT mode, created_at AS t FROM trading.orders
-                          UNION ALL SELECT mode, at FROM trading.equity) x ORDER BY t DESC LIMIT 1""")).scalar() or "paper"
+                          UNION ALL SELECT mode, at FROM trading.equity) x ORDER BY t DESC LIMIT 1""")).scalar() or default
 
 
-def overview(conn, mode: str | None = None, streams: Iterable[tuple[str, str]] = ()) -> dict:
+def overview(conn, mode: str | None = None, streams: Iterable[tuple[str, str]] = (), default_mode: str = "paper") -> dict:
     """Everything the page shows besides the candles: one round trip from the browser."""
-    mode = mode or active_mode(conn)
+    mode = mode or active_mode(conn, default_mode)
     series, held, orders = list_series(conn, streams), positions(conn), open_orders(conn)
     symbols = {x["symbol"] for x in (*series, *held, *orders)}
     return {"mode": mode, "series": series, "positions": held, "open_orders": orders,

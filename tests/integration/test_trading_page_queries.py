@@ -66,6 +66,8 @@ def test_an_empty_database_gives_an_empty_page_not_an_error(engine):
     assert overview == {"mode": "paper", "series": [], "positions": [], "open_orders": [], "kill_switches": [],
                         "equity": {"mode": "paper", "curve": [], "start": None, "last": None, "pnl": None, "pnl_pct": None},
                         "precision": {}}
+    with engine.connect() as conn:  # before the trader recorded anything, the page shows the trader's TRADER_MODE
+        assert queries.overview(conn, default_mode="testnet")["mode"] == "testnet"
 
 
 def _candles(engine, symbol, interval, rows, source, ingested_at=None):

@@ -1,7 +1,10 @@
 """The Trading page in Airflow's UI, in headless Chromium against a real ``airflow api-server`` with the repo's
 plugins folder: it is not reachable without Airflow's login; after the login the UI itself does (POST
-/auth/token, the ``_token`` cookie) it shows the seeded candles, trades, positions, open order, equity, kill
-switch and freshness; the ETL metrics endpoint answers in Prometheus text. Saves screenshots."""
+/auth/token, the ``_token`` cookie) it shows the seeded candles, the trades of the chart's own sleeves, positions
+and prices to each symbol's tick and step, the open order, equity, kill switch and freshness (red only for a
+stream that stopped, never for imported history); the kill switch is tripped and resumed from the page, and a
+real trader on the same database obeys it; read-only roles are refused. The ETL metrics endpoint answers in
+Prometheus text. Saves screenshots (``KLINEPIPE_UPDATE_DOCS=1`` copies them to ``docs/``)."""
 
 from __future__ import annotations
 
