@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 
 from klinepipe.embedded import free_port
 from tests.conftest import ROOT, airflow_connections
-from tests.helpers import sample_rows
+from tests.helpers import expected_sma_cross_orders, sample_rows
 from tests.integration.test_features_to_orders import db, seed_features  # noqa: F401 - db is a fixture
 from tests.integration.test_trader_kill_switch import BuyFirstSellLast, crash_rows
 from tests.integration.test_trader_kill_switch import make as make_trader
@@ -366,3 +367,72 @@ def test_the_kill_switch_refuses_read_only_roles_foreign_origins_and_forms(api_s
     with db.connect() as c:
         assert c.execute(sa.text("SELECT count(*) FROM trading.events")).scalar() == 0
     assert page["disabled"] and "read-only" in page["note"] and page["user"] == "watcher · read-only"
+
+
+def _start_trader(database_url: str) -> subprocess.Popen:
+    """``python -m trader run`` in paper mode on the test database (old sample candles: staleness rule off)."""
+    env = {**os.environ, "DATABASE_URL": database_url, "TRADER_MODE": "paper", "TRADER_SLEEVES": "BTCUSDT:1m:sma_cross:1000",
+           "TRADER_STALE_INTERVALS": "0", "TRADER_POLL_INTERVAL": "0.2", "TRADER_METRICS_PORT": "0"}
+    return subprocess.Popen([sys.executable, "-m", "trader", "run"], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _decided_up_to(engine, open_time_ms: int, proc: subprocess.Popen) -> None:
+    """Wait until the running trader decided the candle opened at ``open_time_ms`` (or died)."""
+    deadline = time.monotonic() + 90
+    want = datetime.fromtimestamp(open_time_ms / 1000, timezone.utc)
+    while True:
+        with engine.connect() as c:
+            last = c.execute(sa.text("SELECT max(last_open_time) FROM trading.sleeves")).scalar()
+        if last is not None and last >= want:
+            return
+        assert proc.poll() is None, proc.communicate(timeout=10)[0][-3000:]
+        assert time.monotonic() < deadline, f"the trader did not decide {want} (decided up to {last})"
+        time.sleep(0.2)
+
+
+def test_a_running_trader_obeys_the_kill_switch_clicked_on_the_page(api_server, db, database_url, tmp_path):
+    """``python -m trader run`` keeps running while the operator halts it from the page: the next crossover's
+    BUY is blocked (a risk_block naming the kill switch), and after "Resume" the following crossover trades."""
+    base, password = api_server
+    rows = sample_rows(600)
+    crossings = expected_sma_cross_orders([Decimal(r[4]) for r in rows])
+    (first, side1), (_, _), (third, side3) = crossings[:3]
+    assert side1 == side3 == "BUY"
+    seed_features(db, rows[:first])  # up to the bar before the first crossover
+    trader = _start_trader(database_url)
+    browser = Chromium(tmp_path / "profile")
+    try:
+        _decided_up_to(db, int(rows[first - 1][0]), trader)
+        browser.set_cookie(base, "_token", _login(base, password))
+        browser.navigate(f"{base}/klinepipe/trading")
+        browser.wait_for("document.body.dataset.ready === '1'")
+        browser.evaluate("document.getElementById('kill-reason').value = 'halt the running trader'")
+        browser.evaluate("document.getElementById('kill-halt').click()")
+        browser.wait_for("document.getElementById('kill').dataset.state === 'HALTED'")
+
+        seed_features(db, rows[first:third])  # the first crossover (BUY) arrives while HALTED
+        _decided_up_to(db, int(rows[third - 1][0]), trader)
+        with db.connect() as c:
+            halted_orders = c.execute(sa.text("SELECT count(*) FROM trading.orders")).scalar()
+            blocked = c.execute(sa.text("SELECT open_time, detail FROM trading.events WHERE kind = 'risk_block'"
+                                        " AND rule = 'kill_switch'")).fetchall()
+
+        browser.evaluate("document.getElementById('kill-reason').value = 'carry on'")
+        browser.evaluate("document.getElementById('kill-resume').click()")
+        browser.wait_for("document.getElementById('kill').dataset.state === 'ACTIVE'")
+        seed_features(db, rows[third:third + 1])  # the next crossover (BUY), after the resume
+        _decided_up_to(db, int(rows[third][0]), trader)
+        with db.connect() as c:
+            resumed_orders = c.execute(sa.text("SELECT side, signal_open_time FROM trading.orders")).fetchall()
+        alive = trader.poll() is None
+    finally:
+        browser.close()
+        trader.send_signal(signal.SIGTERM)
+        out, _ = trader.communicate(timeout=30)
+
+    assert alive, out[-3000:]
+    assert halted_orders == 0
+    assert [int(b.open_time.timestamp() * 1000) for b in blocked] == [int(rows[first][0])], out[-3000:]
+    assert "HALTED" in blocked[0].detail
+    assert [(o.side, int(o.signal_open_time.timestamp() * 1000)) for o in resumed_orders] == [("BUY", int(rows[third][0]))]
