@@ -112,7 +112,10 @@ def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> No
             for rec in pace(frames_after(read_recorded(path), after), settings.replay_speed):
                 if stop.is_set():
                     return
-                pipeline.handle(rec.frame, time.time_ns() // 1_000_000)
+                if rec.error is None:
+                    pipeline.handle(rec.frame, time.time_ns() // 1_000_000)
+                else:
+                    pipeline.reject(rec.frame, rec.error, time.time_ns() // 1_000_000)
                 sink.poll()
                 while sink.congested:  # backpressure: wait for the broker, never drop
                     time.sleep(0.01)

@@ -100,7 +100,8 @@ class KafkaSink:
         pub[source] = pub.get(source, 0) + 1
 
     def dead_letter(self, value: bytes, error: str, source: str, received_at_ms: int) -> None:
-        headers = [("error", error.encode()), ("source", source.encode()), ("received_at", str(received_at_ms).encode())]
+        headers = [("error", error.encode("utf-8", "backslashreplace")), ("source", source.encode()),
+                   ("received_at", str(received_at_ms).encode())]
         self._send(self.dlq_topic, None, value, headers, received_at_ms)
         self.dead_lettered += 1
         self.stats.dead_lettered += 1
