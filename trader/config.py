@@ -90,6 +90,14 @@ def _is_decimal(text: str) -> bool:
 
 
 def read_key_file(path: Path) -> tuple[SecretStr, SecretStr]:
+    """The key and secret in ``path``; refused when group or others may read or write the file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise SettingsError(f"TRADER_BINANCE_KEY_FILE: cannot read {path} ({exc.strerror})") from None
+    if mode & 0o077:
+        raise SettingsError(f"TRADER_BINANCE_KEY_FILE: {path} is readable by others (mode {mode & 0o777:o}); "
+                            f"make it private with `chmod 600 {path}`")
     try:
         lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     except OSError as exc:

@@ -167,6 +167,7 @@ def test_trader_core_modules_import_no_io_library(module):
 def test_key_file_is_read_and_secrets_never_show_in_repr(tmp_path, monkeypatch):
     key_file = tmp_path / "binance.keys"
     key_file.write_text("# testnet\nBINANCE_API_KEY=the-key\nBINANCE_API_SECRET=s3cr3t-value\n")
+    key_file.chmod(0o600)
     for name in ("BINANCE_API_KEY", "BINANCE_API_SECRET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", "postgresql://x/y")
@@ -178,6 +179,25 @@ def test_key_file_is_read_and_secrets_never_show_in_repr(tmp_path, monkeypatch):
 
     assert (key.get_secret_value(), secret.get_secret_value()) == ("the-key", "s3cr3t-value")
     assert "s3cr3t-value" not in repr(settings) + str(settings) + repr(secret)
+
+
+@pytest.mark.parametrize("perm", [0o644, 0o640, 0o604, 0o660])
+def test_a_key_file_others_can_read_is_refused_with_chmod_600(tmp_path, monkeypatch, perm):
+    key_file = tmp_path / "binance.keys"
+    key_file.write_text("BINANCE_API_KEY=the-key\nBINANCE_API_SECRET=s3cr3t-value\n")
+    key_file.chmod(perm)
+    for name in ("BINANCE_API_KEY", "BINANCE_API_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://x/y")
+    monkeypatch.setenv("TRADER_MODE", "testnet")
+    monkeypatch.setenv("TRADER_BINANCE_KEY_FILE", str(key_file))
+
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+
+    message = str(err.value)
+    assert "TRADER_BINANCE_KEY_FILE" in message and f"chmod 600 {key_file}" in message
+    assert "the-key" not in message and "s3cr3t-value" not in message
 
 
 def test_client_order_ids_of_different_intents_on_one_candle_differ():
