@@ -19,7 +19,8 @@ from trader import ledger
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
 from trader.config import TraderSettings, load_settings
-from trader.errors import ReconciliationError, TraderError
+from trader.dependencies import DependencyDown, classify_pg, wait_for, wait_for_database
+from trader.errors import AuthError, FatalError, ReconciliationError, TraderError
 from trader.loop import RiskConfig, Sleeve, Trader, Transaction, db_candles, run_forever
 from trader.metrics import LoopStats, serve_metrics
 from trader.reconcile import reconcile, require_reconciled
@@ -40,14 +41,24 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)  # offline: reads files or market.candles, needs no trader settings
     logging.basicConfig(level=logging.INFO, format="%(asctime)s trader %(levelname)s %(message)s")
     try:
-        settings = load_settings(require_keys=args.command in ("run", "reconcile"), mode=args.mode,
+        settings = load_settings(require_keys=args.command in NEEDS_KEYS, mode=args.mode,
                                  sleeves=getattr(args, "sleeves", None))
+        wait_for_database(_connector(settings), settings.startup_wait, settings.retry_max_delay)
         return COMMANDS[args.command](settings, args)
+    except AuthError as exc:
+        print(f"trader: BINANCE_API_KEY/BINANCE_API_SECRET refused by Binance: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
     except TraderError as exc:
         print(f"trader: {exc}", file=sys.stderr)
         if isinstance(exc, ReconciliationError):
             return EXIT_UNRECONCILED
         return EXIT_SETTINGS if isinstance(exc, ValueError) else EXIT_ERROR
+    except psycopg2.Error as exc:  # the database went away during a one-shot command
+        print(f"trader: {classify_pg(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("trader: interrupted", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def build_sleeves(settings: TraderSettings) -> list[Sleeve]:
@@ -68,6 +79,7 @@ def build_risk(settings: TraderSettings) -> RiskConfig:
 
 
 def build_broker(settings: TraderSettings, connect):
+    """The paper broker, or the Binance one once Binance answers (waiting up to TRADER_STARTUP_WAIT)."""
     if settings.mode == "paper":
         return PaperBroker(db_candles(connect), fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps, qty_step=settings.qty_step)
     from binance import Client
@@ -80,7 +92,13 @@ def build_broker(settings: TraderSettings, connect):
         client.API_URL = client.API_TESTNET_URL = settings.binance_api_url
     client.REQUEST_RECVWINDOW = settings.recv_window
     broker = BinanceBroker(client, settings.mode, fee_bps=settings.fee_bps)
-    broker.sync_time()
+    from trader.brokers.binance import classify
+
+    def down(exc: Exception) -> TraderError:
+        err = classify(exc)
+        return err if isinstance(err, FatalError) else DependencyDown(f"Binance ({settings.mode}) unreachable: {err}")
+
+    wait_for(broker.sync_time, down, settings.startup_wait, settings.retry_max_delay)
     return broker
 
 
@@ -192,6 +210,7 @@ def cmd_resume(settings: TraderSettings, args) -> int:
     return 0
 
 
+NEEDS_KEYS = ("run", "reconcile")
 COMMANDS = {"run": cmd_run, "status": cmd_status, "kill": cmd_kill, "resume": cmd_resume, "reconcile": cmd_reconcile}
 
 

@@ -97,7 +97,7 @@ class BinanceBroker:
                 if attempt == self._read_retries:
                     raise
                 wait = err.retry_after if err.retry_after is not None else min(2 ** attempt, 30)
-                log.warning("binance read failed (%s); retrying in %.0fs", err, wait)
+                log.debug("binance read failed (%s); retrying in %.0fs", err, wait)  # the caller reports the outage once
                 self._sleep(wait)
         raise AssertionError("unreachable")
 
