@@ -18,7 +18,7 @@ import psycopg2
 from trader import ledger
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
-from trader.config import TraderSettings, load_settings
+from trader.config import SettingsError, TraderSettings, load_settings
 from trader.dependencies import DependencyDown, classify_pg, wait_for, wait_for_database
 from trader.errors import AuthError, FatalError, ReconciliationError, TraderError
 from trader.loop import RiskConfig, Sleeve, Trader, Transaction, db_candles, run_forever
@@ -184,6 +184,11 @@ def cmd_reconcile(settings: TraderSettings, args) -> int:
     return EXIT_UNRECONCILED if diffs and not args.accept else 0
 
 
+def cmd_accept_reconciliation(settings: TraderSettings, args) -> int:
+    args.accept = True
+    return cmd_reconcile(settings, args)
+
+
 def cmd_status(settings: TraderSettings, args) -> int:
     with Transaction(_connector(settings)()) as cur:
         print(render_status(cur, settings.mode, split_symbol(settings.sleeves[0].split(":")[0].upper())[1]))
@@ -201,7 +206,8 @@ def cmd_kill(settings: TraderSettings, args) -> int:
 def cmd_resume(settings: TraderSettings, args) -> int:
     with Transaction(_connector(settings)()) as cur:
         if args.sleeve:
-            ledger.halt_sleeve(cur, args.sleeve, None)
+            if not ledger.halt_sleeve(cur, settings.mode, args.sleeve, None):
+                raise SettingsError(f"--sleeve: no sleeve {args.sleeve!r} in {settings.mode} mode")
             ledger.record_event(cur, settings.mode, "operator", f"sleeve resumed: {args.reason}", args.sleeve)
             print(f"trader: sleeve {args.sleeve} resumed")
         else:
@@ -210,8 +216,9 @@ def cmd_resume(settings: TraderSettings, args) -> int:
     return 0
 
 
-NEEDS_KEYS = ("run", "reconcile")
-COMMANDS = {"run": cmd_run, "status": cmd_status, "kill": cmd_kill, "resume": cmd_resume, "reconcile": cmd_reconcile}
+NEEDS_KEYS = ("run", "reconcile", "accept-reconciliation")
+COMMANDS = {"run": cmd_run, "status": cmd_status, "kill": cmd_kill, "resume": cmd_resume, "reconcile": cmd_reconcile,
+            "accept-reconciliation": cmd_accept_reconciliation}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -236,6 +243,9 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--reason", default="operator", help="recorded with the change")
     rec = sub.add_parser("reconcile", help="compare exchange open orders, fills and balances with the ledger and show it")
     rec.add_argument("--accept", action="store_true", help="accept the differences and adopt the exchange's balances")
+    sub.add_parser("accept-reconciliation",
+                   help="accept the current differences (recorded in trading.events): the ledger adopts the exchange's balances,"
+                        " caps positions at what the account holds, and the next `run` starts")
     add_backtest_parser(sub)
     return p
 

@@ -65,22 +65,24 @@ def trades(conn, symbol: str, since: datetime | None, mode: str | None = None) -
             for r in rows]
 
 
-def positions(conn) -> list[dict]:
-    """Each sleeve's position, valued at its series' newest close, and its last decision."""
+def positions(conn, mode: str | None = None) -> list[dict]:
+    """Each sleeve's position (of one mode when given: sleeves, positions, signals are per mode), valued at its
+    series' newest close, and its last decision."""
     rows = _rows(conn, """
-        SELECT s.sleeve, s.symbol, s.interval, s.strategy, s.halted_reason, p.quantity, p.avg_price,
+        SELECT s.mode, s.sleeve, s.symbol, s.interval, s.strategy, s.halted_reason, p.quantity, p.avg_price,
                c.close AS last_close, g.open_time AS decided_at, g.action, g.reason
-        FROM trading.sleeves s JOIN trading.positions p USING (sleeve)
+        FROM trading.sleeves s JOIN trading.positions p USING (mode, sleeve)
         LEFT JOIN LATERAL (SELECT close FROM market.candles m WHERE m.symbol = s.symbol AND m.interval = s.interval
                            ORDER BY open_time DESC LIMIT 1) c ON true
-        LEFT JOIN LATERAL (SELECT open_time, action, reason FROM trading.signals x WHERE x.sleeve = s.sleeve
+        LEFT JOIN LATERAL (SELECT open_time, action, reason FROM trading.signals x WHERE x.mode = s.mode AND x.sleeve = s.sleeve
                            ORDER BY open_time DESC LIMIT 1) g ON true
-        ORDER BY s.sleeve""")
+        WHERE CAST(:mode AS text) IS NULL OR s.mode = :mode
+        ORDER BY s.sleeve, s.mode""", mode=mode)
     out = []
     for r in rows:
         qty, avg, last = r["quantity"], r["avg_price"], r["last_close"]
         unrealized = (last - avg) * qty if last is not None and qty else Decimal(0)
-        out.append({"sleeve": r["sleeve"], "symbol": r["symbol"], "interval": r["interval"], "strategy": r["strategy"],
+        out.append({"mode": r["mode"], "sleeve": r["sleeve"], "symbol": r["symbol"], "interval": r["interval"], "strategy": r["strategy"],
                     "halted_reason": r["halted_reason"], "quantity": _num(qty), "avg_price": _num(avg),
                     "last_close": _num(last), "unrealized_pnl": _num(unrealized),
                     "last_decision": {"time": _ts(r["decided_at"]), "action": r["action"], "reason": r["reason"]}
@@ -128,5 +130,5 @@ def active_mode(conn) -> str:
 def overview(conn, mode: str | None = None) -> dict:
     """Everything the page shows besides the candles: one round trip from the browser."""
     mode = mode or active_mode(conn)
-    return {"mode": mode, "series": list_series(conn), "positions": positions(conn), "open_orders": open_orders(conn),
+    return {"mode": mode, "series": list_series(conn), "positions": positions(conn, mode), "open_orders": open_orders(conn),
             "kill_switches": kill_switches(conn), "equity": equity(conn, mode)}
