@@ -72,7 +72,7 @@ def trades(conn, symbol: str, interval: str, since: datetime | None, mode: str |
         SELECT f.filled_at, f.side, f.quantity, f.price, f.fee, f.fee_asset, o.sleeve, o.mode, o.client_order_id
         FROM trading.fills f JOIN trading.orders o USING (client_order_id)
         WHERE f.symbol = :s AND (CAST(:since AS timestamptz) IS NULL OR f.filled_at >= :since)
-          AND EXISTS (SELECT 1 FROM trading.sleeves sl WHERE sl.sleeve = o.sleeve AND sl.symbol = :s AND sl.interval = :i)
+          AND EXISTS (SELECT 1 FROM trading.sleeves sl WHERE sl.mode = o.mode AND sl.sleeve = o.sleeve AND sl.symbol = :s AND sl.interval = :i)
           AND (CAST(:mode AS text) IS NULL OR o.mode = :mode)
         ORDER BY f.filled_at, f.id""", s=symbol, i=interval, since=since, mode=mode)
     return [{"time": _ts(r["filled_at"]), "side": r["side"], "quantity": _num(r["quantity"]), "price": _num(r["price"]),
@@ -113,22 +113,24 @@ def precision(conn, symbols: Iterable[str], sample: int = 500) -> dict[str, dict
     return out
 
 
-def positions(conn) -> list[dict]:
-    """Each sleeve's position, valued at its series' newest close, and its last decision."""
+def positions(conn, mode: str | None = None) -> list[dict]:
+    """Each sleeve's position (of one mode when given: sleeves, positions, signals are per mode), valued at its
+    series' newest close, and its last decision."""
     rows = _rows(conn, """
-        SELECT s.sleeve, s.symbol, s.interval, s.strategy, s.halted_reason, p.quantity, p.avg_price,
+        SELECT s.mode, s.sleeve, s.symbol, s.interval, s.strategy, s.halted_reason, p.quantity, p.avg_price,
                c.close AS last_close, g.open_time AS decided_at, g.action, g.reason
-        FROM trading.sleeves s JOIN trading.positions p USING (sleeve)
+        FROM trading.sleeves s JOIN trading.positions p USING (mode, sleeve)
         LEFT JOIN LATERAL (SELECT close FROM market.candles m WHERE m.symbol = s.symbol AND m.interval = s.interval
                            ORDER BY open_time DESC LIMIT 1) c ON true
-        LEFT JOIN LATERAL (SELECT open_time, action, reason FROM trading.signals x WHERE x.sleeve = s.sleeve
+        LEFT JOIN LATERAL (SELECT open_time, action, reason FROM trading.signals x WHERE x.mode = s.mode AND x.sleeve = s.sleeve
                            ORDER BY open_time DESC LIMIT 1) g ON true
-        ORDER BY s.sleeve""")
+        WHERE CAST(:mode AS text) IS NULL OR s.mode = :mode
+        ORDER BY s.sleeve, s.mode""", mode=mode)
     out = []
     for r in rows:
         qty, avg, last = r["quantity"], r["avg_price"], r["last_close"]
         unrealized = (last - avg) * qty if last is not None and qty else Decimal(0)
-        out.append({"sleeve": r["sleeve"], "symbol": r["symbol"], "interval": r["interval"], "strategy": r["strategy"],
+        out.append({"mode": r["mode"], "sleeve": r["sleeve"], "symbol": r["symbol"], "interval": r["interval"], "strategy": r["strategy"],
                     "halted_reason": r["halted_reason"], "quantity": _num(qty), "avg_price": _num(avg),
                     "last_close": _num(last), "unrealized_pnl": _num(unrealized),
                     "last_decision": {"time": _ts(r["decided_at"]), "action": r["action"], "reason": r["reason"]}
@@ -176,7 +178,7 @@ def active_mode(conn, default: str = "paper") -> str:
 def overview(conn, mode: str | None = None, streams: Iterable[tuple[str, str]] = (), default_mode: str = "paper") -> dict:
     """Everything the page shows besides the candles: one round trip from the browser."""
     mode = mode or active_mode(conn, default_mode)
-    series, held, orders = list_series(conn, streams), positions(conn), open_orders(conn)
+    series, held, orders = list_series(conn, streams), positions(conn, mode), open_orders(conn)
     symbols = {x["symbol"] for x in (*series, *held, *orders)}
     return {"mode": mode, "series": series, "positions": held, "open_orders": orders,
             "kill_switches": kill_switches(conn), "equity": equity(conn, mode), "precision": precision(conn, symbols)}
