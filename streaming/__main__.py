@@ -139,6 +139,7 @@ def _record(settings: StreamingSettings, stop: _Stop) -> int:
 
 def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> None:
     pipeline = FramePipeline(sink, "replay")
+    stall = _StallCheck(sink)
     after = settings.replay_after
     while True:
         for path in settings.replay_files:
@@ -151,9 +152,11 @@ def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> No
                     return
                 pipeline.handle(rec.frame, time.time_ns() // 1_000_000)
                 sink.poll()
+                stall.check()
                 while sink.congested:  # backpressure: wait for the broker, never drop
                     time.sleep(0.01)
                     sink.poll()
+                    stall.check()
                 if time.monotonic() - last_report > 10:
                     last_report = time.monotonic()
                     print(f"streaming: published={sink.published} acked={sink.acked}", flush=True)
@@ -163,6 +166,19 @@ def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> No
                       flush=True)
             return
         after = None  # later passes replay everything again
+
+
+class _StallCheck:
+    """The replay's (synchronous) turn of ``KafkaSink.check_stall``, about once a second: a broker that came back
+    without our producer's state (tansu restarted) gets the stalled producer replaced, as in live mode."""
+
+    def __init__(self, sink: KafkaSink, every: float = 1.0) -> None:
+        self._sink, self._every, self._next = sink, every, time.monotonic() + every
+
+    def check(self) -> None:
+        if time.monotonic() >= self._next:
+            asyncio.run(self._sink.check_stall())
+            self._next = time.monotonic() + self._every
 
 
 def _iso(ms: int) -> str:
