@@ -34,11 +34,10 @@ def data_quality():
     def check(params=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from klinepipe.airflow_conn import database_url
-        from klinepipe.db import make_engine
+        from klinepipe.airflow_conn import database_engine
         from klinepipe.quality import configured_streams, run_quality_checks
 
-        engine = make_engine(database_url())
+        engine = database_engine()
         try:
             results = run_quality_checks(engine, lookback=timedelta(days=int(params["lookback_days"])),
                                          stale_after=timedelta(minutes=int(params["stale_after_minutes"])),

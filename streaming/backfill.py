@@ -66,9 +66,11 @@ class Backfiller:
                 self.stats.backfill_errors += 1
                 delay = backoff_delay(attempt, 1.0, 60.0)
                 attempt += 1
-                log.error("backfill %s %s [%d, %d) failed (%s); retrying in %.1fs", symbol, interval, start, end, exc, delay)
+                self.stats.dependency("binance_rest").failed(exc)  # one warning per outage, not per attempt
+                log.debug("backfill %s %s [%d, %d) failed (%s); retrying in %.1fs", symbol, interval, start, end, exc, delay)
                 await asyncio.sleep(delay)
                 continue
+            self.stats.dependency("binance_rest").ok()
             missing = len(expected) - len({r[0] for r in rows if row_open_time(r) is not None} & expected)
             if not missing or misses >= self._missing_retries:
                 if missing:

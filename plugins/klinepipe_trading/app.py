@@ -8,23 +8,33 @@
 | ``POST /klinepipe/api/kill-switch`` ``{mode, state, reason}`` | Airflow login with permission to change DAGs | trip (HALTED / REDUCING) or resume (ACTIVE) the trader's kill switch |
 | ``GET /klinepipe/metrics`` | Airflow login or ``$KLINEPIPE_METRICS_TOKEN`` | the ETL's Prometheus metrics |
 | ``GET /klinepipe/static/...`` | none | the page's script, style and the vendored chart library |
+
+While PostgreSQL is down (or the database setting is wrong) the API answers ``503`` with a one-line ``detail``
+the page shows, and ``/metrics`` reports ``klinepipe_etl_metrics_up 0``; each outage is logged once when it
+starts and once when it ends (``klinepipe.outage``), never a traceback per request. Pooled connections are
+checked before use (``pool_pre_ping``), so the page answers again as soon as the database is back.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from klinepipe.errors import ConfigError
+from klinepipe.outage import Outage, one_line
 from klinepipe.quality import configured_streams
 from klinepipe_trading import actions, auth, etl_metrics, queries
 
@@ -63,8 +73,34 @@ def _same_origin_json(request: Request) -> None:
         raise HTTPException(403, "cross-origin request refused")
 
 
+class Database:
+    """The page's way to PostgreSQL: a connection, or ``HTTPException(503)`` saying in one line why not."""
+
+    def __init__(self, engine_factory) -> None:
+        self._engine_factory = engine_factory
+        self.outage = Outage("trading page: postgres", log)
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        try:
+            engine = self._engine_factory()
+        except (ConfigError, sa.exc.ArgumentError, ValueError) as exc:  # no or a garbled database setting
+            self.outage.failed(exc)
+            raise HTTPException(503, f"the pipeline database is not configured: {one_line(exc)}") from None
+        try:
+            with engine.connect() as conn:
+                yield conn
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            self.outage.failed(exc)
+            raise HTTPException(503, "the pipeline database (PostgreSQL) is unreachable; this page retries by itself "
+                                     f"({one_line(exc.orig or exc, 120)})", headers={"Retry-After": "5"}) from None
+        self.outage.ok()
+
+
 def create_app(engine_factory=_engine) -> FastAPI:
     app = FastAPI(title="klinepipe trading", docs_url=None, redoc_url=None, openapi_url=None)
+    db = Database(engine_factory)
+    app.state.database = db
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/trading", response_class=HTMLResponse)
@@ -84,7 +120,7 @@ def create_app(engine_factory=_engine) -> FastAPI:
             can_act = True
         except HTTPException:
             can_act = False
-        with engine_factory().connect() as conn:
+        with db.connect() as conn:
             data = queries.overview(conn, mode, configured_streams(), _default_mode())
             data["operator_events"] = actions.recent_operator_events(conn, data["mode"])
         return {**data, "user": {"name": auth.user_name(user), "can_act": can_act},
@@ -94,7 +130,7 @@ def create_app(engine_factory=_engine) -> FastAPI:
     def kill_switch(change: KillSwitchChange, request: Request, user=Depends(auth.operator)):
         _same_origin_json(request)
         try:
-            with engine_factory().begin() as conn:
+            with db.connect() as conn, conn.begin():
                 done = actions.set_kill_switch(conn, change.mode, change.state, change.reason, auth.user_name(user))
         except ValueError as err:
             raise HTTPException(422, str(err)) from None
@@ -105,7 +141,7 @@ def create_app(engine_factory=_engine) -> FastAPI:
     @app.get("/api/candles", dependencies=[Depends(auth.current_user)])
     def candles(symbol: str = Query(..., pattern="^[A-Z0-9]{2,20}$"), interval: str = Query(..., pattern="^[0-9]{1,2}[smhdwM]$"),
                 limit: int = Query(500, ge=1, le=queries.MAX_CANDLES), mode: str | None = Query(None, pattern=MODES)):
-        with engine_factory().connect() as conn:
+        with db.connect() as conn:
             rows = queries.candles(conn, symbol, interval, limit)
             since = datetime.fromtimestamp(rows[0]["time"], timezone.utc) if rows else None
             return {"symbol": symbol, "interval": interval, "candles": rows,
@@ -115,10 +151,12 @@ def create_app(engine_factory=_engine) -> FastAPI:
     @app.get("/metrics", dependencies=[Depends(auth.metrics_reader)])
     def metrics():
         try:
-            with engine_factory().connect() as conn:
+            with db.connect() as conn:
                 snap = etl_metrics.read_snapshot(conn)
-        except Exception:  # noqa: BLE001 - a scrape reports the database as down instead of failing
-            log.exception("klinepipe metrics: database query failed")
+        except HTTPException:  # a scrape reports the database as down (logged once per outage) instead of failing
+            snap = None
+        except sa.exc.SQLAlchemyError as exc:  # e.g. not migrated yet
+            log.error("klinepipe metrics: database query failed (%s)", one_line(exc))
             snap = None
         return Response(etl_metrics.render(snap), media_type="text/plain; version=0.0.4; charset=utf-8")
 

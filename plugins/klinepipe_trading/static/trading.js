@@ -33,7 +33,11 @@
   async function getJSON(path) {
     const res = await fetch(root + path, { credentials: "same-origin", headers: { Accept: "application/json" } });
     if (res.status === 401 || res.status === 403) { window.location.reload(); throw new Error("logged out"); }
-    if (!res.ok) throw new Error(path + ": HTTP " + res.status);
+    if (!res.ok) {  // e.g. 503 while the database is down: show the server's one-line reason; the next refresh retries
+      let detail = "";
+      try { detail = (await res.json()).detail; } catch (e) { /* not JSON */ }
+      throw new Error(typeof detail === "string" && detail ? detail : path + ": HTTP " + res.status);
+    }
     return res.json();
   }
 
