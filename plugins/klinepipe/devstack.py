@@ -245,6 +245,11 @@ class Stack:
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                # a task whose scheduler was killed under it is failed (and retried) after 60 s, not 300 s
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT":
+                    os.environ.get("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "60"),
+                "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL":
+                    os.environ.get("AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL", "30"),
                 "AIRFLOW_CONN_KLINEPIPE_DB": json.dumps(
                     {"conn_type": "postgres", "host": u.query.get("host") or u.host, "port": u.port, "login": u.username,
                      "password": u.password, "schema": u.database}

@@ -75,6 +75,7 @@ def test_kill_9_of_every_part_and_of_the_supervisor(tmp_path):
             old = run.pid_of(name)
             if name == "tansu":  # first (acked counts from 0), when it holds candles the loader has not stored
                 unread = _wait_for_unread(run, url)
+                streaming = run.pid_of("streaming")
             os.kill(old, signal.SIGKILL)
             new = run.wait_for_new(name, old, 120)
             run.wait_for(rf"supervisor: {name} \(pid {old}\) was killed by signal 9 after", 5)
@@ -82,6 +83,7 @@ def test_kill_9_of_every_part_and_of_the_supervisor(tmp_path):
             if name == "tansu":
                 run.wait_for(r"kafka: the embedded broker was restarted empty", 30)
                 run.wait_for(r"supervisor: restarting streaming: the broker it publishes to was replaced", 30)
+                run.wait_for_new("streaming", streaming, 60)
                 print(f"tansu: killed holding {unread} acknowledged candles not stored yet")
 
         # the broker's restart lost what it held unread; the candles still all arrive, exactly once
