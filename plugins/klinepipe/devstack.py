@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,6 +29,7 @@ from pgserver.utils import PostmasterInfo
 from klinepipe.airflow_conn import dead_letter_topic, klines_topic
 from klinepipe.db import apply_migrations, ensure_database, make_engine
 from klinepipe.embedded import broker_argv, broker_env, free_port, port_is_free, start_postgres, wait_listening
+from klinepipe.intervals import interval_ms
 from klinepipe.supervisor import Child, GiveUp, StackLock, Supervisor, private_log
 from klinepipe.watchdog import Watchdog
 
@@ -205,11 +206,13 @@ class Stack:
 
     def _messages_lost(self, why: str) -> None:
         """Live mode: the candles published since the newest one stored may be lost with a restarted sidecar or
-        broker; a gap fill from there is requested now instead of waiting for the hourly search. (A replay
-        re-publishes them itself: it restarts after the newest replayed candle stored.)"""
+        broker; once the feed is back, what lies between is requested over REST now instead of waiting for the
+        hourly gap search. (A replay re-publishes them itself: it restarts after the newest replayed candle.)"""
         if self.streaming_source != "live":
             return
-        threading.Thread(target=request_gap_fill, args=(self._env, self.database_url, why), daemon=True).start()
+        before = newest_per_series(self.database_url)
+        threading.Thread(target=fill_lost_candles, args=(self._env, self.database_url, before, why, self._stop),
+                         daemon=True).start()
 
     def _airflow(self, env: dict, airflow_db_url: str, database_url: str, bootstrap: str) -> int:
         port = int(os.environ.get("AIRFLOW_PORT", "8080"))
@@ -380,26 +383,72 @@ def metrics_url(setting: str, default: int) -> str:
     return f"http://127.0.0.1:{value}/metrics"
 
 
-def request_gap_fill(env: dict, database_url: str, why: str) -> None:
-    """Trigger ``backfill_klines`` for each series from its newest stored candle to now (live mode, after lost
-    messages). A failure is one line: the hourly gap search still finds the hole."""
+def newest_per_series(database_url: str) -> dict[tuple[str, str], datetime]:
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
-            rows = conn.exec_driver_sql("SELECT interval, array_agg(symbol), min(newest) FROM (SELECT symbol, interval,"
-                                        " max(open_time) AS newest FROM market.candles GROUP BY 1, 2) s GROUP BY 1").fetchall()
+            rows = conn.exec_driver_sql("SELECT symbol, interval, max(open_time) FROM market.candles GROUP BY 1, 2")
+            return {(symbol, interval): newest for symbol, interval, newest in rows}
     finally:
         engine.dispose()
+
+
+def lost_ranges(database_url: str, before: dict[tuple[str, str], datetime]) -> dict[tuple[str, str], tuple | None]:
+    """For each series with a candle stored after its ``before`` newest: the open-time range [start, end) between
+    them that is missing (``None``: nothing missing). Series not yet resumed are left out."""
+    if not before:
+        return {}
+    keys = list(before)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT c.symbol, c.interval, min(c.open_time) FROM market.candles c"
+                " JOIN unnest(CAST(:symbols AS text[]), CAST(:intervals AS text[]), CAST(:newest AS timestamptz[]))"
+                " AS b(symbol, interval, newest) ON c.symbol = b.symbol AND c.interval = b.interval"
+                " AND c.open_time > b.newest GROUP BY 1, 2"),
+                {"symbols": [k[0] for k in keys], "intervals": [k[1] for k in keys], "newest": [before[k] for k in keys]})
+            resumed = {(symbol, interval): first for symbol, interval, first in rows}
+    finally:
+        engine.dispose()
+    out = {}
+    for key, first in resumed.items():
+        start = before[key] + timedelta(milliseconds=interval_ms(key[1]))
+        out[key] = (start, first) if first > start else None
+    return out
+
+
+def fill_lost_candles(env: dict, database_url: str, before: dict[tuple[str, str], datetime], why: str,
+                      stop: threading.Event, timeout: float = 600.0) -> None:
+    """Wait (up to ``timeout``) for each series to have a candle newer than before the loss, then trigger one
+    ``backfill_klines`` history load per interval over the hole. A failure is one line: the hourly gap search
+    still finds the hole."""
+    deadline, holes, pending = time.monotonic() + timeout, {}, dict(before)
+    while pending and time.monotonic() < deadline and not stop.wait(2.0):
+        try:
+            found = lost_ranges(database_url, pending)
+        except sa.exc.OperationalError:
+            continue  # PostgreSQL is away: ask again
+        for key, hole in found.items():
+            del pending[key]
+            if hole is not None:
+                holes[key] = hole
+    by_interval: dict[str, list] = {}
+    for (symbol, interval), hole in holes.items():
+        by_interval.setdefault(interval, []).append((symbol, *hole))
+    if not by_interval:
+        print(f"backfill: {why}: no candle lost", flush=True)
     airflow = str(Path(sys.executable).parent / "airflow")
-    now = datetime.now(timezone.utc)
-    for interval, symbols, newest in rows:
-        conf = {"symbols": sorted(symbols), "interval": interval, "start": newest.isoformat(), "end": now.isoformat()}
+    for interval, series in by_interval.items():
+        symbols = sorted(s for s, _, _ in series)
+        start, end = min(h[1] for h in series), max(h[2] for h in series)
+        conf = {"symbols": symbols, "interval": interval, "start": start.isoformat(), "end": end.isoformat()}
         with private_log(LOGS / "airflow-cli.log") as out:
             done = subprocess.run([airflow, "dags", "trigger", "backfill_klines", "--conf", json.dumps(conf)], cwd=ROOT,
                                   env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         result = "requested" if done.returncode == 0 else f"could not be requested (see {LOGS / 'airflow-cli.log'})"
-        print(f"backfill: {why}: a REST gap fill of {interval} {','.join(sorted(symbols))} since {newest.isoformat()}"
-              f" {result}", flush=True)
+        print(f"backfill: {why}: {interval} candles of {','.join(symbols)} missing in [{start.isoformat()},"
+              f" {end.isoformat()}): a REST history load {result}", flush=True)
 
 
 def _libpq(url: str) -> str:

@@ -130,6 +130,7 @@ class Child:
     restart_at: float | None = None
     done: bool = False
     history: list[tuple[float, int]] = field(default_factory=list)  # (when, exit code) of each death
+    family: dict[int, psutil.Process] = field(default_factory=dict)  # descendants seen (some leave its group)
 
 
 class Supervisor:
@@ -141,7 +142,7 @@ class Supervisor:
         self.backoff_start, self.backoff_cap, self.quick = backoff_start, backoff_cap, quick
         self.max_quick_deaths, self.grace = max_quick_deaths, grace
         self.watchdog = watchdog
-        self._lock = threading.Lock()
+        self._noted = 0.0
 
     # ---- starting -------------------------------------------------------------------------------------
     def add(self, child: Child) -> Child:
@@ -183,6 +184,9 @@ class Supervisor:
     def check(self) -> None:
         """One round: notice deaths, restart those due. Raises ``GiveUp`` on a crash loop."""
         now = time.monotonic()
+        if now - self._noted >= 1.0:
+            self._noted = now
+            self._note_families()
         for child in list(self.children.values()):
             if child.done or child.proc is None:
                 continue
@@ -207,10 +211,29 @@ class Supervisor:
                 if child.on_restart is not None:
                     child.on_restart()
 
+    def _note_families(self) -> None:
+        """Remember each running child's descendants: once it is dead they are no longer found through it
+        (Airflow's task processes run in process groups of their own)."""
+        for child in self.children.values():
+            if child.proc is None or child.proc.poll() is not None:
+                continue
+            try:
+                for p in psutil.Process(child.proc.pid).children(recursive=True):
+                    child.family.setdefault(p.pid, p)
+            except psutil.NoSuchProcess:
+                continue
+            child.family = {pid: p for pid, p in child.family.items() if p.is_running()}
+
     def _died(self, child: Child, code: int, now: float) -> None:
         lived = now - child.started_at
         child.history.append((time.time(), code))
-        _kill_group(child.proc, signal.SIGKILL)  # what it left behind in its group goes with it
+        _kill_group(child.proc, signal.SIGKILL)  # what it left behind goes with it: its group and its descendants
+        for p in child.family.values():
+            try:
+                p.kill()  # psutil checks the pid was not reused since it was noted
+            except psutil.Error:
+                pass
+        child.family = {}
         if child.pump is not None:
             child.pump.join(timeout=2)  # its last words are in its log before the line saying it died
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -241,8 +264,9 @@ class Supervisor:
 
     # ---- stopping -------------------------------------------------------------------------------------
     def stop(self, order: list[str] | None = None) -> None:
-        procs = [self.children[n].proc for n in (order or list(self.children)) if n in self.children]
-        stop_groups([p for p in procs if p is not None], grace=self.grace)
+        chosen = [self.children[n] for n in (order or list(self.children)) if n in self.children]
+        stop_groups([c.proc for c in chosen if c.proc is not None], grace=self.grace,
+                    strays=[p for c in chosen for p in c.family.values()])
 
 
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:
@@ -252,10 +276,10 @@ def _kill_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def stop_groups(procs: list[subprocess.Popen], grace: float) -> list[psutil.Process]:
-    """SIGTERM each child's process group and every descendant (a grandchild may have left the group); after
-    ``grace`` seconds SIGKILL whatever is left. Returns what had to be killed."""
-    family: list[psutil.Process] = []
+def stop_groups(procs: list[subprocess.Popen], grace: float, strays: list[psutil.Process] = ()) -> list[psutil.Process]:
+    """SIGTERM each child's process group and every descendant (a grandchild may have left the group), and the
+    ``strays`` noted earlier; after ``grace`` seconds SIGKILL whatever is left. Returns what had to be killed."""
+    family: list[psutil.Process] = [p for p in strays if p.is_running()]
     for proc in procs:
         try:
             root = psutil.Process(proc.pid)

@@ -61,6 +61,22 @@ def test_a_killed_child_is_restarted_with_a_doubling_backoff_and_a_line_saying_s
         sup.stop()
 
 
+def test_a_dead_childs_descendants_go_with_it_even_those_in_a_group_of_their_own(tmp_path):
+    # as Airflow's task processes: a child of the scheduler's worker, in a process group of its own
+    family = ("import subprocess, sys, time;"
+              "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True);"
+              "print(g.pid, flush=True); time.sleep(600)")
+    sup = Supervisor(cwd=tmp_path, quick=600)
+    child = sup.add(Child("scheduler", [sys.executable, "-c", family], _env, tmp_path / "scheduler.log"))
+    try:
+        grandchild = int(_until(lambda: (tmp_path / "scheduler.log").read_text().strip(), "the grandchild's pid"))
+        _until(lambda: grandchild in child.family, "the grandchild noted", every=sup.check)
+        os.kill(child.proc.pid, signal.SIGKILL)
+        _until(lambda: _gone(grandchild), "the grandchild gone with its parent", every=sup.check)
+    finally:
+        sup.stop()
+
+
 def test_a_crash_loop_gives_up_after_five_quick_deaths_naming_the_log(tmp_path, capsys):
     sup = Supervisor(cwd=tmp_path, backoff_start=0.01, backoff_cap=0.02)
     sup.add(Child("crasher", [sys.executable, "-c", "print('cannot start: no frobnicator'); raise SystemExit(3)"], _env,
