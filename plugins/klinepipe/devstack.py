@@ -112,6 +112,7 @@ class Stack:
         self._pg_down_since: float | None = None
         self._broker_port: int | None = None
         self._env: dict = {}
+        self._resume = ""
         self.watchdog: Watchdog | None = None
         self.sup: Supervisor | None = None
 
@@ -156,9 +157,13 @@ class Stack:
     def _streaming_env(self) -> dict:
         """At its first start the replay goes on after ``STREAMING_REPLAY_AFTER`` or the newest replayed candle
         stored; after a restart always after the newest stored: what the broker held unread is re-published."""
-        stored = replay_resume_point(self.database_url)
+        try:
+            self._resume = replay_resume_point(self.database_url)
+        except sa.exc.OperationalError as exc:  # PostgreSQL away: the last point known (earlier is only slower)
+            print(f"streaming: cannot read the newest stored candle ({str(exc).splitlines()[0]}); replaying after"
+                  f" {self._resume or 'the start'}", flush=True)
         first = os.environ.get("STREAMING_REPLAY_AFTER") if self.sup.children["streaming"].starts == 0 else None
-        return {**self._env, "STREAMING_REPLAY_AFTER": first or stored}
+        return {**self._env, "STREAMING_REPLAY_AFTER": first or self._resume}
 
     def _streaming_line(self, line: str) -> None:
         if m := re.search(r"^streaming: source=(\w+)", line):
@@ -210,7 +215,12 @@ class Stack:
         hourly gap search. (A replay re-publishes them itself: it restarts after the newest replayed candle.)"""
         if self.streaming_source != "live":
             return
-        before = newest_per_series(self.database_url)
+        try:
+            before = newest_per_series(self.database_url)
+        except sa.exc.OperationalError as exc:
+            print(f"backfill: {why}, but PostgreSQL cannot say what is stored ({str(exc).splitlines()[0]}); the hourly"
+                  " backfill_klines gap search will find what was lost", flush=True)
+            return
         threading.Thread(target=fill_lost_candles, args=(self._env, self.database_url, before, why, self._stop),
                          daemon=True).start()
 

@@ -209,7 +209,10 @@ class Supervisor:
                     child.proc.wait()
                     continue
                 if child.on_restart is not None:
-                    child.on_restart()
+                    try:
+                        child.on_restart()
+                    except Exception as exc:  # noqa: BLE001 - what follows a restart must not stop the supervision
+                        print(f"supervisor: after restarting {child.name}: {type(exc).__name__}: {exc}", flush=True)
 
     def _note_families(self) -> None:
         """Remember each running child's descendants: once it is dead they are no longer found through it
@@ -258,7 +261,7 @@ class Supervisor:
         if child is None or child.proc is None:
             return
         print(f"supervisor: restarting {name}: {why}", flush=True)
-        stop_groups([child.proc], grace=self.grace)
+        stop_groups([child.proc], grace=5.0)  # what it still holds is published again by its successor
         child.done = False
         self._spawn(child)
 
