@@ -73,7 +73,7 @@ def binance_client():
     """A python-binance ``Client`` for public market data; ``BINANCE_REST_URL`` points it elsewhere (testnet, a fake)."""
     from binance import Client
 
-    client = Client(None, None, ping=False, requests_params={"timeout": 10})
+    client = Client(None, None, ping=False, requests_params={"timeout": (5, 30)})  # connect, read (s)
     base = os.environ.get("BINANCE_REST_URL")
     if base:
         client.API_URL = f"{base.rstrip('/')}/api"
