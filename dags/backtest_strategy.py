@@ -34,7 +34,7 @@ STRATEGIES = ["sma_cross", "ema_cross", "rsi_reversion", "macd_trend", "bollinge
     doc_md=__doc__,
     params={
         "symbol": Param("BTCUSDT", type="string", minLength=1, title="Symbol", description="a stored series' symbol, e.g. BTCUSDT"),
-        "interval": Param("1m", enum=list(INTERVAL_MS), title="Interval"),
+        "interval": Param("1m", type="string", enum=list(INTERVAL_MS), title="Interval"),
         "start": Param(None, type=["null", "string"], format="date-time", title="Start (UTC)",
                        description="first candle open time; empty = from the first stored candle"),
         "end": Param(None, type=["null", "string"], format="date-time", title="End (UTC, exclusive)",
