@@ -39,7 +39,7 @@ STRATEGIES = ["sma_cross", "ema_cross", "rsi_reversion", "macd_trend", "bollinge
                        description="first candle open time; empty = from the first stored candle"),
         "end": Param(None, type=["null", "string"], format="date-time", title="End (UTC, exclusive)",
                      description="candles opened before this; empty = to the last stored candle"),
-        "strategy": Param("sma_cross", enum=STRATEGIES, title="Strategy"),
+        "strategy": Param("sma_cross", type="string", enum=STRATEGIES, title="Strategy"),
         "params": Param({"fast": 10, "slow": 30}, type="object", title="Strategy parameters",
                         description="JSON object; {} = the strategy's defaults"),
         "fee_bps": Param(10.0, type="number", minimum=0, title="Fee (bps per side)"),
