@@ -17,6 +17,7 @@ from airflow.sdk import Param, dag, task
 
 
 @dag(
+    description="Every 15 min: gaps, overlaps, misaligned or impossible OHLC and staleness in market.candles; fails naming the series",
     schedule="*/15 * * * *",
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,

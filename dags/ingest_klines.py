@@ -21,6 +21,7 @@ from klinepipe.assets import CANDLES, ingest_schedule
 
 
 @dag(
+    description="Kafka binance.klines -> market.candles, one exactly-once micro-batch; every minute and on each closed kline",
     schedule=ingest_schedule(),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,

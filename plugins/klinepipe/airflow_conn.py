@@ -153,7 +153,7 @@ def binance_client():
     base = binance_rest_url()
     from binance import Client
 
-    client = Client(None, None, ping=False, requests_params={"timeout": 10})
+    client = Client(None, None, ping=False, requests_params={"timeout": (5, 30)})  # connect, read (s)
     if base:
         client.API_URL = f"{base}/api"
     return client

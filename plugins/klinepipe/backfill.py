@@ -10,6 +10,7 @@ The still-open bar that a range reaching "now" returns is never stored as closed
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -96,24 +97,85 @@ def fetch_klines(client, symbol: str, interval: str, start_ms: int, end_ms: int,
             return
 
 
+FIRST_CONTACT_ATTEMPTS = 3  # a host that never answered this client: a few quick tries, then fail with the cause
+ATTEMPTS = 6  # a host that answered before (a blip mid-load, a 5xx): back off up to 16 s, then let Airflow retry
+
+
+class BinanceUnreachable(FatalError):
+    """Binance REST never answered this run (DNS, refused, timeout, TLS): retrying the task in a minute will not
+    help more than the quick retries already did; the message names the URL and the cause."""
+
+
 def _call(client, sleep: Callable[[float], None], **params) -> list:
+    """``client.get_klines(**params)``; 429/418 wait out ``Retry-After``; other 4xx fail at once (``FatalError``);
+    network errors and 5xx are retried — briefly while the host has never answered this client (then
+    ``BinanceUnreachable``), longer once it has (then ``RetryableError``)."""
     from binance.exceptions import BinanceAPIException, BinanceRequestException  # the adapter's own errors
 
-    for attempt in range(5):
+    started, cause = time.monotonic(), ""
+    attempt = 0
+    while True:
+        attempts = ATTEMPTS if getattr(client, "response", None) is not None else FIRST_CONTACT_ATTEMPTS
         try:
             return client.get_klines(**params)
         except BinanceAPIException as exc:
-            if exc.status_code not in (429, 418):
-                raise FatalError(f"klines {params['symbol']} {params['interval']}: {exc.status_code} {exc.code} {exc.message}") from None
-            wait = float(exc.response.headers.get("Retry-After", 60)) if exc.response is not None else 60.0
-            if wait > MAX_RETRY_AFTER_S:
-                raise RetryableError(f"Binance asks to wait {wait:.0f}s (HTTP {exc.status_code}); giving up this run") from None
-            log.warning("HTTP %s from Binance: waiting %.0fs (Retry-After)", exc.status_code, wait)
-            sleep(wait)
+            if exc.status_code in (429, 418):
+                wait = float(exc.response.headers.get("Retry-After", 60)) if exc.response is not None else 60.0
+                if wait > MAX_RETRY_AFTER_S:
+                    raise RetryableError(f"Binance asks to wait {wait:.0f}s (HTTP {exc.status_code}); giving up this run") from None
+                log.warning("HTTP %s from Binance: waiting %.0fs (Retry-After)", exc.status_code, wait)
+                sleep(wait)
+                continue
+            if exc.status_code < 500:
+                raise FatalError(f"klines {params['symbol']} {params['interval']}: HTTP {exc.status_code}"
+                                 f" {exc.code} {exc.message}") from None
+            cause, attempts = f"HTTP {exc.status_code} {exc.message}", ATTEMPTS
         except (BinanceRequestException, OSError) as exc:
-            log.warning("klines request failed (%s); retrying", exc)
-            sleep(min(30.0, 2.0**attempt))
-    raise RetryableError(f"klines {params['symbol']} {params['interval']}: still failing after 5 attempts")
+            cause = network_cause(exc)
+        attempt += 1
+        if attempt >= attempts:
+            break
+        log.warning("klines %s %s from %s: %s; retry %d of %d", params["symbol"], params["interval"], rest_base(client),
+                    cause, attempt, attempts - 1)
+        sleep(min(30.0, 2.0 ** (attempt - 1)))
+    took = f"{attempt} attempts in {time.monotonic() - started:.1f} s"
+    if getattr(client, "response", None) is None:
+        raise BinanceUnreachable(f"cannot reach {rest_base(client)}: {cause} ({took})")
+    raise RetryableError(f"klines {params['symbol']} {params['interval']} from {rest_base(client)}: {cause} ({took})")
+
+
+def rest_base(client) -> str:
+    """The REST base URL a python-binance client talks to, e.g. ``https://api.binance.com``."""
+    url = str(getattr(client, "API_URL", "") or "")
+    return url[: -len("/api")] if url.endswith("/api") else url
+
+
+def network_cause(exc: BaseException) -> str:
+    """What went wrong underneath requests/urllib3, in words: "name resolution failed", "connection refused" ..."""
+    import requests
+
+    chain, seen, todo = [], set(), [exc]
+    while todo:  # requests wraps urllib3's MaxRetryError, whose .reason is the socket-level error
+        e = todo.pop(0)
+        if e is None or id(e) in seen or not isinstance(e, BaseException):
+            continue
+        seen.add(id(e))
+        chain.append(e)
+        todo += [getattr(e, "reason", None), e.__cause__, e.__context__, *[a for a in e.args if isinstance(a, BaseException)]]
+    names = {type(e).__name__ for e in chain}
+    text = " ".join(str(e) for e in chain)
+    if "NameResolutionError" in names or any(isinstance(e, socket.gaierror) for e in chain) \
+            or "Name or service not known" in text or "Temporary failure in name resolution" in text:
+        return "name resolution failed"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
+        return "connection refused"
+    if any(isinstance(e, requests.exceptions.ConnectTimeout) for e in chain):
+        return "connection timed out"
+    if any(isinstance(e, requests.exceptions.ReadTimeout) for e in chain):
+        return "no answer in time (read timeout)"
+    if any(isinstance(e, requests.exceptions.SSLError) for e in chain):
+        return "TLS handshake failed"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _pace(client, sleep: Callable[[float], None]) -> None:

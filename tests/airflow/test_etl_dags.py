@@ -99,9 +99,9 @@ def test_data_quality_stays_green_after_a_one_off_import_and_fails_when_a_stream
 
 
 def test_a_bad_trigger_form_fails_the_backfill_naming_the_param_and_loads_nothing(dags, engine, tmp_path, capfd):
-    run = dags["backfill_klines"].test(run_conf={"files": str(tmp_path / "BTCUSDT-1m-*.zip")})
+    run = dags["import_kline_files"].test(run_conf={"files": str(tmp_path / "BTCUSDT-1m-*.zip")})
 
     assert run.state == "failed"
     logged = "".join(capfd.readouterr())  # the task log goes to the console under dag.test()
-    assert "AirflowFailException: backfill_klines params: files:" in logged and "matches no file" in logged
+    assert "AirflowFailException: import_kline_files params: files:" in logged and "matches no file" in logged
     assert _count(engine) == 0
