@@ -40,9 +40,10 @@ class Workdir:
         return subprocess.run(["bash", "-c", command], cwd=self.path, env={**self.env, **env}, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=timeout, start_new_session=True)
 
-    def start(self, command: str, **env: str) -> Started:
-        """Start a long-running ``command`` (a server, a stream, the trader) to stop later as Ctrl-C would."""
-        return Started(command, self.path, {**self.env, **env})
+    def start(self, command: str, unset: tuple[str, ...] = (), **env: str) -> Started:
+        """Start a long-running ``command`` (a server, a stream, the trader) to stop later as Ctrl-C would;
+        ``unset``: variables of the stack's environment it must not see."""
+        return Started(command, self.path, {k: v for k, v in {**self.env, **env}.items() if k not in unset})
 
 
 class Started:

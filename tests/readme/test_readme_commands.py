@@ -110,8 +110,8 @@ class Context:
     def run(self, command: str, timeout: float = 180, **env: str):
         return self.work.run(self.text(command), timeout=timeout, **env)
 
-    def start(self, command: str, **env: str) -> Started:
-        proc = self.work.start(self.text(command), **env)
+    def start(self, command: str, unset: tuple[str, ...] = (), **env: str) -> Started:
+        proc = self.work.start(self.text(command), unset, **env)
         self.started.append(proc)
         return proc
 
@@ -204,8 +204,8 @@ def test_readme_command(command: Command, runner, ctx: Context):
 @runs(r"make run", stack=True)
 def run_make_run(cmd: str, ctx: Context):
     """Run briefly: the stack comes up on embedded defaults, says so, and Ctrl-C leaves nothing behind."""
-    env = {k: "" for k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC", "KAFKA_DLQ_TOPIC")}
-    proc = ctx.start(cmd, **env, AIRFLOW_PORT=str(free_port()), STREAMING_MODE="replay", STREAMING_REPLAY_SPEED="600x")
+    proc = ctx.start(cmd, unset=("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC", "KAFKA_DLQ_TOPIC"),
+                     AIRFLOW_PORT=str(free_port()), STREAMING_MODE="replay", STREAMING_REPLAY_SPEED="600x")
     proc.wait_for(r"klinepipe is running", 420)
     family = [psutil.Process(proc.proc.pid), *psutil.Process(proc.proc.pid).children(recursive=True)]
     proc.interrupt(timeout=120)
