@@ -65,9 +65,42 @@ class Decision:
     quantity: Decimal | None = None
     price: Decimal | None = None
 
+    order_type: str = "MARKET"
+
     def line(self) -> str:
-        trade = f" {self.quantity} @ {self.price}" if self.quantity is not None else ""
+        """The decision, as ordered: a market order's price is not known yet (it fills at the next open), so the
+        line names the signal close as what it is; a LIMIT order shows its limit."""
+        if self.quantity is None:
+            trade = ""
+        elif self.order_type == "LIMIT":
+            trade = f" {self.quantity} ordered (LIMIT {self.price})"
+        else:
+            trade = f" {self.quantity} ordered ({self.order_type}, signal close {self.price})"
         return f"{self.open_time:%Y-%m-%d %H:%M} {self.sleeve} {self.action}{trade} {self.reason}".rstrip()
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A fill the venue reported and the ledger stored: the price the sleeve actually traded at."""
+
+    sleeve: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_asset: str
+    filled_at: datetime
+    signal_open_time: datetime
+
+    def line(self) -> str:
+        return (f"{self.filled_at:%Y-%m-%d %H:%M} {self.sleeve} {self.side} {self.quantity} filled @ {self.price}"
+                f" (fee {_plain(self.fee)} {self.fee_asset}; signal {self.signal_open_time:%Y-%m-%d %H:%M})")
+
+
+def _plain(x: Decimal, places: int = 8) -> str:
+    """A decimal for a console line: at most ``places`` decimals, no trailing zeros, never exponent notation."""
+    text = f"{x.quantize(Decimal(1).scaleb(-places)):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 class Trader:
@@ -87,10 +120,11 @@ class Trader:
                 if paper_balance is not None:
                     ledger.seed_balance(cur, self.mode, split_symbol(s.symbol)[1], paper_balance)
 
-    def step(self) -> list[Decision]:
-        """Decide every new candle of every active sleeve; return the BUY/SELL orders recorded."""
+    def step(self) -> list[Decision | Filled]:
+        """Decide every new candle of every active sleeve; return the BUY/SELL orders recorded and the fills
+        stored, in the order they happened (the console prints one line each)."""
         self.executor.settle()
-        trades: list[Decision] = []
+        trades: list[Decision | Filled] = self._fills()
         for sleeve in self.sleeves:
             if sleeve.halted:
                 continue
@@ -100,9 +134,16 @@ class Trader:
                 log.warning("sleeve %s: %s; retrying on the next step", sleeve.name, err)
                 with self._transaction() as cur:
                     ledger.record_event(cur, self.mode, "retry", str(err), sleeve.name)
-        return trades
+        return trades + self._fills()
 
-    def _run_sleeve(self, sleeve: Sleeve) -> list[Decision]:
+    def _fills(self) -> list[Filled]:
+        """The fills the executor stored since the last call."""
+        stored, self.executor.stored_fills[:] = list(self.executor.stored_fills), []
+        return [Filled(i.sleeve, i.side, f.quantity, f.price, f.fee, f.fee_asset,
+                       ledger.from_ms(f.filled_at_ms or i.signal_open_time_ms), ledger.from_ms(i.signal_open_time_ms))
+                for i, f in stored]
+
+    def _run_sleeve(self, sleeve: Sleeve) -> list[Decision | Filled]:
         with self._transaction() as cur:
             last = ledger.lock_sleeve(cur, self.mode, sleeve.name)
             frame = ledger.load_new_features(cur, sleeve.symbol, sleeve.interval, last, max(sleeve.strategy.warmup - 1, 0))
@@ -116,9 +157,10 @@ class Trader:
             except StrategyError as exc:
                 self._halt(sleeve, window["open_time"].iloc[-1], str(exc))
                 break
-            self.executor.settle(sleeve.name)
             if decision is not None and decision.quantity is not None:
                 trades.append(decision)
+            self.executor.settle(sleeve.name)
+            trades += self._fills()
         return trades
 
     def _decide_bar(self, cur, sleeve: Sleeve, window) -> Decision | None:
@@ -138,7 +180,8 @@ class Trader:
         ledger.advance_sleeve(cur, self.mode, sleeve.name, open_time)
         if intent is None or not ledger.insert_order(cur, intent, self.mode, close):
             return Decision(sleeve.name, open_time, signal.action.value, reason)
-        return Decision(sleeve.name, open_time, signal.action.value, reason, intent.quantity, intent.price or close)
+        return Decision(sleeve.name, open_time, signal.action.value, reason, intent.quantity, intent.price or close,
+                        intent.type)
 
     def _intent(self, cur, sleeve: Sleeve, action: Action, open_time: datetime, close: Decimal, reason: str):
         """The order this signal asks for, sized and filtered, or (None, why not)."""
