@@ -74,7 +74,8 @@ class PrivatePostgres:
         self._pg_ctl("-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", str(self.server.log), "start")
 
     def stop(self) -> None:
-        self._pg_ctl("-m", "fast", "-w", "stop")
+        if (self.server.pgdata / "postmaster.pid").exists() and _alive(self._pid()):  # not when a failed drill left it killed
+            self._pg_ctl("-m", "fast", "-w", "stop")
 
     def url(self, db: str) -> str:
         return self.server.get_uri(db)
