@@ -236,6 +236,10 @@ class Trader:
             return False
         return True
 
+    def connection_lost(self) -> bool:
+        """Whether the ledger's connection died (e.g. "SSL SYSCALL error: EOF detected" is a plain DatabaseError)."""
+        return getattr(self, "_conn", None) is None or bool(self._conn.closed)
+
     def reset_connection(self) -> None:
         """Drop the database connection after it failed; the next transaction opens a new one."""
         conn, self._conn = getattr(self, "_conn", None), None
@@ -340,7 +344,9 @@ def run_forever(trader: Trader, listen: Callable, should_stop: Callable[[], bool
             if select.select([listen_conn], [], [], poll_interval)[0]:
                 listen_conn.poll()
                 listen_conn.notifies.clear()
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        except (psycopg2.DatabaseError, psycopg2.InterfaceError) as exc:
+            if not isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) and not trader.connection_lost():
+                raise  # an SQL error on a live connection is a bug, not an outage
             outages.failed("postgres", pg_reason(exc))
             trader.reset_connection()
             if listen_conn is not None:
