@@ -19,7 +19,7 @@ from trader import ledger
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
 from trader.config import SettingsError, TraderSettings, load_settings
-from trader.dependencies import DependencyDown, classify_pg, wait_for, wait_for_database
+from trader.dependencies import DependencyDown, Outages, classify_pg, wait_for, wait_for_database
 from trader.errors import AuthError, FatalError, ReconciliationError, TraderError
 from trader.loop import RiskConfig, Sleeve, Trader, Transaction, db_candles, run_forever
 from trader.metrics import LoopStats, serve_metrics
@@ -148,14 +148,20 @@ def _reconcile(trader: Trader, sleeves: list[Sleeve], accept: bool):
 
 def _serve(trader: Trader, connect, settings: TraderSettings, stopping: list[bool]) -> int:
     loop_stats = _start_metrics(connect, settings.mode, settings.metrics_port, str(settings.metrics_host))
-    listen = connect()
-    listen.autocommit = True
-    listen.cursor().execute("LISTEN klinepipe_features")
+
+    def listen():
+        conn = connect()
+        conn.autocommit = True
+        conn.cursor().execute("LISTEN klinepipe_features")
+        return conn
+
+    def emit(line: str) -> None:
+        print(f"trader: {line}", flush=True)
+
     try:
-        run_forever(trader, listen, lambda: bool(stopping), settings.poll_interval, lambda line: print(f"trader: {line}", flush=True),
-                    loop_stats.observe_step)
+        run_forever(trader, listen, lambda: bool(stopping), settings.poll_interval, emit, loop_stats.observe_step,
+                    Outages(emit, loop_stats), settings.retry_max_delay)
     finally:
-        listen.close()
         trader.close()
     print("trader: stopped", flush=True)
     return 0

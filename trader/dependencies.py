@@ -111,8 +111,8 @@ def wait_for_database(connect: Callable, wait_s: float, max_delay: float) -> Non
 class Outages:
     """One line per outage of each dependency (not per retry), one on recovery; the metrics' numbers."""
 
-    def __init__(self, emit: Callable[[str], None], clock: Callable[[], float] = time.monotonic) -> None:
-        self._emit, self._clock = emit, clock
+    def __init__(self, emit: Callable[[str], None], stats=None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._emit, self._stats, self._clock = emit, stats, clock  # stats: a trader.metrics.LoopStats
         self.down_since: dict[str, float] = {}
         self.total: dict[str, int] = {"postgres": 0, "binance": 0}
 
@@ -124,9 +124,13 @@ class Outages:
             return
         self.down_since[name] = self._clock()
         self.total[name] = self.total.get(name, 0) + 1
+        if self._stats is not None:
+            self._stats.dependency_up[name], self._stats.outages[name] = False, self.total[name]
         self._emit(f"{name} down: {reason}; retrying with backoff up to TRADER_RETRY_MAX_DELAY, not trading meanwhile")
 
     def recovered(self, name: str) -> None:
         since = self.down_since.pop(name, None)
         if since is not None:
+            if self._stats is not None:
+                self._stats.dependency_up[name] = True
             self._emit(f"{name} back after {self._clock() - since:.0f} s; trading resumes")

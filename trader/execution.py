@@ -27,6 +27,7 @@ class Executor:
     def __init__(self, transaction: Callable, broker: Broker, sleep: Callable[[float], None], max_waits: int = 3) -> None:
         self._tx, self.broker, self._sleep, self._max_waits = transaction, broker, sleep, max_waits
         self.stored_fills: list[tuple[OrderIntent, Fill]] = []  # fills new to the ledger; the trader's console drains it
+        self.on_retryable: Callable[[RetryableError], None] = lambda err: None  # the loop's outage tracking
 
     def settle(self, sleeve: str | None = None) -> None:
         """Submit pending orders and refresh open ones (of ``sleeve``, or all)."""
@@ -50,6 +51,7 @@ class Executor:
                 self._sleep(err.retry_after or 60)
                 continue
             except RetryableError as err:
+                self.on_retryable(err)
                 self._error(intent, "retryable", str(err), final=False)
                 return None
             except FatalError as err:
@@ -62,6 +64,7 @@ class Executor:
         try:
             report = self.broker.lookup(intent)
         except RetryableError as err:
+            self.on_retryable(err)
             self._error(intent, "retryable", str(err), final=False)
             return None
         if report is None:
@@ -76,6 +79,7 @@ class Executor:
         return report
 
     def _error(self, intent: OrderIntent, kind: str, message: str, final: bool) -> None:
-        log.error("order %s: %s error: %s", intent.client_order_id, kind, message)
+        # a retryable error is recorded here and reported once per outage by the loop, not once per attempt
+        log.log(logging.ERROR if kind == "fatal" else logging.DEBUG, "order %s: %s error: %s", intent.client_order_id, kind, message)
         with self._tx() as cur:
             ledger.record_order_error(cur, self.broker.mode, intent, kind, message, final)

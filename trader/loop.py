@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+import psycopg2
+
 from klinepipe.intervals import interval_ms
 from trader import ledger
 from trader.brokers.base import Broker
+from trader.dependencies import Backoff, Outages, pg_reason
 from trader.errors import FatalError, InsufficientBalance, RetryableError, StrategyError
 from trader.execution import Executor
 from trader.filters import check_balance, is_dust, prepare_order
@@ -112,6 +115,8 @@ class Trader:
         self.mode, self._clock = broker.mode, clock
         self.quote = split_symbol(sleeves[0].symbol)[1]
         self.executor = Executor(self._transaction, broker, sleep)
+        self.broker_error: str | None = None  # the newest retryable broker error of the current step
+        self.executor.on_retryable = self._broker_failed
         self._rules = (KillSwitchRule(), *risk.rules)
         with self._transaction() as cur:
             for s in sleeves:
@@ -123,15 +128,19 @@ class Trader:
     def step(self) -> list[Decision | Filled]:
         """Decide every new candle of every active sleeve; return the BUY/SELL orders recorded and the fills
         stored, in the order they happened (the console prints one line each)."""
+        self.broker_error = None
         self.executor.settle()
         trades: list[Decision | Filled] = self._fills()
+        if self.broker_error is not None:
+            return trades  # the venue is away: decide nothing that could not go out (decided once it is back)
         for sleeve in self.sleeves:
             if sleeve.halted:
                 continue
             try:
                 trades += self._run_sleeve(sleeve)
             except RetryableError as err:  # e.g. exchangeInfo unreachable: the candle is decided on the next step
-                log.warning("sleeve %s: %s; retrying on the next step", sleeve.name, err)
+                self._broker_failed(err)
+                log.debug("sleeve %s: %s; retrying on the next step", sleeve.name, err)
                 with self._transaction() as cur:
                     ledger.record_event(cur, self.mode, "retry", str(err), sleeve.name)
         return trades + self._fills()
@@ -161,6 +170,8 @@ class Trader:
                 trades.append(decision)
             self.executor.settle(sleeve.name)
             trades += self._fills()
+            if self.broker_error is not None:
+                break  # the order waits for the venue; the next candles are decided after it went out
         return trades
 
     def _decide_bar(self, cur, sleeve: Sleeve, window) -> Decision | None:
@@ -253,6 +264,34 @@ class Trader:
             ledger.halt_sleeve(cur, self.mode, sleeve.name, reason)
             ledger.record_event(cur, self.mode, "strategy_error", reason, sleeve.name, open_time, sleeve.strategy.name)
 
+    def _broker_failed(self, err: RetryableError) -> None:
+        self.broker_error = str(err)
+
+    def probe_broker(self) -> bool:
+        """Whether the venue answers (a cheap request; the paper broker always does)."""
+        probe = getattr(self.broker, "sync_time", None)
+        if probe is None:
+            return True
+        try:
+            probe()
+        except RetryableError as err:
+            self.broker_error = str(err)
+            return False
+        return True
+
+    def connection_lost(self) -> bool:
+        """Whether the ledger's connection died (e.g. "SSL SYSCALL error: EOF detected" is a plain DatabaseError)."""
+        return getattr(self, "_conn", None) is None or bool(self._conn.closed)
+
+    def reset_connection(self) -> None:
+        """Drop the database connection after it failed; the next transaction opens a new one."""
+        conn, self._conn = getattr(self, "_conn", None), None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg2.Error:
+                pass
+
     def _transaction(self):
         return Transaction(self._db)
 
@@ -281,10 +320,16 @@ class Transaction:
         try:
             if exc_type is None:
                 self._conn.commit()
-            else:
-                self._conn.rollback()
+            elif not self._conn.closed:
+                try:
+                    self._conn.rollback()
+                except psycopg2.Error:  # the connection died meanwhile: the original error propagates
+                    pass
         finally:
-            self._cur.close()
+            try:
+                self._cur.close()
+            except psycopg2.Error:
+                pass
 
 
 def db_candles(connect: Callable, mode: str = "paper"):
@@ -301,16 +346,58 @@ def db_candles(connect: Callable, mode: str = "paper"):
     return candles_after
 
 
-def run_forever(trader: Trader, listen_conn, should_stop: Callable[[], bool], poll_interval: float,
-                emit: Callable[[str], None], on_step: Callable[[float], None] = lambda seconds: None) -> None:
-    """Step on every ``NOTIFY klinepipe_features`` and at least every ``poll_interval`` seconds.
+def run_forever(trader: Trader, listen: Callable, should_stop: Callable[[], bool], poll_interval: float,
+                emit: Callable[[str], None], on_step: Callable[[float], None] = lambda seconds: None,
+                outages: Outages | None = None, max_delay: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Step on every ``NOTIFY klinepipe_features`` and at least every ``poll_interval`` seconds, until ``should_stop``.
 
+    ``listen()`` opens a connection that LISTENs on ``klinepipe_features``. PostgreSQL or the venue going away
+    never ends the loop: ``outages`` reports it once (and once when it is back), the loop retries with a backoff
+    capped at ``max_delay`` seconds, and the ledger's crash-safety (orders recorded before they are sent,
+    looked up by client order id before any resend) means a step cut short orders nothing twice.
     ``on_step`` gets each step's duration in seconds (the metrics' seam)."""
+    outages = outages or Outages(emit)
+    backoff, listen_conn = Backoff(max_delay), None
+
+    def pause(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not should_stop() and time.monotonic() < deadline:
+            sleep(min(0.2, max(deadline - time.monotonic(), 0)))
+
     while not should_stop():
-        started = time.monotonic()
-        for decision in trader.step():
-            emit(decision.line())
-        on_step(time.monotonic() - started)
-        if select.select([listen_conn], [], [], poll_interval)[0]:
-            listen_conn.poll()
-            listen_conn.notifies.clear()
+        try:
+            if not outages.up("binance"):
+                if not trader.probe_broker():
+                    pause(backoff.delay())
+                    continue
+                outages.recovered("binance")
+            if listen_conn is None:
+                listen_conn = listen()
+            started = time.monotonic()
+            decisions = trader.step()
+            outages.recovered("postgres")
+            for decision in decisions:
+                emit(decision.line())
+            on_step(time.monotonic() - started)
+            if trader.broker_error is not None:
+                outages.failed("binance", trader.broker_error)
+                pause(backoff.delay())
+                continue
+            backoff.reset()
+            if select.select([listen_conn], [], [], poll_interval)[0]:
+                listen_conn.poll()
+                listen_conn.notifies.clear()
+        except (psycopg2.DatabaseError, psycopg2.InterfaceError) as exc:
+            if not isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) and not trader.connection_lost():
+                raise  # an SQL error on a live connection is a bug, not an outage
+            outages.failed("postgres", pg_reason(exc))
+            trader.reset_connection()
+            if listen_conn is not None:
+                try:
+                    listen_conn.close()
+                except psycopg2.Error:
+                    pass
+                listen_conn = None
+            pause(backoff.delay())
+    if listen_conn is not None:
+        listen_conn.close()

@@ -22,6 +22,8 @@ memory (``LoopStats``, updated once per step).
 | ``trader_loop_step_seconds`` | histogram | duration of one loop step (all sleeves) |
 | ``trader_loop_last_step_timestamp_seconds`` | gauge | Unix time the last step ended (a stuck loop stops moving it) |
 | ``trader_metrics_up`` | gauge | 1 when the database answered this scrape |
+| ``trader_dependency_up{dependency}`` | gauge | 1 while the loop reaches ``postgres`` / ``binance``, 0 during an outage |
+| ``trader_outages_total{dependency}`` | counter | outages this process rode out (or is riding out) |
 """
 
 from __future__ import annotations
@@ -54,7 +56,10 @@ TRADER_METRICS: dict[str, tuple[str, str]] = {
     "trader_loop_step_seconds": ("histogram", "Duration of one loop step"),
     "trader_loop_last_step_timestamp_seconds": ("gauge", "Unix time the last loop step ended"),
     "trader_metrics_up": ("gauge", "1 when the database answered this scrape"),
+    "trader_dependency_up": ("gauge", "1 while the loop reaches the dependency, 0 during an outage"),
+    "trader_outages": ("counter", "Outages of a dependency seen by this process"),
 }
+DEPENDENCIES = ("postgres", "binance")
 
 
 @dataclass
@@ -65,6 +70,8 @@ class LoopStats:
     last_step_end: float = 0.0
     step_counts: list[int] = field(default_factory=lambda: [0] * (len(STEP_BOUNDS_S) + 1))
     step_sum: float = 0.0
+    dependency_up: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(DEPENDENCIES, True))
+    outages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DEPENDENCIES, 0))
 
     def observe_step(self, seconds: float, ended_at: float | None = None) -> None:
         self.steps += 1
@@ -137,7 +144,11 @@ def metric_families(snap: LedgerSnapshot | None, mode: str, loop: LoopStats):
                                                buckets=buckets, sum_value=loop.step_sum)]
     up = fam("trader_metrics_up")
     up.add_metric([], 0 if snap is None else 1)
-    out.append(up)
+    dep_up, outages = fam("trader_dependency_up", ["dependency"]), fam("trader_outages", ["dependency"])
+    for name in sorted(loop.dependency_up):
+        dep_up.add_metric([name], 1 if loop.dependency_up[name] else 0)
+        outages.add_metric([name], loop.outages.get(name, 0))
+    out += [up, dep_up, outages]
     if snap is None:
         return out
     decisions = fam("trader_decisions", ["sleeve", "action"])
@@ -176,6 +187,7 @@ def metric_families(snap: LedgerSnapshot | None, mode: str, loop: LoopStats):
 class TraderCollector:
     def __init__(self, connect: Callable, mode: str, loop: LoopStats) -> None:
         self._connect, self._mode, self._loop = connect, mode, loop
+        self._failing = False
 
     def collect(self):
         snap = None
@@ -187,8 +199,12 @@ class TraderCollector:
                 conn.rollback()
             finally:
                 conn.close()
-        except Exception:  # noqa: BLE001 - a scrape reports the database as down instead of failing
-            log.exception("trader metrics: database query failed")
+            self._failing = False
+        except Exception as exc:  # noqa: BLE001 - a scrape reports the database as down instead of failing
+            if not self._failing:  # one line per outage, not per scrape
+                log.warning("trader metrics: the database did not answer (%s); trader_metrics_up=0 until it does",
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            self._failing = True
         return metric_families(snap, self._mode, self._loop)
 
 

@@ -87,6 +87,7 @@ def test_the_secret_never_appears_in_logs_errors_or_the_database(db, env, fake, 
             "SELECT string_agg(t::text, ' ') FROM (SELECT row_to_json(x)::text AS t FROM trading.events x UNION ALL"
             " SELECT row_to_json(x)::text FROM trading.reconciliations x UNION ALL SELECT row_to_json(x)::text FROM trading.orders x"
             " UNION ALL SELECT row_to_json(x)::text FROM trading.trader_state x) d")).scalar() or ""
-    assert failed == 2 and "-1022" in out.err and missing == 2  # a key Binance refuses is a bad value: exit 2 and "BINANCE_API_SECRET" in out.err
+    # a key Binance refuses is a bad value (exit 2), like a missing one
+    assert failed == 2 and "-1022" in out.err and missing == 2 and "BINANCE_API_SECRET" in out.err
     for text in (caplog.text, out.out, out.err, dump):
         assert SECRET not in text and SECRET[::-1] not in text

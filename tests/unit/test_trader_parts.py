@@ -219,7 +219,8 @@ def test_client_order_ids_of_different_intents_on_one_candle_differ():
                                                                ("60000", "58500", "NEW", None)])
 def test_paper_stop_loss_sells_at_the_stop_or_the_gap_open(open_, low, status, price):
     broker = PaperBroker(lambda *a: [Candle(2, Decimal(open_), Decimal(open_), Decimal(low))])
-    stop = OrderIntent("s", "BTCUSDT", "SELL", Decimal("0.1"), 1, "STOP_LOSS", None, Decimal("58000"), intent="STOP_LOSS", interval="1m", mode="paper")
+    stop = OrderIntent("s", "BTCUSDT", "SELL", Decimal("0.1"), 1, "STOP_LOSS", None, Decimal("58000"), intent="STOP_LOSS",
+                       interval="1m", mode="paper")
 
     report = broker.submit(stop)
 
