@@ -39,11 +39,18 @@ from klinepipe.assets import CANDLES, ingest_schedule
 def ingest_klines():
     @task(execution_timeout=timedelta(minutes=1))
     def plan(params=None) -> list[list[int]]:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from klinepipe.airflow_conn import check_schedule_settings, kafka_config, klines_topic
+        from klinepipe.errors import ConfigError
         from klinepipe.kafka_batch import list_partitions
 
-        check_schedule_settings()  # parsing fell back to a default for a bad one: fail here, naming it
-        partitions = list_partitions(kafka_config(), klines_topic())
+        try:
+            check_schedule_settings()  # parsing fell back to a default for a bad one: fail here, naming it
+            config, topic = kafka_config(), klines_topic()
+        except ConfigError as exc:  # a bad setting: retrying cannot help
+            raise AirflowFailException(str(exc)) from None
+        partitions = list_partitions(config, topic)
         groups = max(1, min(int(params["tasks"]), len(partitions)))
         return [partitions[i::groups] for i in range(groups)] if partitions else []
 

@@ -23,7 +23,7 @@ per call, too much at 50,000 frames/s); ``StatsCollector`` turns them into metri
 | ``streaming_redelivered_total`` | counter | deliveries that failed retriably and were sent again |
 | ``streaming_gaps_unfilled_total`` | counter | gaps seen with ``STREAMING_BACKFILL=false`` (left to the backfill DAG) |
 | ``streaming_receive_to_ack_seconds`` | histogram | frame received -> delivery acknowledged |
-| ``streaming_dependency_up{dependency}`` | gauge | 1 while ``kafka``, ``binance_ws`` or ``binance_rest`` answers, 0 during an outage |
+| ``streaming_dependency_up{dependency}`` | gauge | 1 while ``kafka``/``binance_ws``/``binance_rest`` answers, 0 in an outage |
 | ``streaming_outages_total{dependency}`` | counter | outages of that dependency (each logged once, with its recovery) |
 """
 

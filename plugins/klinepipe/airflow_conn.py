@@ -4,7 +4,7 @@
 | setting | what |
 |---|---|
 | Airflow connection ``klinepipe_db`` (``AIRFLOW_CONN_KLINEPIPE_DB``), else ``DATABASE_URL`` | the pipeline's PostgreSQL |
-| Airflow connection ``klinepipe_kafka`` (type ``kafka``, extra: librdkafka config), else ``KAFKA_BOOTSTRAP_SERVERS`` | the broker |
+| Airflow connection ``klinepipe_kafka`` (type kafka, extra: librdkafka keys), else ``KAFKA_BOOTSTRAP_SERVERS`` | the broker |
 | ``KAFKA_TOPIC``, ``KAFKA_DLQ_TOPIC`` | the klines topic and the sidecar's dead-letter topic |
 | ``BINANCE_REST_URL`` | REST base for backfills (testnet, a fake); default Binance |
 | ``KLINEPIPE_INGEST_SCHEDULE``, ``KLINEPIPE_TRIGGER_POLL_S`` | read at parse time by ``assets.py``: a bad value never |

@@ -57,8 +57,8 @@ class Outage:
             self.up, self.since = False, self._clock()
             self.outages += 1
             why = exc if isinstance(exc, str) else one_line(exc)
-            self._log.warning("%s unreachable (%s); retrying with backoff up to %gs, quietly until it is back",
-                              self.dependency, why, self.backoff_max)
+            self._log.warning("%s unreachable (%s); retrying (capped backoff), quietly until it is back",
+                              self.dependency, why)
         return self.delay()
 
     def ok(self) -> None:

@@ -123,11 +123,13 @@ def pending_closed_klines(topic: str, consumer: str, limit: int = 100_000, *, wa
         # librdkafka's errors surface as the exception of the call instead of lines in the triggerer's log
         return {**kafka_config(), "logger": _LIBRDKAFKA, "error_cb": _ignore}, database_url()
 
-    def stored_offsets():
+    def connect():
         scheme, sep, rest = url.partition("://")
-        with closing(psycopg2.connect(f"{scheme.split('+')[0]}{sep}{rest}", connect_timeout=10)) as conn:
-            with conn.cursor() as cur:
-                return read_offsets(cur, consumer, topic, topic_id=incarnation)
+        return psycopg2.connect(f"{scheme.split('+')[0]}{sep}{rest}", connect_timeout=10)
+
+    def stored_offsets():
+        with conn.cursor() as cur:
+            return read_offsets(cur, consumer, topic, topic_id=incarnation)
 
     def count_closed():
         closed = 0
@@ -138,8 +140,10 @@ def pending_closed_klines(topic: str, consumer: str, limit: int = 100_000, *, wa
         return closed
 
     kafka, url = watch.step("settings", settings)
-    incarnation = watch.step("kafka", lambda: topic_id(kafka, topic), confirms=False)  # None when it cannot ask
-    stored = watch.step("postgres", stored_offsets)
+    conn = watch.step("postgres", connect)  # first: PostgreSQL's recovery is seen even while the broker is down
+    with closing(conn):
+        incarnation = watch.step("kafka", lambda: topic_id(kafka, topic), confirms=False)  # None when it cannot ask
+        stored = watch.step("postgres", stored_offsets)
     return watch.step("kafka", count_closed)
 
 

@@ -110,3 +110,14 @@ def test_a_database_that_cannot_work_is_one_line(clean_env, pg_admin_url):
         with pytest.raises(error) as err:
             database_engine()
         assert says in str(err.value) and "DATABASE_URL" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_run_of_ingest_with_a_bad_schedule_setting_fails_its_plan_task_with_that_line(clean_env, capfd):
+    clean_env.setenv("KLINEPIPE_INGEST_SCHEDULE", "hourly")
+    from airflow.dag_processing.dagbag import DagBag
+
+    run = DagBag(dag_folder=str(ROOT / "dags")).dags["ingest_klines"].test()
+
+    assert run.state == "failed"
+    logged = "".join(capfd.readouterr())  # the task log goes to the console under dag.test()
+    assert "AirflowFailException: KLINEPIPE_INGEST_SCHEDULE: expected cron, event or both, got 'hourly'" in logged

@@ -108,7 +108,8 @@ def test_a_missing_replay_file_says_it_is_missing_not_that_its_name_is_unreadabl
 
 
 def test_a_secret_in_a_refused_setting_is_not_echoed():
-    env = _env(KAFKA_SECURITY_PROTOCOL="SSL", KAFKA_SSL_KEY_LOCATION="/nonexistent/key.pem", KAFKA_SSL_KEY_PASSWORD="hunter2-secret")
+    env = _env(KAFKA_SECURITY_PROTOCOL="SSL", KAFKA_SSL_KEY_LOCATION="/nonexistent/key.pem",
+               KAFKA_SSL_KEY_PASSWORD="hunter2-secret")
     done = _streaming(["replay"], env)
 
     assert done.returncode == 2 and "hunter2-secret" not in done.stderr + done.stdout
