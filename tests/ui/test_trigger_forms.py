@@ -193,3 +193,22 @@ def test_a_backtest_is_triggered_with_a_start_and_an_empty_end(airflow, engine, 
     assert summary["trades"] == expected["summary"]["trades"] > 0
     assert summary["final_equity"] == expected["summary"]["final_equity"]
     assert shot.stat().st_size > 20_000
+
+
+def test_the_dag_list_shows_each_dags_description_on_its_name(airflow, tmp_path):
+    stack, _ = airflow
+    served = {d["dag_id"]: d["description"] for d in stack.api("/dags?limit=100")["dags"]}
+    browser = _browser(tmp_path, stack, height=900)
+    try:
+        browser.navigate(f"{stack.base}/dags?search=backfill_klines")
+        link = browser.wait_for("(() => { const a = [...document.querySelectorAll('[data-testid=dag-id]')]"
+                                ".find(a => a.innerText.trim() === 'backfill_klines'); if (!a) return null;"
+                                " const r = a.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=link[0], y=link[1])
+        browser.wait_for(f"document.body.innerText.includes({json.dumps(served['backfill_klines'])})")
+        shot = _shot(browser, tmp_path, "dag-list-description.png")
+    finally:
+        browser.close()
+
+    assert all(served[d] for d in DAGS | {"ingest_klines", "compute_features", "data_quality"})
+    assert shot.stat().st_size > 10_000
