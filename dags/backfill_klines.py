@@ -53,17 +53,16 @@ def backfill_klines():
     def backfill(params=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from klinepipe.airflow_conn import binance_client, database_url
+        from klinepipe.airflow_conn import binance_client, database_engine
         from klinepipe.backfill import fill_gaps, load_history
         from klinepipe.backfill_request import LoadHistory, backfill_request
-        from klinepipe.db import make_engine
         from klinepipe.errors import ConfigError, FatalError
 
         try:
             req = backfill_request(dict(params))
         except ConfigError as exc:  # a bad trigger form: retrying cannot help
             raise AirflowFailException(f"backfill_klines params: {exc}") from None
-        engine = make_engine(database_url())
+        engine = database_engine()
         try:
             if isinstance(req, LoadHistory):
                 return {"loaded": load_history(engine, binance_client(), list(req.symbols), req.interval, req.start, req.end)}

@@ -34,11 +34,10 @@ from klinepipe.assets import CANDLES, FEATURES
 def compute_features():
     @task(outlets=[FEATURES], execution_timeout=timedelta(minutes=10))
     def compute(params=None) -> list[dict]:
-        from klinepipe.airflow_conn import database_url
-        from klinepipe.db import make_engine
+        from klinepipe.airflow_conn import database_engine
         from klinepipe.feature_store import compute_pending_features
 
-        engine = make_engine(database_url())
+        engine = database_engine()
         try:
             return [u.__dict__ for u in compute_pending_features(engine, rescan=bool(params["rescan"]))]
         finally:

@@ -37,17 +37,16 @@ def import_kline_files():
     def import_files(params=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from klinepipe.airflow_conn import database_url
+        from klinepipe.airflow_conn import database_engine
         from klinepipe.backfill import import_files as load_files
         from klinepipe.backfill_request import import_request
-        from klinepipe.db import make_engine
         from klinepipe.errors import ConfigError, FatalError
 
         try:
             req = import_request(dict(params))
         except ConfigError as exc:  # a bad trigger form: retrying cannot help
             raise AirflowFailException(f"import_kline_files params: {exc}") from None
-        engine = make_engine(database_url())
+        engine = database_engine()
         try:
             return {"imported": load_files(engine, req.paths)}
         except FatalError as exc:  # a bad row stays bad

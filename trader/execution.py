@@ -18,7 +18,7 @@ from collections.abc import Callable
 from trader import ledger
 from trader.brokers.base import Broker
 from trader.errors import FatalError, RateLimited, RetryableError
-from trader.orders import OrderIntent, OrderReport
+from trader.orders import Fill, OrderIntent, OrderReport
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 class Executor:
     def __init__(self, transaction: Callable, broker: Broker, sleep: Callable[[float], None], max_waits: int = 3) -> None:
         self._tx, self.broker, self._sleep, self._max_waits = transaction, broker, sleep, max_waits
+        self.stored_fills: list[tuple[OrderIntent, Fill]] = []  # fills new to the ledger; the trader's console drains it
 
     def settle(self, sleeve: str | None = None) -> None:
         """Submit pending orders and refresh open ones (of ``sleeve``, or all)."""
@@ -70,7 +71,8 @@ class Executor:
 
     def _apply(self, intent: OrderIntent, report: OrderReport) -> OrderReport:
         with self._tx() as cur:
-            ledger.apply_report(cur, self.broker.mode, intent, report)
+            new = ledger.apply_report(cur, self.broker.mode, intent, report)
+        self.stored_fills += [(intent, fill) for fill in new]
         return report
 
     def _error(self, intent: OrderIntent, kind: str, message: str, final: bool) -> None:

@@ -20,10 +20,10 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from klinepipe.binance_files import read_kline_file, row_to_kline
-from klinepipe.candle_store import stage_and_merge
-from klinepipe.errors import FatalError, RetryableError
+from klinepipe.candle_store import Conflict, insert_conflicts, stage_and_merge
+from klinepipe.errors import FatalError, KlineParseError, RetryableError
 from klinepipe.intervals import INTERVAL_MS, VARIABLE_LENGTH
-from klinepipe.kline import Kline, newest
+from klinepipe.kline import Kline, in_conflict, newest
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,17 @@ def fetch_klines(client, symbol: str, interval: str, start_ms: int, end_ms: int,
         rows = _call(client, sleep, symbol=symbol, interval=interval, startTime=cursor, endTime=end_ms, limit=PAGE)
         if not rows:
             return
+        if not isinstance(rows, list):
+            raise KlineParseError(f"klines {symbol} {interval}: Binance answered {type(rows).__name__}, not a list of rows")
         fetched_at = now_ms()
-        for row in rows:
-            if int(row[6]) < fetched_at:  # a bar whose close time is still ahead is not final
-                yield row_to_kline(row, symbol, interval, fetched_at)
-        cursor = int(rows[-1][0]) + INTERVAL_MS[interval]
+        klines = []
+        for n, row in enumerate(rows):
+            try:
+                klines.append(row_to_kline(row, symbol, interval, fetched_at))
+            except KlineParseError as exc:  # the task fails naming the row; nothing of the range is guessed
+                raise KlineParseError(f"klines {symbol} {interval} from {cursor}: row {n}: {exc}") from None
+        yield from (k for k in klines if k.close_time < fetched_at)  # a bar whose close time is still ahead is not final
+        cursor = klines[-1].open_time + INTERVAL_MS[interval]
         _pace(client, sleep)
         if len(rows) < PAGE:
             return
@@ -185,22 +191,25 @@ def _pace(client, sleep: Callable[[float], None]) -> None:
 
 def load_klines(engine: Engine, klines: Iterable[Kline], source: str = "backfill", chunk: int = 50_000) -> int:
     """Upsert candles (guarded merge, chunked; the newest state per candle within a chunk); return rows changed."""
-    changed, batch = 0, {}
+    changed, batch, conflicts = 0, {}, []
     for k in klines:
         key = (k.symbol, k.interval, k.open_time)
         seen = batch.get(key)
+        if seen is not None and in_conflict(seen, k):
+            conflicts.append(Conflict(seen, source, k, source, newest(seen, k) is k))
         batch[key] = k if seen is None else newest(seen, k)
         if len(batch) >= chunk:
-            changed += _merge(engine, [(v, source) for v in batch.values()])
-            batch = {}
-    return changed + (_merge(engine, [(v, source) for v in batch.values()]) if batch else 0)
+            changed += _merge(engine, [(v, source) for v in batch.values()], conflicts)
+            batch, conflicts = {}, []
+    return changed + (_merge(engine, [(v, source) for v in batch.values()], conflicts) if batch else 0)
 
 
-def _merge(engine: Engine, rows: list[tuple[Kline, str]]) -> int:
+def _merge(engine: Engine, rows: list[tuple[Kline, str]], conflicts: list[Conflict]) -> int:
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cur:
             changed = stage_and_merge(cur, rows)
+            insert_conflicts(cur, conflicts)
         raw.commit()
         return changed
     except BaseException:

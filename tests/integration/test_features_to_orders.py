@@ -129,10 +129,44 @@ def test_paper_fills_only_see_candles_the_sleeve_has_reached(db, database_url):
     trader = make_trader(database_url)
     t = [int(r[0]) for r in rows]
     with trader._transaction() as cur:
-        ledger.advance_sleeve(cur, SLEEVE, ledger.from_ms(t[20]))
+        ledger.advance_sleeve(cur, "paper", SLEEVE, ledger.from_ms(t[20]))
 
-        reached = ledger.candles_after(cur, "BTCUSDT", "1m", t[10], 1000, SLEEVE)
+        reached = ledger.candles_after(cur, "BTCUSDT", "1m", t[10], 1000, SLEEVE, "paper")
         everything = ledger.candles_after(cur, "BTCUSDT", "1m", t[10], 1000)
 
     assert [c.open_time_ms for c in reached] == t[11:22]  # up to the candle after the newest decided one
     assert len(everything) == 39
+
+
+def test_the_console_shows_the_fill_price_not_the_signal_close(db, database_url):
+    """issue 13.9: the line printed per order named the signal close as if it were the price traded at."""
+    rows = sample_rows(600)
+    i, side = expected_sma_cross_orders([Decimal(r[4]) for r in rows])[0]
+    assert Decimal(rows[i][4]) != Decimal(rows[i + 1][1])  # the close decided on and the next open differ here
+    seed_features(db, rows[: i + 1])
+    trader = make_trader(database_url)
+
+    ordered = [x.line() for x in trader.step()]
+    seed_features(db, rows[i + 1: i + 2])
+    filled = [x.line() for x in trader.step()]
+
+    (order_line,) = ordered
+    assert f" {side} " in order_line and f"ordered (MARKET, signal close {Decimal(rows[i][4])})" in order_line
+    assert " @ " not in order_line
+    (fill_line,) = filled
+    (fill,) = [o for o in orders(db)]
+    assert f"{SLEEVE} {side} {fill.quantity} filled @ {Decimal(rows[i + 1][1])} (fee " in fill_line
+    assert fill.price == Decimal(rows[i + 1][1])
+
+
+def test_catching_up_prints_each_order_then_its_fill(db, database_url):
+    rows = sample_rows(600)
+    seed_features(db, rows)
+
+    lines = [x.line() for x in make_trader(database_url).step()]
+
+    expected = expected_sma_cross_orders([Decimal(r[4]) for r in rows])
+    assert len(lines) == 2 * len(expected)
+    for (i, side), ordered, filled in zip(expected, lines[0::2], lines[1::2]):
+        assert f" {side} " in ordered and "ordered" in ordered
+        assert f" {side} " in filled and f"filled @ {Decimal(rows[i + 1][1])} " in filled

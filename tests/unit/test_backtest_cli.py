@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 
@@ -20,7 +21,8 @@ def test_cli_backtests_a_csv_into_the_output_directory(tmp_path, capsys):
     assert {p.name for p in out.iterdir()} == {"trades.csv", "equity.csv", "summary.json", "report.html", "equity.png"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["symbol"] == "BTCUSDT" and summary["interval"] == "30m" and summary["fill_model"]["fee_bps"] == 7.5
-    assert "total_return_pct" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "total return" in out_text and "fee_bps" not in out_text
 
 
 def test_cli_sweep_and_walk_forward_write_their_tables(tmp_path):
@@ -56,3 +58,40 @@ def test_python_dash_m_trader_backtest_runs(tmp_path):
 
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "m" / "summary.json").exists()
+
+
+RAW_FLOAT = re.compile(r"\d\.\d{5,}")  # e.g. -99.99999997586414: a number nobody rounded for the reader
+
+
+def test_the_console_summary_is_a_table_of_rounded_figures(tmp_path, capsys):
+    """issue 13.9: the CLI printed ``cagr_pct: -99.99999997586414`` and ``params: {'fast': 10, ...}``."""
+    code = main(["--csv", str(SAMPLE / "BTCUSDT-1h.csv"), "--params", '{"fast": 10, "slow": 30}', "--no-html", "--no-png",
+                 "--out", str(tmp_path / "t")])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert not RAW_FLOAT.search(out), out
+    assert "{" not in out and "params" in out and "fast=10, slow=30" in out
+    row = next(line for line in out.splitlines() if "total return" in line)
+    assert f"{summary['total_return_pct']:,.2f} %" in row and "│" in row  # a table cell, two decimals
+    assert summary["annualised_reliable"] is True and summary["warnings"] == [] and "⚠" not in out  # 295 days of bars
+
+
+def test_a_short_backtest_flags_its_annualised_figures_on_screen_and_in_summary_json(tmp_path, capsys):
+    """issue 13.9: a 4.8 h backtest printed CAGR -99.9 % and Sharpe -25 as if they were yearly figures."""
+    code = main(["--csv", str(SAMPLE / "BTCUSDT-1m.csv.gz"), "--start", "2024-03-01T00:00", "--end", "2024-03-01T04:48",
+                 "--params", '{"fast": 10, "slow": 30}', "--no-png", "--out", str(tmp_path / "short")])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    summary = json.loads((tmp_path / "short" / "summary.json").read_text())
+    assert summary["bars"] == 288 and summary["period_days"] == 0.2 and summary["annualised_reliable"] is False
+    (warning,) = summary["warnings"]
+    assert "4.8 h" in warning and "30 days" in warning
+    for label in ("CAGR", "Sharpe", "Sortino"):
+        assert "⚠" in next(line for line in out.splitlines() if line.lstrip("│ ").startswith(label)), out
+    assert "⚠" not in next(line for line in out.splitlines() if "total return" in line)
+    assert f"⚠ {warning[:40]}" in " ".join(out.split())
+    page = (tmp_path / "short" / "report.html").read_text()
+    assert warning in page.replace("&#x27;", "'")

@@ -1,5 +1,6 @@
 """The output directory: trades.csv, equity.csv, summary.json, a self-contained report.html, equity.png."""
 
+import html
 import json
 import re
 
@@ -76,3 +77,16 @@ def test_long_histories_are_aggregated_for_the_page_keeping_the_extremes():
     assert len(agg) <= 1000
     assert agg["high"].max() == candles["high"].max() and agg["low"].min() == candles["low"].min()
     assert agg["open"].iloc[0] == candles["open"].iloc[0] and agg["close"].iloc[-1] == candles["close"].iloc[-1]
+
+
+def test_the_report_shows_params_and_fill_model_as_tables_not_dict_reprs(written):
+    """issue 13.9: the report's summary printed ``{'fast': 10, 'slow': 30}`` and the fill model as one dict."""
+    _, out = written
+
+    page = html.unescape((out / "report.html").read_text())  # the tables are HTML inside bokeh's escaped document
+
+    assert "{&#x27;" not in page and "{'fast'" not in page
+    assert ">strategy params</caption>" in page and ">fill model</caption>" in page and ">summary</caption>" in page
+    assert "<th style='text-align:left;padding-right:1em'>fast</th><td style='text-align:right'>10</td>" in page
+    assert "<th style='text-align:left;padding-right:1em'>slippage (bps)</th><td style='text-align:right'>1</td>" in page
+    assert "⚠" not in page  # 295 days: nothing to flag

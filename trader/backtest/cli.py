@@ -15,6 +15,7 @@ from pathlib import Path
 
 from trader.backtest.candles import parse_time
 from trader.backtest.engine import FillModel
+from trader.backtest.present import render_console
 from trader.backtest.sweep import METRICS
 from trader.strategies import REGISTRY
 
@@ -74,7 +75,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     except (ValueError, LookupError, FileNotFoundError) as exc:
         print(f"backtest: {exc}", file=sys.stderr)
         return 2
-    print(format_summary(result))
+    print_summary(result)
     return 0
 
 
@@ -107,16 +108,11 @@ class ProgressBars:
             self._bars.stop()
 
 
-def format_summary(result: dict) -> str:
-    s = result["summary"]
-    keys = ("strategy", "params", "symbol", "interval", "start", "end", "bars", "trades", "total_return_pct", "cagr_pct",
-            "max_drawdown_pct", "sharpe", "sortino", "win_rate_pct", "profit_factor", "exposure_pct", "fees_paid",
-            "buy_and_hold_return_pct")
-    lines = [f"{k:>24}: {s.get(k)}" for k in keys]
-    if "walk_forward_oos_return_pct" in result:
-        lines.append(f"{'walk-forward OOS return':>24}: {result['walk_forward_oos_return_pct']}")
-    lines.append(f"{'output':>24}: {result['out_dir']}")
-    return "\n".join(lines)
+def print_summary(result: dict) -> None:
+    """The summary table on stdout (colours only on a terminal)."""
+    from rich.console import Console
+
+    render_console(result, Console(width=None if sys.stdout.isatty() else 120))
 
 
 def _default_out(args: argparse.Namespace) -> Path:

@@ -1,6 +1,9 @@
 """Summary statistics of a backtest (pure). Percentages are in percent; ratios are annualised.
 
-Crypto trades all year round, so a year is 365.25 days of bars. Sharpe and Sortino use per-bar
+Crypto trades all year round, so a year is 365.25 days of bars. Annualised figures (CAGR, Sharpe,
+Sortino) of a short backtest extrapolate a few hours or days to a year and mean nothing: below
+``MIN_ANNUALISED_DAYS`` of bars they are still computed (sweeps compare them) but flagged, with
+``annualised_reliable: false`` and a line in ``warnings`` that the console and the report show. Sharpe and Sortino use per-bar
 returns of the equity curve with a zero risk-free rate; Sortino's downside deviation is the root
 mean square of the negative returns over all bars.
 """
@@ -14,6 +17,9 @@ import numpy as np
 from trader.backtest.engine import Fills
 
 _YEAR_MS = 365.25 * 24 * 3600 * 1000
+_DAY_MS = 24 * 3600 * 1000
+MIN_ANNUALISED_DAYS = 30
+ANNUALISED = ("cagr_pct", "sharpe", "sortino")
 
 
 def summarise(fills: Fills, open_time: np.ndarray, close: np.ndarray, cash: float, interval_ms: int) -> dict:
@@ -24,6 +30,7 @@ def summarise(fills: Fills, open_time: np.ndarray, close: np.ndarray, cash: floa
     pnl = fills.pnl[closed]
     final = float(equity[-1]) if n else cash
     years = n * interval_ms / _YEAR_MS
+    period_days = n * interval_ms / _DAY_MS
     returns = np.diff(np.concatenate(([cash], equity))) / np.concatenate(([cash], equity[:-1])) if n else np.array([])
     return {
         "start": _iso(open_time[0]) if n else None,
@@ -43,7 +50,20 @@ def summarise(fills: Fills, open_time: np.ndarray, close: np.ndarray, cash: floa
         "exposure_pct": 100.0 * float((fills.held != 0).mean()) if n else 0.0,
         "fees_paid": float(fills.fee.sum()),
         "buy_and_hold_return_pct": 100.0 * (float(close[-1]) / float(close[0]) - 1.0) if n else 0.0,
+        "period_days": period_days,
+        "annualised_reliable": period_days >= MIN_ANNUALISED_DAYS,
+        "warnings": [] if period_days >= MIN_ANNUALISED_DAYS else [annualised_warning(period_days)],
     }
+
+
+def annualised_warning(period_days: float) -> str:
+    return (f"CAGR, Sharpe and Sortino are annualised from {format_period(period_days)} of bars, less than the"
+            f" {MIN_ANNUALISED_DAYS} days they need to mean anything: do not read them as yearly figures")
+
+
+def format_period(days: float) -> str:
+    """``0.2`` -> ``4.8 h``, ``3.5`` -> ``3.5 d``."""
+    return f"{days * 24:.1f} h" if days < 1 else f"{days:.1f} d"
 
 
 def drawdown(equity: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from trader.backtest.metrics import drawdown
 from trader.backtest.outputs import json_safe
+from trader.backtest.present import Row, fill_model_rows, inline, summary_rows, warnings
 from trader.backtest.runner import BacktestResult
 
 MAX_CANDLES = 3000
@@ -87,18 +88,30 @@ def _equity_panels(result: BacktestResult, x_range):
 
 
 def _summary_table(summary: dict) -> str:
-    rows = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
-                   for k, v in json_safe(summary).items())
-    return f"<table>{rows}</table>"
+    """Summary, strategy params and fill model as three tables (never a Python dict's repr), and the warnings."""
+    summary = json_safe(summary)
+    style = "style='border-collapse:collapse;margin:0 2em 1em 0;vertical-align:top'"
+    flagged = "style='color:#b26a00'"
+
+    def table(title: str, rows) -> str:
+        body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(r.label)}</th>"
+                       f"<td style='text-align:right'{' ' + flagged if r.flagged else ''}>{html.escape(r.value)}</td></tr>"
+                       for r in rows)
+        return f"<table {style}><caption style='text-align:left;font-weight:bold'>{html.escape(title)}</caption>{body}</table>"
+
+    params = [Row(str(k), str(v)) for k, v in (summary.get("params") or {}).items()] or [Row("(defaults)", "–")]
+    tables = [table("summary", summary_rows(summary, summary.get("selection") or {})), table("strategy params", params),
+              table("fill model", fill_model_rows(summary.get("fill_model")))]
+    selection = summary.get("selection")
+    if selection:
+        tables.append(table("parameter selection", [
+            Row("chosen by", f"highest {selection.get('metric')}" + (" (in sample)" if selection.get("in_sample") else "")),
+            Row("best params", inline(selection.get("best_params")))]))
+    notes = "".join(f"<p {flagged}><strong>{html.escape(w)}</strong></p>" for w in warnings(summary))
+    return f"{notes}<div style='display:flex;flex-wrap:wrap;align-items:flex-start'>{''.join(tables)}</div>"
 
 
 def _trades_table(trades: pd.DataFrame) -> str:
     head = trades.head(MAX_TRADE_ROWS)
     note = f"<p>first {MAX_TRADE_ROWS} of {len(trades)} trades (all in trades.csv)</p>" if len(trades) > MAX_TRADE_ROWS else ""
     return f"<h3>trades</h3>{note}{head.to_html(index=False, float_format=lambda x: f'{x:,.6g}')}"
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:,.4f}"
-    return str(v)
