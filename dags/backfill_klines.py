@@ -25,7 +25,8 @@ from klinepipe.intervals import INTERVAL_MS
 
 
 @dag(
-    description="History load of symbols × interval from Binance REST (trigger form), or the hourly fill of gaps between stored candles",
+    description="History load of symbols × interval from Binance REST (trigger form), "
+                "or the hourly fill of gaps between stored candles",
     schedule="@hourly",
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
@@ -36,7 +37,8 @@ from klinepipe.intervals import INTERVAL_MS
         "symbols": Param(None, type=["null", "array"], items={"type": "string"}, title="Symbols",
                          description="Binance symbols to load, one per line (e.g. BTCUSDT). Empty = no history load: "
                                      "fill the gaps of every stored series instead"),
-        "interval": Param("1m", type="string", enum=list(INTERVAL_MS), title="Interval", description="candle interval of the history load"),
+        "interval": Param("1m", type="string", enum=list(INTERVAL_MS), title="Interval",
+                          description="candle interval of the history load"),
         "start": Param(None, type=["null", "string"], format="date-time", title="Start (UTC)",
                        description="first candle open time of the history load; needed when symbols are given"),
         "end": Param(None, type=["null", "string"], format="date-time", title="End (UTC, exclusive)",

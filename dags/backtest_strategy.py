@@ -24,7 +24,8 @@ STRATEGIES = ["sma_cross", "ema_cross", "rsi_reversion", "macd_trend", "bollinge
 
 
 @dag(
-    description="Backtest a trader strategy over stored candles (trigger form); report, trades and equity under .data/reports/<run_id>/",
+    description="Backtest a trader strategy over stored candles (trigger form); "
+                "report, trades and equity under .data/reports/<run_id>/",
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
@@ -33,7 +34,8 @@ STRATEGIES = ["sma_cross", "ema_cross", "rsi_reversion", "macd_trend", "bollinge
     tags=["klinepipe", "backtest"],
     doc_md=__doc__,
     params={
-        "symbol": Param("BTCUSDT", type="string", minLength=1, title="Symbol", description="a stored series' symbol, e.g. BTCUSDT"),
+        "symbol": Param("BTCUSDT", type="string", minLength=1, title="Symbol",
+                        description="a stored series' symbol, e.g. BTCUSDT"),
         "interval": Param("1m", type="string", enum=list(INTERVAL_MS), title="Interval"),
         "start": Param(None, type=["null", "string"], format="date-time", title="Start (UTC)",
                        description="first candle open time; empty = from the first stored candle"),
@@ -44,7 +46,8 @@ STRATEGIES = ["sma_cross", "ema_cross", "rsi_reversion", "macd_trend", "bollinge
                         description="JSON object; {} = the strategy's defaults"),
         "fee_bps": Param(10.0, type="number", minimum=0, title="Fee (bps per side)"),
         "slippage_bps": Param(0.0, type="number", minimum=0, title="Slippage (bps)"),
-        "size": Param(1.0, type="number", exclusiveMinimum=0, maximum=1, title="Size", description="fraction of equity per entry"),
+        "size": Param(1.0, type="number", exclusiveMinimum=0, maximum=1, title="Size",
+                      description="fraction of equity per entry"),
     },
 )
 def backtest_strategy():

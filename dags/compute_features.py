@@ -20,7 +20,8 @@ from klinepipe.assets import CANDLES, FEATURES
 
 
 @dag(
-    description="Features (returns, SMA/EMA, RSI, MACD, Bollinger, ATR, ...) for new or changed closed candles; runs on each market.candles update",
+    description="Features (returns, SMA/EMA, RSI, MACD, Bollinger, ATR, ...) for new or changed closed candles; "
+                "runs on each market.candles update",
     schedule=[CANDLES],
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,

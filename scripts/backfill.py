@@ -1,11 +1,13 @@
-"""History loads and gap fills from a terminal, with progress bars: the ``backfill_klines`` DAG's work without Airflow.
+"""History loads, gap fills and file imports from a terminal, with progress bars: the ``backfill_klines`` and
+``import_kline_files`` DAGs' work without Airflow.
 
     .venv/bin/python scripts/backfill.py history --symbols BTCUSDT,ETHUSDT --interval 1h --start 2024-01-01 --end 2024-02-01
     .venv/bin/python scripts/backfill.py gaps --days 7          # missing candles between stored ones, every series
     .venv/bin/python scripts/backfill.py files ~/Downloads/BTCUSDT-1m-2024-0*.zip   # data.binance.vision files
 
 Writes to ``$DATABASE_URL`` (migrations applied first); Binance REST at ``$BINANCE_REST_URL`` (default
-https://api.binance.com). Same code as the DAG (``klinepipe.backfill``): re-running is always safe.
+https://api.binance.com). Same code as the DAGs (``klinepipe.backfill``): re-running is always safe; an
+unreachable Binance fails within seconds, naming the cause (exit code 1).
 """
 
 from __future__ import annotations

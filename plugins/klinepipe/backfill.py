@@ -122,7 +122,8 @@ def _call(client, sleep: Callable[[float], None], **params) -> list:
             if exc.status_code in (429, 418):
                 wait = float(exc.response.headers.get("Retry-After", 60)) if exc.response is not None else 60.0
                 if wait > MAX_RETRY_AFTER_S:
-                    raise RetryableError(f"Binance asks to wait {wait:.0f}s (HTTP {exc.status_code}); giving up this run") from None
+                    raise RetryableError(f"Binance asks to wait {wait:.0f}s (HTTP {exc.status_code});"
+                                         " giving up this run") from None
                 log.warning("HTTP %s from Binance: waiting %.0fs (Retry-After)", exc.status_code, wait)
                 sleep(wait)
                 continue

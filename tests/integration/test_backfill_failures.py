@@ -3,6 +3,9 @@
 Real python-binance clients against a name that never resolves, a closed port and the local fake Binance;
 ``sleep`` is recorded instead of slept, so the waits are asserted as values, not timed."""
 
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,6 +14,7 @@ from binance import Client
 from klinepipe.backfill import BinanceUnreachable, load_history
 from klinepipe.embedded import free_port
 from klinepipe.errors import FatalError, RetryableError
+from tests.conftest import ROOT
 from tests.fake_binance import FakeBinance, Fault
 from tests.helpers import sample_rows
 
@@ -74,3 +78,16 @@ def test_a_reachable_binance_that_keeps_failing_is_left_to_airflow_retries_with_
             load_history(engine, _client(fake.url), ["BTCUSDT"], "1m", START, END, sleep=slept.append)
 
     assert slept == [1.0, 2.0, 4.0, 8.0, 16.0]
+
+
+def test_the_backfill_script_says_why_and_exits_1_without_a_traceback(database_url):
+    base = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "DATABASE_URL": database_url, "BINANCE_REST_URL": base}
+
+    done = subprocess.run([sys.executable, "scripts/backfill.py", "--no-progress", "history", "--symbols", "BTCUSDT",
+                           "--interval", "1m", "--start", "2024-01-01", "--end", "2024-01-02"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 1
+    assert f"backfill: cannot reach {base}: connection refused (3 attempts in " in done.stderr
+    assert "Traceback" not in done.stderr

@@ -34,9 +34,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 DAGS = {"backfill_klines", "import_kline_files", "backtest_strategy"}
 UTC = timezone.utc
 
-# The form row (label + input) whose label starts with ``label``, in the open trigger dialog.
-FIELD = ("(label => [...[...document.querySelectorAll('[role=dialog]')].at(-1).querySelectorAll('[data-part=root][role=group]')]"
-         ".find(g => (g.querySelector('label')?.innerText || '').trim().startsWith(label)))")
+# The form row (label + input) of param ``name`` in the open trigger dialog: its label is the param's title
+# ("Start (UTC)") or, without one, the name itself; both start with the name, whatever the case.
+FIELD = ("(name => [...[...document.querySelectorAll('[role=dialog]')].at(-1).querySelectorAll('[data-part=root][role=group]')]"
+         ".find(g => (g.querySelector('label')?.innerText || '').trim().toLowerCase().startsWith(name)))")
 OPEN_PICKER = "document.querySelector('[data-part=content][data-state=open] input[placeholder=\"{}\"]')"
 SUBMIT = "document.querySelector('[data-testid=trigger-dag-submit]')"
 
@@ -66,18 +67,18 @@ class Form:
         browser.navigate(f"{base}/dags/{dag_id}")
         browser.wait_for("[...document.querySelectorAll('button')].some(x => x.innerText.trim() === 'Trigger')")
         browser.evaluate("[...document.querySelectorAll('button')].find(x => x.innerText.trim() === 'Trigger').click(), 1")
-        browser.wait_for(f"!!{SUBMIT} && !!{FIELD}('{'Files' if dag_id == 'import_kline_files' else 'Interval'}')")
+        browser.wait_for(f"!!{SUBMIT} && !!{FIELD}('{'files' if dag_id == 'import_kline_files' else 'interval'}')")
 
     def _type(self, element_js: str, text: str) -> None:
         self.b.evaluate(f"(el => (el.focus(), el.select && el.select(), 1))({element_js})")
         self.b.send("Input.insertText", text=text)
 
-    def type(self, label: str, text: str) -> None:
-        self._type(f"{FIELD}('{label}').querySelector('textarea, input')", text)
+    def type(self, name: str, text: str) -> None:
+        self._type(f"{FIELD}('{name}').querySelector('textarea, input')", text)
 
-    def pick_datetime(self, label: str, when: datetime) -> None:
+    def pick_datetime(self, name: str, when: datetime) -> None:
         """Open the field's date-and-time picker (it says UTC), type the date and the time, close it (Escape)."""
-        self.b.evaluate(f"{FIELD}('{label}').querySelector('[data-testid=datetime-input]').click(), 1")
+        self.b.evaluate(f"{FIELD}('{name}').querySelector('[data-testid=datetime-input]').click(), 1")
         self.b.wait_for(f"!!{OPEN_PICKER.format('YYYY/MM/DD')}")
         self._type(OPEN_PICKER.format("YYYY/MM/DD"), when.strftime("%Y/%m/%d"))
         self.b.wait_for(f"!!{OPEN_PICKER.format('HH:mm')}")
@@ -85,7 +86,7 @@ class Form:
         for kind in ("keyDown", "keyUp"):
             self.b.send("Input.dispatchKeyEvent", type=kind, key="Escape", code="Escape", windowsVirtualKeyCode=27)
         shown = when.strftime("%b %d, %Y %H:%M")
-        self.b.wait_for(f"{FIELD}('{label}').innerText.includes('{shown}')", timeout=10)
+        self.b.wait_for(f"{FIELD}('{name}').innerText.includes('{shown}')", timeout=10)
 
     def text(self) -> str:
         return self.b.evaluate("[...document.querySelectorAll('[role=dialog]')].at(-1).innerText")
@@ -122,12 +123,12 @@ def test_a_history_load_is_triggered_from_the_form_and_loads_exactly_the_range(a
     browser = _browser(tmp_path, stack)
     try:
         form = Form(browser, stack.base, "backfill_klines")
-        assert browser.evaluate(f"!{FIELD}('Files')")  # imports are the import_kline_files DAG's form
-        form.type("Symbols", "BTCUSDT")
-        form.pick_datetime("Start (UTC)", datetime(2024, 3, 1, 0, 0, tzinfo=UTC))
-        form.pick_datetime("End (UTC", datetime(2024, 3, 1, 5, 0, tzinfo=UTC))
+        form.type("symbols", "BTCUSDT")
+        form.pick_datetime("start", datetime(2024, 3, 1, 0, 0, tzinfo=UTC))
+        form.pick_datetime("end", datetime(2024, 3, 1, 5, 0, tzinfo=UTC))
         assert "This field is required" not in form.text()
         assert form.can_submit()
+        assert browser.evaluate(f"!{FIELD}('files')")  # imports are the import_kline_files DAG's form
         shot = _shot(browser, tmp_path, "trigger-backfill.png")
         form.submit()
         run = stack.wait_for_run("backfill_klines")
@@ -151,7 +152,7 @@ def test_a_file_import_is_triggered_from_its_own_form(airflow, engine, tmp_path)
     try:
         form = Form(browser, stack.base, "import_kline_files")
         assert not form.can_submit()  # the one field that must be filled: the form says so
-        form.type("Files", str(tmp_path / "BTCUSDT-30m-*.csv"))
+        form.type("files", str(tmp_path / "BTCUSDT-30m-*.csv"))
         assert form.can_submit()
         shot = _shot(browser, tmp_path, "trigger-import.png")
         form.submit()
@@ -174,7 +175,7 @@ def test_a_backtest_is_triggered_with_a_start_and_an_empty_end(airflow, engine, 
     try:
         form = Form(browser, stack.base, "backtest_strategy")
         assert "empty = to the last stored candle" in form.text()
-        form.pick_datetime("Start (UTC)", datetime(2024, 3, 1, 2, 0, tzinfo=UTC))  # End stays empty
+        form.pick_datetime("start", datetime(2024, 3, 1, 2, 0, tzinfo=UTC))  # End stays empty
         assert "This field is required" not in form.text()
         shot = _shot(browser, tmp_path, "trigger-backtest.png")
         form.submit()
@@ -192,3 +193,22 @@ def test_a_backtest_is_triggered_with_a_start_and_an_empty_end(airflow, engine, 
     assert summary["trades"] == expected["summary"]["trades"] > 0
     assert summary["final_equity"] == expected["summary"]["final_equity"]
     assert shot.stat().st_size > 20_000
+
+
+def test_the_dag_list_shows_each_dags_description_on_its_name(airflow, tmp_path):
+    stack, _ = airflow
+    served = {d["dag_id"]: d["description"] for d in stack.api("/dags?limit=100")["dags"]}
+    browser = _browser(tmp_path, stack, height=900)
+    try:
+        browser.navigate(f"{stack.base}/dags?search=backfill_klines")
+        link = browser.wait_for("(() => { const a = [...document.querySelectorAll('[data-testid=dag-id]')]"
+                                ".find(a => a.innerText.trim() === 'backfill_klines'); if (!a) return null;"
+                                " const r = a.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=link[0], y=link[1])
+        browser.wait_for(f"document.body.innerText.includes({json.dumps(served['backfill_klines'])})")
+        shot = _shot(browser, tmp_path, "dag-list-description.png")
+    finally:
+        browser.close()
+
+    assert all(served[d] for d in DAGS | {"ingest_klines", "compute_features", "data_quality"})
+    assert shot.stat().st_size > 10_000
