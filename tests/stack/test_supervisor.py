@@ -210,3 +210,35 @@ def test_the_lock_names_its_holder_and_is_private(tmp_path):
         assert path.read_text() == f"{os.getpid()}\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
     finally:
         lock.release()
+
+
+def test_the_banner_names_the_metrics_ports_the_sidecars_read(monkeypatch):
+    from klinepipe.devstack import metrics_url
+
+    monkeypatch.delenv("STREAMING_METRICS_PORT", raising=False)
+    assert metrics_url("STREAMING_METRICS_PORT", 9108) == "http://127.0.0.1:9108/metrics"
+    monkeypatch.setenv("STREAMING_METRICS_PORT", "19108")
+    assert metrics_url("STREAMING_METRICS_PORT", 9108) == "http://127.0.0.1:19108/metrics"
+    monkeypatch.setenv("TRADER_METRICS_PORT", "0")
+    assert metrics_url("TRADER_METRICS_PORT", 9102) == "no /metrics (TRADER_METRICS_PORT=0)"
+
+
+def test_airflow_secrets_are_generated_once_into_private_files(tmp_path, monkeypatch):
+    import json
+
+    import klinepipe.devstack as devstack
+
+    monkeypatch.setattr(devstack, "AIRFLOW_HOME", tmp_path)
+    passwords = tmp_path / "simple_auth_manager_passwords.json.generated"
+    passwords.write_text(json.dumps({"admin": "keptFromLastRun1", "viewer": "v"}))  # as Airflow wrote it: 0644
+    passwords.chmod(0o644)
+    first = devstack.airflow_secrets(tmp_path)
+    again = devstack.airflow_secrets(tmp_path)
+    assert first == again and first["admin_password"] == "keptFromLastRun1"
+    assert json.loads(passwords.read_text()) == {"admin": "keptFromLastRun1", "viewer": "v"}
+    for path in (passwords, tmp_path / "klinepipe-secrets.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    passwords.unlink()
+    fresh = devstack.airflow_secrets(tmp_path)["admin_password"]
+    assert len(fresh) == 16 and fresh.isalnum() and fresh != "keptFromLastRun1"
+    assert stat.S_IMODE(passwords.stat().st_mode) == 0o600
