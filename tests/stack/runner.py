@@ -70,8 +70,10 @@ class Run:
 
     def stop(self) -> list[psutil.Process]:
         family = self.family()
+        started = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=90)
+        print(f"make run stopped {len(family) - 1} processes in {time.monotonic() - started:.1f} s after SIGTERM")
         time.sleep(1)
         return [p for p in family if alive(p)]
 
