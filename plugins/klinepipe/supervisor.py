@@ -100,6 +100,7 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
 
     def preexec() -> None:  # runs in the child between fork and exec
         os.setsid()
+        os.umask(0o077)  # what a child writes (Airflow's task logs, reports) is its owner's only
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
             os._exit(1)

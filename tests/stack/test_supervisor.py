@@ -114,6 +114,10 @@ def test_secrets_are_masked_in_logs_and_echo_and_logs_are_private(tmp_path, caps
     _until(lambda: child.done and "admin" in log.read_text(), "the line logged", every=sup.check)
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     assert log.read_text() == "an older run\nPassword for user 'admin': ***\n"
+    writer = sup.add(Child("writer", [sys.executable, "-c", "open('written.txt', 'w').write('x')"], _env,
+                           tmp_path / "writer.log", finished_ok=True))
+    _until(lambda: writer.done, "the writer done", every=sup.check)
+    assert stat.S_IMODE((tmp_path / "written.txt").stat().st_mode) == 0o600  # what children write is private too
     out = capsys.readouterr().out
     assert "[talker] Password for user 'admin': ***" in out and "s3cr3t" not in out
 
