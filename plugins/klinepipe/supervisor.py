@@ -303,7 +303,9 @@ def stop_groups(procs: list[subprocess.Popen], grace: float, strays: list[psutil
     _, alive = psutil.wait_procs(family, timeout=max(0.0, deadline - time.monotonic()))
     for p in alive:
         try:
+            title = " ".join(p.cmdline())[:80]
             p.kill()
+            print(f"supervisor: SIGKILL to pid {p.pid} ({title}): still running {grace:g} s after SIGTERM", flush=True)
         except psutil.NoSuchProcess:
             pass
     for proc in procs:

@@ -122,13 +122,14 @@ def test_secrets_are_masked_in_logs_and_echo_and_logs_are_private(tmp_path, caps
     assert "[talker] Password for user 'admin': ***" in out and "s3cr3t" not in out
 
 
-def test_stop_escalates_to_sigkill_for_a_child_that_ignores_sigterm(tmp_path):
+def test_stop_escalates_to_sigkill_for_a_child_that_ignores_sigterm(tmp_path, capsys):
     stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
                                  " print('ready', flush=True); time.sleep(600)"], stdout=subprocess.PIPE,
                                 start_new_session=True)
     assert stubborn.stdout.readline() == b"ready\n"
     killed = stop_groups([stubborn], grace=1.0)
     assert stubborn.returncode == -signal.SIGKILL and [p.pid for p in killed] == [stubborn.pid]
+    assert f"supervisor: SIGKILL to pid {stubborn.pid} (" in capsys.readouterr().out
 
 
 def test_a_second_stack_on_the_same_data_exits_1_naming_the_running_one(tmp_path):
