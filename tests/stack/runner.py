@@ -65,8 +65,11 @@ class Run:
         raise AssertionError(f"{name} not restarted within {timeout}s:\n{''.join(self.lines[-40:])}")
 
     def family(self) -> list[psutil.Process]:
-        root = psutil.Process(self.proc.pid)
-        return [root, *root.children(recursive=True)]
+        try:
+            root = psutil.Process(self.proc.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:  # it ended already (the test failed on that): nothing to collect
+            return []
 
     def stop(self) -> list[psutil.Process]:
         family = self.family()
