@@ -1,10 +1,12 @@
 """``make run``: the whole pipeline on one machine, on embedded defaults (composition root).
 
 Starts, in order: PostgreSQL (``DATABASE_URL`` or embedded pgserver under ``.data/pg``), the schema
-migrations, a Kafka-API broker (``KAFKA_BOOTSTRAP_SERVERS`` or the embedded tansu), Airflow 3
-standalone (``AIRFLOW_HOME=.data/airflow``, metadata in the same PostgreSQL), the streaming sidecar
-(live Binance when reachable, else a replay of the bundled klines) and the trader in paper mode.
-Ctrl-C or SIGTERM stops every process it started, Airflow's workers included.
+migrations, a Kafka-API broker (``KAFKA_BOOTSTRAP_SERVERS`` or the embedded tansu), Airflow 3's api-server,
+scheduler, dag-processor and triggerer (``AIRFLOW_HOME=.data/airflow``, metadata in the same PostgreSQL), the
+streaming sidecar (live Binance when reachable, else a replay of the bundled klines) and the trader in paper
+mode -- and supervises them (``klinepipe.supervisor``): one stack per data directory, a part that dies is
+restarted, a crash loop stops the stack (exit 1), nothing outlives it. Ctrl-C or SIGTERM stops every process
+it started, Airflow's workers included.
 """
 
 from __future__ import annotations
@@ -333,11 +335,11 @@ class Stack:
     def stop(self) -> None:
         print("stopping ...", flush=True)
         if self.sup is not None:
-            # the sidecars first (the streaming flushes to the broker), then Airflow and the broker
-            self.sup.grace = 10.0
-            self.sup.stop(["streaming", "trader"])
+            # everything but the broker at once (the streaming flushes to it), SIGKILL after 15 s; then the broker
             self.sup.grace = 15.0
-            self.sup.stop([f"airflow-{c}" for c in AIRFLOW_COMPONENTS] + ["tansu"])
+            self.sup.stop(["streaming", "trader", *(f"airflow-{c}" for c in AIRFLOW_COMPONENTS)])
+            self.sup.grace = 5.0
+            self.sup.stop(["tansu"])
         if self._pg is not None:
             self._pg.cleanup()
         if self.watchdog is not None:

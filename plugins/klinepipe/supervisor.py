@@ -100,6 +100,7 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
 
     def preexec() -> None:  # runs in the child between fork and exec
         os.setsid()
+        os.umask(0o077)  # what a child writes (Airflow's task logs, reports) is its owner's only
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
             os._exit(1)
@@ -302,7 +303,9 @@ def stop_groups(procs: list[subprocess.Popen], grace: float, strays: list[psutil
     _, alive = psutil.wait_procs(family, timeout=max(0.0, deadline - time.monotonic()))
     for p in alive:
         try:
+            title = " ".join(p.cmdline())[:80]
             p.kill()
+            print(f"supervisor: SIGKILL to pid {p.pid} ({title}): still running {grace:g} s after SIGTERM", flush=True)
         except psutil.NoSuchProcess:
             pass
     for proc in procs:

@@ -65,13 +65,18 @@ class Run:
         raise AssertionError(f"{name} not restarted within {timeout}s:\n{''.join(self.lines[-40:])}")
 
     def family(self) -> list[psutil.Process]:
-        root = psutil.Process(self.proc.pid)
-        return [root, *root.children(recursive=True)]
+        try:
+            root = psutil.Process(self.proc.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:  # it ended already (the test failed on that): nothing to collect
+            return []
 
     def stop(self) -> list[psutil.Process]:
         family = self.family()
+        started = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=90)
+        print(f"make run stopped {len(family) - 1} processes in {time.monotonic() - started:.1f} s after SIGTERM")
         time.sleep(1)
         return [p for p in family if alive(p)]
 

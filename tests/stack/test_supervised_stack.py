@@ -99,6 +99,8 @@ def test_kill_9_of_every_part_and_of_the_supervisor(tmp_path):
             assert stat.S_IMODE(log.stat().st_mode) == 0o600, log
             assert password not in log.read_text(errors="replace"), log
         assert password not in "".join(run.lines)
+        task_logs = [f for f in (data / "airflow" / "logs").rglob("*") if f.is_file()]
+        assert task_logs and [f for f in task_logs if f.stat().st_mode & 0o077] == []
     except BaseException:
         run.stop()
         raise
@@ -115,3 +117,27 @@ def test_kill_9_of_every_part_and_of_the_supervisor(tmp_path):
         time.sleep(0.5)
     assert not [p for p in psutil.process_iter() if str(data) in cmdline(p)]
     assert "the supervisor died" in Path(data / "logs" / "watchdog.log").read_text()
+
+
+def test_a_part_that_cannot_run_stops_make_run_with_exit_1_naming_its_log(tmp_path):
+    """The trader refuses its settings (exit 2: not retried) or, before that check existed, crash-loops (five
+    quick deaths): either way ``make run`` stops everything and exits 1 with one line naming the trader's log."""
+    data = tmp_path / "data"
+    run = Run(data, TRADER_STRATEGY_PARAMS="{not json", STREAMING_METRICS_PORT="0", TRADER_METRICS_PORT="0")
+    family: list[psutil.Process] = []
+    deadline = time.monotonic() + 600
+    while run.proc.poll() is None:
+        assert time.monotonic() < deadline, "".join(run.lines[-40:])
+        try:
+            family += [p for p in run.family() if p not in family]
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(1)
+    run.proc.wait()
+    out = "".join(run.lines)
+    assert run.proc.returncode == 1, out[-3000:]
+    verdict = [line for line in run.lines if line.startswith("klinepipe: trader ")]
+    assert verdict and str(data / "logs" / "trader.log") in verdict[-1] and verdict[-1].endswith("Stopping.\n"), out[-3000:]
+    time.sleep(1)
+    assert [cmdline(p) for p in family if alive(p)] == []
+    assert not [p for p in psutil.process_iter() if str(data) in cmdline(p)]

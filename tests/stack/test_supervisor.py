@@ -114,17 +114,22 @@ def test_secrets_are_masked_in_logs_and_echo_and_logs_are_private(tmp_path, caps
     _until(lambda: child.done and "admin" in log.read_text(), "the line logged", every=sup.check)
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     assert log.read_text() == "an older run\nPassword for user 'admin': ***\n"
+    writer = sup.add(Child("writer", [sys.executable, "-c", "open('written.txt', 'w').write('x')"], _env,
+                           tmp_path / "writer.log", finished_ok=True))
+    _until(lambda: writer.done, "the writer done", every=sup.check)
+    assert stat.S_IMODE((tmp_path / "written.txt").stat().st_mode) == 0o600  # what children write is private too
     out = capsys.readouterr().out
     assert "[talker] Password for user 'admin': ***" in out and "s3cr3t" not in out
 
 
-def test_stop_escalates_to_sigkill_for_a_child_that_ignores_sigterm(tmp_path):
+def test_stop_escalates_to_sigkill_for_a_child_that_ignores_sigterm(tmp_path, capsys):
     stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
                                  " print('ready', flush=True); time.sleep(600)"], stdout=subprocess.PIPE,
                                 start_new_session=True)
     assert stubborn.stdout.readline() == b"ready\n"
     killed = stop_groups([stubborn], grace=1.0)
     assert stubborn.returncode == -signal.SIGKILL and [p.pid for p in killed] == [stubborn.pid]
+    assert f"supervisor: SIGKILL to pid {stubborn.pid} (" in capsys.readouterr().out
 
 
 def test_a_second_stack_on_the_same_data_exits_1_naming_the_running_one(tmp_path):
@@ -210,3 +215,35 @@ def test_the_lock_names_its_holder_and_is_private(tmp_path):
         assert path.read_text() == f"{os.getpid()}\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
     finally:
         lock.release()
+
+
+def test_the_banner_names_the_metrics_ports_the_sidecars_read(monkeypatch):
+    from klinepipe.devstack import metrics_url
+
+    monkeypatch.delenv("STREAMING_METRICS_PORT", raising=False)
+    assert metrics_url("STREAMING_METRICS_PORT", 9108) == "http://127.0.0.1:9108/metrics"
+    monkeypatch.setenv("STREAMING_METRICS_PORT", "19108")
+    assert metrics_url("STREAMING_METRICS_PORT", 9108) == "http://127.0.0.1:19108/metrics"
+    monkeypatch.setenv("TRADER_METRICS_PORT", "0")
+    assert metrics_url("TRADER_METRICS_PORT", 9102) == "no /metrics (TRADER_METRICS_PORT=0)"
+
+
+def test_airflow_secrets_are_generated_once_into_private_files(tmp_path, monkeypatch):
+    import json
+
+    import klinepipe.devstack as devstack
+
+    monkeypatch.setattr(devstack, "AIRFLOW_HOME", tmp_path)
+    passwords = tmp_path / "simple_auth_manager_passwords.json.generated"
+    passwords.write_text(json.dumps({"admin": "keptFromLastRun1", "viewer": "v"}))  # as Airflow wrote it: 0644
+    passwords.chmod(0o644)
+    first = devstack.airflow_secrets(tmp_path)
+    again = devstack.airflow_secrets(tmp_path)
+    assert first == again and first["admin_password"] == "keptFromLastRun1"
+    assert json.loads(passwords.read_text()) == {"admin": "keptFromLastRun1", "viewer": "v"}
+    for path in (passwords, tmp_path / "klinepipe-secrets.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    passwords.unlink()
+    fresh = devstack.airflow_secrets(tmp_path)["admin_password"]
+    assert len(fresh) == 16 and fresh.isalnum() and fresh != "keptFromLastRun1"
+    assert stat.S_IMODE(passwords.stat().st_mode) == 0o600
