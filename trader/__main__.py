@@ -11,6 +11,7 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from decimal import Decimal
 
 import psycopg2
@@ -133,8 +134,42 @@ def cmd_run(settings: TraderSettings, args) -> int:
     print(banner(settings, sleeves, account), flush=True)
     if settings.mode != "paper":
         diffs = _reconcile(trader, sleeves, accept=args.accept_differences)
+        if diffs and not args.accept_differences and args.wait_for_acceptance:
+            diffs = _await_acceptance(trader, sleeves, settings, len(diffs), stopping)
+            if diffs is None:
+                print("trader: stopped while waiting for the operator", flush=True)
+                return 0
         require_reconciled(diffs, args.accept_differences)
     return _serve(trader, connect, settings, stopping)
+
+
+ACCEPTANCE_CHECK_S = 5.0
+
+
+def _await_acceptance(trader: Trader, sleeves: list[Sleeve], settings: TraderSettings, count: int, stopping: list[bool],
+                      sleep=time.sleep):
+    """Hold trading (the process stays up) until the operator accepts the differences from another shell; then
+    reconcile again. ``None`` when stopped meanwhile. One line while waiting, not one per check."""
+    with trader._transaction() as cur:
+        cur.execute("SELECT now()")
+        since = cur.fetchone()[0]
+    print(f"trader: holding: {count} difference(s) between the exchange and the ledger (listed above); not trading until "
+          "the operator accepts them with `python -m trader accept-reconciliation`", flush=True)
+    while not stopping:
+        sleep(ACCEPTANCE_CHECK_S)
+        with trader._transaction() as cur:
+            cur.execute("SELECT count(*) FROM trading.reconciliations WHERE mode = %s AND accepted_at > %s",
+                        (settings.mode, since))
+            accepted = cur.fetchone()[0]
+        if accepted:
+            diffs = _reconcile(trader, sleeves, accept=False)
+            if not diffs:
+                return diffs
+            print(f"trader: holding: {len(diffs)} difference(s) remain after the acceptance", flush=True)
+            with trader._transaction() as cur:
+                cur.execute("SELECT now()")
+                since = cur.fetchone()[0]
+    return None
 
 
 def _reconcile(trader: Trader, sleeves: list[Sleeve], accept: bool):
@@ -240,6 +275,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--live", action="store_true", help="required (with TRADER_MODE=live) to trade real money")
     run.add_argument("--accept-differences", action="store_true",
                      help="start even though the exchange and the ledger disagree, adopting the exchange's balances")
+    run.add_argument("--wait-for-acceptance", action="store_true",
+                     help="on a difference, stay up without trading until `accept-reconciliation` is run (for supervisors, "
+                          "which would otherwise restart a trader that exits 3)")
     sub.add_parser("status", help="positions, balances, P&L, kill-switch state, open orders, last decision per sleeve")
     kill = sub.add_parser("kill", help="trip the kill switch by hand: HALTED (no orders) or --reducing (exits only)")
     kill.add_argument("--reducing", action="store_true", help="allow exits, block entries")

@@ -181,3 +181,44 @@ def test_another_exchange_account_under_the_same_mode_is_a_difference(db, fake, 
     assert main(["run"]) == 3
     assert "account id: exchange=uid:1 ledger=uid:999" in capsys.readouterr().out
     assert main(["accept-reconciliation"]) == 0 and main(["reconcile"]) == 0
+
+
+def test_a_supervised_trader_holds_on_a_difference_and_trades_once_the_operator_accepts(db, database_url, fake, env, capsys):
+    """Under a supervisor an exit would be restarted into a crash loop: ``run --wait-for-acceptance`` stays up,
+    places nothing, and goes on by itself once ``accept-reconciliation`` ran in another shell."""
+    seed_features(db, ROWS[: FIRST_BUY + 2])
+    testnet_trader(database_url, fake).step()
+    assert main(["accept-reconciliation"]) == 0
+    client = Client(fake.api_key, fake.api_secret, ping=False)
+    client.API_URL = fake.api_url
+    sold = (position_of(db, "testnet") / 2).quantize(D("0.00001"))
+    client.create_order(symbol="BTCUSDT", side="SELL", type="MARKET", quantity=str(sold), newClientOrderId="by-hand-2")
+    with db.connect() as c:
+        orders_before = c.execute(sa.text("SELECT count(*) FROM trading.orders WHERE mode = 'testnet'")).scalar()
+
+    proc = subprocess.Popen([sys.executable, "-m", "trader", "run", "--wait-for-acceptance"], cwd=ROOT, env=dict(os.environ),
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "trader: holding:" in line:
+                break
+        assert proc.poll() is None, "".join(lines)  # up, not exited 3
+        capsys.readouterr()
+        assert main(["accept-reconciliation"]) == 0
+        for line in proc.stdout:
+            lines.append(line)
+            if "reconcile: 0 difference(s)" in line:
+                break
+        assert any("reconcile: 0 difference(s)" in ln for ln in lines), "".join(lines)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    text = "".join(lines) + rest
+    assert proc.returncode == 0 and "Traceback" not in text
+    assert sum("trader: holding:" in ln for ln in lines) == 1  # one line while waiting, not one per check
+    with db.connect() as c:
+        during = c.execute(sa.text("SELECT count(*) FROM trading.orders WHERE mode = 'testnet'")).scalar()
+    assert during == orders_before  # nothing was placed while the difference stood (no new candle since)
