@@ -43,6 +43,11 @@ def _content(x: str) -> str:
     return ", ".join(parts)
 
 
+def _values(x: str) -> str:
+    """The values of a candle row ``x`` as ``kline.in_conflict`` compares them (numeric: 1.5 = 1.50)."""
+    return ", ".join(f"{x}.{name}" for name in CONTENT_FIELDS)
+
+
 def _beats(b: str, a: str) -> str:
     """SQL of ``kline.beats(b, a)``, ties broken by the greater source (code-point order: COLLATE "C")."""
     return (f"(({b}.is_closed AND NOT {a}.is_closed) OR ({b}.is_closed = {a}.is_closed AND ({b}.event_time > {a}.event_time"
@@ -50,48 +55,33 @@ def _beats(b: str, a: str) -> str:
             f' > ({_content(a)}, {a}.source COLLATE "C")))))')
 
 
-def _version(x: str) -> str:
-    """A candle row as ``kline.content_json`` records it."""
-    ms = "(extract(epoch FROM {}) * 1000)::bigint"
-    fields = ", ".join(f"'{n}', {ms.format(x + '.' + n) if n == 'close_time' else x + '.' + n + ('' if n == 'trades' else '::text')}"
-                       for n in CONTENT_FIELDS)
-    return f"jsonb_build_object({fields}, 'event_time', {ms.format(x + '.event_time')}, 'source', {x}.source)"
-
-
-# The guarded merge (the conflict rule of ``kline.beats``). In the same statement, so in the same snapshot and
-# transaction: two closed versions that differ are recorded in etl.candle_conflicts with the winner; the closed
-# candles it changed are queued per series for compute_features (etl.features_pending); it returns how many
-# candles it changed.
+# The guarded merge (the conflict rule of ``kline.beats``). A row that meets a stored closed candle whose values
+# differ goes through etl.record_candle_conflict (migration 014), which records both versions with the winner and
+# returns the same verdict: only such rows pay for it. The same statement queues, per series, the range of closed
+# candles it changed for compute_features (etl.features_pending), and returns how many candles it changed.
+_GUARD = _beats("EXCLUDED", "c")
 _MERGE = f"""
-WITH incoming AS (
-SELECT symbol, interval,
-       timestamptz 'epoch' + open_time * interval '1 millisecond' AS open_time,
-       timestamptz 'epoch' + close_time * interval '1 millisecond' AS close_time,
-       open, high, low, close, volume, quote_volume, trades,
-       taker_buy_base_volume, taker_buy_quote_volume, is_closed,
-       timestamptz 'epoch' + event_time * interval '1 millisecond' AS event_time,
-       source
-FROM candles_staging
-), conflicts AS (
-INSERT INTO etl.candle_conflicts (symbol, interval, open_time, earlier, later, earlier_event_time, later_event_time, won)
-SELECT i.symbol, i.interval, i.open_time, {_version("c")}, {_version("i")}, c.event_time, i.event_time,
-       CASE WHEN {_beats("i", "c")} THEN 'later' ELSE 'earlier' END
-FROM incoming i JOIN market.candles c ON c.symbol = i.symbol AND c.interval = i.interval AND c.open_time = i.open_time
-WHERE i.is_closed AND c.is_closed AND ({_content("i")}) IS DISTINCT FROM ({_content("c")})
-), merged AS (
+WITH merged AS (
 INSERT INTO market.candles AS c (
     symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, trades,
     taker_buy_base_volume, taker_buy_quote_volume, is_closed, event_time, source, ingested_at)
-SELECT symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, trades,
-       taker_buy_base_volume, taker_buy_quote_volume, is_closed, event_time, source, now()
-FROM incoming
+SELECT symbol, interval,
+       timestamptz 'epoch' + open_time * interval '1 millisecond',
+       timestamptz 'epoch' + close_time * interval '1 millisecond',
+       open, high, low, close, volume, quote_volume, trades,
+       taker_buy_base_volume, taker_buy_quote_volume, is_closed,
+       timestamptz 'epoch' + event_time * interval '1 millisecond',
+       source, now()
+FROM candles_staging
 ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
     close_time = EXCLUDED.close_time, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
     close = EXCLUDED.close, volume = EXCLUDED.volume, quote_volume = EXCLUDED.quote_volume,
     trades = EXCLUDED.trades, taker_buy_base_volume = EXCLUDED.taker_buy_base_volume,
     taker_buy_quote_volume = EXCLUDED.taker_buy_quote_volume, is_closed = EXCLUDED.is_closed,
     event_time = EXCLUDED.event_time, source = EXCLUDED.source, ingested_at = EXCLUDED.ingested_at
-WHERE {_beats("EXCLUDED", "c")}
+WHERE CASE WHEN EXCLUDED.is_closed AND c.is_closed AND ({_values("EXCLUDED")}) IS DISTINCT FROM ({_values("c")})
+           THEN etl.record_candle_conflict(c, EXCLUDED, {_GUARD})
+           ELSE {_GUARD} END
 RETURNING symbol, interval, open_time, is_closed
 ), queued AS (
 INSERT INTO etl.features_pending (symbol, interval, first_open_time, last_open_time)

@@ -199,13 +199,18 @@ def newest(a: Kline, b: Kline) -> Kline:
 
 
 def in_conflict(a: Kline, b: Kline) -> bool:
-    """Two closed versions of one candle whose content differs: recorded in ``etl.candle_conflicts``."""
-    return a.is_closed and b.is_closed and _content(a) != _content(b) and content_order(a) != content_order(b)
+    """Two closed versions of one candle whose values differ (``1.5`` and ``1.50`` do not): recorded in
+    ``etl.candle_conflicts``."""
+    return a.is_closed and b.is_closed and _content(a) != _content(b) and _values(a) != _values(b)
 
 
 def _content(k: Kline) -> tuple:
     return (k.close_time, k.open, k.high, k.low, k.close, k.volume, k.quote_volume, k.trades,
             k.taker_buy_base_volume, k.taker_buy_quote_volume)
+
+
+def _values(k: Kline) -> tuple:
+    return tuple(Decimal(v) if n in _MONEY and v is not None else v for n, v in zip(CONTENT_FIELDS, _content(k)))
 
 
 def content_json(k: Kline, source: str) -> dict:
