@@ -121,7 +121,14 @@ def test_a_frame_is_a_kline_a_control_frame_or_a_frame_error(frame):
     try:
         assert isinstance(read_frame(frame), KlineFrame)
     except FrameError:
-        assert control_kind(frame) is None or control_kind(frame)[0] is not None
+        control = control_kind(frame)
+        if control is not None:  # the connection looks its request up by id: it must be hashable
+            hash(control[1].get("id"))
+
+
+@pytest.mark.parametrize("frame", [b'{"result":null,"id":[1]}', b'{"error":{"code":2},"id":{"a":1}}', b'{"result":null,"id":1.5}'])
+def test_a_reply_whose_id_is_not_an_integer_is_no_control_frame(frame):
+    assert control_kind(frame) is None
 
 
 class _Producer:
