@@ -137,8 +137,13 @@ def insert_dead_letters(cur, dead: list[DeadLetter]) -> None:
         return
     cur.executemany(
         'INSERT INTO etl.dead_letters (topic, partition, "offset", key, raw, error) VALUES (%s, %s, %s, %s, %s, %s)',
-        [(d.topic, d.partition, d.offset, d.key, d.raw, d.error) for d in dead],
+        [(d.topic, d.partition, d.offset, d.key, d.raw, _storable(d.error)) for d in dead],
     )
+
+
+def _storable(text: str) -> str:
+    """Text PostgreSQL takes whatever a reason quotes: no NUL, no lone surrogate (a reject must never fail the batch)."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def insert_conflicts(cur, conflicts: list[Conflict]) -> None:

@@ -108,3 +108,18 @@ def test_poison_values_keys_and_headers_among_good_messages_are_dead_lettered_an
     assert all(d.error for d in dead), [d.error for d in dead]
     assert set(sources) <= {"replay", "\ufffd\ufffd\ufffd", "unknown"} and "\ufffd\ufffd\ufffd" in sources
     assert ingest_batch(engine, {"bootstrap.servers": kafka_bootstrap}, topic=topic).messages == 0
+
+
+def test_a_reason_quoting_nul_or_a_lone_surrogate_is_stored(engine):
+    from klinepipe.candle_store import DeadLetter, insert_dead_letters
+
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            insert_dead_letters(cur, [DeadLetter("t", 0, 1, None, b"x", "bad \x00 and \ud800")])
+        raw.commit()
+    finally:
+        raw.close()
+
+    with engine.connect() as c:
+        assert c.execute(sa.text("SELECT error FROM etl.dead_letters")).scalar() == "bad \ufffd and \\ud800"
