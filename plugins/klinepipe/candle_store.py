@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from klinepipe.db import COPY_CHUNK
-from klinepipe.kline import CONTENT_FIELDS, Kline, content_json
+from klinepipe.kline import CONTENT_FIELDS, MONEY_FIELDS, Kline, content_json
 
 log = logging.getLogger(__name__)
 
@@ -30,36 +30,46 @@ CREATE TEMP TABLE IF NOT EXISTS candles_staging (
 ) ON COMMIT DROP
 """
 
-def _content(x: str) -> str:
-    """The content of a candle row ``x`` as ``kline.content_order`` compares it: (value, scale) per money field."""
-    parts = []
-    for name in CONTENT_FIELDS:
-        if name == "close_time":
-            parts.append(f"{x}.close_time")
-        elif name == "trades":
-            parts.append(f"coalesce({x}.trades, -1)")
-        else:
-            parts.append(f"coalesce({x}.{name}, -1), coalesce(scale({x}.{name}), -1)")
-    return ", ".join(parts)
+_NOT_NULL = ("close_time", "open", "high", "low", "close", "volume")
 
 
 def _values(x: str) -> str:
-    """The values of a candle row ``x`` as ``kline.in_conflict`` compares them (numeric: 1.5 = 1.50)."""
+    """The values of a candle row ``x`` in the rule's order (numeric: 1.5 = 1.50)."""
     return ", ".join(f"{x}.{name}" for name in CONTENT_FIELDS)
 
 
-def _beats(b: str, a: str) -> str:
-    """SQL of ``kline.beats(b, a)``, ties broken by the greater source (code-point order: COLLATE "C")."""
-    return (f"(({b}.is_closed AND NOT {a}.is_closed) OR ({b}.is_closed = {a}.is_closed AND ({b}.event_time > {a}.event_time"
-            f' OR ({b}.event_time = {a}.event_time AND ({_content(b)}, {b}.source COLLATE "C")'
-            f' > ({_content(a)}, {a}.source COLLATE "C")))))')
+def _ordered_values(x: str) -> str:
+    """The values as ``kline.content_order`` compares them (a missing one as -1)."""
+    return ", ".join(f"{x}.{n}" if n in _NOT_NULL else f"coalesce({x}.{n}, -1)" for n in CONTENT_FIELDS)
 
 
-# The guarded merge (the conflict rule of ``kline.beats``). A row that meets a stored closed candle whose values
-# differ goes through etl.record_candle_conflict (migration 014), which records both versions with the winner and
-# returns the same verdict: only such rows pay for it. The same statement queues, per series, the range of closed
-# candles it changed for compute_features (etl.features_pending), and returns how many candles it changed.
-_GUARD = _beats("EXCLUDED", "c")
+def _scales_and_source(x: str) -> str:
+    """The money scales as ``kline.content_order`` compares them, then the source (code points: COLLATE "C")."""
+    scales = ", ".join(f"scale({x}.{n})" if n in _NOT_NULL else f"coalesce(scale({x}.{n}), -1)" for n in MONEY_FIELDS)
+    return f'{scales}, {x}.source COLLATE "C"'
+
+
+def _guard(b: str = "EXCLUDED", a: str = "c") -> str:
+    """SQL of ``kline.beats(b, a)`` (ties by source) for the ON CONFLICT guard: whether ``b`` replaces ``a``.
+    Cheap for the common cases (an in-progress update, the same closed candle again); a closed candle meeting a
+    stored closed one with other values goes through etl.record_candle_conflict, which records both and
+    returns the verdict it is given."""
+    later_time = f"{b}.event_time > {a}.event_time"
+    greater_values = f"({_ordered_values(b)}) > ({_ordered_values(a)})"
+    distinct = f"({_values(b)}) IS DISTINCT FROM ({_values(a)})"
+    return f"""CASE
+    WHEN {b}.is_closed <> {a}.is_closed THEN {b}.is_closed
+    WHEN {b}.event_time <> {a}.event_time THEN
+        CASE WHEN {a}.is_closed AND {distinct} THEN etl.record_candle_conflict({a}, {b}, {later_time}) ELSE {later_time} END
+    WHEN {distinct} THEN
+        CASE WHEN {a}.is_closed THEN etl.record_candle_conflict({a}, {b}, {greater_values}) ELSE {greater_values} END
+    ELSE ({_scales_and_source(b)}) > ({_scales_and_source(a)})
+END"""
+
+
+# The guarded merge (the conflict rule of ``kline.beats``, see ``_guard``). The same statement queues, per series,
+# the range of closed candles it changed for compute_features (etl.features_pending), and returns how many
+# candles it changed.
 _MERGE = f"""
 WITH merged AS (
 INSERT INTO market.candles AS c (
@@ -79,9 +89,7 @@ ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
     trades = EXCLUDED.trades, taker_buy_base_volume = EXCLUDED.taker_buy_base_volume,
     taker_buy_quote_volume = EXCLUDED.taker_buy_quote_volume, is_closed = EXCLUDED.is_closed,
     event_time = EXCLUDED.event_time, source = EXCLUDED.source, ingested_at = EXCLUDED.ingested_at
-WHERE CASE WHEN EXCLUDED.is_closed AND c.is_closed AND ({_values("EXCLUDED")}) IS DISTINCT FROM ({_values("c")})
-           THEN etl.record_candle_conflict(c, EXCLUDED, {_GUARD})
-           ELSE {_GUARD} END
+WHERE {_guard()}
 RETURNING symbol, interval, open_time, is_closed
 ), queued AS (
 INSERT INTO etl.features_pending (symbol, interval, first_open_time, last_open_time)
