@@ -18,3 +18,25 @@ CREATE TABLE IF NOT EXISTS etl.candle_conflicts (
     recorded_at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS candle_conflicts_series ON etl.candle_conflicts (symbol, interval, open_time);
+
+-- A candle version as etl.candle_conflicts records it (the same fields as klinepipe.kline.content_json).
+CREATE OR REPLACE FUNCTION etl.candle_version(c market.candles) RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'close_time', (extract(epoch FROM c.close_time) * 1000)::bigint, 'open', c.open::text, 'high', c.high::text,
+        'low', c.low::text, 'close', c.close::text, 'volume', c.volume::text, 'quote_volume', c.quote_volume::text,
+        'trades', c.trades, 'taker_buy_base_volume', c.taker_buy_base_volume::text,
+        'taker_buy_quote_volume', c.taker_buy_quote_volume::text,
+        'event_time', (extract(epoch FROM c.event_time) * 1000)::bigint, 'source', c.source)
+$$;
+
+-- Called by the merge guard (plugins/klinepipe/candle_store.py) only for a closed candle that meets a stored closed
+-- candle with other values: records both and returns the guard's verdict unchanged (true: the later one wins).
+CREATE OR REPLACE FUNCTION etl.record_candle_conflict(earlier market.candles, later market.candles, later_won boolean)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO etl.candle_conflicts (symbol, interval, open_time, earlier, later, earlier_event_time, later_event_time, won)
+    VALUES (later.symbol, later.interval, later.open_time, etl.candle_version(earlier), etl.candle_version(later),
+            earlier.event_time, later.event_time, CASE WHEN later_won THEN 'later' ELSE 'earlier' END);
+    RETURN later_won;
+END
+$$;

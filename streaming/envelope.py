@@ -119,8 +119,10 @@ def control_kind(frame: bytes) -> tuple[Control, dict] | None:
         obj = obj["data"]
     if obj.get("e") == "serverShutdown":
         return Control.SHUTDOWN, obj
-    if "error" in obj and "id" in obj:
+    if "id" not in obj or not (obj["id"] is None or type(obj["id"]) is int):
+        return None  # a reply names its request by an integer id (null for a request Binance could not read)
+    if "error" in obj:
         return Control.ERROR, obj
-    if "result" in obj and "id" in obj:
+    if "result" in obj:
         return Control.REPLY, obj
     return None

@@ -14,6 +14,7 @@ import gzip
 import math
 import re
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +56,23 @@ def _open_binary(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
+def _lines(path: Path) -> Iterator[tuple[int, bytes | None, str | None]]:
+    """(line number, line, None) of a plain or gzipped file; a damaged gzip ends it with (n, None, why)."""
+    n = 0
+    with _open_binary(path) as f:  # a missing file fails here, as a setting error
+        try:
+            for n, line in enumerate(f, 1):
+                yield n, line, None
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            yield n + 1, None, f"{path.name}: unreadable after line {n}: {type(exc).__name__}: {exc}"
+
+
 def _read_jsonl(path: Path) -> Iterator[Recorded]:
-    with _open_binary(path) as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                yield Recorded(_event_time(line), line)
+    for _n, line, why in _lines(path):
+        if why is not None:
+            yield Recorded(None, b"", why)
+        elif line := line.strip():
+            yield Recorded(_event_time(line), line)
 
 
 # What decoding a line that is not the expected JSON can raise (invalid UTF-8 in a string is a UnicodeDecodeError).
@@ -82,10 +94,11 @@ def _event_time(frame: bytes) -> int | None:
 
 
 def _read_csv(path: Path, symbol: str, interval: str) -> Iterator[Recorded]:
-    with _open_binary(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    for n, line, why in _lines(path):
+        if why is not None:
+            yield Recorded(None, b"", why)
+            continue
+        if line.strip():
             try:
                 row = _csv_fields(line)
                 if n == 1 and not row[0].strip().isdigit():

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from klinepipe.db import COPY_CHUNK
-from klinepipe.kline import CONTENT_FIELDS, Kline, content_json
+from klinepipe.kline import CONTENT_FIELDS, MONEY_FIELDS, Kline, content_json
 
 log = logging.getLogger(__name__)
 
@@ -30,68 +30,66 @@ CREATE TEMP TABLE IF NOT EXISTS candles_staging (
 ) ON COMMIT DROP
 """
 
-def _content(x: str) -> str:
-    """The content of a candle row ``x`` as ``kline.content_order`` compares it: (value, scale) per money field."""
-    parts = []
-    for name in CONTENT_FIELDS:
-        if name == "close_time":
-            parts.append(f"{x}.close_time")
-        elif name == "trades":
-            parts.append(f"coalesce({x}.trades, -1)")
-        else:
-            parts.append(f"coalesce({x}.{name}, -1), coalesce(scale({x}.{name}), -1)")
-    return ", ".join(parts)
+_NOT_NULL = ("close_time", "open", "high", "low", "close", "volume")
 
 
-def _beats(b: str, a: str) -> str:
-    """SQL of ``kline.beats(b, a)``, ties broken by the greater source (code-point order: COLLATE "C")."""
-    return (f"(({b}.is_closed AND NOT {a}.is_closed) OR ({b}.is_closed = {a}.is_closed AND ({b}.event_time > {a}.event_time"
-            f' OR ({b}.event_time = {a}.event_time AND ({_content(b)}, {b}.source COLLATE "C")'
-            f' > ({_content(a)}, {a}.source COLLATE "C")))))')
+def _values(x: str) -> str:
+    """The values of a candle row ``x`` in the rule's order (numeric: 1.5 = 1.50)."""
+    return ", ".join(f"{x}.{name}" for name in CONTENT_FIELDS)
 
 
-def _version(x: str) -> str:
-    """A candle row as ``kline.content_json`` records it."""
-    ms = "(extract(epoch FROM {}) * 1000)::bigint"
-    fields = ", ".join(f"'{n}', {ms.format(x + '.' + n) if n == 'close_time' else x + '.' + n + ('' if n == 'trades' else '::text')}"
-                       for n in CONTENT_FIELDS)
-    return f"jsonb_build_object({fields}, 'event_time', {ms.format(x + '.event_time')}, 'source', {x}.source)"
+def _ordered_values(x: str) -> str:
+    """The values as ``kline.content_order`` compares them (a missing one as -1)."""
+    return ", ".join(f"{x}.{n}" if n in _NOT_NULL else f"coalesce({x}.{n}, -1)" for n in CONTENT_FIELDS)
 
 
-# The guarded merge (the conflict rule of ``kline.beats``). In the same statement, so in the same snapshot and
-# transaction: two closed versions that differ are recorded in etl.candle_conflicts with the winner; the closed
-# candles it changed are queued per series for compute_features (etl.features_pending); it returns how many
+def _scales_and_source(x: str) -> str:
+    """The money scales as ``kline.content_order`` compares them, then the source (code points: COLLATE "C")."""
+    scales = ", ".join(f"scale({x}.{n})" if n in _NOT_NULL else f"coalesce(scale({x}.{n}), -1)" for n in MONEY_FIELDS)
+    return f'{scales}, {x}.source COLLATE "C"'
+
+
+def _guard(b: str = "EXCLUDED", a: str = "c") -> str:
+    """SQL of ``kline.beats(b, a)`` (ties by source) for the ON CONFLICT guard: whether ``b`` replaces ``a``.
+    Cheap for the common cases (an in-progress update, the same closed candle again); a closed candle meeting a
+    stored closed one with other values goes through etl.record_candle_conflict, which records both and
+    returns the verdict it is given."""
+    later_time = f"{b}.event_time > {a}.event_time"
+    greater_values = f"({_ordered_values(b)}) > ({_ordered_values(a)})"
+    distinct = f"({_values(b)}) IS DISTINCT FROM ({_values(a)})"
+    return f"""CASE
+    WHEN {b}.is_closed <> {a}.is_closed THEN {b}.is_closed
+    WHEN {b}.event_time <> {a}.event_time THEN
+        CASE WHEN {a}.is_closed AND {distinct} THEN etl.record_candle_conflict({a}, {b}, {later_time}) ELSE {later_time} END
+    WHEN {distinct} THEN
+        CASE WHEN {a}.is_closed THEN etl.record_candle_conflict({a}, {b}, {greater_values}) ELSE {greater_values} END
+    ELSE ({_scales_and_source(b)}) > ({_scales_and_source(a)})
+END"""
+
+
+# The guarded merge (the conflict rule of ``kline.beats``, see ``_guard``). The same statement queues, per series,
+# the range of closed candles it changed for compute_features (etl.features_pending), and returns how many
 # candles it changed.
 _MERGE = f"""
-WITH incoming AS (
-SELECT symbol, interval,
-       timestamptz 'epoch' + open_time * interval '1 millisecond' AS open_time,
-       timestamptz 'epoch' + close_time * interval '1 millisecond' AS close_time,
-       open, high, low, close, volume, quote_volume, trades,
-       taker_buy_base_volume, taker_buy_quote_volume, is_closed,
-       timestamptz 'epoch' + event_time * interval '1 millisecond' AS event_time,
-       source
-FROM candles_staging
-), conflicts AS (
-INSERT INTO etl.candle_conflicts (symbol, interval, open_time, earlier, later, earlier_event_time, later_event_time, won)
-SELECT i.symbol, i.interval, i.open_time, {_version("c")}, {_version("i")}, c.event_time, i.event_time,
-       CASE WHEN {_beats("i", "c")} THEN 'later' ELSE 'earlier' END
-FROM incoming i JOIN market.candles c ON c.symbol = i.symbol AND c.interval = i.interval AND c.open_time = i.open_time
-WHERE i.is_closed AND c.is_closed AND ({_content("i")}) IS DISTINCT FROM ({_content("c")})
-), merged AS (
+WITH merged AS (
 INSERT INTO market.candles AS c (
     symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, trades,
     taker_buy_base_volume, taker_buy_quote_volume, is_closed, event_time, source, ingested_at)
-SELECT symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, trades,
-       taker_buy_base_volume, taker_buy_quote_volume, is_closed, event_time, source, now()
-FROM incoming
+SELECT symbol, interval,
+       timestamptz 'epoch' + open_time * interval '1 millisecond',
+       timestamptz 'epoch' + close_time * interval '1 millisecond',
+       open, high, low, close, volume, quote_volume, trades,
+       taker_buy_base_volume, taker_buy_quote_volume, is_closed,
+       timestamptz 'epoch' + event_time * interval '1 millisecond',
+       source, now()
+FROM candles_staging
 ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
     close_time = EXCLUDED.close_time, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
     close = EXCLUDED.close, volume = EXCLUDED.volume, quote_volume = EXCLUDED.quote_volume,
     trades = EXCLUDED.trades, taker_buy_base_volume = EXCLUDED.taker_buy_base_volume,
     taker_buy_quote_volume = EXCLUDED.taker_buy_quote_volume, is_closed = EXCLUDED.is_closed,
     event_time = EXCLUDED.event_time, source = EXCLUDED.source, ingested_at = EXCLUDED.ingested_at
-WHERE {_beats("EXCLUDED", "c")}
+WHERE {_guard()}
 RETURNING symbol, interval, open_time, is_closed
 ), queued AS (
 INSERT INTO etl.features_pending (symbol, interval, first_open_time, last_open_time)
@@ -147,8 +145,13 @@ def insert_dead_letters(cur, dead: list[DeadLetter]) -> None:
         return
     cur.executemany(
         'INSERT INTO etl.dead_letters (topic, partition, "offset", key, raw, error) VALUES (%s, %s, %s, %s, %s, %s)',
-        [(d.topic, d.partition, d.offset, d.key, d.raw, d.error) for d in dead],
+        [(d.topic, d.partition, d.offset, d.key, d.raw, _storable(d.error)) for d in dead],
     )
+
+
+def _storable(text: str) -> str:
+    """Text PostgreSQL takes whatever a reason quotes: no NUL, no lone surrogate (a reject must never fail the batch)."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def insert_conflicts(cur, conflicts: list[Conflict]) -> None:

@@ -160,8 +160,12 @@ def message_source(msg: Message) -> str:
 
 def header_text(msg: Message, header: str) -> str | None:
     """A header's value as text PostgreSQL can store (None when absent or empty): invalid UTF-8 and NUL
-    (which no PostgreSQL text holds) become U+FFFD."""
-    for name, value in msg.headers() or ():
+    (which no PostgreSQL text holds) become U+FFFD. Never raises, whatever the headers' bytes."""
+    try:
+        headers = msg.headers() or ()
+    except UnicodeDecodeError:  # confluent-kafka decodes header names as UTF-8: a name that is not, names no header
+        return None
+    for name, value in headers:
         if name == header and value:
             return value.decode("utf-8", "replace").replace("\x00", "\ufffd")
     return None

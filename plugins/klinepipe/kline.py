@@ -159,25 +159,21 @@ def _raise_bad_decimal(k: Kline) -> None:
 
 
 # The one conflict rule, here and in the merge guard of ``candle_store`` (which builds its SQL from these names):
-# closed beats in-progress; then the later event; at equal event times the greater content, compared field by
-# field in this order, each money field as (value, scale) the way PostgreSQL's numeric holds it; then (by the
-# callers, who know it) the greater source. A total order: the same versions give the same winner whatever
-# their order or batching.
+# closed beats in-progress; then the later event; at equal event times the greater values, compared field by
+# field in this order (a missing one as -1: values are unsigned); then the greater scales (``1.50`` over ``1.5``,
+# as PostgreSQL's numeric keeps them); then (by the callers, who know it) the greater source. A total order: the
+# same versions give the same winner whatever their order or batching.
 CONTENT_FIELDS = ("close_time", "open", "high", "low", "close", "volume", "quote_volume", "trades",
                   "taker_buy_base_volume", "taker_buy_quote_volume")
-_MONEY = frozenset(CONTENT_FIELDS) - {"close_time", "trades"}
+MONEY_FIELDS = tuple(n for n in CONTENT_FIELDS if n not in ("close_time", "trades"))
 
 
 def content_order(k: Kline) -> tuple:
-    """The content of a candle state as the conflict rule compares it (None as -1: values are unsigned)."""
-    out: list = []
-    for name in CONTENT_FIELDS:
-        value = getattr(k, name)
-        if name in _MONEY:
-            out += (-1, -1) if value is None else (Decimal(value), len(value) - value.index(".") - 1 if "." in value else 0)
-        else:
-            out.append(-1 if value is None else value)
-    return tuple(out)
+    """The content of a candle state as the conflict rule compares it: its values, then its money scales."""
+    values = tuple(-1 if v is None else v for v in _values(k))
+    scales = tuple(-1 if v is None else (len(v) - v.index(".") - 1 if "." in v else 0)
+                   for v in (getattr(k, n) for n in MONEY_FIELDS))
+    return values + scales
 
 
 def beats(b: Kline, a: Kline) -> bool | None:
@@ -199,13 +195,18 @@ def newest(a: Kline, b: Kline) -> Kline:
 
 
 def in_conflict(a: Kline, b: Kline) -> bool:
-    """Two closed versions of one candle whose content differs: recorded in ``etl.candle_conflicts``."""
-    return a.is_closed and b.is_closed and _content(a) != _content(b) and content_order(a) != content_order(b)
+    """Two closed versions of one candle whose values differ (``1.5`` and ``1.50`` do not): recorded in
+    ``etl.candle_conflicts``."""
+    return a.is_closed and b.is_closed and _content(a) != _content(b) and _values(a) != _values(b)
 
 
 def _content(k: Kline) -> tuple:
     return (k.close_time, k.open, k.high, k.low, k.close, k.volume, k.quote_volume, k.trades,
             k.taker_buy_base_volume, k.taker_buy_quote_volume)
+
+
+def _values(k: Kline) -> tuple:
+    return tuple(Decimal(v) if n in MONEY_FIELDS and v is not None else v for n, v in zip(CONTENT_FIELDS, _content(k)))
 
 
 def content_json(k: Kline, source: str) -> dict:

@@ -1,4 +1,4 @@
-"""Values PostgreSQL would refuse become dead letters; they never block a batch.
+"""Values PostgreSQL would refuse, and bytes that are no kline at all, become dead letters; they never block a batch.
 
 Loaded as a candle, each of these would fail the whole COPY or merge: the batch would roll back, and
 every later run would read the same message and fail again (a poison pill stalling the pipeline).
@@ -10,6 +10,7 @@ import string
 import msgspec
 import pytest
 import sqlalchemy as sa
+from confluent_kafka import Producer
 
 from klinepipe.ingest import ingest_batch
 from tests.helpers import closed_events, produce, sample_rows
@@ -68,3 +69,57 @@ def test_a_source_header_postgres_cannot_store_is_kept_readable(engine, kafka_bo
     with engine.connect() as c:
         sources = c.execute(sa.text("SELECT DISTINCT source FROM market.candles")).scalars().all()
     assert sources == ["re\ufffdplay\\\t"]
+
+
+def _produce_raw(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None, list]]) -> None:
+    """(key, value, headers) as given, bytes the sidecar would never write included."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    for key, value, headers in messages:
+        producer.produce(topic, value=value, key=key, headers=headers, partition=0)
+    assert producer.flush(30) == 0
+
+
+def test_poison_values_keys_and_headers_among_good_messages_are_dead_lettered_and_the_batch_commits(engine, kafka_bootstrap, topic):
+    good = closed_events(sample_rows(10))
+    key = b"BTCUSDT:1m"
+    poison = [
+        (key, b'{"e":"kline","E":1,"s":"\xff\xfe"}', [("source", b"replay")]),  # the message of issue 12
+        (key, good[0].replace(b'"s":"BTCUSDT"', b'"s":"BTC\xffUSDT"', 1), [("source", b"replay")]),  # invalid UTF-8 in a real event
+        (key, b'{"e":"kline","E":' + b"[" * 50_000 + b"]" * 50_000 + b"}", []),  # nested past msgspec's limit
+        (key, good[1].replace(b'"E":', b'"E":1e999,"x":', 1), []),  # a number out of range
+        (b"\xff\xfe", good[2], [("source", b"replay")]),  # a key that is not UTF-8 (nor the event's series)
+        (key, None, [("source", b"replay")]),  # no value at all
+    ]
+    headed = [(key, good[3], [("source", b"\xff\xfe\x00"), ("received_at", b"\xff"), ("source", None)]),  # bad headers: still load
+              (key, good[9], [(b"\xff\xfe", b"x"), ("source", b"replay")])]  # a header name that is not UTF-8
+    _produce_raw(kafka_bootstrap, topic, [(key, v, [("source", b"replay")]) for v in good[4:6]] + poison
+                 + [(key, v, [("source", b"replay")]) for v in good[6:9]] + headed)
+
+    result = ingest_batch(engine, {"bootstrap.servers": kafka_bootstrap}, topic=topic)
+
+    assert (result.candles, result.dead_letters) == (7, len(poison))
+    with engine.connect() as c:
+        dead = c.execute(sa.text('SELECT "offset", key, raw, error FROM etl.dead_letters ORDER BY "offset"')).fetchall()
+        stored = c.execute(sa.text("SELECT count(*) FROM market.candles")).scalar()
+        sources = c.execute(sa.text("SELECT DISTINCT source FROM market.candles ORDER BY 1")).scalars().all()
+        offsets = c.execute(sa.text("SELECT sum(next_offset) FROM etl.kafka_offsets WHERE topic = :t"), {"t": topic}).scalar()
+    assert stored == 7 and offsets == 2 + len(poison) + 3 + 2  # committed: the next batch does not read them again
+    assert [(bytes(d.key), None if d.raw is None else bytes(d.raw)) for d in dead] == [(k, v) for k, v, _ in poison]
+    assert all(d.error for d in dead), [d.error for d in dead]
+    assert set(sources) <= {"replay", "\ufffd\ufffd\ufffd", "unknown"} and "\ufffd\ufffd\ufffd" in sources
+    assert ingest_batch(engine, {"bootstrap.servers": kafka_bootstrap}, topic=topic).messages == 0
+
+
+def test_a_reason_quoting_nul_or_a_lone_surrogate_is_stored(engine):
+    from klinepipe.candle_store import DeadLetter, insert_dead_letters
+
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            insert_dead_letters(cur, [DeadLetter("t", 0, 1, None, b"x", "bad \x00 and \ud800")])
+        raw.commit()
+    finally:
+        raw.close()
+
+    with engine.connect() as c:
+        assert c.execute(sa.text("SELECT error FROM etl.dead_letters")).scalar() == "bad \ufffd and \\ud800"

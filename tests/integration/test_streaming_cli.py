@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 from klinepipe.embedded import free_port
 from tests.conftest import ROOT
 from tests.fake_binance import FakeBinance
+from tests.helpers import sample_rows
 from tests.fake_binance.ws import FakeStreams
 from tests.integration.test_streaming_live import read_topic
 
@@ -38,6 +39,38 @@ def test_replaying_the_real_capture_publishes_every_frame_and_dead_letters_none(
     assert done.returncode == 0, done.stderr
     assert "published=49 acked=49 dead_lettered=0" in done.stdout
     assert [v for _, v, _ in read_topic(kafka_bootstrap, topic)] == [line.strip() for line in CAPTURE.read_bytes().splitlines()]
+
+
+def test_a_replay_file_with_poison_lines_dead_letters_them_and_publishes_the_rest(kafka_bootstrap, topic, tmp_path):
+    good = [line.strip() for line in CAPTURE.read_bytes().splitlines() if line.strip()]
+    poison = [b'{"e":"kline","E":1,"s":"\xff\xfe"}', b'{"stream":"x","data":' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+              b'{"e":"kline","E":1e999}']  # invalid UTF-8 in a string (issue 12), deep nesting, a huge number
+    replay = tmp_path / "BTCUSDT-5m.jsonl"
+    replay.write_bytes(b"\n".join(good[:20] + poison + good[20:]) + b"\n")
+
+    done = _streaming("replay", "--file", str(replay), "--speed", "60x", env=_env(kafka_bootstrap, topic))
+
+    assert done.returncode == 0, done.stderr
+    assert f"published={len(good)} acked={len(good) + len(poison)} dead_lettered={len(poison)}" in done.stdout
+    assert [v for _, v, _ in read_topic(kafka_bootstrap, topic)] == good
+    dead = read_topic(kafka_bootstrap, f"{topic}.dlq")
+    assert [v for _, v, _ in dead] == poison and all(h["error"] for _, _, h in dead)
+
+
+def test_a_csv_replay_with_bad_rows_dead_letters_each_row_naming_its_line(kafka_bootstrap, topic, tmp_path):
+    rows = sample_rows(6)
+    lines = [",".join(r).encode() for r in rows]
+    lines[2] = lines[2].replace(b",", b",\xff", 1)  # not UTF-8
+    lines[4] = b"\xb2" + lines[4][1:]  # a superscript two: isdigit() but not a number
+    replay = tmp_path / "BTCUSDT-1m.csv"
+    replay.write_bytes(b"open_time,open,high,low,close,volume,close_time\n" + b"\n".join(lines) + b"\n")
+
+    done = _streaming("replay", "--file", str(replay), "--speed", "max", env=_env(kafka_bootstrap, topic))
+
+    assert done.returncode == 0, done.stderr
+    assert "published=4 acked=6 dead_lettered=2" in done.stdout
+    errors = [h["error"] for _, _, h in read_topic(kafka_bootstrap, f"{topic}.dlq")]
+    assert [e.split(":")[0] for e in errors] == ["BTCUSDT-1m.csv line 4", "BTCUSDT-1m.csv line 6"]
 
 
 def test_record_then_replay_and_live_with_metrics(kafka_bootstrap, topic, tmp_path):

@@ -1,9 +1,11 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from klinepipe.errors import KlineParseError
-from klinepipe.kline import newest, parse_kline_event
+from klinepipe.kline import beats, in_conflict, newest, parse_kline_event
 
 CAPTURE = Path(__file__).resolve().parents[2] / "data" / "sample" / "BTCUSDT-kline_5m-ws-20210914.jsonl"
 DOC_EXAMPLE = (
@@ -75,3 +77,33 @@ def test_newest_prefers_closed_then_later_event():
     assert newest(later, early) is later
     assert newest(later, closed_old) is closed_old
     assert newest(closed_old, later) is closed_old
+
+
+_CLOSED = DOC_EXAMPLE.replace(b'"x":false', b'"x":true')
+_states = st.builds(
+    lambda closed, e, c, v, n: parse_kline_event(
+        (_CLOSED if closed else DOC_EXAMPLE).replace(b'"E":1672515782136', b'"E":%d' % e).replace(b'"c":"0.0020"', b'"c":"%s"' % c)
+        .replace(b'"v":"1000"', b'"v":"%s"' % v).replace(b'"n":100', b'"n":%d' % n)),
+    st.booleans(), st.sampled_from([1, 2]), st.sampled_from([b"0.0020", b"0.002", b"0.0025", b"00.0020"]),
+    st.sampled_from([b"1000", b"1000.0", b"999"]), st.sampled_from([100, 101]))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(_states, _states, _states)
+def test_the_conflict_rule_is_a_total_order_so_the_winner_does_not_depend_on_the_order(a, b, c):
+    assert (beats(a, b) is None) == (beats(b, a) is None)
+    if beats(a, b) is not None:
+        assert beats(a, b) is not beats(b, a)
+    if beats(a, b) and beats(b, c):
+        assert beats(a, c)  # transitive
+    winner = newest(newest(a, b), c)
+    assert all(beats(x, winner) is not True for x in (a, b, c))  # nothing beats the winner, whatever came first
+
+
+def test_equal_event_times_the_greater_content_wins_and_same_values_are_no_conflict():
+    low, high = parse_kline_event(_CLOSED), parse_kline_event(_CLOSED.replace(b'"c":"0.0020"', b'"c":"0.0025"'))
+    rescaled = parse_kline_event(_CLOSED.replace(b'"c":"0.0020"', b'"c":"0.00200"'))
+
+    assert newest(low, high) is high and newest(high, low) is high
+    assert in_conflict(low, high) and not in_conflict(low, rescaled)
+    assert newest(low, rescaled) is rescaled and newest(rescaled, low) is rescaled  # one more digit of scale: greater
