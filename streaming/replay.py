@@ -15,7 +15,7 @@ import io
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,10 @@ _NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\d+[smhdwM])")
 class Recorded:
     at_ms: int  # when the frame happened, on the recording's clock
     frame: bytes
+    series: str = ""  # "SYMBOL:interval", the Kafka key of the frame ("" when unknown)
+
+
+ALL_SERIES = "*"  # the key of a resume point that applies to every series without one of its own
 
 
 def series_from_name(path: Path) -> tuple[str, str]:
@@ -55,17 +59,24 @@ def _read_jsonl(path: Path) -> Iterator[Recorded]:
         for line in f:
             line = line.strip()
             if line:
-                yield Recorded(_event_time(line), line)
+                yield _recorded_line(line)
 
 
-def _event_time(frame: bytes) -> int:
+def _recorded_line(line: bytes) -> Recorded:
+    at_ms, series = _event_time_and_series(line)
+    return Recorded(at_ms, line, series)
+
+
+def _event_time_and_series(frame: bytes) -> tuple[int, str]:
     try:
         obj = msgspec.json.decode(frame)
         if isinstance(obj.get("data"), dict):
             obj = obj["data"]  # a combined-stream frame, as ``record`` writes them
-        return int(obj.get("E", 0))
+        k = obj.get("k")
+        series = f"{k.get('s') or obj.get('s')}:{k.get('i')}" if isinstance(k, dict) and k.get("i") else ""
+        return int(obj.get("E", 0)), series
     except (msgspec.DecodeError, AttributeError, TypeError, ValueError):
-        return 0
+        return 0, ""
 
 
 def _read_csv(path: Path, symbol: str, interval: str) -> Iterator[Recorded]:
@@ -74,7 +85,7 @@ def _read_csv(path: Path, symbol: str, interval: str) -> Iterator[Recorded]:
             if not row or not row[0].strip().isdigit():
                 continue  # header or blank line
             event = csv_row_to_event(row, symbol, interval)
-            yield Recorded(event["E"], msgspec.json.encode(event))
+            yield Recorded(event["E"], msgspec.json.encode(event), f"{symbol}:{interval}")
 
 
 def csv_row_to_event(row: list[str], symbol: str, interval: str) -> dict:
@@ -96,9 +107,23 @@ def _ms(text: str) -> int:
     return value // 1000 if value >= 10**15 else value  # data.binance.vision files since 2025 use µs
 
 
-def frames_after(frames: Iterable[Recorded], after_ms: int | None) -> Iterator[Recorded]:
-    """The frames that happened after ``after_ms`` (all of them when it is None)."""
-    return iter(frames) if after_ms is None else (rec for rec in frames if rec.at_ms > after_ms)
+def frames_after(frames: Iterable[Recorded], after_ms: int | Mapping[str, int] | None) -> Iterator[Recorded]:
+    """The frames that happened after ``after_ms`` (all of them when it is None).
+
+    A mapping holds one resume point per series (``{"BTCUSDT:1m": ms, ...}``; ``"*"`` for every other
+    series): each series goes on after its own newest stored event, never after another's."""
+    if after_ms is None:
+        return iter(frames)
+    if isinstance(after_ms, Mapping):
+        return (rec for rec in frames if rec.at_ms > resume_point(after_ms, rec.series, default=-1))
+    return (rec for rec in frames if rec.at_ms > after_ms)
+
+
+def resume_point(points: Mapping[str, int] | int | None, series: str, default=None):
+    """The resume point of one series: its own, else the one for all series, else ``default``."""
+    if points is None or isinstance(points, int):
+        return default if points is None else points
+    return points.get(series, points.get(ALL_SERIES, default))
 
 
 def pace(frames: Iterable[Recorded], speed: float, *, clock: Callable[[], float] = time.monotonic,

@@ -8,13 +8,13 @@ SIGINT/SIGTERM. The schema is owned by the pipeline's migrations (``sql/``).
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 from decimal import Decimal
 
 import psycopg2
 
+from klinepipe import connection_file, logging_setup
 from trader import ledger
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "backtest":
         return args.func(args)  # offline: reads files or market.candles, needs no trader settings
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s trader %(levelname)s %(message)s")
+    logging_setup.configure("trader")  # UTC time and level on every line
+    connection_file.fill_unset(("DATABASE_URL",), "trader", also_set_by={"DATABASE_URL": "TRADER_DATABASE_URL"})
     try:
         settings = load_settings(require_keys=args.command in ("run", "reconcile"), mode=args.mode,
                                  sleeves=getattr(args, "sleeves", None))

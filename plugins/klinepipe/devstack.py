@@ -17,11 +17,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
 import sqlalchemy as sa
 
+from klinepipe import connection_file, logging_setup
 from klinepipe.airflow_conn import dead_letter_topic, klines_topic
 from klinepipe.db import apply_migrations, ensure_database, make_engine
 from klinepipe.embedded import port_is_free, free_port, start_broker, start_postgres
@@ -36,7 +39,7 @@ PID_FILE = DATA / "run.pid"
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging_setup.configure("devstack")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     DATA.mkdir(exist_ok=True)
     LOGS.mkdir(exist_ok=True)
@@ -49,6 +52,7 @@ def main() -> int:
         stack.wait()
     finally:
         stack.stop()
+        connection_file.remove(pid=os.getpid(), directory=DATA)
         PID_FILE.unlink(missing_ok=True)
     return 0
 
@@ -82,15 +86,18 @@ def forget_offsets(database_url: str) -> int:
 
 
 def replay_resume_point(database_url: str) -> str:
-    """Epoch ms of the newest replayed event stored (``""`` when none): where a new replay goes on."""
+    """Where a new replay goes on, per series: ``BTCUSDT:1m=<epoch ms>,...``, each the newest replayed event
+    stored for that series (``""`` when none). One point for all series would skip, in every series but the
+    newest, everything between its own last candle and the other series' newest."""
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
-            newest = conn.exec_driver_sql("SELECT (extract(epoch FROM max(event_time)) * 1000)::bigint"
-                                          " FROM market.candles WHERE source = 'replay'").scalar()
+            rows = conn.exec_driver_sql("SELECT symbol, interval, (extract(epoch FROM max(event_time)) * 1000)::bigint"
+                                        " FROM market.candles WHERE source = 'replay'"
+                                        " GROUP BY symbol, interval ORDER BY symbol, interval").fetchall()
     finally:
         engine.dispose()
-    return "" if newest is None else str(newest)
+    return ",".join(f"{symbol}:{interval}={newest}" for symbol, interval, newest in rows)
 
 
 class Stack:
@@ -98,6 +105,9 @@ class Stack:
 
     def __init__(self, *, with_sidecars: bool = True) -> None:
         self.children: dict[str, subprocess.Popen] = {}
+        self.restarts: dict[str, int] = {}
+        self.since = datetime.now(timezone.utc)
+        self._connection_file: Path | None = None
         self.with_sidecars = with_sidecars
         self.database_url = self.bootstrap = ""
         self.airflow_port = 0
@@ -187,6 +197,7 @@ class Stack:
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                **airflow_quiet_logging(),
                 "AIRFLOW_CONN_KLINEPIPE_DB": json.dumps(
                     {"conn_type": "postgres", "host": u.query.get("host") or u.host, "port": u.port, "login": u.username,
                      "password": u.password, "schema": u.database}
@@ -198,28 +209,47 @@ class Stack:
         return port
 
     def _spawn(self, name: str, cmd: list[str], env: dict, *, echo: bool) -> None:
-        logfile = open(LOGS / f"{name}.log", "ab")
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        if name in self.children:
+            self.restarts[name] = self.restarts.get(name, 0) + 1
         self.children[name] = proc
-        threading.Thread(target=_pump, args=(name, proc, logfile, echo), daemon=True).start()
+        logging_setup.pump(name, proc, LOGS, echo=echo)  # UTC time and level on each line; capped, rotated files
+        if self._connection_file is not None:
+            self._write_connection_file()
+
+    def _write_connection_file(self) -> None:
+        settings = {"DATABASE_URL": _libpq(self.database_url), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                    "AIRFLOW_URL": f"http://127.0.0.1:{self.airflow_port}"}
+        self._connection_file = connection_file.write(
+            settings, pid=os.getpid(), since=self.since, directory=DATA,
+            parts={name: proc.pid for name, proc in self.children.items()},
+            restarts={name: self.restarts.get(name, 0) for name in self.children})
 
     def _banner(self, port: int, database_url: str) -> None:
         url = f"http://127.0.0.1:{port}"
         password = _wait_for_password(self, timeout=120)
+        answered = _wait_for_ui(self, url, timeout=180)  # no URL on screen before it answers
+        self._write_connection_file()
+        shown = {"DATABASE_URL": _libpq(sa.engine.make_url(database_url).render_as_string(hide_password=True)),
+                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
         print(
             "\n".join(
                 [
                     "",
                     "klinepipe is running. Press Ctrl-C to stop everything.",
-                    f"  Airflow UI : {url}   login: admin / {password or '(see .data/airflow/simple_auth_manager_passwords.json.generated)'}",
+                    f"  Airflow UI : {url}   login: admin / {password or '(see .data/airflow/simple_auth_manager_passwords.json.generated)'}"
+                    if answered else f"  Airflow UI : not answering at {url} yet; see {LOGS / 'airflow.log'}",
                     "               DAGs ingest_klines (every minute and on each closed kline) and compute_features (on new candles)",
                     f"  Trading    : {url}/plugin/trading   (candles, trades, positions, kill switch, freshness)",
                     f"  Metrics    : {url}/klinepipe/metrics (ETL), http://127.0.0.1:9108/metrics (streaming), http://127.0.0.1:9102/metrics (trader)",
                     f"  SQL        : psql '{_libpq(database_url)}'",
                     "               SELECT * FROM market.candles ORDER BY open_time DESC LIMIT 5;",
                     "               SELECT * FROM trading.orders ORDER BY created_at DESC;",
-                    f"  Logs       : {LOGS}",
+                    f"  Logs       : {LOGS}   (UTC times; each file capped and rotated)",
+                    f"  Other shells: the CLIs read {self._connection_file} while this runs, or paste:",
+                    *(f"               {line}" for line in connection_file.export_lines(shown)),
+                    "  Status     : make status   (or .venv/bin/python -m klinepipe status)",
                     "",
                 ]
             ),
@@ -249,16 +279,6 @@ class Stack:
         print("stopped.", flush=True)
 
 
-def _pump(name: str, proc: subprocess.Popen, logfile, echo: bool) -> None:
-    with logfile:
-        for line in proc.stdout:
-            logfile.write(line)
-            logfile.flush()
-            if echo:
-                sys.stdout.write(f"[{name}] {line.decode('utf-8', 'replace')}")
-                sys.stdout.flush()
-
-
 def _wait_for_password(stack: Stack, timeout: float) -> str | None:
     path = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
     deadline = time.monotonic() + timeout
@@ -270,6 +290,36 @@ def _wait_for_password(stack: Stack, timeout: float) -> str | None:
                 pass
         time.sleep(0.5)
     return None
+
+
+def _wait_for_ui(stack: Stack, url: str, timeout: float) -> bool:
+    """Whether Airflow's API server answers its health check within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stack._stop.is_set():
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def airflow_quiet_logging() -> dict[str, str]:
+    """Airflow's settings that keep ``airflow.log`` to what matters under ``make run``: no line per HTTP request,
+    no scheduler/processor INFO chatter (warnings and errors stay; task logs keep their INFO lines).
+    ``KLINEPIPE_AIRFLOW_LOG_LEVEL=INFO`` brings it all back."""
+    level = os.environ.get("KLINEPIPE_AIRFLOW_LOG_LEVEL", "WARNING").upper()
+    if level == "INFO":
+        return {}
+    return {"AIRFLOW__LOGGING__UVICORN_LOGGING_LEVEL": level,
+            "AIRFLOW__LOGGING__NAMESPACE_LEVELS": " ".join(f"{n}={level}" for n in _CHATTY_AIRFLOW_LOGGERS)}
+
+
+_CHATTY_AIRFLOW_LOGGERS = ("http.access", "uvicorn", "airflow.jobs", "airflow.dag_processing", "airflow.models.dagbag",
+                           "airflow.executors", "airflow.task_instance_history", "airflow.api_fastapi",
+                           "airflow.utils.serve_logs", "airflow.providers_manager", "sqlalchemy")
 
 
 def _stop_tree(proc: subprocess.Popen, timeout: float) -> None:

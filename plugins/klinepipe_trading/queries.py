@@ -31,7 +31,8 @@ def list_series(conn) -> list[dict]:
     rows = _rows(conn, """
         SELECT symbol, interval, count(*) AS candles, max(open_time) AS newest_open_time,
                max(close_time) FILTER (WHERE is_closed) AS newest_closed_close_time,
-               max(ingested_at) AS newest_ingested_at, now() AS db_now
+               max(ingested_at) AS newest_ingested_at, now() AS db_now,
+               (array_agg(source ORDER BY open_time DESC))[1] = 'replay' AS replayed
         FROM market.candles GROUP BY symbol, interval ORDER BY symbol, interval""")
     return [{
         "symbol": r["symbol"], "interval": r["interval"], "candles": r["candles"],
@@ -39,6 +40,7 @@ def list_series(conn) -> list[dict]:
         "newest_closed_age_s": (r["db_now"] - r["newest_closed_close_time"]).total_seconds()
         if r["newest_closed_close_time"] else None,
         "ingest_lag_s": (r["db_now"] - r["newest_ingested_at"]).total_seconds(),
+        "replayed": bool(r["replayed"]),  # its newest candle came from a replay (the demo market): not live prices
     } for r in rows]
 
 

@@ -74,6 +74,9 @@
       : "equity " + fmt(e.last) + " · P&L " + (e.pnl >= 0 ? "+" : "") + fmt(e.pnl) + " (" + (e.pnl_pct * 100).toFixed(2) + "%)";
     $("pnl").className = e.pnl > 0 ? "pos" : e.pnl < 0 ? "neg" : "muted";
 
+    const replayed = o.series.filter((s) => s.replayed).map((s) => s.symbol + " " + s.interval);
+    $("replay-notice").hidden = !replayed.length;  // the demo market (or a replay) is not the live market: say so
+    $("replay-notice").textContent = "replayed data, not live prices: " + replayed.join(", ");
     fillTable("freshness", o.series, [
       (s) => cell(s.symbol + " " + s.interval),
       (s) => cell(fmt(s.candles, 0)),
