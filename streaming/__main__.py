@@ -178,7 +178,7 @@ def _run_demo(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> int:
         heapq.heapreplace(due, (following.close_ms, i, following, candles))
         if time.monotonic() - last_report > 60:
             last_report = time.monotonic()
-            print(f"streaming: demo market at {_iso(close_ms)}, lap {candle.lap}; published={sink.published}"
+            print(f"streaming: demo market at {_iso(close_ms)}; published={sink.published}"
                   f" acked={sink.acked}", flush=True)
     return 0
 

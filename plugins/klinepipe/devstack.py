@@ -229,10 +229,10 @@ class Stack:
     def _banner(self, port: int, database_url: str) -> None:
         url = f"http://127.0.0.1:{port}"
         password = _wait_for_password(self, timeout=120)
-        answered = _wait_for_ui(self, url, timeout=180)  # no URL on screen before it answers
+        print("airflow: starting; its UI's address follows once it answers", flush=True)
+        answered = _wait_for_ui(self, url, timeout=600)  # no URL on screen before it answers
         self._write_connection_file()
-        shown = {"DATABASE_URL": _libpq(sa.engine.make_url(database_url).render_as_string(hide_password=True)),
-                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
+        shown = {"DATABASE_URL": _shown_url(database_url), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
         print(
             "\n".join(
                 [
@@ -306,6 +306,12 @@ def _wait_for_ui(stack: Stack, url: str, timeout: float) -> bool:
     return False
 
 
+def _shown_url(url: str) -> str:
+    """The URL as a libpq one, its password (if any) hidden: the banner is seen, the connection file is private."""
+    parsed = sa.engine.make_url(url)
+    return _libpq(parsed.render_as_string(hide_password=True) if parsed.password else url)
+
+
 def airflow_quiet_logging() -> dict[str, str]:
     """Airflow's settings that keep ``airflow.log`` to what matters under ``make run``: no line per HTTP request,
     no scheduler/processor INFO chatter (warnings and errors stay; task logs keep their INFO lines).
@@ -317,9 +323,10 @@ def airflow_quiet_logging() -> dict[str, str]:
             "AIRFLOW__LOGGING__NAMESPACE_LEVELS": " ".join(f"{n}={level}" for n in _CHATTY_AIRFLOW_LOGGERS)}
 
 
-_CHATTY_AIRFLOW_LOGGERS = ("http.access", "uvicorn", "airflow.jobs", "airflow.dag_processing", "airflow.models.dagbag",
-                           "airflow.executors", "airflow.task_instance_history", "airflow.api_fastapi",
-                           "airflow.utils.serve_logs", "airflow.providers_manager", "sqlalchemy")
+_CHATTY_AIRFLOW_LOGGERS = ("http.access", "uvicorn", "airflow.jobs", "airflow.dag_processing", "airflow.models.dag",
+                           "airflow.models.dagbag", "airflow.models.dagrun", "airflow.serialization", "airflow.executors",
+                           "airflow.sdk.api.client", "airflow.utils.db", "airflow.task_instance_history",
+                           "airflow.api_fastapi", "airflow.utils.serve_logs", "airflow.providers_manager", "sqlalchemy")
 
 
 def _stop_tree(proc: subprocess.Popen, timeout: float) -> None:

@@ -26,10 +26,10 @@ pytestmark = pytest.mark.stack
 class Run:
     """One ``python -m klinepipe.devstack`` process with its output collected."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, **settings: str) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
         env.update({"KLINEPIPE_DATA_DIR": str(data_dir), "AIRFLOW_PORT": str(free_port()),
-                    "STREAMING_REPLAY_SPEED": "600x", "STREAMING_MODE": "replay"})
+                    "STREAMING_REPLAY_SPEED": "600x", "STREAMING_MODE": "replay", **settings})
         self.proc = subprocess.Popen([sys.executable, "-m", "klinepipe.devstack"], cwd=ROOT, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
