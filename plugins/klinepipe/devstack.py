@@ -228,10 +228,10 @@ class Stack:
 
     def _banner(self, port: int, database_url: str) -> None:
         url = f"http://127.0.0.1:{port}"
+        self._write_connection_file()  # the CLIs find the stack from now on
         password = _wait_for_password(self, timeout=120)
         print("airflow: starting; its UI's address follows once it answers", flush=True)
         answered = _wait_for_ui(self, url, timeout=600)  # no URL on screen before it answers
-        self._write_connection_file()
         shown = {"DATABASE_URL": _shown_url(database_url), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
         print(
             "\n".join(
@@ -295,7 +295,8 @@ def _wait_for_password(stack: Stack, timeout: float) -> str | None:
 def _wait_for_ui(stack: Stack, url: str, timeout: float) -> bool:
     """Whether Airflow's API server answers its health check within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not stack._stop.is_set():
+    airflow = stack.children.get("airflow")
+    while time.monotonic() < deadline and not stack._stop.is_set() and (airflow is None or airflow.poll() is None):
         try:
             with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as resp:
                 if resp.status == 200:
