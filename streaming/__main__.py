@@ -24,6 +24,7 @@ import time
 from datetime import datetime, timezone
 
 import aiohttp
+from confluent_kafka import KafkaException
 
 from klinepipe import connection_file, logging_setup
 from streaming.config import KafkaSettings, SettingsError, StreamingSettings, load_settings
@@ -52,7 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     if settings.mode == "record":
         return _record(settings, stop)
     stats = Stats()
-    ensure_topics(kafka.producer_config(), {kafka.topic: kafka.partitions, kafka.dlq_topic: 1}, kafka.replication_factor)
+    try:
+        ensure_topics(kafka.producer_config(), {kafka.topic: kafka.partitions, kafka.dlq_topic: 1}, kafka.replication_factor)
+    except KafkaException as exc:  # one line that says where it looked and what to do, not a traceback
+        print(f"streaming: cannot reach Kafka at KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers} ({exc.args[0].str()});"
+              f" start make run (its broker is found through {connection_file.path()}) or set KAFKA_BOOTSTRAP_SERVERS",
+              file=sys.stderr)
+        return 2
     sink = build_sink(kafka, stats)
     try:
         if settings.metrics_port:

@@ -120,3 +120,15 @@ def test_status_without_a_stack_says_so_and_fails(tmp_path):
 
     assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
     assert "no make-run stack found" in done.stdout and "DATABASE_URL is not set" in done.stdout
+
+
+def test_without_a_stack_or_a_broker_streaming_says_where_it_looked_not_a_traceback(tmp_path):
+    from klinepipe.embedded import free_port
+
+    nobody = f"127.0.0.1:{free_port()}"
+    replay = _run("streaming", "replay", "--file", str(SAMPLE / "BTCUSDT-1h.csv"), "--speed", "max",
+                  env=_env(tmp_path, KAFKA_BOOTSTRAP_SERVERS=nobody))
+
+    assert replay.returncode == 2 and "Traceback" not in replay.stderr, replay.stderr[-2000:]
+    assert f"streaming: cannot reach Kafka at KAFKA_BOOTSTRAP_SERVERS={nobody}" in replay.stderr
+    assert f"start make run (its broker is found through {tmp_path / 'stack.env'})" in replay.stderr
