@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](settings, args)
     except TraderError as exc:
         print(f"trader: {exc}", file=sys.stderr)
+        if "DATABASE_URL: Field required" in str(exc):
+            print(f"trader: no running make-run stack either ({connection_file.path()}): start make run, or set"
+                  " DATABASE_URL=postgresql://user:pass@host:5432/db", file=sys.stderr)
         if isinstance(exc, ReconciliationError):
             return EXIT_UNRECONCILED
         return EXIT_SETTINGS if isinstance(exc, ValueError) else EXIT_ERROR
