@@ -5,7 +5,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test bench venv clean-data
+.PHONY: run status test bench venv clean-data
 
 venv: $(STAMP)
 
@@ -19,6 +19,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 run: $(STAMP)
 	$(PYTHON) -m klinepipe.devstack
+
+status: $(STAMP)  # each part of the running stack, newest candle/feature/order, consumer lag
+	@$(PYTHON) -m klinepipe status
 
 test: $(STAMP)
 	@sh scripts/ensure-chromium.sh  # Debian's chromium for the Trading page's browser test, only when missing

@@ -1,4 +1,4 @@
-"""Composition root of the streaming sidecar: ``python -m streaming {auto,live,replay,record}``.
+"""Composition root of the streaming sidecar: ``python -m streaming {auto,live,demo,replay,record}``.
 
 Reads settings (env ``STREAMING_*``/``KAFKA_*``, overridden by flags; a bad one fails here, named),
 builds the producer, sink and metrics endpoint, picks the source and runs it until it ends or
@@ -7,6 +7,7 @@ SIGINT/SIGTERM, then flushes every message to the broker.
     python -m streaming live --symbols BTCUSDT,ETHUSDT --intervals 1m,5m
     python -m streaming live --universe USDT --intervals 1m
     python -m streaming replay --file data/sample/BTCUSDT-1m.csv.gz --speed 60x
+    python -m streaming demo --speed 10x     # the bundled candles looped on the present's clock
     python -m streaming record --symbols BTCUSDT --intervals 1s --out btc.jsonl
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import logging
 import math
 import signal
@@ -22,15 +24,18 @@ import time
 from datetime import datetime, timezone
 
 import aiohttp
+from confluent_kafka import KafkaException
 
+from klinepipe import connection_file, logging_setup
 from streaming.config import (KafkaSettings, SettingsError, StreamingSettings, check_record_out, check_replay_files,
                               load_settings)
 from streaming.kafka_sink import (BrokerUnreachable, ClientConfigError, DeliveryError, KafkaSink, build_sink,
                                   check_client_config, ensure_topics)
+from streaming.demo_market import DemoClock, DemoSeries, start_point
 from streaming.live import probe, run_live, run_record
 from streaming.metrics import Stats, serve_metrics
 from streaming.pump import FramePipeline
-from streaming.replay import frames_after, pace, read_recorded
+from streaming.replay import ALL_SERIES, frames_after, pace, read_recorded, resume_point, series_from_name
 from streaming.rest import RestError
 from streaming.universe import UnknownSymbolsError, stream_names
 
@@ -39,7 +44,8 @@ log = logging.getLogger("streaming")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s streaming %(levelname)s %(name)s %(message)s")
+    logging_setup.configure("streaming")  # UTC time and level on every line
+    connection_file.fill_unset(("KAFKA_BOOTSTRAP_SERVERS",), "streaming")  # the running make-run stack's broker
     try:
         settings, kafka = _checked_settings(args)
     except (SettingsError, ClientConfigError) as exc:
@@ -53,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         ensure_topics(kafka.producer_config(), {kafka.topic: kafka.partitions, kafka.dlq_topic: 1}, kafka.replication_factor,
                       timeout=settings.startup_timeout)
     except BrokerUnreachable as exc:
-        print(f"streaming: {exc}; is it running? (wait: STREAMING_STARTUP_TIMEOUT)", file=sys.stderr)
+        print(f"streaming: {exc}; start make run (its broker is found through {connection_file.path()}) or set"
+              " KAFKA_BOOTSTRAP_SERVERS (STREAMING_STARTUP_TIMEOUT waits longer)", file=sys.stderr)
         return 1
     sink = build_sink(kafka, stats)
     try:
@@ -101,14 +108,16 @@ def _run(settings: StreamingSettings, kafka: KafkaSettings, sink: KafkaSink, sto
     mode = settings.mode
     if mode == "auto":
         why = asyncio.run(probe(settings.ws_url, stream_names(settings.symbols, settings.intervals), settings.connect_timeout))
-        mode = "live" if why is None else "replay"
+        mode = "live" if why is None else "demo"
         if why:
             check_replay_files(settings.replay_files)
-            print(f"streaming: Binance is unreachable ({why}); replaying bundled klines instead", flush=True)
+            print(f"streaming: Binance is unreachable ({why}); streaming the demo market instead", flush=True)
     print(f"streaming: source={mode} topic={kafka.topic} brokers={kafka.bootstrap_servers}", flush=True)
     if mode == "replay":
         _run_replay(settings, sink, stop)
         return 0
+    if mode == "demo":
+        return _run_demo(settings, sink, stop)
     try:
         asyncio.run(_live(settings, sink, stop))
     except UnknownSymbolsError as exc:
@@ -144,7 +153,7 @@ def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> No
     while True:
         for path in settings.replay_files:
             pace_text = "max speed" if math.isinf(settings.replay_speed) else f"{settings.replay_speed:g}x"
-            resume = "" if after is None else f", resuming after {_iso(after)} (STREAMING_REPLAY_AFTER)"
+            resume = _resume_text(path, after)
             print(f"streaming: replaying {path} at {pace_text}{resume}", flush=True)
             last_report = time.monotonic()
             for rec in pace(frames_after(read_recorded(path), after), settings.replay_speed):
@@ -165,8 +174,8 @@ def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> No
                     print(f"streaming: published={sink.published} acked={sink.acked}", flush=True)
         if not settings.replay_loop:
             if sink.published == 0 and after is not None:
-                print(f"streaming: nothing to replay after {_iso(after)}; STREAMING_REPLAY_AFTER=0 replays from the start",
-                      flush=True)
+                print(f"streaming: nothing to replay after {_points_text(after)}; STREAMING_REPLAY_AFTER=0 replays from"
+                      " the start", flush=True)
             return
         after = None  # later passes replay everything again
 
@@ -182,6 +191,72 @@ class _StallCheck:
         if time.monotonic() >= self._next:
             asyncio.run(self._sink.check_stall())
             self._next = time.monotonic() + self._every
+
+
+def _run_demo(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> int:
+    """The demo market: every replay file as one endless series on the clock (``streaming/demo_market.py``)."""
+    try:
+        markets = [DemoSeries.from_file(path) for path in settings.replay_files]
+    except (OSError, ValueError) as exc:
+        print(f"streaming: cannot build the demo market from STREAMING_REPLAY_FILES: {exc}", file=sys.stderr)
+        return 2
+    wall = time.time()
+    now_ms = int(wall * 1000)
+    starts = {}
+    for path, m in zip(settings.replay_files, markets):
+        starts[m.series], why = start_point(m, resume_point(settings.replay_after, m.series), now_ms, settings.demo_history)
+        print(f"streaming: DEMO MARKET {m.symbol} {m.interval}, not live prices: the {len(m.rows)} real candles of"
+              f" {path.name} replayed in a loop with their times shifted to the present (every other lap backwards);"
+              f" {why}, {_iso(starts[m.series])}", flush=True)
+    clock = DemoClock(max([now_ms, *starts.values()]), settings.demo_speed, wall)
+    print(f"streaming: demo market clock at {settings.demo_speed:g}x the wall clock from {_iso(clock.start_ms)}"
+          f" (epoch ms {clock.start_ms}){'' if settings.demo_speed == 1 else '; its candle times run ahead of yours'}",
+          flush=True)
+    pipeline = FramePipeline(sink, "replay")
+    due = []  # (close time, series index, candle, the series' candles): the next candle of each series, soonest first
+    for i, m in enumerate(markets):
+        candles = m.candles(starts[m.series])
+        first = next(candles)
+        due.append((first.close_ms, i, first, candles))
+    heapq.heapify(due)
+    last_report, stall = time.monotonic(), _StallCheck(sink)
+    while not stop.is_set():
+        stall.check()  # a restarted broker without our producer's state: replace the stalled producer
+        close_ms, i, candle, candles = due[0]
+        wait = clock.wall_at(close_ms) - time.time()
+        if wait > 0:
+            sink.poll()
+            time.sleep(min(wait, 0.5))  # short naps: a stop is answered at once
+            continue
+        pipeline.handle(candle.frame, time.time_ns() // 1_000_000)
+        sink.poll()
+        while sink.congested and not stop.is_set():  # backpressure: wait for the broker, never drop
+            time.sleep(0.01)
+            sink.poll()
+        following = next(candles)
+        heapq.heapreplace(due, (following.close_ms, i, following, candles))
+        if time.monotonic() - last_report > 60:
+            last_report = time.monotonic()
+            print(f"streaming: demo market at {_iso(close_ms)}; published={sink.published}"
+                  f" acked={sink.acked}", flush=True)
+    return 0
+
+
+def _resume_text(path, after) -> str:
+    """``, resuming after <time> (STREAMING_REPLAY_AFTER)`` for the file's series ("" when it starts at the top)."""
+    if after is None:
+        return ""
+    try:
+        at = resume_point(after, ":".join(series_from_name(path)))
+    except ValueError:  # a JSONL recording may hold several series: each resumes at its own point
+        return f", resuming each series after its own point: {_points_text(after)} (STREAMING_REPLAY_AFTER)"
+    return "" if at is None else f", resuming after {_iso(at)} (STREAMING_REPLAY_AFTER)"
+
+
+def _points_text(after) -> str:
+    if isinstance(after, int):
+        return _iso(after)
+    return ", ".join(f"{'every other series' if k == ALL_SERIES else k} {_iso(v)}" for k, v in after.items())
 
 
 def _iso(ms: int) -> str:
@@ -216,14 +291,16 @@ class _Stop:
 def _overrides(args) -> dict:
     return {"mode": args.mode, "symbols": args.symbols, "intervals": args.intervals, "universe": args.universe,
             "ws_url": args.ws_url, "rest_url": args.rest_url, "url_form": args.url_form, "replay_files": args.file,
-            "replay_speed": args.speed, "replay_loop": args.loop or None, "replay_after": args.after, "record_out": args.out,
+            "replay_speed": args.speed if args.mode != "demo" else None,
+            "demo_speed": args.speed if args.mode == "demo" else None, "replay_loop": args.loop or None, "replay_after": args.after, "record_out": args.out,
             "metrics_port": args.metrics_port}
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m streaming", description="Binance klines -> Kafka (live, replay or record).")
-    p.add_argument("mode", nargs="?", choices=["auto", "live", "replay", "record"],
-                   help="auto: live when Binance is reachable, else replay; record: raw frames to --out")
+    p.add_argument("mode", nargs="?", choices=["auto", "live", "demo", "replay", "record"],
+                   help="auto: live when Binance is reachable, else the demo market (the bundled candles looped on"
+                        " the present's clock); replay: the files' own times, once; record: raw frames to --out")
     p.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT (live, record)")
     p.add_argument("--universe", help="quote asset: every TRADING symbol quoted in it, e.g. USDT (replaces --symbols)")
     p.add_argument("--intervals", help="comma-separated, e.g. 1m,5m (live, record)")
@@ -231,7 +308,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rest-url", help="REST base for exchangeInfo and backfills, e.g. https://api.binance.com")
     p.add_argument("--url-form", choices=["combined", "raw", "subscribe"], help="/stream?streams=, /ws/a/b, or SUBSCRIBE")
     p.add_argument("--file", help="comma-separated CSV (12-column Binance klines) or JSONL files (replay)")
-    p.add_argument("--speed", help="replay pace: 60x (60 times real time) or max")
+    p.add_argument("--speed", help="replay pace: 60x (60 times real time) or max; demo: its clock's pace, e.g. 10x")
     p.add_argument("--loop", action="store_true", help="replay the files again and again")
     p.add_argument("--after", help="replay: skip frames up to this time (epoch ms or ISO 8601), e.g. what is stored already")
     p.add_argument("--out", help="JSONL file the raw frames are appended to (record)")

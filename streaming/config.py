@@ -89,7 +89,7 @@ class StreamingSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="STREAMING_", frozen=True)
 
-    mode: Literal["auto", "live", "replay", "record"] = "auto"
+    mode: Literal["auto", "live", "demo", "replay", "record"] = "auto"
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT",)
     universe: str | None = None  # e.g. USDT: every TRADING symbol quoted in USDT (replaces symbols)
     universe_limit: int = Field(0, ge=0)  # 0: no limit
@@ -117,7 +117,12 @@ class StreamingSettings(BaseSettings):
     replay_files: Annotated[tuple[Path, ...], NoDecode] = (Path("data/sample/BTCUSDT-1m.csv.gz"),)
     replay_speed: float = Field(60.0, gt=0)
     replay_loop: bool = False
-    replay_after: int | None = Field(None, ge=0)  # epoch ms or ISO time: the first pass skips frames up to it
+    # demo: the replay files looped with their times shifted to the present (streaming/demo_market.py)
+    demo_speed: float = Field(1.0, gt=0, allow_inf_nan=False)  # 1: a 1m candle closes every minute of the wall clock
+    demo_history: int = Field(500, ge=0)  # candles each series starts with when nothing recent is stored
+    # epoch ms or ISO time (every series), or SERIES=TIME pairs (one resume point per series): the first pass
+    # skips each series' frames up to its point
+    replay_after: Annotated[int | dict[str, int] | None, NoDecode] = None
     startup_timeout: float = Field(30.0, gt=0)  # s to wait at start for the broker (and exchangeInfo) before exit 1
 
     @field_validator("symbols", mode="before")
@@ -161,9 +166,9 @@ class StreamingSettings(BaseSettings):
     @field_validator("replay_after", mode="before")
     @classmethod
     def _after(cls, v):
-        return parse_time_ms(v) if isinstance(v, str) else v
+        return parse_resume_points(v) if isinstance(v, str) else v
 
-    @field_validator("replay_speed", mode="before")
+    @field_validator("replay_speed", "demo_speed", mode="before")
     @classmethod
     def _speed(cls, v):
         return parse_speed(v) if isinstance(v, str) else v
@@ -201,6 +206,25 @@ def parse_time_ms(text: str) -> int | None:
     except ValueError:
         raise ValueError(f"expected epoch milliseconds or an ISO 8601 time such as 2024-03-01T00:00:00Z, got {text!r}") from None
     return int((at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp() * 1000)
+
+
+def parse_resume_points(text: str) -> int | dict[str, int] | None:
+    """``2024-03-01T00:00:00Z`` (every series) or ``BTCUSDT:1m=1709251260000,BTCUSDT:1h=2024-03-22T10:00:00Z``
+    (one point per series; an item without ``SERIES=`` applies to every other series) -> epoch ms."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not any("=" in item for item in items):
+        return parse_time_ms(text)
+    points: dict[str, int] = {}
+    for item in items:
+        series, _, at = item.rpartition("=") if "=" in item else ("*", "", item)
+        symbol, colon, interval = series.strip().partition(":")
+        if series != "*" and not (colon and symbol.isalnum() and interval in INTERVALS):
+            raise ValueError(f"expected SYMBOL:interval=TIME such as BTCUSDT:1m=1709251260000, got {item!r}")
+        ms = parse_time_ms(at)
+        if ms is None:
+            raise ValueError(f"no time after {series}= in {item!r}")
+        points["*" if series == "*" else f"{symbol.strip().upper()}:{interval}"] = ms
+    return points
 
 
 def load_settings(**overrides) -> tuple[StreamingSettings, KafkaSettings]:

@@ -15,7 +15,7 @@ import math
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +29,14 @@ class Recorded:
     at_ms: int | None  # when the frame happened, on the recording's clock (None: unknown, not paced)
     frame: bytes
     error: str | None = None  # set for a line that is not a kline: it goes to the dead-letter topic
+    series: str = ""  # "SYMBOL:interval", the Kafka key of the frame ("" when unknown)
 
 
 class RowError(ValueError):
     """A kline row (CSV line or REST row) that is not one; the message says why."""
+
+
+ALL_SERIES = "*"  # the key of a resume point that applies to every series without one of its own
 
 
 def series_from_name(path: Path) -> tuple[str, str]:
@@ -72,7 +76,8 @@ def _read_jsonl(path: Path) -> Iterator[Recorded]:
         if why is not None:
             yield Recorded(None, b"", why)
         elif line := line.strip():
-            yield Recorded(_event_time(line), line)
+            at_ms, series = _event_time_and_series(line)
+            yield Recorded(at_ms, line, series=series)
 
 
 # What decoding a line that is not the expected JSON can raise (invalid UTF-8 in a string is a UnicodeDecodeError).
@@ -80,17 +85,21 @@ _UNDECODABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError
 _decode_time = msgspec.json.Decoder(dict[str, object]).decode
 
 
-def _event_time(frame: bytes) -> int | None:
-    """The frame's event time ``E`` (of ``data`` for a combined-stream frame); None when it has none."""
+def _event_time_and_series(frame: bytes) -> tuple[int | None, str]:
+    """The frame's event time ``E`` (of ``data`` for a combined-stream frame; None when it has none) and its
+    series ``SYMBOL:interval`` ("" when it names none)."""
     try:
         obj = _decode_time(frame)
     except _UNDECODABLE:
-        return None
+        return None, ""
     data = obj.get("data")
     if isinstance(data, dict):
         obj = data  # a combined-stream frame, as ``record`` writes them
-    at = obj.get("E")
-    return at if type(at) is int and 0 <= at <= MAX_TIME_MS else None
+    at, k = obj.get("E"), obj.get("k")
+    symbol = k.get("s") or obj.get("s") if isinstance(k, dict) else None
+    interval = k.get("i") if isinstance(k, dict) else None
+    series = f"{symbol}:{interval}" if isinstance(symbol, str) and isinstance(interval, str) and interval else ""
+    return (at if type(at) is int and 0 <= at <= MAX_TIME_MS else None), series
 
 
 def _read_csv(path: Path, symbol: str, interval: str) -> Iterator[Recorded]:
@@ -104,7 +113,7 @@ def _read_csv(path: Path, symbol: str, interval: str) -> Iterator[Recorded]:
                 if n == 1 and not row[0].strip().isdigit():
                     continue  # a header row
                 event = csv_row_to_event(row, symbol, interval)
-                yield Recorded(event["E"], msgspec.json.encode(event))
+                yield Recorded(event["E"], msgspec.json.encode(event), series=f"{symbol}:{interval}")
             except RowError as exc:
                 yield Recorded(None, line.rstrip(b"\r\n"), f"{path.name} line {n}: {exc}")
 
@@ -182,9 +191,23 @@ def _ms(value: int) -> int:
     return value // 1000 if value >= 10**15 else value  # data.binance.vision files since 2025 use µs
 
 
-def frames_after(frames: Iterable[Recorded], after_ms: int | None) -> Iterator[Recorded]:
-    """The frames that happened after ``after_ms`` (all of them when it is None; those of unknown time always)."""
-    return iter(frames) if after_ms is None else (rec for rec in frames if rec.at_ms is None or rec.at_ms > after_ms)
+def frames_after(frames: Iterable[Recorded], after_ms: int | Mapping[str, int] | None) -> Iterator[Recorded]:
+    """The frames that happened after ``after_ms`` (all of them when it is None; those of unknown time always).
+
+    A mapping holds one resume point per series (``{"BTCUSDT:1m": ms, ...}``; ``"*"`` for every other
+    series): each series goes on after its own newest stored event, never after another's."""
+    if after_ms is None:
+        return iter(frames)
+    if isinstance(after_ms, Mapping):
+        return (rec for rec in frames if rec.at_ms is None or rec.at_ms > resume_point(after_ms, rec.series, default=-1))
+    return (rec for rec in frames if rec.at_ms is None or rec.at_ms > after_ms)
+
+
+def resume_point(points: Mapping[str, int] | int | None, series: str, default=None):
+    """The resume point of one series: its own, else the one for all series, else ``default``."""
+    if points is None or isinstance(points, int):
+        return default if points is None else points
+    return points.get(series, points.get(ALL_SERIES, default))
 
 
 def pace(frames: Iterable[Recorded], speed: float, *, clock: Callable[[], float] = time.monotonic,

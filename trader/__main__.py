@@ -8,7 +8,6 @@ SIGINT/SIGTERM. The schema is owned by the pipeline's migrations (``sql/``).
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import time
@@ -16,6 +15,7 @@ from decimal import Decimal
 
 import psycopg2
 
+from klinepipe import connection_file, logging_setup
 from trader import ledger
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "backtest":
         return args.func(args)  # offline: reads files or market.candles, needs no trader settings
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s trader %(levelname)s %(message)s")
+    logging_setup.configure("trader")  # UTC time and level on every line
+    connection_file.fill_unset(("DATABASE_URL",), "trader", also_set_by={"DATABASE_URL": "TRADER_DATABASE_URL"})
     try:
         settings = load_settings(require_keys=args.command in NEEDS_KEYS, mode=args.mode,
                                  sleeves=getattr(args, "sleeves", None))
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SETTINGS
     except TraderError as exc:
         print(f"trader: {exc}", file=sys.stderr)
+        if "DATABASE_URL: Field required" in str(exc):
+            print(f"trader: no running make-run stack either ({connection_file.path()}): start make run, or set"
+                  " DATABASE_URL=postgresql://user:pass@host:5432/db", file=sys.stderr)
         if isinstance(exc, ReconciliationError):
             return EXIT_UNRECONCILED
         return EXIT_SETTINGS if isinstance(exc, ValueError) else EXIT_ERROR

@@ -22,12 +22,14 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta
+import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 from pgserver.utils import PostmasterInfo
 
+from klinepipe import connection_file, logging_setup
 from klinepipe.airflow_conn import dead_letter_topic, klines_topic
 from klinepipe.db import apply_migrations, ensure_database, make_engine
 from klinepipe.embedded import broker_argv, broker_env, free_port, port_is_free, start_postgres, wait_listening
@@ -45,7 +47,7 @@ PID_FILE = DATA / "run.pid"
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging_setup.configure("devstack")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     DATA.mkdir(exist_ok=True)
     LOGS.mkdir(exist_ok=True)
@@ -65,6 +67,7 @@ def main() -> int:
         code = 1
     finally:
         stack.stop()
+        connection_file.remove(pid=os.getpid(), directory=DATA)
         PID_FILE.unlink(missing_ok=True)
         lock.release()
     return code
@@ -88,21 +91,29 @@ def forget_offsets(database_url: str) -> int:
 
 
 def replay_resume_point(database_url: str) -> str:
-    """Epoch ms of the newest replayed event stored (``""`` when none): where a new replay goes on."""
+    """Where a new replay goes on, per series: ``BTCUSDT:1m=<epoch ms>,...``, each the newest replayed event
+    stored for that series (``""`` when none). One point for all series would skip, in every series but the
+    newest, everything between its own last candle and the other series' newest."""
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
-            newest = conn.exec_driver_sql("SELECT (extract(epoch FROM max(event_time)) * 1000)::bigint"
-                                          " FROM market.candles WHERE source = 'replay'").scalar()
+            rows = conn.exec_driver_sql("SELECT symbol, interval, (extract(epoch FROM max(event_time)) * 1000)::bigint"
+                                        " FROM market.candles WHERE source = 'replay'"
+                                        " GROUP BY symbol, interval ORDER BY symbol, interval").fetchall()
     finally:
         engine.dispose()
-    return "" if newest is None else str(newest)
+    return ",".join(f"{symbol}:{interval}={newest}" for symbol, interval, newest in rows)
 
 
 class Stack:
     """The processes of ``make run``, supervised; benchmarks start it without the sidecars and feed it themselves."""
 
     def __init__(self, *, with_sidecars: bool = True, lock_fd: int | None = None) -> None:
+        self.since = datetime.now(timezone.utc)
+        self._connection_file: Path | None = None
+        self._parts: dict[str, int] = {}  # pid per part, as last written to the connection file
+        self._ui_url = ""
+        self._banner_due: float | None = None  # monotonic deadline for the banner while the UI does not answer yet
         self.with_sidecars = with_sidecars
         self.database_url = self.bootstrap = ""
         self.airflow_port = 0
@@ -154,7 +165,7 @@ class Stack:
                                on_line=self._streaming_line, on_restart=lambda: self._messages_lost("streaming restarted")))
             self.sup.add(Child("trader", [sys.executable, "-m", "trader", "--mode", "paper", "run"], lambda: env,
                                LOGS / "trader.log", echo=True))
-        self._banner(port, database_url)
+        self._announce(port)
 
     def _streaming_env(self) -> dict:
         """At its first start the replay goes on after ``STREAMING_REPLAY_AFTER`` or the newest replayed candle
@@ -265,6 +276,9 @@ class Stack:
                     os.environ.get("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "60"),
                 "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL":
                     os.environ.get("AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL", "30"),
+                # a busy 2-core machine: the task runner's calls to the API server may take longer than the 5 s default
+                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": os.environ.get("AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT", "60"),
+                **airflow_quiet_logging(),
                 "AIRFLOW_CONN_KLINEPIPE_DB": json.dumps(
                     {"conn_type": "postgres", "host": u.query.get("host") or u.host, "port": u.port, "login": u.username,
                      "password": u.password, "schema": u.database}
@@ -283,14 +297,41 @@ class Stack:
             self.sup.add(Child(f"airflow-{component}", [airflow, component], lambda: env, LOGS / f"airflow-{component}.log"))
         return port
 
-    def _banner(self, port: int, database_url: str) -> None:
-        url = f"http://127.0.0.1:{port}"
+    def _write_connection_file(self) -> None:
+        """``<data>/stack.env``: how the CLIs of other shells find this stack, with each part's pid and restarts
+        (``make status``). Rewritten whenever a part was restarted."""
+        children = self.sup.children if self.sup is not None else {}
+        self._parts = {name: c.proc.pid for name, c in children.items() if c.proc is not None}
+        settings = {"DATABASE_URL": _libpq(self.database_url), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                    "AIRFLOW_URL": f"http://127.0.0.1:{self.airflow_port}"}
+        self._connection_file = connection_file.write(
+            settings, pid=os.getpid(), since=self.since, directory=DATA, parts=dict(self._parts),
+            restarts={name: max(c.starts - 1, 0) for name, c in children.items()})
+
+    def _announce(self, port: int) -> None:
+        """The CLIs can find the stack at once; the banner follows once the UI answers (``wait``)."""
+        self._ui_url = f"http://127.0.0.1:{port}"
+        self._write_connection_file()
+        self._banner_due = time.monotonic() + 600
+        print("airflow: starting; its UI's address follows once it answers", flush=True)
+
+    def _banner_when_ready(self) -> None:
+        if self._banner_due is None:
+            return
+        answered = _ui_answers(self._ui_url)
+        if answered or time.monotonic() > self._banner_due:
+            self._banner_due = None
+            self._banner(self._ui_url, self.database_url, answered)
+
+    def _banner(self, url: str, database_url: str, answered: bool) -> None:
+        shown = {"DATABASE_URL": _shown_url(database_url), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
         print(
             "\n".join(
                 [
                     "",
                     "klinepipe is running. Press Ctrl-C to stop everything.",
-                    f"  Airflow UI : {url}   login: admin, password in {password_file()} (readable by you only)",
+                    f"  Airflow UI : {url}   login: admin, password in {password_file()} (readable by you only)"
+                    if answered else f"  Airflow UI : not answering at {url} yet; see {LOGS / 'airflow-api-server.log'}",
                     "               DAGs ingest_klines (every minute and on each closed kline) and compute_features (on new candles)",
                     f"  Trading    : {url}/plugin/trading   (candles, trades, positions, kill switch, freshness)",
                     f"  Metrics    : {url}/klinepipe/metrics (ETL), {metrics_url('STREAMING_METRICS_PORT', 9108)} (streaming),"
@@ -298,7 +339,10 @@ class Stack:
                     f"  SQL        : psql '{_libpq(database_url)}'",
                     "               SELECT * FROM market.candles ORDER BY open_time DESC LIMIT 5;",
                     "               SELECT * FROM trading.orders ORDER BY created_at DESC;",
-                    f"  Logs       : {LOGS}   (supervisor: this terminal; one file per process)",
+                    f"  Logs       : {LOGS}   (supervisor: this terminal; one file per process, UTC times, capped and rotated)",
+                    f"  Other shells: the CLIs read {self._connection_file} while this runs, or paste:",
+                    *(f"               {line}" for line in connection_file.export_lines(shown)),
+                    "  Status     : make status   (or .venv/bin/python -m klinepipe status)",
                     "",
                 ]
             ),
@@ -310,6 +354,9 @@ class Stack:
         while not self._stop.wait(1.0):
             self._check_postgres()
             self.sup.check()
+            if {n: c.proc.pid for n, c in self.sup.children.items() if c.proc is not None} != self._parts:
+                self._write_connection_file()  # a part was restarted: make status shows its new pid and count
+            self._banner_when_ready()
 
     def _check_postgres(self) -> None:
         """The embedded PostgreSQL is supervised too: started again when its postmaster is gone."""
@@ -370,6 +417,38 @@ def airflow_secrets(home: Path) -> dict[str, str]:
     _write_private_json(path, {k: values[k] for k in ("jwt_secret", "secret_key")})
     _write_private_json(pw_path, {**passwords, "admin": values["admin_password"]})
     return values
+
+
+def _ui_answers(url: str) -> bool:
+    """Whether Airflow's API server answers its health check (one short try)."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _shown_url(url: str) -> str:
+    """The URL as a libpq one, its password (if any) hidden: the banner is seen, the connection file is private."""
+    parsed = sa.engine.make_url(url)
+    return _libpq(parsed.render_as_string(hide_password=True) if parsed.password else url)
+
+
+def airflow_quiet_logging() -> dict[str, str]:
+    """Airflow's settings that keep ``airflow.log`` to what matters under ``make run``: no line per HTTP request,
+    no scheduler/processor INFO chatter (warnings and errors stay; task logs keep their INFO lines).
+    ``KLINEPIPE_AIRFLOW_LOG_LEVEL=INFO`` brings it all back."""
+    level = os.environ.get("KLINEPIPE_AIRFLOW_LOG_LEVEL", "WARNING").upper()
+    if level == "INFO":
+        return {}
+    return {"AIRFLOW__LOGGING__UVICORN_LOGGING_LEVEL": level,
+            "AIRFLOW__LOGGING__NAMESPACE_LEVELS": " ".join(f"{n}={level}" for n in _CHATTY_AIRFLOW_LOGGERS)}
+
+
+_CHATTY_AIRFLOW_LOGGERS = ("http.access", "uvicorn", "airflow.jobs", "airflow.dag_processing", "airflow.models.dag",
+                           "airflow.models.dagbag", "airflow.models.dagrun", "airflow.serialization", "airflow.executors",
+                           "airflow.sdk.api.client", "airflow.utils.db", "airflow.task_instance_history",
+                           "airflow.api_fastapi", "airflow.utils.serve_logs", "airflow.providers_manager", "sqlalchemy")
 
 
 def _read_private_json(path: Path) -> dict:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import psutil
 
+from klinepipe import logging_setup
+
 log = logging.getLogger("supervisor")
 
 PR_SET_PDEATHSIG = 1
@@ -153,7 +155,7 @@ class Supervisor:
         return child
 
     def _spawn(self, child: Child) -> None:
-        logfile = private_log(child.log_path)
+        logfile = logging_setup.rotating_file(child.log_path)  # private, capped and rotated
         child.proc = subprocess.Popen(child.argv, cwd=self.cwd, env=child.env(), stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       preexec_fn=_die_with_parent(os.getpid()))
@@ -166,20 +168,24 @@ class Supervisor:
                                       name=f"pump-{child.name}")
         child.pump.start()
 
-    def _pump(self, child: Child, proc: subprocess.Popen, logfile) -> None:
-        with logfile:
+    def _pump(self, child: Child, proc: subprocess.Popen, logfile: logging.Handler) -> None:
+        """Each line of the child: secrets masked, a UTC time and level in front unless it has its own, into
+        its capped and rotated log file and, when ``echo``, onto the terminal."""
+        try:
             for raw in proc.stdout:
                 line = raw.decode("utf-8", "replace")
                 for secret in self._mask():
                     if secret and secret in line:
                         line = line.replace(secret, "***")
-                logfile.write(line.encode())
-                logfile.flush()
+                text = logging_setup.stamp(line.encode(), "INFO")
+                logfile.emit(logging.makeLogRecord({"msg": text, "levelno": logging.INFO}))
                 if child.on_line is not None:
                     child.on_line(line)
                 if child.echo:
-                    sys.stdout.write(f"[{child.name}] {line}")
+                    sys.stdout.write(f"[{child.name}] {text}\n")
                     sys.stdout.flush()
+        finally:
+            logfile.close()
 
     # ---- watching -------------------------------------------------------------------------------------
     def check(self) -> None:

@@ -42,6 +42,7 @@ def list_series(conn, streams: Iterable[tuple[str, str]] = ()) -> list[dict]:
         SELECT symbol, interval, count(*) AS candles, max(open_time) AS newest_open_time,
                max(close_time) FILTER (WHERE is_closed) AS newest_closed_close_time,
                max(ingested_at) AS newest_ingested_at, now() AS db_now,
+               (array_agg(source ORDER BY open_time DESC))[1] = 'replay' AS replayed,
                coalesce(bool_or({arrived_live_sql(":live_window", ":live_within")}), false) AS arrived_live
         FROM market.candles GROUP BY symbol, interval ORDER BY symbol, interval""",
                  live_window=LIVE_WINDOW, live_within=LIVE_WITHIN)
@@ -52,6 +53,7 @@ def list_series(conn, streams: Iterable[tuple[str, str]] = ()) -> list[dict]:
         if r["newest_closed_close_time"] else None,
         "ingest_lag_s": (r["db_now"] - r["newest_ingested_at"]).total_seconds(),
         "streamed": bool(r["arrived_live"] or (r["symbol"], r["interval"]) in subscribed),
+        "replayed": bool(r["replayed"]),  # its newest candle came from a replay (the demo market): not live prices
     } for r in rows]
 
 

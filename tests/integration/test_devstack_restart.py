@@ -1,6 +1,9 @@
 """A second ``make run`` on the same data: a new, empty embedded broker, and the replay going on after the
 newest replayed candle stored. Nothing published to the new broker may be skipped or dropped."""
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,19 +15,58 @@ from klinepipe.binance_files import row_to_kline
 from klinepipe.devstack import forget_offsets, replay_resume_point
 from klinepipe.ingest import ingest_batch
 from streaming.kafka_sink import ensure_topics
-from tests.helpers import closed_events, produce, sample_rows
+from tests.conftest import ROOT
+from tests.helpers import closed_events, produce, sample_rows, write_csv
 
 pytestmark = pytest.mark.integration
 
 
-def test_the_resume_point_is_the_newest_replayed_event_stored(engine, database_url):
+def test_the_resume_point_is_the_newest_replayed_event_stored_per_series(engine, database_url):
     assert replay_resume_point(database_url) == ""  # nothing stored: replay from the start
 
     rows = sample_rows(30)
     load_klines(engine, (row_to_kline(r, "BTCUSDT", "1m", int(r[6]) + 1) for r in rows[:20]), source="replay")
-    load_klines(engine, (row_to_kline(r, "ETHUSDT", "1m", int(r[6]) + 1) for r in rows[20:]), source="backfill")
+    load_klines(engine, (row_to_kline(r, "ETHUSDT", "1m", int(r[6]) + 1) for r in rows[:25]), source="replay")
+    load_klines(engine, (row_to_kline(r, "SOLUSDT", "1m", int(r[6]) + 1) for r in rows[20:]), source="backfill")
 
-    assert replay_resume_point(database_url) == str(int(rows[19][6]) + 1)  # the replay's E of its 20th candle
+    assert replay_resume_point(database_url) == f"BTCUSDT:1m={int(rows[19][6]) + 1},ETHUSDT:1m={int(rows[24][6]) + 1}"
+
+
+def _replay(files: list, bootstrap: str, topic: str, after: str) -> str:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic, "KAFKA_DLQ_TOPIC": f"{topic}.dlq",
+           "STREAMING_METRICS_PORT": "0", "STREAMING_REPLAY_AFTER": after}
+    done = subprocess.run([sys.executable, "-m", "streaming", "replay", "--file", ",".join(map(str, files)), "--speed", "max"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_a_restart_resumes_each_series_after_its_own_newest_candle_with_no_hole(engine, database_url, kafka_bootstrap,
+                                                                                topic, tmp_path):
+    """Issue 13.2: the 1m demo replay stood at 2024-03-01 00:20 when the 1h file (to 2024-03-22) was replayed in;
+    the next start resumed *both* after the 1h series' newest event and the 1m series lost 20 days."""
+    config = {"bootstrap.servers": kafka_bootstrap}
+    minutes, hours = sample_rows(60), sample_rows(7090, "BTCUSDT-1h.csv")
+    one_m = tmp_path / "first" / "BTCUSDT-1m.csv"
+    one_m.parent.mkdir()
+    _replay([write_csv(one_m, minutes[:20]), ROOT / "data" / "sample" / "BTCUSDT-1h.csv"], kafka_bootstrap, topic, "")
+    ingest_batch(engine, config, topic=topic)
+
+    after = replay_resume_point(database_url)  # what make run hands the restarted sidecar
+    out = _replay([write_csv(tmp_path / "BTCUSDT-1m.csv", minutes), ROOT / "data" / "sample" / "BTCUSDT-1h.csv"],
+                  kafka_bootstrap, topic, after)
+    ingest_batch(engine, config, topic=topic)
+
+    assert "resuming after 2024-03-01T00:20:00Z" in out and "resuming after 2024-03-22T10:00:00Z" in out, out
+    with engine.connect() as c:
+        series = c.execute(sa.text(
+            "SELECT interval, count(*), min(open_time), max(open_time),"
+            " extract(epoch FROM max(open_time) - min(open_time))::bigint / CASE interval WHEN '1m' THEN 60 ELSE 3600 END + 1"
+            " FROM market.candles GROUP BY interval ORDER BY interval")).fetchall()
+    (h, h_count, _, _, h_span), (m, m_count, _, _, m_span) = series
+    assert (h, m) == ("1h", "1m")
+    assert (m_count, m_span) == (60, 60)  # every minute of the longer file: none skipped, no hole
+    assert (h_count, h_span) == (7090, 7090)
 
 
 def _recreate(bootstrap: str, topic: str) -> None:

@@ -18,7 +18,7 @@ def test_make_run_shows_candles_features_and_paper_orders_then_stops_cleanly_twi
     first = Run(tmp_path)
     try:
         first.wait_for(r"replaying .*BTCUSDT-1m", 60)
-        url = first.wait_for(r"SQL\s+: psql '([^']+)'", 180).group(1)
+        url = first.wait_for(r"SQL\s+: psql '([^']+)'", 600).group(1)
         first.wait_for(r"Airflow UI : http://127\.0\.0\.1:\d+\s+login: admin, password in \S+json\.generated", 5)
         first.wait_for(r"trader: .* (BUY|SELL) ", 240)  # an ingest run, a features run, a paper order
         assert _count(url, "SELECT count(*) FROM market.candles") > 0
@@ -38,7 +38,7 @@ def test_make_run_shows_candles_features_and_paper_orders_then_stops_cleanly_twi
     try:
         resumed = second.wait_for(r"replaying .*BTCUSDT-1m.* resuming after (\S+) \(STREAMING_REPLAY_AFTER\)", 180).group(1)
         assert datetime.fromisoformat(resumed.replace("Z", "+00:00")) >= replayed_until.replace(microsecond=0)
-        second.wait_for(r"klinepipe is running", 180)
+        second.wait_for(r"klinepipe is running", 600)  # the banner waits for the UI to answer
         assert _count(url, "SELECT count(*) FROM trading.orders") >= orders  # data kept
         deadline = time.monotonic() + 180  # the new broker's messages load, none skipped below the old offsets:
         while _count(url, f"SELECT count(*) FROM market.candles WHERE open_time >= '{resumed}'") < 5:

@@ -8,6 +8,7 @@ import pytest
 PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.intervals", "klinepipe.errors", "klinepipe.outage",
         "trader.strategies",
         "trader.orders", "trader.brokers.paper", "trader.symbols", "streaming.envelope", "streaming.replay",
+        "streaming.demo_market", "klinepipe.connection_file", "klinepipe.logging_setup",
         # the backtest core, CLI included: files and arrays only
         "trader.backtest.candles", "trader.backtest.engine", "trader.backtest.metrics", "trader.backtest.runner",
         "trader.backtest.sweep", "trader.backtest.outputs", "trader.backtest.service", "trader.backtest.cli"]

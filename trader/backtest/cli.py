@@ -60,6 +60,11 @@ def add_backtest_parser(subparsers) -> argparse.ArgumentParser:
 def run_backtest_command(args: argparse.Namespace) -> int:
     from trader.backtest.service import BacktestRequest, execute
 
+    if not args.csv and not args.database_url:  # stored candles: the running make-run stack's database
+        from klinepipe import connection_file
+
+        connection_file.fill_unset(("DATABASE_URL",), "backtest")
+        args.database_url = os.environ.get("DATABASE_URL")
     try:
         model = FillModel(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, size=args.size, cash=args.cash,
                           allow_short=args.allow_short, order_quote=args.order_quote, qty_step=args.qty_step,

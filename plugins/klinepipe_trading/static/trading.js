@@ -100,6 +100,9 @@
 
     // Only a streamed series is expected to be fresh: imported history is never marked stale, whatever its age.
     const late = (s, age) => s.streamed && age > Math.max(3 * intervalSeconds(s.interval), 600);
+    const replayed = o.series.filter((s) => s.replayed).map((s) => s.symbol + " " + s.interval);
+    $("replay-notice").hidden = !replayed.length;  // the demo market (or a replay) is not the live market: say so
+    $("replay-notice").textContent = "replayed data, not live prices: " + replayed.join(", ");
     fillTable("freshness", o.series, [
       (s) => cell(s.symbol + " " + s.interval),
       (s) => num(fmt(s.candles, 0)),
