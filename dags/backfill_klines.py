@@ -1,12 +1,16 @@
-"""Backfill candles from Binance REST klines, or import data.binance.vision kline files.
+"""Backfill candles from Binance REST klines.
 
-- Triggered with ``symbols``, ``interval``, ``start`` and ``end`` (the trigger form in the UI): an initial
-  history load of every closed candle in [start, end).
-- Triggered with ``files`` (a glob of local ``.zip``/``.csv`` files from data.binance.vision): an import.
-- On its hourly schedule (no params): finds missing closed candles between stored ones (SQL ``lead()``)
-  over the last ``lookback_days`` and fetches exactly those.
-Requests go through python-binance, 1,000 candles a page, pacing on the used-weight header and
-honouring ``Retry-After`` on 429/418. Rows are upserted as closed candles with ``source = 'backfill'``.
+- **History load** (the trigger form): fill `symbols` (one per line, e.g. `BTCUSDT`), `interval`, `start`
+  and `end` (UTC; `end` exclusive) — every closed candle in [start, end) is fetched and stored.
+- **Gap fill** (the hourly schedule, or the form with `symbols` left empty): finds missing closed candles
+  between stored ones (SQL `lead()`) over the last `lookback_days` and fetches exactly those.
+
+Local data.binance.vision files are imported by the `import_kline_files` DAG, so an import never waits
+behind a slow or failing REST load. Requests go through python-binance, 1,000 candles a page, pacing on
+the used-weight header and honouring `Retry-After` on 429/418. When Binance cannot be reached at all the
+run fails within seconds, saying why (e.g. `cannot reach https://api.binance.com: name resolution
+failed`); a 4xx such as an unknown symbol fails at once; neither is retried by Airflow. Rows are
+upserted as closed candles with `source = 'backfill'`.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from klinepipe.assets import CANDLES
-
-INTERVALS = ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"]
+from klinepipe.intervals import INTERVAL_MS
 
 
 @dag(
+    description="History load of symbols × interval from Binance REST (trigger form), or the hourly fill of gaps between stored candles",
     schedule="@hourly",
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
@@ -29,12 +33,16 @@ INTERVALS = ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h",
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["klinepipe", "backfill"],
     params={
-        "symbols": Param([], type="array", items={"type": "string"}, description="e.g. BTCUSDT (history load)"),
-        "interval": Param("1m", enum=INTERVALS),
-        "start": Param(None, type=["null", "string"], format="date-time", description="history load start (UTC)"),
-        "end": Param(None, type=["null", "string"], format="date-time", description="history load end (UTC), exclusive"),
-        "files": Param("", type="string", description="glob of local data.binance.vision .zip/.csv files to import"),
-        "lookback_days": Param(7, type="integer", minimum=1, description="scheduled gap search window"),
+        "symbols": Param(None, type=["null", "array"], items={"type": "string"}, title="Symbols",
+                         description="Binance symbols to load, one per line (e.g. BTCUSDT). Empty = no history load: "
+                                     "fill the gaps of every stored series instead"),
+        "interval": Param("1m", type="string", enum=list(INTERVAL_MS), title="Interval", description="candle interval of the history load"),
+        "start": Param(None, type=["null", "string"], format="date-time", title="Start (UTC)",
+                       description="first candle open time of the history load; needed when symbols are given"),
+        "end": Param(None, type=["null", "string"], format="date-time", title="End (UTC, exclusive)",
+                     description="the history load stops before this open time; needed when symbols are given"),
+        "lookback_days": Param(7, type="integer", minimum=1, title="Gap search window (days)",
+                               description="gap fill only (symbols empty): look this many days back"),
     },
     doc_md=__doc__,
 )
@@ -43,24 +51,23 @@ def backfill_klines():
     def backfill(params=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from klinepipe.airflow_conn import binance_client, database_url
-        from klinepipe.backfill import fill_gaps, import_files, load_history
-        from klinepipe.backfill_request import ImportFiles, LoadHistory, backfill_request
-        from klinepipe.db import make_engine
-        from klinepipe.errors import ConfigError
+        from klinepipe.airflow_conn import binance_client, database_engine
+        from klinepipe.backfill import fill_gaps, load_history
+        from klinepipe.backfill_request import LoadHistory, backfill_request
+        from klinepipe.errors import ConfigError, FatalError
 
         try:
             req = backfill_request(dict(params))
         except ConfigError as exc:  # a bad trigger form: retrying cannot help
             raise AirflowFailException(f"backfill_klines params: {exc}") from None
-        engine = make_engine(database_url())
+        engine = database_engine()
         try:
-            if isinstance(req, ImportFiles):
-                return {"imported": import_files(engine, req.paths)}
             if isinstance(req, LoadHistory):
                 return {"loaded": load_history(engine, binance_client(), list(req.symbols), req.interval, req.start, req.end)}
             now = pendulum.now("UTC")
             return {"gaps": fill_gaps(engine, binance_client(), now.subtract(days=req.lookback_days), now)}
+        except FatalError as exc:  # unreachable, a 4xx, a bad row: the same run a minute later fails the same way
+            raise AirflowFailException(f"backfill_klines: {exc}") from None
         finally:
             engine.dispose()
 

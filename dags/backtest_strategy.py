@@ -1,6 +1,6 @@
 """Backtest a strategy over stored candles, from the Airflow UI ("Trigger DAG w/ config").
 
-Params: ``symbol``, ``interval``, ``start`` / ``end`` (ISO dates, UTC; empty = all stored candles),
+Params: ``symbol``, ``interval``, ``start`` / ``end`` (UTC; empty = from the first / to the last stored candle),
 ``strategy`` (a trader strategy name), ``params`` (JSON object of strategy parameters), ``fee_bps``
 (per side), ``slippage_bps``, ``size`` (fraction of equity per entry). Candles come from
 ``market.candles`` (connection ``klinepipe_db``); features, strategy and fills are the trader's own
@@ -18,8 +18,13 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from klinepipe.intervals import INTERVAL_MS
+
+STRATEGIES = ["sma_cross", "ema_cross", "rsi_reversion", "macd_trend", "bollinger_breakout"]  # trader.strategies.REGISTRY
+
 
 @dag(
+    description="Backtest a trader strategy over stored candles (trigger form); report, trades and equity under .data/reports/<run_id>/",
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
@@ -28,15 +33,18 @@ from airflow.sdk import Param, dag, task
     tags=["klinepipe", "backtest"],
     doc_md=__doc__,
     params={
-        "symbol": Param("BTCUSDT", type="string"),
-        "interval": Param("1m", type="string"),
-        "start": Param("", type="string", description="first open time, ISO (UTC); empty = from the first candle"),
-        "end": Param("", type="string", description="open times before this, ISO (UTC); empty = to the last candle"),
-        "strategy": Param("sma_cross", type="string"),
-        "params": Param({"fast": 10, "slow": 30}, type="object", description="strategy parameters"),
-        "fee_bps": Param(10.0, type="number", minimum=0),
-        "slippage_bps": Param(0.0, type="number", minimum=0),
-        "size": Param(1.0, type="number", exclusiveMinimum=0, maximum=1),
+        "symbol": Param("BTCUSDT", type="string", minLength=1, title="Symbol", description="a stored series' symbol, e.g. BTCUSDT"),
+        "interval": Param("1m", type="string", enum=list(INTERVAL_MS), title="Interval"),
+        "start": Param(None, type=["null", "string"], format="date-time", title="Start (UTC)",
+                       description="first candle open time; empty = from the first stored candle"),
+        "end": Param(None, type=["null", "string"], format="date-time", title="End (UTC, exclusive)",
+                     description="candles opened before this; empty = to the last stored candle"),
+        "strategy": Param("sma_cross", type="string", enum=STRATEGIES, title="Strategy"),
+        "params": Param({"fast": 10, "slow": 30}, type="object", title="Strategy parameters",
+                        description="JSON object; {} = the strategy's defaults"),
+        "fee_bps": Param(10.0, type="number", minimum=0, title="Fee (bps per side)"),
+        "slippage_bps": Param(0.0, type="number", minimum=0, title="Slippage (bps)"),
+        "size": Param(1.0, type="number", exclusiveMinimum=0, maximum=1, title="Size", description="fraction of equity per entry"),
     },
 )
 def backtest_strategy():

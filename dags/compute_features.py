@@ -20,6 +20,7 @@ from klinepipe.assets import CANDLES, FEATURES
 
 
 @dag(
+    description="Features (returns, SMA/EMA, RSI, MACD, Bollinger, ATR, ...) for new or changed closed candles; runs on each market.candles update",
     schedule=[CANDLES],
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
@@ -32,11 +33,10 @@ from klinepipe.assets import CANDLES, FEATURES
 def compute_features():
     @task(outlets=[FEATURES], execution_timeout=timedelta(minutes=10))
     def compute(params=None) -> list[dict]:
-        from klinepipe.airflow_conn import database_url
-        from klinepipe.db import make_engine
+        from klinepipe.airflow_conn import database_engine
         from klinepipe.feature_store import compute_pending_features
 
-        engine = make_engine(database_url())
+        engine = database_engine()
         try:
             return [u.__dict__ for u in compute_pending_features(engine, rescan=bool(params["rescan"]))]
         finally:

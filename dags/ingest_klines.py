@@ -21,6 +21,7 @@ from klinepipe.assets import CANDLES, ingest_schedule
 
 
 @dag(
+    description="Kafka binance.klines -> market.candles, one exactly-once micro-batch; every minute and on each closed kline",
     schedule=ingest_schedule(),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
@@ -38,9 +39,10 @@ from klinepipe.assets import CANDLES, ingest_schedule
 def ingest_klines():
     @task(execution_timeout=timedelta(minutes=1))
     def plan(params=None) -> list[list[int]]:
-        from klinepipe.airflow_conn import kafka_config, klines_topic
+        from klinepipe.airflow_conn import check_schedule_settings, kafka_config, klines_topic
         from klinepipe.kafka_batch import list_partitions
 
+        check_schedule_settings()  # parsing fell back to a default for a bad one: fail here, naming it
         partitions = list_partitions(kafka_config(), klines_topic())
         groups = max(1, min(int(params["tasks"]), len(partitions)))
         return [partitions[i::groups] for i in range(groups)] if partitions else []
@@ -49,11 +51,10 @@ def ingest_klines():
     def load_batch(partitions: list[int], params=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from klinepipe.airflow_conn import database_url, kafka_config, klines_topic
-        from klinepipe.db import make_engine
+        from klinepipe.airflow_conn import database_engine, kafka_config, klines_topic
         from klinepipe.ingest import ingest_batch
 
-        engine = make_engine(database_url())
+        engine = database_engine()
         try:
             result = ingest_batch(engine, kafka_config(), topic=klines_topic(), partitions=partitions,
                                   max_messages=int(params["max_messages"]), max_seconds=float(params["max_seconds"]))
@@ -68,11 +69,10 @@ def ingest_klines():
         """The sidecar's rejects (the dead-letter topic) into etl.dead_letters, beside the loader's own."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from klinepipe.airflow_conn import database_url, dead_letter_topic, kafka_config
-        from klinepipe.db import make_engine
+        from klinepipe.airflow_conn import database_engine, dead_letter_topic, kafka_config
         from klinepipe.dead_letter_topic import load_dead_letter_topic
 
-        engine = make_engine(database_url())
+        engine = database_engine()
         try:
             loaded = load_dead_letter_topic(engine, kafka_config(), topic=dead_letter_topic(),
                                             max_seconds=float(params["max_seconds"]))

@@ -23,8 +23,10 @@ from datetime import datetime, timezone
 
 import aiohttp
 
-from streaming.config import KafkaSettings, SettingsError, StreamingSettings, load_settings
-from streaming.kafka_sink import KafkaSink, build_sink, ensure_topics
+from streaming.config import (KafkaSettings, SettingsError, StreamingSettings, check_record_out, check_replay_files,
+                              load_settings)
+from streaming.kafka_sink import (BrokerUnreachable, ClientConfigError, DeliveryError, KafkaSink, build_sink,
+                                  check_client_config, ensure_topics)
 from streaming.live import probe, run_live, run_record
 from streaming.metrics import Stats, serve_metrics
 from streaming.pump import FramePipeline
@@ -39,15 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s streaming %(levelname)s %(name)s %(message)s")
     try:
-        settings, kafka = load_settings(**_overrides(args))
-    except SettingsError as exc:
+        settings, kafka = _checked_settings(args)
+    except (SettingsError, ClientConfigError) as exc:
         print(f"streaming: {exc}", file=sys.stderr)
         return 2
     stop = _Stop()
     if settings.mode == "record":
         return _record(settings, stop)
     stats = Stats()
-    ensure_topics(kafka.producer_config(), {kafka.topic: kafka.partitions, kafka.dlq_topic: 1}, kafka.replication_factor)
+    try:
+        ensure_topics(kafka.producer_config(), {kafka.topic: kafka.partitions, kafka.dlq_topic: 1}, kafka.replication_factor,
+                      timeout=settings.startup_timeout)
+    except BrokerUnreachable as exc:
+        print(f"streaming: {exc}; is it running? (wait: STREAMING_STARTUP_TIMEOUT)", file=sys.stderr)
+        return 1
     sink = build_sink(kafka, stats)
     try:
         if settings.metrics_port:
@@ -55,11 +62,39 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a busy port must not stop the data; say so loudly instead
         log.error("no /metrics: cannot listen on STREAMING_METRICS_PORT=%d (%s); choose a free port, or 0 for none",
                   settings.metrics_port, exc)
+    code = 1
     try:
-        return _run(settings, kafka, sink, stop)
+        code = _run(settings, kafka, sink, stop)
+    except SettingsError as exc:
+        print(f"streaming: {exc}", file=sys.stderr)
+        code = 2
+    except DeliveryError as exc:  # the broker refuses our messages for good: stop, the supervisor restarts us
+        print(f"streaming: {exc}", file=sys.stderr)
     finally:
+        code = _close(sink, code)
+    return code
+
+
+def _checked_settings(args) -> tuple[StreamingSettings, KafkaSettings]:
+    """The settings, checked as far as possible without reaching a dependency (files, librdkafka's config)."""
+    settings, kafka = load_settings(**_overrides(args))
+    if settings.mode == "record":
+        check_record_out(settings.record_out)
+        return settings, kafka
+    if settings.mode == "replay":
+        check_replay_files(settings.replay_files)
+    check_client_config(kafka)
+    return settings, kafka
+
+
+def _close(sink: KafkaSink, code: int) -> int:
+    try:
         sink.close()
-        print(f"streaming: stopped; published={sink.published} acked={sink.acked} dead_lettered={sink.dead_lettered}", flush=True)
+    except DeliveryError as exc:
+        print(f"streaming: {exc}", file=sys.stderr)
+        code = code or 1
+    print(f"streaming: stopped; published={sink.published} acked={sink.acked} dead_lettered={sink.dead_lettered}", flush=True)
+    return code
 
 
 def _run(settings: StreamingSettings, kafka: KafkaSettings, sink: KafkaSink, stop: _Stop) -> int:
@@ -68,6 +103,7 @@ def _run(settings: StreamingSettings, kafka: KafkaSettings, sink: KafkaSink, sto
         why = asyncio.run(probe(settings.ws_url, stream_names(settings.symbols, settings.intervals), settings.connect_timeout))
         mode = "live" if why is None else "replay"
         if why:
+            check_replay_files(settings.replay_files)
             print(f"streaming: Binance is unreachable ({why}); replaying bundled klines instead", flush=True)
     print(f"streaming: source={mode} topic={kafka.topic} brokers={kafka.bootstrap_servers}", flush=True)
     if mode == "replay":
@@ -79,9 +115,10 @@ def _run(settings: StreamingSettings, kafka: KafkaSettings, sink: KafkaSink, sto
         print(f"streaming: {exc}", file=sys.stderr)
         return 2
     except RestError as exc:
-        print(f"streaming: cannot read exchangeInfo from STREAMING_REST_URL={settings.rest_url} ({exc}); "
+        print(f"streaming: cannot read exchangeInfo from STREAMING_REST_URL={settings.rest_url} within "
+              f"{settings.startup_timeout:g}s (STREAMING_STARTUP_TIMEOUT; {exc}); "
               "set STREAMING_CHECK_SYMBOLS=false to start without the check", file=sys.stderr)
-        return 2
+        return 1
     return 0
 
 
@@ -102,6 +139,7 @@ def _record(settings: StreamingSettings, stop: _Stop) -> int:
 
 def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> None:
     pipeline = FramePipeline(sink, "replay")
+    stall = _StallCheck(sink)
     after = settings.replay_after
     while True:
         for path in settings.replay_files:
@@ -112,11 +150,16 @@ def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> No
             for rec in pace(frames_after(read_recorded(path), after), settings.replay_speed):
                 if stop.is_set():
                     return
-                pipeline.handle(rec.frame, time.time_ns() // 1_000_000)
+                if rec.error is None:
+                    pipeline.handle(rec.frame, time.time_ns() // 1_000_000)
+                else:
+                    pipeline.reject(rec.frame, rec.error, time.time_ns() // 1_000_000)
                 sink.poll()
+                stall.check()
                 while sink.congested:  # backpressure: wait for the broker, never drop
                     time.sleep(0.01)
                     sink.poll()
+                    stall.check()
                 if time.monotonic() - last_report > 10:
                     last_report = time.monotonic()
                     print(f"streaming: published={sink.published} acked={sink.acked}", flush=True)
@@ -126,6 +169,19 @@ def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> No
                       flush=True)
             return
         after = None  # later passes replay everything again
+
+
+class _StallCheck:
+    """The replay's (synchronous) turn of ``KafkaSink.check_stall``, about once a second: a broker that came back
+    without our producer's state (tansu restarted) gets the stalled producer replaced, as in live mode."""
+
+    def __init__(self, sink: KafkaSink, every: float = 1.0) -> None:
+        self._sink, self._every, self._next = sink, every, time.monotonic() + every
+
+    def check(self) -> None:
+        if time.monotonic() >= self._next:
+            asyncio.run(self._sink.check_stall())
+            self._next = time.monotonic() + self._every
 
 
 def _iso(ms: int) -> str:

@@ -9,17 +9,17 @@ once; REST failures are retried with capped backoff, never given up silently.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
-import msgspec
 
 from streaming.kafka_sink import KafkaSink
 from streaming.ledger import ClosedCandleLedger, next_open_time
 from streaming.limits import backoff_delay
 from streaming.pump import FramePipeline
-from streaming.replay import csv_row_to_event
-from streaming.rest import BinanceRest, RestError
+from streaming.replay import RowError, row_to_frame
+from streaming.rest import BinanceRest, RestError, row_open_time
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,12 @@ class Backfiller:
                 self.stats.backfill_errors += 1
                 delay = backoff_delay(attempt, 1.0, 60.0)
                 attempt += 1
-                log.error("backfill %s %s [%d, %d) failed (%s); retrying in %.1fs", symbol, interval, start, end, exc, delay)
+                self.stats.dependency("binance_rest").failed(exc)  # one warning per outage, not per attempt
+                log.debug("backfill %s %s [%d, %d) failed (%s); retrying in %.1fs", symbol, interval, start, end, exc, delay)
                 await asyncio.sleep(delay)
                 continue
-            missing = len(expected) - len({r[0] for r in rows} & expected)
+            self.stats.dependency("binance_rest").ok()
+            missing = len(expected) - len({r[0] for r in rows if row_open_time(r) is not None} & expected)
             if not missing or misses >= self._missing_retries:
                 if missing:
                     log.warning("backfill %s %s: Binance has no data for %d of %d candles in [%d, %d)",
@@ -80,12 +82,17 @@ class Backfiller:
 
     async def _publish(self, key: bytes, symbol: str, interval: str, rows: list[list]) -> None:
         published = 0
-        for row in sorted(rows, key=lambda r: r[0]):
-            if not self._ledger.admit_backfilled(key, row[0]):
+        events = []
+        for row in rows:
+            try:
+                events.append(row_to_frame(row, symbol, interval))
+            except RowError as exc:  # not a kline row: to the dead-letter topic with the reason, never dropped
+                self._pipeline.reject(_json(row), f"REST kline row of {symbol} {interval}: {exc}", time.time_ns() // 1_000_000)
+        for open_time, event in sorted(events):
+            if not self._ledger.admit_backfilled(key, open_time):
                 continue
             if self._sink.congested:
                 await self._sink.wait_for_room()
-            event = msgspec.json.encode(csv_row_to_event([str(v) for v in row], symbol, interval))
             self._sink.publish(key, event, "backfill", time.time_ns() // 1_000_000)
             published += 1
         self.stats.backfilled += published
@@ -99,3 +106,8 @@ def _open_times(start: int, end: int, interval: str, cap: int = 100_000) -> set[
         out.add(t)
         t = next_open_time(t, interval)
     return out
+
+
+def _json(row) -> bytes:
+    """A REST row as JSON bytes for the dead-letter topic (stdlib json: any value ``json.loads`` made)."""
+    return json.dumps(row).encode("utf-8", "backslashreplace")

@@ -7,6 +7,7 @@ turns the ``KAFKA_*`` security settings into librdkafka keys (PLAINTEXT, SSL, SA
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, IPvAnyAddress, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as EnvParseError
 
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 
 
@@ -47,6 +50,13 @@ class KafkaSettings(BaseSettings):
     linger_ms: int = Field(5, ge=0)
     stall_timeout: float = Field(15.0, gt=0)  # s without acks (broker reachable) before the producer is replaced
     config: dict[str, str | int | bool] = Field(default_factory=dict)
+
+    @field_validator("topic", "dlq_topic")
+    @classmethod
+    def _topic_name(cls, v: str):
+        if not _TOPIC.fullmatch(v) or v in (".", ".."):
+            raise ValueError(f"a Kafka topic name is 1-249 of a-z A-Z 0-9 . _ -, got {v!r}")
+        return v
 
     @model_validator(mode="after")
     def _check_security(self):
@@ -108,6 +118,7 @@ class StreamingSettings(BaseSettings):
     replay_speed: float = Field(60.0, gt=0)
     replay_loop: bool = False
     replay_after: int | None = Field(None, ge=0)  # epoch ms or ISO time: the first pass skips frames up to it
+    startup_timeout: float = Field(30.0, gt=0)  # s to wait at start for the broker (and exchangeInfo) before exit 1
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -127,6 +138,13 @@ class StreamingSettings(BaseSettings):
         if not out or bad:
             raise ValueError(f"unknown interval(s) {bad}; valid: {', '.join(INTERVALS)}")
         return out
+
+    @field_validator("universe")
+    @classmethod
+    def _quote_asset(cls, v):
+        if v is not None and not (v.strip().isalnum() and v.strip().isascii()):
+            raise ValueError(f"expected a quote asset such as USDT, got {v!r}")
+        return v.strip().upper() if v is not None else None
 
     @field_validator("ws_url", "rest_url")
     @classmethod
@@ -153,9 +171,9 @@ class StreamingSettings(BaseSettings):
     @model_validator(mode="after")
     def _check_mode(self):
         if self.mode == "record" and self.record_out is None:
-            raise ValueError("record mode needs an output file (--out / STREAMING_RECORD_OUT)")
+            raise ValueError("STREAMING_RECORD_OUT (--out): record mode needs an output file")
         if self.backoff_max < self.backoff_initial:
-            raise ValueError("backoff_max must be >= backoff_initial")
+            raise ValueError("STREAMING_BACKOFF_MAX must be >= STREAMING_BACKOFF_INITIAL")
         return self
 
 
@@ -189,16 +207,52 @@ def load_settings(**overrides) -> tuple[StreamingSettings, KafkaSettings]:
     """Build both settings objects (env, then the CLI's overrides); a bad value names its setting."""
     try:
         streaming = StreamingSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    except EnvParseError as exc:
+        raise SettingsError(_describe_parse(exc, "STREAMING_")) from None
+    try:
         kafka = KafkaSettings()
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+    except EnvParseError as exc:
+        raise SettingsError(_describe_parse(exc, "KAFKA_")) from None
     return streaming, kafka
+
+
+def check_replay_files(files: tuple[Path, ...]) -> None:
+    """Every replay file exists and says what it holds (JSONL, or a CSV named SYMBOL-INTERVAL...)."""
+    from streaming.replay import series_from_name
+
+    for path in files:
+        if not path.is_file():
+            raise SettingsError(f"invalid setting STREAMING_REPLAY_FILES (--file): no such file {str(path)!r}")
+        if ".jsonl" not in path.suffixes:
+            try:
+                series_from_name(path)
+            except ValueError as exc:
+                raise SettingsError(f"invalid setting STREAMING_REPLAY_FILES (--file): {exc}") from None
+
+
+def check_record_out(path: Path) -> None:
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise SettingsError(f"invalid setting STREAMING_RECORD_OUT (--out): cannot write {str(path)!r} "
+                            f"({exc.strerror or exc})") from None
+
+
+def _describe_parse(exc: EnvParseError, prefix: str) -> str:
+    m = re.search(r'field "(\w+)"', str(exc))
+    name = f"{prefix}{m[1].upper()}" if m else f"{prefix}*"
+    return f"invalid setting {name}: not valid JSON (expected an object such as '{{\"client.id\": \"klinepipe\"}}')"
 
 
 def _describe(exc: ValidationError) -> str:
     prefix = "STREAMING_" if exc.title == "StreamingSettings" else "KAFKA_"
     parts = []
     for e in exc.errors():
-        name = f"{prefix}{str(e['loc'][0]).upper()}" if e["loc"] else f"{prefix}* ({exc.title})"
-        parts.append(f"{name}: {e['msg']}")
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{prefix}{str(e['loc'][0]).upper()}: {msg}" if e["loc"] else msg)
     return "invalid setting " + "; ".join(parts)

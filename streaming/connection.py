@@ -146,13 +146,17 @@ class KlineConnection:
         while not stop.is_set():
             await self._attempts.acquire()
             try:
-                return await self._connect()
+                link = await self._connect()
             except (*_FAILURES, ControlError) as exc:
                 delay = backoff_delay(self._attempt, self.policy.backoff_initial, self.policy.backoff_max)
                 self._attempt += 1
-                log.warning("%s: connect failed (%s: %s); retrying in %.2fs", self.name, type(exc).__name__, exc, delay)
+                self.stats.dependency("binance_ws").failed(exc)  # one warning per outage, not per attempt
+                log.debug("%s: connect failed (%s: %s); retrying in %.2fs", self.name, type(exc).__name__, exc, delay)
                 if await _wait(stop, delay):
                     return None
+                continue
+            self.stats.dependency("binance_ws").ok()
+            return link
         return None
 
     async def _connect(self) -> _Link:

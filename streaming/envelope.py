@@ -52,6 +52,9 @@ class _Combined(msgspec.Struct):
 _decode_event = msgspec.json.Decoder(_Event).decode
 _decode_combined = msgspec.json.Decoder(_Combined).decode
 _decode_any = msgspec.json.Decoder().decode
+# What decoding bytes that are not the expected JSON can raise: msgspec's own errors, and UnicodeDecodeError for
+# invalid UTF-8 inside a JSON string (not a msgspec error). Each makes the frame a dead letter, never a crash.
+_UNDECODABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 
 
 class FrameError(ValueError):
@@ -80,7 +83,7 @@ def unwrap(frame: bytes) -> bytes:
     if frame[:10].lstrip().startswith(b'{"stream"'):
         try:
             return bytes(_decode_combined(frame).data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except _UNDECODABLE as exc:
             raise FrameError(f"bad combined-stream frame: {exc}") from None
     return frame
 
@@ -89,7 +92,7 @@ def read_kline_frame(event: bytes) -> KlineFrame:
     """Check that ``event`` is a well-formed kline event and derive its Kafka key ``SYMBOL:interval``."""
     try:
         ev = _decode_event(event)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except _UNDECODABLE as exc:
         raise FrameError(f"not a kline event: {exc}") from None
     k = ev.k
     if ev.e != "kline":
@@ -108,7 +111,7 @@ def control_kind(frame: bytes) -> tuple[Control, dict] | None:
     """Recognise a control frame (after the kline fast path failed); ``None`` for anything else."""
     try:
         obj = _decode_any(frame)
-    except msgspec.DecodeError:
+    except _UNDECODABLE:
         return None
     if not isinstance(obj, dict):
         return None

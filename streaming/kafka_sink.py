@@ -37,9 +37,15 @@ from collections.abc import Callable
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from klinepipe.outage import Outage
 from streaming.metrics import Stats
 
 log = logging.getLogger(__name__)
+# librdkafka's own log lines (one per failed connection attempt, hundreds in an outage) go here, not to stderr;
+# what they say reaches the operator once through ``error_cb`` (an outage) instead. Quiet unless raised.
+LIBRDKAFKA_LOG = logging.getLogger("streaming.librdkafka")
+LIBRDKAFKA_LOG.setLevel(logging.CRITICAL)
+_BROKER_DOWN = frozenset((KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE))
 
 _PRODUCER_ONLY = ("enable.idempotence", "acks", "compression.", "linger.", "batch.", "queue.", "message.timeout",
                   "retries", "retry.", "max.in.flight", "delivery.")
@@ -52,6 +58,21 @@ _TAKE_BACK = frozenset((KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT, Kaf
                         KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, KafkaError.UNKNOWN_PRODUCER_ID,
                         KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.INVALID_PRODUCER_ID_MAPPING))
 _MAX_FRUITLESS_REPLACEMENTS = 3  # fatal producers replaced with no acknowledgement in between before giving up
+
+
+def client_callbacks(kafka: Outage) -> dict:
+    """librdkafka client config: its errors to ``kafka`` (broker down: one line per outage) and its log lines
+    to the quiet ``LIBRDKAFKA_LOG``; any other error (auth, TLS, ...) is logged once until it changes."""
+    last: list[str] = [""]
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() in _BROKER_DOWN:
+            kafka.failed(err.str())
+        elif err.str() != last[0]:
+            last[0] = err.str()
+            log.error("kafka: %s", err.str())
+
+    return {"error_cb": on_error, "logger": LIBRDKAFKA_LOG}
 
 
 class DeliveryError(RuntimeError):
@@ -79,6 +100,7 @@ class KafkaSink:
         self._fruitless, self._acked_at_replacement = 0, -1
         self._retry: list[tuple] = []
         self._progress = (0, time.monotonic())
+        self._kafka = self.stats.dependency("kafka")
 
     @property
     def acked(self) -> int:
@@ -100,7 +122,8 @@ class KafkaSink:
         pub[source] = pub.get(source, 0) + 1
 
     def dead_letter(self, value: bytes, error: str, source: str, received_at_ms: int) -> None:
-        headers = [("error", error.encode()), ("source", source.encode()), ("received_at", str(received_at_ms).encode())]
+        headers = [("error", error.encode("utf-8", "backslashreplace")), ("source", source.encode()),
+                   ("received_at", str(received_at_ms).encode())]
         self._send(self.dlq_topic, None, value, headers, received_at_ms)
         self.dead_lettered += 1
         self.stats.dead_lettered += 1
@@ -281,6 +304,8 @@ class KafkaSink:
             return
         stats = self.stats
         stats.acked += 1
+        if not self._kafka.up:
+            self._kafka.ok()
         ts = msg.timestamp()[1]
         if ts > 0:
             stats.observe_latency_ms(time.time() * 1000 - ts)
@@ -291,18 +316,62 @@ class KafkaSink:
             raise DeliveryError(f"delivery failed: {err}")
 
 
+_SETTING_OF = {"bootstrap.servers": "KAFKA_BOOTSTRAP_SERVERS", "security.protocol": "KAFKA_SECURITY_PROTOCOL",
+               "sasl.mechanism": "KAFKA_SASL_MECHANISM", "sasl.username": "KAFKA_SASL_USERNAME",
+               "sasl.password": "KAFKA_SASL_PASSWORD", "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
+               "ssl.certificate.location": "KAFKA_SSL_CERTIFICATE_LOCATION", "ssl.key.location": "KAFKA_SSL_KEY_LOCATION",
+               "ssl.key.password": "KAFKA_SSL_KEY_PASSWORD", "linger.ms": "KAFKA_LINGER_MS",
+               "message.timeout.ms": "KAFKA_MESSAGE_TIMEOUT_MS"}
+
+
+class ClientConfigError(ValueError):
+    """librdkafka refused the client configuration; the message names the setting (secrets left out)."""
+
+
+def check_client_config(settings) -> None:
+    """Build (and drop) a producer from ``KafkaSettings``, so that a key or value librdkafka refuses fails at
+    start naming its setting: a key from ``KAFKA_CONFIG``, else the ``KAFKA_*`` setting behind it."""
+    config = settings.producer_config()
+    try:
+        Producer({**config, "error_cb": lambda _e: None, "logger": LIBRDKAFKA_LOG})
+    except (KafkaException, TypeError, ValueError) as exc:
+        text = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else str(exc)
+        for key, value in config.items():  # never echo a secret
+            if "password" in key or "secret" in key:
+                text = text.replace(str(value), "***")
+        quoted = [k for k in config if f'"{k}"' in text or f"{k}:" in text or f"{k} " in text]
+        name = next((("KAFKA_CONFIG" if k in settings.config else _SETTING_OF.get(k, "KAFKA_CONFIG")) for k in quoted),
+                    "KAFKA_CONFIG" if settings.config else "KAFKA_*")
+        raise ClientConfigError(f"invalid setting {name}: librdkafka refused it ({text})") from None
+
+
 def build_sink(settings, stats: Stats | None = None) -> KafkaSink:
     """A sink for ``KafkaSettings``: idempotent producer, high-water mark at 90 % of the queue, stall recovery."""
+    stats = stats or Stats()
+    callbacks = client_callbacks(stats.dependency("kafka"))
     return KafkaSink(None, settings.topic, settings.dlq_topic, stats=stats, high_water=int(settings.queue_max_messages * 0.9),
-                     producer_factory=lambda: Producer(settings.producer_config()), stall_timeout=settings.stall_timeout)
+                     producer_factory=lambda: Producer({**settings.producer_config(), **callbacks}),
+                     stall_timeout=settings.stall_timeout)
 
 
+
+
+class BrokerUnreachable(RuntimeError):
+    """The broker did not answer within the start-up wait; the message says where and how long."""
 
 
 def ensure_topics(bootstrap_config: dict, topics: dict[str, int], replication_factor: int = 1, timeout: float = 30.0) -> None:
-    """Create the topics that do not exist yet (``{name: partitions}``)."""
-    admin = AdminClient({k: v for k, v in bootstrap_config.items() if not k.startswith(_PRODUCER_ONLY)})
-    existing = admin.list_topics(timeout=timeout).topics
+    """Create the topics that do not exist yet (``{name: partitions}``); ``BrokerUnreachable`` when the broker
+    does not answer within ``timeout`` seconds (quietly meanwhile: librdkafka's log lines are not printed)."""
+    errors: list[str] = []
+    admin = AdminClient({**{k: v for k, v in bootstrap_config.items() if not k.startswith(_PRODUCER_ONLY)},
+                         "error_cb": lambda e: errors.append(e.str()), "logger": LIBRDKAFKA_LOG})
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        why = next((e for e in reversed(errors) if "brokers are down" not in e), errors[-1] if errors else str(exc))
+        raise BrokerUnreachable(f"no Kafka broker answered at KAFKA_BOOTSTRAP_SERVERS={bootstrap_config.get('bootstrap.servers')}"
+                                f" within {timeout:g}s ({why})") from None
     wanted = [NewTopic(name, num_partitions=n, replication_factor=replication_factor)
               for name, n in topics.items() if name not in existing]
     if not wanted:

@@ -23,10 +23,10 @@ from streaming.connection import ConnectionPolicy, Flow, KlineConnection, stream
 from streaming.envelope import control_kind
 from streaming.kafka_sink import KafkaSink
 from streaming.ledger import ClosedCandleLedger
-from streaming.limits import SlidingWindow
+from streaming.limits import SlidingWindow, backoff_delay
 from streaming.metrics import Stats
 from streaming.pump import FramePipeline
-from streaming.rest import BinanceRest
+from streaming.rest import BinanceRest, RestError
 from streaming.universe import check_symbols, select_universe, split_streams, stream_names
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,22 @@ def _count_gap(stats: Stats):
     return on_gap
 
 
+async def resolve_symbols_within(rest: BinanceRest, settings: StreamingSettings) -> tuple[str, ...]:
+    """``resolve_symbols``, retried quietly with capped backoff while REST is down, for ``startup_timeout`` at
+    most; then its ``RestError`` (the caller says so in one line and exits 1)."""
+    loop = asyncio.get_running_loop()
+    deadline, attempt = loop.time() + settings.startup_timeout, 0
+    while True:
+        try:
+            return await resolve_symbols(rest, settings)
+        except RestError:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise
+            await asyncio.sleep(min(backoff_delay(attempt, 0.5, 5.0), left))
+            attempt += 1
+
+
 async def resolve_symbols(rest: BinanceRest, settings: StreamingSettings) -> tuple[str, ...]:
     """The symbols to stream: the universe, or the configured list checked against exchangeInfo."""
     if not settings.universe and not settings.check_symbols:
@@ -133,7 +149,7 @@ async def run_live(settings: StreamingSettings, sink: KafkaSink, session: aiohtt
                    *, ready: Callable[[LiveParts], None] | None = None) -> None:
     """Stream ``settings``' klines into ``sink`` until ``stop``; ``ready`` sees the parts once they run (tests)."""
     rest = BinanceRest(session, settings.rest_url)
-    symbols = await resolve_symbols(rest, settings)
+    symbols = await resolve_symbols_within(rest, settings)
     ledger = ClosedCandleLedger(fill_gaps=settings.backfill)
     pipeline = FramePipeline(sink, "binance", ledger=ledger)
     backfiller = (Backfiller(rest, ledger, sink, pipeline, concurrency=settings.backfill_concurrency)

@@ -23,17 +23,22 @@ per call, too much at 50,000 frames/s); ``StatsCollector`` turns them into metri
 | ``streaming_redelivered_total`` | counter | deliveries that failed retriably and were sent again |
 | ``streaming_gaps_unfilled_total`` | counter | gaps seen with ``STREAMING_BACKFILL=false`` (left to the backfill DAG) |
 | ``streaming_receive_to_ack_seconds`` | histogram | frame received -> delivery acknowledged |
+| ``streaming_dependency_up{dependency}`` | gauge | 1 while ``kafka``, ``binance_ws`` or ``binance_rest`` answers, 0 during an outage |
+| ``streaming_outages_total{dependency}`` | counter | outages of that dependency (each logged once, with its recovery) |
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from klinepipe.outage import Outage
 
 LATENCY_BOUNDS_MS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 
@@ -58,10 +63,18 @@ class Stats:
     gaps_unfilled: int = 0
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
     latency_sum_ms: float = 0.0
+    dependencies: dict[str, Outage] = field(default_factory=dict)  # kafka, binance_ws, binance_rest: seen once used
 
     def observe_latency_ms(self, ms: float) -> None:
         self.latency_counts[bisect.bisect_left(LATENCY_BOUNDS_MS, ms)] += 1
         self.latency_sum_ms += ms
+
+    def dependency(self, name: str) -> Outage:
+        """The outage tracker of one dependency (logs once per outage; feeds ``streaming_dependency_up``)."""
+        tracker = self.dependencies.get(name)
+        if tracker is None:
+            tracker = self.dependencies[name] = Outage(name, logging.getLogger("streaming.outage"))
+        return tracker
 
     def count(self, table: dict[str, int], label: str, n: int = 1) -> None:
         table[label] = table.get(label, 0) + n
@@ -97,6 +110,14 @@ class StatsCollector(Collector):
         yield _counter("redelivered", "Deliveries that failed retriably and were sent again", s.redelivered)
         yield _counter("gaps_unfilled", "Gaps seen with backfill off", s.gaps_unfilled)
         yield _histogram(s)
+        up = GaugeMetricFamily("streaming_dependency_up", "1 while the dependency answers, 0 during an outage",
+                               labels=["dependency"])
+        outages = CounterMetricFamily("streaming_outages", "Outages of the dependency", labels=["dependency"])
+        for name, tracker in sorted(s.dependencies.items()):
+            up.add_metric([name], 1 if tracker.up else 0)
+            outages.add_metric([name], tracker.outages)
+        yield up
+        yield outages
 
 
 def _counter(name: str, doc: str, value: int) -> CounterMetricFamily:

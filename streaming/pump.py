@@ -38,6 +38,11 @@ class FramePipeline:
             self._route(kf, received_at_ms)
         return None
 
+    def reject(self, frame: bytes, reason: str, received_at_ms: int) -> None:
+        """Dead-letter a frame its source already knows is not a kline (a replay line, a REST row)."""
+        self.stats.frames += 1
+        self.sink.dead_letter(frame, reason, self.source, received_at_ms)
+
     def release(self, held: list[object]) -> None:
         """Publish closing frames held during a backfill (the ledger skips the ones it now has)."""
         for kf, received_at_ms in held:

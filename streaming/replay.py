@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import math
 import re
 import time
@@ -26,8 +25,13 @@ _NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\d+[smhdwM])")
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    at_ms: int  # when the frame happened, on the recording's clock
+    at_ms: int | None  # when the frame happened, on the recording's clock (None: unknown, not paced)
     frame: bytes
+    error: str | None = None  # set for a line that is not a kline: it goes to the dead-letter topic
+
+
+class RowError(ValueError):
+    """A kline row (CSV line or REST row) that is not one; the message says why."""
 
 
 def series_from_name(path: Path) -> tuple[str, str]:
@@ -39,75 +43,145 @@ def series_from_name(path: Path) -> tuple[str, str]:
 
 
 def read_recorded(path: Path) -> Iterator[Recorded]:
-    """Frames of a CSV or JSONL recording, in file order."""
+    """Frames of a CSV or JSONL recording, in file order: every line becomes a frame or, when it is not a
+    kline, a ``Recorded`` with its ``error`` (a dead letter), whatever its bytes."""
     if ".jsonl" in path.suffixes:
         return _read_jsonl(path)
     symbol, interval = series_from_name(path)
     return _read_csv(path, symbol, interval)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 def _read_jsonl(path: Path) -> Iterator[Recorded]:
-    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+    with _open_binary(path) as f:
         for line in f:
             line = line.strip()
             if line:
                 yield Recorded(_event_time(line), line)
 
 
-def _event_time(frame: bytes) -> int:
+# What decoding a line that is not the expected JSON can raise (invalid UTF-8 in a string is a UnicodeDecodeError).
+_UNDECODABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+_decode_time = msgspec.json.Decoder(dict[str, object]).decode
+
+
+def _event_time(frame: bytes) -> int | None:
+    """The frame's event time ``E`` (of ``data`` for a combined-stream frame); None when it has none."""
     try:
-        obj = msgspec.json.decode(frame)
-        if isinstance(obj.get("data"), dict):
-            obj = obj["data"]  # a combined-stream frame, as ``record`` writes them
-        return int(obj.get("E", 0))
-    except (msgspec.DecodeError, AttributeError, TypeError, ValueError):
-        return 0
+        obj = _decode_time(frame)
+    except _UNDECODABLE:
+        return None
+    data = obj.get("data")
+    if isinstance(data, dict):
+        obj = data  # a combined-stream frame, as ``record`` writes them
+    at = obj.get("E")
+    return at if type(at) is int and 0 <= at <= MAX_TIME_MS else None
 
 
 def _read_csv(path: Path, symbol: str, interval: str) -> Iterator[Recorded]:
-    with _open_text(path) as f:
-        for row in csv.reader(f):
-            if not row or not row[0].strip().isdigit():
-                continue  # header or blank line
-            event = csv_row_to_event(row, symbol, interval)
-            yield Recorded(event["E"], msgspec.json.encode(event))
+    with _open_binary(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = _csv_fields(line)
+                if n == 1 and not row[0].strip().isdigit():
+                    continue  # a header row
+                event = csv_row_to_event(row, symbol, interval)
+                yield Recorded(event["E"], msgspec.json.encode(event))
+            except RowError as exc:
+                yield Recorded(None, line.rstrip(b"\r\n"), f"{path.name} line {n}: {exc}")
 
 
-def csv_row_to_event(row: list[str], symbol: str, interval: str) -> dict:
-    """One 12-column kline row -> the closing kline event of that candle."""
-    open_time, close_time = _ms(row[0]), _ms(row[6])
+def _csv_fields(line: bytes) -> list[str]:
+    try:
+        return next(csv.reader((line.decode("utf-8"),)))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise RowError(f"not a CSV line of UTF-8 text: {exc}") from None
+
+
+# Times must fit PostgreSQL (year 9999, in ms; microseconds in newer files) and counts a bigint.
+MAX_TIME_MS = 253_402_300_799_999
+_MAX_DIGITS = 19
+
+
+def csv_row_to_event(row: list, symbol: str, interval: str) -> dict:
+    """One 12-column kline row (CSV strings, or a REST row's JSON values) -> the closing kline event of that
+    candle; ``RowError`` when it is not one."""
+    if not isinstance(row, (list, tuple)) or len(row) < 7:
+        raise RowError(f"not a kline row of at least 7 columns: {_short(row)}")
+    open_time, close_time = _time(row[0], "open time"), _time(row[6], "close time")
     k: dict = {"t": open_time, "T": close_time, "s": symbol, "i": interval,
-               "o": row[1], "c": row[4], "h": row[2], "l": row[3], "v": row[5]}
-    if len(row) > 8 and row[8].strip():
-        k["n"] = int(row[8])
+               "o": _text(row[1], "open"), "c": _text(row[4], "close"), "h": _text(row[2], "high"),
+               "l": _text(row[3], "low"), "v": _text(row[5], "volume")}
+    if len(row) > 8 and _present(row[8]):
+        k["n"] = _count(row[8], "trades")
     k["x"] = True
     for name, col in (("q", 7), ("V", 9), ("Q", 10)):
-        if len(row) > col and row[col].strip():
-            k[name] = row[col]
+        if len(row) > col and _present(row[col]):
+            k[name] = _text(row[col], name)
     return {"e": "kline", "E": close_time + 1, "s": symbol, "k": k}
 
 
-def _ms(text: str) -> int:
-    value = int(text)
+def row_to_frame(row, symbol: str, interval: str) -> tuple[int, bytes]:
+    """A REST kline row -> (open time, the closing kline event's bytes); ``RowError`` when it is not one."""
+    event = csv_row_to_event(row, symbol, interval)
+    try:
+        return event["k"]["t"], msgspec.json.encode(event)
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\\ud800" in the JSON) cannot be UTF-8
+        raise RowError(f"a field is not text: {exc}") from None
+
+
+def _present(value) -> bool:
+    return not (isinstance(value, str) and not value.strip())
+
+
+def _count(value, name: str) -> int:
+    if type(value) is int and 0 <= value < 2**63:
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= _MAX_DIGITS:
+        return int(value)
+    raise RowError(f"{name} is not a whole number: {_short(value)}")
+
+
+def _time(value, name: str) -> int:
+    ms = _ms(_count(value, name))
+    if ms > MAX_TIME_MS:
+        raise RowError(f"{name} {ms} is past the year 9999")
+    return ms
+
+
+def _text(value, name: str) -> str:
+    if not isinstance(value, str):
+        raise RowError(f"{name} is not a string: {_short(value)}")
+    return value
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _ms(value: int) -> int:
     return value // 1000 if value >= 10**15 else value  # data.binance.vision files since 2025 use µs
 
 
 def frames_after(frames: Iterable[Recorded], after_ms: int | None) -> Iterator[Recorded]:
-    """The frames that happened after ``after_ms`` (all of them when it is None)."""
-    return iter(frames) if after_ms is None else (rec for rec in frames if rec.at_ms > after_ms)
+    """The frames that happened after ``after_ms`` (all of them when it is None; those of unknown time always)."""
+    return iter(frames) if after_ms is None else (rec for rec in frames if rec.at_ms is None or rec.at_ms > after_ms)
 
 
 def pace(frames: Iterable[Recorded], speed: float, *, clock: Callable[[], float] = time.monotonic,
          sleep: Callable[[float], None] = time.sleep) -> Iterator[Recorded]:
-    """Yield frames no faster than ``speed`` × the recording's own pace (``inf``: as fast as possible)."""
+    """Yield frames no faster than ``speed`` × the recording's own pace (``inf``: as fast as possible); a frame
+    of unknown time is yielded at once."""
     start_wall: float | None = None
     start_at = 0
     for rec in frames:
-        if not math.isinf(speed):
+        if not math.isinf(speed) and rec.at_ms is not None:
             if start_wall is None:
                 start_wall, start_at = clock(), rec.at_ms
             due = start_wall + (rec.at_ms - start_at) / 1000.0 / speed

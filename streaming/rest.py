@@ -36,11 +36,16 @@ class BinanceRest:
         cursor = start
         while cursor < end:
             params = {"symbol": symbol, "interval": interval, "startTime": cursor, "endTime": end - 1, "limit": KLINES_PAGE}
-            page = [r for r in await self._get("/api/v3/klines", params) if start <= r[0] < end]
+            body = await self._get("/api/v3/klines", params)
+            if not isinstance(body, list):
+                raise RestError(f"GET /api/v3/klines {params}: expected a list of rows, got {type(body).__name__}")
+            # A row that is not a kline (no whole-number open time) is kept: the caller dead-letters it.
+            page = [r for r in body if (t := row_open_time(r)) is None or start <= t < end]
             rows.extend(page)
-            if len(page) < KLINES_PAGE:
+            times = [t for r in body if (t := row_open_time(r)) is not None]
+            if len(body) < KLINES_PAGE or not times or max(times) + 1 <= cursor:
                 break
-            cursor = page[-1][0] + 1
+            cursor = max(times) + 1
         return rows
 
     async def _get(self, path: str, params: dict):
@@ -54,7 +59,10 @@ class BinanceRest:
                         continue
                     if resp.status >= 500:
                         raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status, message=await resp.text())
-                    body = await resp.json(content_type=None)
+                    try:
+                        body = await resp.json(content_type=None)
+                    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested too deep
+                        raise RestError(f"GET {path}: HTTP {resp.status}, the answer is not JSON: {exc}") from None
                     if resp.status >= 400:
                         raise RestError(f"GET {path} {params}: HTTP {resp.status} {body}")
                     return body
@@ -63,3 +71,10 @@ class BinanceRest:
                     raise RestError(f"GET {path}: {type(exc).__name__}: {exc}") from exc
                 await asyncio.sleep(backoff_delay(attempt, self._backoff, 10.0))
         raise RestError(f"GET {path}: still rate-limited after {self._retries + 1} attempts")
+
+
+def row_open_time(row) -> int | None:
+    """A REST kline row's open time, or None when the row is not a list starting with a whole number."""
+    if isinstance(row, list) and row and type(row[0]) is int:
+        return row[0]
+    return None

@@ -18,8 +18,9 @@ import psycopg2
 from trader import ledger
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
-from trader.config import TraderSettings, load_settings
-from trader.errors import ReconciliationError, TraderError
+from trader.config import SettingsError, TraderSettings, load_settings
+from trader.dependencies import DependencyDown, classify_pg, wait_for, wait_for_database
+from trader.errors import AuthError, FatalError, ReconciliationError, TraderError
 from trader.loop import RiskConfig, Sleeve, Trader, Transaction, db_candles, run_forever
 from trader.metrics import LoopStats, serve_metrics
 from trader.reconcile import reconcile, require_reconciled
@@ -40,14 +41,24 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)  # offline: reads files or market.candles, needs no trader settings
     logging.basicConfig(level=logging.INFO, format="%(asctime)s trader %(levelname)s %(message)s")
     try:
-        settings = load_settings(require_keys=args.command in ("run", "reconcile"), mode=args.mode,
+        settings = load_settings(require_keys=args.command in NEEDS_KEYS, mode=args.mode,
                                  sleeves=getattr(args, "sleeves", None))
+        wait_for_database(_connector(settings), settings.startup_wait, settings.retry_max_delay)
         return COMMANDS[args.command](settings, args)
+    except AuthError as exc:
+        print(f"trader: BINANCE_API_KEY/BINANCE_API_SECRET refused by Binance: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
     except TraderError as exc:
         print(f"trader: {exc}", file=sys.stderr)
         if isinstance(exc, ReconciliationError):
             return EXIT_UNRECONCILED
         return EXIT_SETTINGS if isinstance(exc, ValueError) else EXIT_ERROR
+    except psycopg2.Error as exc:  # the database went away during a one-shot command
+        print(f"trader: {classify_pg(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("trader: interrupted", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def build_sleeves(settings: TraderSettings) -> list[Sleeve]:
@@ -68,6 +79,7 @@ def build_risk(settings: TraderSettings) -> RiskConfig:
 
 
 def build_broker(settings: TraderSettings, connect):
+    """The paper broker, or the Binance one once Binance answers (waiting up to TRADER_STARTUP_WAIT)."""
     if settings.mode == "paper":
         return PaperBroker(db_candles(connect), fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps, qty_step=settings.qty_step)
     from binance import Client
@@ -80,7 +92,13 @@ def build_broker(settings: TraderSettings, connect):
         client.API_URL = client.API_TESTNET_URL = settings.binance_api_url
     client.REQUEST_RECVWINDOW = settings.recv_window
     broker = BinanceBroker(client, settings.mode, fee_bps=settings.fee_bps)
-    broker.sync_time()
+    from trader.brokers.binance import classify
+
+    def down(exc: Exception) -> TraderError:
+        err = classify(exc)
+        return err if isinstance(err, FatalError) else DependencyDown(f"Binance ({settings.mode}) unreachable: {err}")
+
+    wait_for(broker.sync_time, down, settings.startup_wait, settings.retry_max_delay)
     return broker
 
 
@@ -166,6 +184,11 @@ def cmd_reconcile(settings: TraderSettings, args) -> int:
     return EXIT_UNRECONCILED if diffs and not args.accept else 0
 
 
+def cmd_accept_reconciliation(settings: TraderSettings, args) -> int:
+    args.accept = True
+    return cmd_reconcile(settings, args)
+
+
 def cmd_status(settings: TraderSettings, args) -> int:
     with Transaction(_connector(settings)()) as cur:
         print(render_status(cur, settings.mode, split_symbol(settings.sleeves[0].split(":")[0].upper())[1]))
@@ -183,7 +206,8 @@ def cmd_kill(settings: TraderSettings, args) -> int:
 def cmd_resume(settings: TraderSettings, args) -> int:
     with Transaction(_connector(settings)()) as cur:
         if args.sleeve:
-            ledger.halt_sleeve(cur, args.sleeve, None)
+            if not ledger.halt_sleeve(cur, settings.mode, args.sleeve, None):
+                raise SettingsError(f"--sleeve: no sleeve {args.sleeve!r} in {settings.mode} mode")
             ledger.record_event(cur, settings.mode, "operator", f"sleeve resumed: {args.reason}", args.sleeve)
             print(f"trader: sleeve {args.sleeve} resumed")
         else:
@@ -192,7 +216,9 @@ def cmd_resume(settings: TraderSettings, args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "status": cmd_status, "kill": cmd_kill, "resume": cmd_resume, "reconcile": cmd_reconcile}
+NEEDS_KEYS = ("run", "reconcile", "accept-reconciliation")
+COMMANDS = {"run": cmd_run, "status": cmd_status, "kill": cmd_kill, "resume": cmd_resume, "reconcile": cmd_reconcile,
+            "accept-reconciliation": cmd_accept_reconciliation}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -217,6 +243,9 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--reason", default="operator", help="recorded with the change")
     rec = sub.add_parser("reconcile", help="compare exchange open orders, fills and balances with the ledger and show it")
     rec.add_argument("--accept", action="store_true", help="accept the differences and adopt the exchange's balances")
+    sub.add_parser("accept-reconciliation",
+                   help="accept the current differences (recorded in trading.events): the ledger adopts the exchange's balances,"
+                        " caps positions at what the account holds, and the next `run` starts")
     add_backtest_parser(sub)
     return p
 

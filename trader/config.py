@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, IPvAnyAddress, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from trader.errors import ConfigError
 
@@ -53,18 +54,34 @@ class TraderSettings(BaseSettings):
     binance_key_file: Path | None = None
     binance_api_url: str | None = Field(None, description="override python-binance's API_URL, e.g. http://127.0.0.1:8080/api")
     recv_window: int = Field(10000, gt=0, le=60000)
+    startup_wait: float = Field(60.0, ge=0, description="seconds to wait at start for PostgreSQL / Binance before exit 1")
+    retry_max_delay: float = Field(30.0, gt=0, description="cap of the reconnect backoff while a dependency is down")
 
     @field_validator("sleeves", mode="before")
     @classmethod
     def _split(cls, v):
         items = tuple(s.strip() for s in v.split(",") if s.strip()) if isinstance(v, str) else tuple(v)
+        from klinepipe.intervals import INTERVAL_MS
+        from trader.strategies import REGISTRY
+
         for item in items:
             parts = item.split(":")
             if len(parts) not in (3, 4) or (len(parts) == 4 and not _is_decimal(parts[3])):
                 raise ValueError(f"sleeve {item!r} must look like SYMBOL:interval:strategy[:allocation], e.g. BTCUSDT:1m:sma_cross:1000")
+            if parts[1] not in INTERVAL_MS:
+                raise ValueError(f"sleeve {item!r}: unknown kline interval {parts[1]!r}; valid: {', '.join(INTERVAL_MS)}")
+            if parts[2] not in REGISTRY:
+                raise ValueError(f"sleeve {item!r}: unknown strategy {parts[2]!r}; known: {', '.join(sorted(REGISTRY))}")
         if not items:
             raise ValueError("at least one sleeve is needed")
         return items
+
+    @field_validator("binance_api_url")
+    @classmethod
+    def _url(cls, v):
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:8080/api, got {v!r}")
+        return v
 
     def api_credentials(self) -> tuple[SecretStr, SecretStr]:
         """The Binance key and secret from the environment or the named key file."""
@@ -90,6 +107,14 @@ def _is_decimal(text: str) -> bool:
 
 
 def read_key_file(path: Path) -> tuple[SecretStr, SecretStr]:
+    """The key and secret in ``path``; refused when group or others may read or write the file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise SettingsError(f"TRADER_BINANCE_KEY_FILE: cannot read {path} ({exc.strerror})") from None
+    if mode & 0o077:
+        raise SettingsError(f"TRADER_BINANCE_KEY_FILE: {path} is readable by others (mode {mode & 0o777:o}); "
+                            f"make it private with `chmod 600 {path}`")
     try:
         lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     except OSError as exc:
@@ -109,15 +134,43 @@ def load_settings(require_keys: bool = True, **overrides) -> TraderSettings:
         parts = []
         for e in exc.errors():
             name = str(e["loc"][0]) if e["loc"] else "?"
-            env = "DATABASE_URL" if name in ("database_url", "DATABASE_URL", "TRADER_DATABASE_URL") else f"TRADER_{name.upper()}"
-            parts.append(f"{env}: {e['msg']}")
+            parts.append(f"{_env_name(name)}: {e['msg'].removeprefix('Value error, ')}")
         raise SettingsError("invalid setting " + "; ".join(parts)) from None
+    except SourceError as exc:  # a value pydantic-settings cannot even decode, e.g. TRADER_STRATEGY_PARAMS not JSON
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "?"
+        raise SettingsError(f"invalid setting {_env_name(field)}: not valid JSON, e.g. "
+                            '\'{"sma_cross": {"fast": 10, "slow": 30}}\'') from None
+    check_strategies(settings)
     quotes = {_quote(s.split(":")[0]) for s in settings.sleeves}
     if len(quotes) > 1:
         raise SettingsError(f"TRADER_SLEEVES: all sleeves must share one quote asset, got {', '.join(sorted(quotes))}")
     if settings.mode != "paper" and require_keys:
         settings.api_credentials()
     return settings
+
+
+def _env_name(field: str) -> str:
+    if field in ("database_url", "DATABASE_URL", "TRADER_DATABASE_URL"):
+        return "DATABASE_URL"
+    if field.upper() in ("BINANCE_API_KEY", "BINANCE_API_SECRET", "TRADER_BINANCE_API_KEY", "TRADER_BINANCE_API_SECRET"):
+        return field.upper().removeprefix("TRADER_")
+    if field.upper().startswith("TRADER_"):
+        return field.upper()
+    return f"TRADER_{field.upper()}"
+
+
+def check_strategies(settings: TraderSettings) -> None:
+    """Build every configured strategy once, so a bad TRADER_STRATEGY_PARAMS is refused at start, named."""
+    from trader.strategies import REGISTRY, build_strategy
+
+    for name in settings.strategy_params:
+        if name not in REGISTRY:
+            raise SettingsError(f"TRADER_STRATEGY_PARAMS: unknown strategy {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    for name in sorted({s.split(":")[2] for s in settings.sleeves} | set(settings.strategy_params)):
+        try:
+            build_strategy(name, **settings.strategy_params.get(name, {}))
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"TRADER_STRATEGY_PARAMS: {exc}") from None
 
 
 def _quote(symbol: str) -> str:

@@ -27,13 +27,15 @@ def from_ms(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=ms)
 
 
-def ensure_sleeve(cur, sleeve: str, symbol: str, interval: str, strategy: str, allocation: Decimal | None = None) -> None:
+def ensure_sleeve(cur, mode: str, sleeve: str, symbol: str, interval: str, strategy: str, allocation: Decimal | None = None) -> None:
+    """The sleeve's progress and position rows in ``mode`` (each mode has its own: sql/015)."""
     cur.execute(
-        "INSERT INTO trading.sleeves (sleeve, symbol, interval, strategy, allocation) VALUES (%s, %s, %s, %s, %s)"
-        " ON CONFLICT (sleeve) DO UPDATE SET allocation = EXCLUDED.allocation",
-        (sleeve, symbol, interval, strategy, allocation),
+        "INSERT INTO trading.sleeves (mode, sleeve, symbol, interval, strategy, allocation) VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (mode, sleeve) DO UPDATE SET allocation = EXCLUDED.allocation",
+        (mode, sleeve, symbol, interval, strategy, allocation),
     )
-    cur.execute("INSERT INTO trading.positions (sleeve, symbol) VALUES (%s, %s) ON CONFLICT (sleeve) DO NOTHING", (sleeve, symbol))
+    cur.execute("INSERT INTO trading.positions (mode, sleeve, symbol) VALUES (%s, %s, %s) ON CONFLICT (mode, sleeve) DO NOTHING",
+                (mode, sleeve, symbol))
 
 
 def seed_balance(cur, mode: str, asset: str, amount: Decimal) -> None:
@@ -55,22 +57,26 @@ def balance(cur, mode: str, asset: str) -> Decimal:
     return balances(cur, mode).get(asset, Decimal(0))
 
 
-def lock_sleeve(cur, sleeve: str) -> datetime | None:
+def lock_sleeve(cur, mode: str, sleeve: str) -> datetime | None:
     """Lock the sleeve's row for this transaction and return the last decided open time."""
-    cur.execute("SELECT last_open_time FROM trading.sleeves WHERE sleeve = %s FOR UPDATE", (sleeve,))
+    cur.execute("SELECT last_open_time FROM trading.sleeves WHERE mode = %s AND sleeve = %s FOR UPDATE", (mode, sleeve))
     return cur.fetchone()[0]
 
 
-def advance_sleeve(cur, sleeve: str, open_time: datetime) -> None:
-    cur.execute("UPDATE trading.sleeves SET last_open_time = %s, updated_at = now() WHERE sleeve = %s", (open_time, sleeve))
+def advance_sleeve(cur, mode: str, sleeve: str, open_time: datetime) -> None:
+    cur.execute("UPDATE trading.sleeves SET last_open_time = %s, updated_at = now() WHERE mode = %s AND sleeve = %s",
+                (open_time, mode, sleeve))
 
 
-def halt_sleeve(cur, sleeve: str, reason: str | None) -> None:
-    cur.execute("UPDATE trading.sleeves SET halted_reason = %s, updated_at = now() WHERE sleeve = %s", (reason, sleeve))
+def halt_sleeve(cur, mode: str, sleeve: str, reason: str | None) -> int:
+    """Halt (``reason``) or resume (``None``) the sleeve in ``mode``; the number of sleeves changed (0: unknown)."""
+    cur.execute("UPDATE trading.sleeves SET halted_reason = %s, updated_at = now() WHERE mode = %s AND sleeve = %s",
+                (reason, mode, sleeve))
+    return cur.rowcount
 
 
-def halted_reason(cur, sleeve: str) -> str | None:
-    cur.execute("SELECT halted_reason FROM trading.sleeves WHERE sleeve = %s", (sleeve,))
+def halted_reason(cur, mode: str, sleeve: str) -> str | None:
+    cur.execute("SELECT halted_reason FROM trading.sleeves WHERE mode = %s AND sleeve = %s", (mode, sleeve))
     row = cur.fetchone()
     return row[0] if row else None
 
@@ -99,36 +105,44 @@ def newest_candle(cur, symbol: str, interval: str) -> tuple[datetime, datetime] 
     return cur.fetchone()
 
 
-def candles_after(cur, symbol: str, interval: str, after_ms: int, limit: int, sleeve: str | None = None) -> list[Candle]:
+def candles_after(cur, symbol: str, interval: str, after_ms: int, limit: int, sleeve: str | None = None,
+                  mode: str = "paper") -> list[Candle]:
     """Candles opening after ``after_ms``; with ``sleeve``, only those the sleeve has reached: up to the candle
     after the newest one it decided (whose open is the next price), so a paper order never fills in the future."""
     cur.execute(
         "SELECT open_time, open, high, low FROM market.candles WHERE symbol = %(s)s AND interval = %(i)s AND open_time > %(a)s"
         " AND (%(sl)s::text IS NULL OR open_time <= (SELECT min(c.open_time) FROM market.candles c WHERE c.symbol = %(s)s"
-        "  AND c.interval = %(i)s AND c.open_time > (SELECT last_open_time FROM trading.sleeves WHERE sleeve = %(sl)s)))"
-        " ORDER BY open_time LIMIT %(n)s", {"s": symbol, "i": interval, "a": from_ms(after_ms), "sl": sleeve, "n": limit})
+        "  AND c.interval = %(i)s AND c.open_time > (SELECT last_open_time FROM trading.sleeves WHERE mode = %(m)s AND sleeve = %(sl)s)))"
+        " ORDER BY open_time LIMIT %(n)s", {"s": symbol, "i": interval, "a": from_ms(after_ms), "sl": sleeve, "n": limit, "m": mode})
     return [Candle(to_ms(t), o, h, lo) for t, o, h, lo in cur.fetchall()]
 
 
-def position(cur, sleeve: str) -> Decimal:
-    cur.execute("SELECT quantity FROM trading.positions WHERE sleeve = %s", (sleeve,))
+def position(cur, mode: str, sleeve: str) -> Decimal:
+    cur.execute("SELECT quantity FROM trading.positions WHERE mode = %s AND sleeve = %s", (mode, sleeve))
     return cur.fetchone()[0]
 
 
-def exposures(cur, at: datetime) -> dict[str, Decimal]:
-    """Notional held per symbol by all sleeves, marked at the newest close at or before ``at``."""
-    cur.execute(
-        """SELECT p.symbol, sum(p.quantity) * coalesce((SELECT c.close FROM market.candles c WHERE c.symbol = p.symbol
-                  AND c.open_time <= %s ORDER BY c.open_time DESC LIMIT 1), 0)
-           FROM trading.positions p WHERE p.quantity <> 0 GROUP BY p.symbol""", (at,))
+def positions_by_symbol(cur, mode: str) -> dict[str, Decimal]:
+    """Quantity held per symbol by all sleeves of ``mode``."""
+    cur.execute("SELECT symbol, sum(quantity) FROM trading.positions WHERE mode = %s GROUP BY symbol", (mode,))
     return dict(cur.fetchall())
 
 
-def record_signal(cur, sleeve: str, symbol: str, interval: str, open_time: datetime, strategy: str, action: str, reason: str) -> None:
+def exposures(cur, mode: str, at: datetime) -> dict[str, Decimal]:
+    """Notional held per symbol by all sleeves of ``mode``, marked at the newest close at or before ``at``."""
     cur.execute(
-        "INSERT INTO trading.signals (sleeve, symbol, interval, open_time, strategy, action, reason)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sleeve, open_time) DO NOTHING",
-        (sleeve, symbol, interval, open_time, strategy, action, reason),
+        """SELECT p.symbol, sum(p.quantity) * coalesce((SELECT c.close FROM market.candles c WHERE c.symbol = p.symbol
+                  AND c.open_time <= %s ORDER BY c.open_time DESC LIMIT 1), 0)
+           FROM trading.positions p WHERE p.mode = %s AND p.quantity <> 0 GROUP BY p.symbol""", (at, mode))
+    return dict(cur.fetchall())
+
+
+def record_signal(cur, mode: str, sleeve: str, symbol: str, interval: str, open_time: datetime, strategy: str, action: str,
+                  reason: str) -> None:
+    cur.execute(
+        "INSERT INTO trading.signals (mode, sleeve, symbol, interval, open_time, strategy, action, reason)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (mode, sleeve, open_time) DO NOTHING",
+        (mode, sleeve, symbol, interval, open_time, strategy, action, reason),
     )
 
 
@@ -157,13 +171,13 @@ _ORDER_COLS = ("o.client_order_id, o.sleeve, o.symbol, o.side, o.quantity, o.sig
 
 def open_orders(cur, mode: str, sleeve: str | None = None) -> list[tuple[OrderIntent, str, int]]:
     """(intent, status, attempts) of every order not final yet, oldest first."""
-    cur.execute(f"SELECT {_ORDER_COLS} FROM trading.orders o JOIN trading.sleeves s USING (sleeve)"
+    cur.execute(f"SELECT {_ORDER_COLS} FROM trading.orders o JOIN trading.sleeves s ON s.mode = o.mode AND s.sleeve = o.sleeve"
                 " WHERE o.mode = %s AND o.status = ANY(%s) AND (%s::text IS NULL OR o.sleeve = %s)"
                 " ORDER BY o.signal_open_time, o.client_order_id", (mode, list(OPEN_STATUSES), sleeve, sleeve))
     out = []
     for cid, sl, sym, side, qty, t, type_, price, stop, tif, interval, status, attempts in cur.fetchall():
-        intent = OrderIntent(sl, sym, side, qty, to_ms(t), type_, price, stop, tif, _intent_of(cid, side), interval)
-        assert intent.client_order_id == cid, f"client order id {cid} does not match its intent"
+        # the stored id is the truth: orders recorded before ids carried the mode (sql/015) keep theirs
+        intent = OrderIntent(sl, sym, side, qty, to_ms(t), type_, price, stop, tif, _intent_of(cid, side), interval, mode, cid)
         out.append((intent, status, attempts))
     return out
 
@@ -220,8 +234,8 @@ def _move(cur, mode: str, intent: OrderIntent, fill: Fill) -> None:
         "UPDATE trading.positions SET"
         " avg_price = CASE WHEN %(sign)s > 0 THEN (quantity * avg_price + %(q)s * %(p)s) / nullif(quantity + %(d)s, 0)"
         "  WHEN quantity + %(d)s = 0 THEN 0 ELSE avg_price END,"
-        " quantity = quantity + %(d)s, updated_at = now() WHERE sleeve = %(sleeve)s",
-        {"sign": sign, "q": fill.quantity, "p": fill.price, "d": held_delta, "sleeve": intent.sleeve},
+        " quantity = quantity + %(d)s, updated_at = now() WHERE mode = %(mode)s AND sleeve = %(sleeve)s",
+        {"sign": sign, "q": fill.quantity, "p": fill.price, "d": held_delta, "sleeve": intent.sleeve, "mode": mode},
     )
     for asset, delta in ((base, sign * fill.quantity), (quote, -sign * fill.quantity * fill.price), (fill.fee_asset, -fill.fee)):
         cur.execute("INSERT INTO trading.balances (mode, asset, free) VALUES (%s, %s, %s)"
@@ -232,6 +246,39 @@ def _move(cur, mode: str, intent: OrderIntent, fill: Fill) -> None:
 def recent_order_times(cur, mode: str, since: datetime) -> tuple[int, ...]:
     cur.execute("SELECT created_at FROM trading.orders WHERE mode = %s AND created_at > %s", (mode, since))
     return tuple(to_ms(t) for (t,) in cur.fetchall())
+
+
+# --- exchange account ------------------------------------------------------------------------------
+def account(cur, mode: str) -> str | None:
+    """The exchange account the ledger of ``mode`` was last reconciled with (``None``: never)."""
+    cur.execute("SELECT value->>'account' FROM trading.trader_state WHERE key = %s", (f"account:{mode}",))
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def set_account(cur, mode: str, account_id: str) -> None:
+    import json
+
+    cur.execute("INSERT INTO trading.trader_state (key, value) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+                (f"account:{mode}", json.dumps({"account": account_id})))
+
+
+def accepted_foreign(cur, mode: str) -> tuple[set[str], set[str]]:
+    """(client order ids, exchange order ids) of orders placed outside the trader that the operator accepted."""
+    cur.execute("SELECT value FROM trading.trader_state WHERE key = %s", (f"foreign_orders:{mode}",))
+    row = cur.fetchone()
+    return (set(row[0].get("client_order_ids", [])), set(row[0].get("exchange_order_ids", []))) if row else (set(), set())
+
+
+def accept_foreign(cur, mode: str, client_order_ids: set[str], exchange_order_ids: set[str]) -> None:
+    import json
+
+    cids, ids = accepted_foreign(cur, mode)
+    value = {"client_order_ids": sorted(cids | client_order_ids), "exchange_order_ids": sorted(ids | exchange_order_ids)}
+    cur.execute("INSERT INTO trading.trader_state (key, value) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+                (f"foreign_orders:{mode}", json.dumps(value)))
 
 
 # --- kill switch and equity -----------------------------------------------------------------------
@@ -252,7 +299,7 @@ def set_kill_state(cur, mode: str, state: str, reason: str, actor: str) -> None:
 
 def mark_equity(cur, mode: str, quote: str, at: datetime) -> tuple[Decimal, Decimal, Decimal]:
     """Record the equity (quote balance + positions at the newest closes) at ``at``; return (equity, peak, day start)."""
-    equity = balance(cur, mode, quote) + sum(exposures(cur, at).values(), Decimal(0))
+    equity = balance(cur, mode, quote) + sum(exposures(cur, mode, at).values(), Decimal(0))
     cur.execute("INSERT INTO trading.equity (mode, at, equity) VALUES (%s, %s, %s)"
                 " ON CONFLICT (mode, at) DO UPDATE SET equity = EXCLUDED.equity", (mode, at, equity))
     cur.execute("SELECT max(equity) FROM trading.equity WHERE mode = %s", (mode,))

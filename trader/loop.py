@@ -115,8 +115,8 @@ class Trader:
         self._rules = (KillSwitchRule(), *risk.rules)
         with self._transaction() as cur:
             for s in sleeves:
-                ledger.ensure_sleeve(cur, s.name, s.symbol, s.interval, s.strategy.name, s.allocation)
-                s.halted = s.halted or ledger.halted_reason(cur, s.name)
+                ledger.ensure_sleeve(cur, self.mode, s.name, s.symbol, s.interval, s.strategy.name, s.allocation)
+                s.halted = s.halted or ledger.halted_reason(cur, self.mode, s.name)
                 if paper_balance is not None:
                     ledger.seed_balance(cur, self.mode, split_symbol(s.symbol)[1], paper_balance)
 
@@ -145,7 +145,7 @@ class Trader:
 
     def _run_sleeve(self, sleeve: Sleeve) -> list[Decision | Filled]:
         with self._transaction() as cur:
-            last = ledger.lock_sleeve(cur, sleeve.name)
+            last = ledger.lock_sleeve(cur, self.mode, sleeve.name)
             frame = ledger.load_new_features(cur, sleeve.symbol, sleeve.interval, last, max(sleeve.strategy.warmup - 1, 0))
         first_new = 0 if last is None else int((frame["open_time"] <= last).sum())
         trades = []
@@ -166,7 +166,7 @@ class Trader:
     def _decide_bar(self, cur, sleeve: Sleeve, window) -> Decision | None:
         bar = window.iloc[-1]
         open_time, close = bar["open_time"], Decimal(bar["close"])
-        last = ledger.lock_sleeve(cur, sleeve.name)
+        last = ledger.lock_sleeve(cur, self.mode, sleeve.name)
         if last is not None and open_time <= last:
             return None  # another trader decided it meanwhile
         signal = decide_safely(sleeve.strategy, window)
@@ -175,9 +175,9 @@ class Trader:
         block = self._check_risk(cur, sleeve, intent, close, kill, open_time) if intent is not None else None
         if block is not None:
             intent, reason = None, f"{reason}; blocked by {block.rule}: {block.reason}"
-        ledger.record_signal(cur, sleeve.name, sleeve.symbol, sleeve.interval, open_time, sleeve.strategy.name,
+        ledger.record_signal(cur, self.mode, sleeve.name, sleeve.symbol, sleeve.interval, open_time, sleeve.strategy.name,
                              signal.action.value, reason)
-        ledger.advance_sleeve(cur, sleeve.name, open_time)
+        ledger.advance_sleeve(cur, self.mode, sleeve.name, open_time)
         if intent is None or not ledger.insert_order(cur, intent, self.mode, close):
             return Decision(sleeve.name, open_time, signal.action.value, reason)
         return Decision(sleeve.name, open_time, signal.action.value, reason, intent.quantity, intent.price or close,
@@ -189,7 +189,7 @@ class Trader:
             return None, reason
         if ledger.open_orders(cur, self.mode, sleeve.name):
             return None, f"{reason}; an order of this sleeve is still open"
-        held = ledger.position(cur, sleeve.name)
+        held = ledger.position(cur, self.mode, sleeve.name)
         base, quote = split_symbol(sleeve.symbol)
         rules, fee = self.broker.rules(sleeve.symbol), self.broker.fee_bps()
         long = held > 0 and not is_dust(rules, held, close)
@@ -209,7 +209,7 @@ class Trader:
             return None, f"{reason}; blocked by exchange_filter: {err}"
         tif = self.risk.limit_tif if self.risk.order_type == "LIMIT" else None
         return OrderIntent(sleeve.name, sleeve.symbol, action.value, prepared.quantity, ledger.to_ms(open_time),
-                           self.risk.order_type, prepared.price, None, tif, "", sleeve.interval), reason
+                           self.risk.order_type, prepared.price, None, tif, "", sleeve.interval, self.mode), reason
 
     def _limit_price(self, action: Action, close: Decimal) -> Decimal | None:
         if self.risk.order_type != "LIMIT":
@@ -219,7 +219,7 @@ class Trader:
 
     def _check_risk(self, cur, sleeve: Sleeve, intent: OrderIntent, close: Decimal, kill: KillState, open_time) -> RiskBlock | None:
         now_ms = int(self._clock() * 1000)
-        exposure = ledger.exposures(cur, open_time)
+        exposure = ledger.exposures(cur, self.mode, open_time)
         ctx = RiskContext(
             sleeve.name, sleeve.symbol, intent.side, intent.side == "BUY", intent.quantity * close,
             exposure.get(sleeve.symbol, Decimal(0)), sum(exposure.values(), Decimal(0)), now_ms,
@@ -250,7 +250,7 @@ class Trader:
         sleeve.halted = reason
         log.error("sleeve %s halted: %s", sleeve.name, reason)
         with self._transaction() as cur:
-            ledger.halt_sleeve(cur, sleeve.name, reason)
+            ledger.halt_sleeve(cur, self.mode, sleeve.name, reason)
             ledger.record_event(cur, self.mode, "strategy_error", reason, sleeve.name, open_time, sleeve.strategy.name)
 
     def _transaction(self):
@@ -287,15 +287,16 @@ class Transaction:
             self._cur.close()
 
 
-def db_candles(connect: Callable):
-    """A ``candles_after`` for the paper broker reading ``market.candles`` on its own connection."""
+def db_candles(connect: Callable, mode: str = "paper"):
+    """A ``candles_after`` for the paper broker reading ``market.candles`` on its own connection (the sleeves'
+    progress of ``mode``)."""
     holder: list = []
 
     def candles_after(symbol: str, interval: str, after_ms: int, limit: int, sleeve: str):
         if not holder or holder[0].closed:
             holder[:] = [connect()]
         with Transaction(holder[0]) as cur:
-            return ledger.candles_after(cur, symbol, interval, after_ms, limit, sleeve)
+            return ledger.candles_after(cur, symbol, interval, after_ms, limit, sleeve, mode)
 
     return candles_after
 

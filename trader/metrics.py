@@ -90,7 +90,7 @@ class LedgerSnapshot:
 def read_snapshot(cur, mode: str) -> LedgerSnapshot:
     """Aggregate ``trading.*`` for one mode (a psycopg2 cursor; read only)."""
     snap = LedgerSnapshot(mode)
-    cur.execute("SELECT sleeve, action, count(*) FROM trading.signals GROUP BY 1, 2 ORDER BY 1, 2")
+    cur.execute("SELECT sleeve, action, count(*) FROM trading.signals WHERE mode = %s GROUP BY 1, 2 ORDER BY 1, 2", (mode,))
     snap.decisions = [(s, a, n) for s, a, n in cur.fetchall()]
     cur.execute("SELECT status, count(*) FROM trading.orders WHERE mode = %s GROUP BY 1", (mode,))
     snap.orders = dict(cur.fetchall())
@@ -107,8 +107,9 @@ def read_snapshot(cur, mode: str) -> LedgerSnapshot:
     row = cur.fetchone()
     snap.kill_state = row[0] if row and row[0] else "ACTIVE"
     cur.execute("""SELECT s.sleeve, coalesce(p.quantity, 0), s.halted_reason IS NOT NULL,
-                          extract(epoch FROM now() - (SELECT max(created_at) FROM trading.signals x WHERE x.sleeve = s.sleeve))
-                   FROM trading.sleeves s LEFT JOIN trading.positions p USING (sleeve) ORDER BY 1""")
+                          extract(epoch FROM now() - (SELECT max(created_at) FROM trading.signals x
+                                                       WHERE x.mode = s.mode AND x.sleeve = s.sleeve))
+                   FROM trading.sleeves s LEFT JOIN trading.positions p USING (mode, sleeve) WHERE s.mode = %s ORDER BY 1""", (mode,))
     snap.sleeves = [(s, float(q), bool(h), None if a is None else float(a)) for s, q, h, a in cur.fetchall()]
     return snap
 

@@ -24,10 +24,12 @@ class OrderIntent:
     time_in_force: str | None = None  # GTC | IOC for LIMIT
     intent: str = ""  # what the order is for; defaults to the side ("STOP_LOSS" for a protective stop)
     interval: str = ""
+    mode: str = ""  # paper | testnet | live: part of the client order id
+    stored_id: str = ""  # the id the ledger recorded (orders from before ids carried the mode keep theirs)
 
     @property
     def client_order_id(self) -> str:
-        return client_order_id(self.sleeve, self.signal_open_time_ms, self.intent or self.side)
+        return self.stored_id or client_order_id(self.sleeve, self.signal_open_time_ms, self.intent or self.side, self.mode)
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,19 @@ class OrderReport:
     fills: tuple[Fill, ...] = field(default_factory=tuple)
 
 
-def client_order_id(sleeve: str, open_time_ms: int, intent: str) -> str:
-    """Same (sleeve, candle, intent) -> same id, so a retry or a restart can never order twice.
+_MODE_CODES = {"paper": "p", "testnet": "t", "demo": "d", "live": "l"}
 
-    Fits Binance's ``^[a-zA-Z0-9-_]{1,36}$``: ``kp-<10 hex of sleeve>-<open ms>-<B|S|L>`` (29 chars).
+
+def client_order_id(sleeve: str, open_time_ms: int, intent: str, mode: str) -> str:
+    """Same (mode, sleeve, candle, intent) -> same id, so a retry or a restart can never order twice, and
+    the same sleeve in another mode never shares an id (nor reads another mode's order as its own).
+
+    Fits Binance's ``^[a-zA-Z0-9-_]{1,36}$``: ``kp-<p|t|d|l>-<10 hex of mode:sleeve>-<open ms>-<B|S|L>`` (31 chars).
     """
-    digest = hashlib.sha256(sleeve.encode()).hexdigest()[:10]
-    return f"kp-{digest}-{open_time_ms}-{_INTENT_CODES.get(intent, intent[:1])}"
+    if mode not in _MODE_CODES:
+        raise ValueError(f"client order id needs a trading mode ({', '.join(_MODE_CODES)}), got {mode!r}")
+    digest = hashlib.sha256(f"{mode}:{sleeve}".encode()).hexdigest()[:10]
+    return f"kp-{_MODE_CODES[mode]}-{digest}-{open_time_ms}-{_INTENT_CODES.get(intent, intent[:1])}"
 
 
 def round_down(quantity: Decimal, step: Decimal) -> Decimal:

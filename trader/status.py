@@ -21,9 +21,9 @@ def render_status(cur, mode: str, quote: str) -> str:
     lines.append("sleeves:")
     cur.execute(
         """SELECT s.sleeve, p.quantity, p.avg_price, s.halted_reason, g.open_time, g.action, g.reason
-           FROM trading.sleeves s JOIN trading.positions p USING (sleeve)
-           LEFT JOIN LATERAL (SELECT open_time, action, reason FROM trading.signals x WHERE x.sleeve = s.sleeve
-                              ORDER BY open_time DESC LIMIT 1) g ON true ORDER BY s.sleeve""")
+           FROM trading.sleeves s JOIN trading.positions p USING (mode, sleeve)
+           LEFT JOIN LATERAL (SELECT open_time, action, reason FROM trading.signals x WHERE x.mode = s.mode AND x.sleeve = s.sleeve
+                              ORDER BY open_time DESC LIMIT 1) g ON true WHERE s.mode = %s ORDER BY s.sleeve""", (mode,))
     for sleeve, qty, avg, halted, t, action, why in cur.fetchall():
         state_txt = f"HALTED ({halted})" if halted else "active"
         last_txt = f"last decision {t:%Y-%m-%d %H:%M} {action} {why}".rstrip() if t else "no decision yet"

@@ -10,6 +10,7 @@ The still-open bar that a range reaching "now" returns is never stored as closed
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -19,10 +20,10 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from klinepipe.binance_files import read_kline_file, row_to_kline
-from klinepipe.candle_store import stage_and_merge
-from klinepipe.errors import FatalError, RetryableError
+from klinepipe.candle_store import Conflict, insert_conflicts, stage_and_merge
+from klinepipe.errors import FatalError, KlineParseError, RetryableError
 from klinepipe.intervals import INTERVAL_MS, VARIABLE_LENGTH
-from klinepipe.kline import Kline, newest
+from klinepipe.kline import Kline, in_conflict, newest
 
 log = logging.getLogger(__name__)
 
@@ -80,34 +81,101 @@ def fetch_klines(client, symbol: str, interval: str, start_ms: int, end_ms: int,
         rows = _call(client, sleep, symbol=symbol, interval=interval, startTime=cursor, endTime=end_ms, limit=PAGE)
         if not rows:
             return
+        if not isinstance(rows, list):
+            raise KlineParseError(f"klines {symbol} {interval}: Binance answered {type(rows).__name__}, not a list of rows")
         fetched_at = now_ms()
-        for row in rows:
-            if int(row[6]) < fetched_at:  # a bar whose close time is still ahead is not final
-                yield row_to_kline(row, symbol, interval, fetched_at)
-        cursor = int(rows[-1][0]) + INTERVAL_MS[interval]
+        klines = []
+        for n, row in enumerate(rows):
+            try:
+                klines.append(row_to_kline(row, symbol, interval, fetched_at))
+            except KlineParseError as exc:  # the task fails naming the row; nothing of the range is guessed
+                raise KlineParseError(f"klines {symbol} {interval} from {cursor}: row {n}: {exc}") from None
+        yield from (k for k in klines if k.close_time < fetched_at)  # a bar whose close time is still ahead is not final
+        cursor = klines[-1].open_time + INTERVAL_MS[interval]
         _pace(client, sleep)
         if len(rows) < PAGE:
             return
 
 
+FIRST_CONTACT_ATTEMPTS = 3  # a host that never answered this client: a few quick tries, then fail with the cause
+ATTEMPTS = 6  # a host that answered before (a blip mid-load, a 5xx): back off up to 16 s, then let Airflow retry
+
+
+class BinanceUnreachable(FatalError):
+    """Binance REST never answered this run (DNS, refused, timeout, TLS): retrying the task in a minute will not
+    help more than the quick retries already did; the message names the URL and the cause."""
+
+
 def _call(client, sleep: Callable[[float], None], **params) -> list:
+    """``client.get_klines(**params)``; 429/418 wait out ``Retry-After``; other 4xx fail at once (``FatalError``);
+    network errors and 5xx are retried — briefly while the host has never answered this client (then
+    ``BinanceUnreachable``), longer once it has (then ``RetryableError``)."""
     from binance.exceptions import BinanceAPIException, BinanceRequestException  # the adapter's own errors
 
-    for attempt in range(5):
+    started, cause = time.monotonic(), ""
+    attempt = 0
+    while True:
+        attempts = ATTEMPTS if getattr(client, "response", None) is not None else FIRST_CONTACT_ATTEMPTS
         try:
             return client.get_klines(**params)
         except BinanceAPIException as exc:
-            if exc.status_code not in (429, 418):
-                raise FatalError(f"klines {params['symbol']} {params['interval']}: {exc.status_code} {exc.code} {exc.message}") from None
-            wait = float(exc.response.headers.get("Retry-After", 60)) if exc.response is not None else 60.0
-            if wait > MAX_RETRY_AFTER_S:
-                raise RetryableError(f"Binance asks to wait {wait:.0f}s (HTTP {exc.status_code}); giving up this run") from None
-            log.warning("HTTP %s from Binance: waiting %.0fs (Retry-After)", exc.status_code, wait)
-            sleep(wait)
+            if exc.status_code in (429, 418):
+                wait = float(exc.response.headers.get("Retry-After", 60)) if exc.response is not None else 60.0
+                if wait > MAX_RETRY_AFTER_S:
+                    raise RetryableError(f"Binance asks to wait {wait:.0f}s (HTTP {exc.status_code}); giving up this run") from None
+                log.warning("HTTP %s from Binance: waiting %.0fs (Retry-After)", exc.status_code, wait)
+                sleep(wait)
+                continue
+            if exc.status_code < 500:
+                raise FatalError(f"klines {params['symbol']} {params['interval']}: HTTP {exc.status_code}"
+                                 f" {exc.code} {exc.message}") from None
+            cause, attempts = f"HTTP {exc.status_code} {exc.message}", ATTEMPTS
         except (BinanceRequestException, OSError) as exc:
-            log.warning("klines request failed (%s); retrying", exc)
-            sleep(min(30.0, 2.0**attempt))
-    raise RetryableError(f"klines {params['symbol']} {params['interval']}: still failing after 5 attempts")
+            cause = network_cause(exc)
+        attempt += 1
+        if attempt >= attempts:
+            break
+        log.warning("klines %s %s from %s: %s; retry %d of %d", params["symbol"], params["interval"], rest_base(client),
+                    cause, attempt, attempts - 1)
+        sleep(min(30.0, 2.0 ** (attempt - 1)))
+    took = f"{attempt} attempts in {time.monotonic() - started:.1f} s"
+    if getattr(client, "response", None) is None:
+        raise BinanceUnreachable(f"cannot reach {rest_base(client)}: {cause} ({took})")
+    raise RetryableError(f"klines {params['symbol']} {params['interval']} from {rest_base(client)}: {cause} ({took})")
+
+
+def rest_base(client) -> str:
+    """The REST base URL a python-binance client talks to, e.g. ``https://api.binance.com``."""
+    url = str(getattr(client, "API_URL", "") or "")
+    return url[: -len("/api")] if url.endswith("/api") else url
+
+
+def network_cause(exc: BaseException) -> str:
+    """What went wrong underneath requests/urllib3, in words: "name resolution failed", "connection refused" ..."""
+    import requests
+
+    chain, seen, todo = [], set(), [exc]
+    while todo:  # requests wraps urllib3's MaxRetryError, whose .reason is the socket-level error
+        e = todo.pop(0)
+        if e is None or id(e) in seen or not isinstance(e, BaseException):
+            continue
+        seen.add(id(e))
+        chain.append(e)
+        todo += [getattr(e, "reason", None), e.__cause__, e.__context__, *[a for a in e.args if isinstance(a, BaseException)]]
+    names = {type(e).__name__ for e in chain}
+    text = " ".join(str(e) for e in chain)
+    if "NameResolutionError" in names or any(isinstance(e, socket.gaierror) for e in chain) \
+            or "Name or service not known" in text or "Temporary failure in name resolution" in text:
+        return "name resolution failed"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
+        return "connection refused"
+    if any(isinstance(e, requests.exceptions.ConnectTimeout) for e in chain):
+        return "connection timed out"
+    if any(isinstance(e, requests.exceptions.ReadTimeout) for e in chain):
+        return "no answer in time (read timeout)"
+    if any(isinstance(e, requests.exceptions.SSLError) for e in chain):
+        return "TLS handshake failed"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _pace(client, sleep: Callable[[float], None]) -> None:
@@ -122,22 +190,25 @@ def _pace(client, sleep: Callable[[float], None]) -> None:
 
 def load_klines(engine: Engine, klines: Iterable[Kline], source: str = "backfill", chunk: int = 50_000) -> int:
     """Upsert candles (guarded merge, chunked; the newest state per candle within a chunk); return rows changed."""
-    changed, batch = 0, {}
+    changed, batch, conflicts = 0, {}, []
     for k in klines:
         key = (k.symbol, k.interval, k.open_time)
         seen = batch.get(key)
+        if seen is not None and in_conflict(seen, k):
+            conflicts.append(Conflict(seen, source, k, source, newest(seen, k) is k))
         batch[key] = k if seen is None else newest(seen, k)
         if len(batch) >= chunk:
-            changed += _merge(engine, [(v, source) for v in batch.values()])
-            batch = {}
-    return changed + (_merge(engine, [(v, source) for v in batch.values()]) if batch else 0)
+            changed += _merge(engine, [(v, source) for v in batch.values()], conflicts)
+            batch, conflicts = {}, []
+    return changed + (_merge(engine, [(v, source) for v in batch.values()], conflicts) if batch else 0)
 
 
-def _merge(engine: Engine, rows: list[tuple[Kline, str]]) -> int:
+def _merge(engine: Engine, rows: list[tuple[Kline, str]], conflicts: list[Conflict]) -> int:
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cur:
             changed = stage_and_merge(cur, rows)
+            insert_conflicts(cur, conflicts)
         raw.commit()
         return changed
     except BaseException:

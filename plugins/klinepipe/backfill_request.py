@@ -1,8 +1,9 @@
-"""What a ``backfill_klines`` run was asked to do, read from its params (pure: no I/O but the file glob).
+"""What a ``backfill_klines`` or ``import_kline_files`` run was asked to do, read from its params (pure: no
+I/O but the file glob).
 
-One of three requests: an import of local files, a history load of symbols × interval over [start, end),
-or (no params) the scheduled gap fill. A param that cannot mean anything raises ``ConfigError`` naming it,
-before any request is sent or any row is written.
+``backfill_request``: a history load of symbols × interval over [start, end), or (no symbols) the scheduled
+gap fill. ``import_request``: an import of local files. A param that cannot mean anything raises
+``ConfigError`` naming it, before any request is sent or any row is written.
 """
 
 from __future__ import annotations
@@ -34,15 +35,25 @@ class FillGaps:
     lookback_days: int
 
 
-def backfill_request(params: dict) -> ImportFiles | LoadHistory | FillGaps:
-    files, symbols = (params.get("files") or "").strip(), params.get("symbols") or []
-    if files:
-        paths = tuple(sorted(Path(p) for p in glob.glob(files)))
-        if not paths:
-            raise ConfigError(f"files: {files!r} matches no file (a glob of data.binance.vision .zip/.csv files)")
-        return ImportFiles(paths)
+def import_request(params: dict) -> ImportFiles:
+    files = (params.get("files") or "").strip()
+    if not files:
+        raise ConfigError("files: name the data.binance.vision .zip/.csv files to import (a path or a glob)")
+    paths = tuple(sorted(Path(p) for p in glob.glob(files)))
+    if not paths:
+        raise ConfigError(f"files: {files!r} matches no file (a glob of data.binance.vision .zip/.csv files)")
+    return ImportFiles(paths)
+
+
+def backfill_request(params: dict) -> LoadHistory | FillGaps:
+    if (params.get("files") or "").strip():
+        raise ConfigError("files: file imports are the import_kline_files DAG's job (trigger it with the same files)")
+    symbols = params.get("symbols") or []
+    if isinstance(symbols, str):  # the REST API or a JSON conf may send "BTCUSDT, ETHUSDT"
+        symbols = [s for s in symbols.replace(",", " ").split()]
+    symbols = [s for s in (str(s).strip() for s in symbols) if s]  # the form's textarea leaves empty lines
     if symbols:
-        bad = [s for s in symbols if not str(s).strip().isalnum()]
+        bad = [s for s in symbols if not s.isalnum()]
         if bad:
             raise ConfigError(f"symbols: {bad} are not Binance symbols such as BTCUSDT")
         interval = params.get("interval") or "1m"
@@ -51,11 +62,12 @@ def backfill_request(params: dict) -> ImportFiles | LoadHistory | FillGaps:
         start, end = _time(params, "start"), _time(params, "end")
         if start >= end:
             raise ConfigError(f"start ({start.isoformat()}) must be before end ({end.isoformat()})")
-        return LoadHistory(tuple(str(s).strip().upper() for s in symbols), interval, start, end)
+        return LoadHistory(tuple(s.upper() for s in symbols), interval, start, end)
     for name in ("start", "end"):
         if params.get(name):
             raise ConfigError(f"{name} is set but symbols is empty: name the symbols to load history for")
-    days = params.get("lookback_days", 7)
+    days = params.get("lookback_days")
+    days = 7 if days is None else days
     if not isinstance(days, int) or isinstance(days, bool) or days < 1:
         raise ConfigError(f"lookback_days: expected a whole number of days >= 1, got {days!r}")
     return FillGaps(days)

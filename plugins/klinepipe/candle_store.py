@@ -1,20 +1,23 @@
 """Bulk, guarded upsert of candles and the loader's offsets, in one PostgreSQL transaction.
 
 Rows are COPY-ed into a temporary staging table, then merged with one ``INSERT … ON CONFLICT`` whose
-guard keeps the newest state of each candle: an in-progress update never overwrites a closed candle,
-and an older event never overwrites a newer one. The same statement queues the closed candles it changed
-for ``compute_features`` (``etl.features_pending``), so the queue commits with the candles.
+guard keeps the newest state of each candle by the conflict rule of ``kline.beats``: an in-progress update
+never overwrites a closed candle, an older event never overwrites a newer one, and at equal event times the
+greater content (then source) wins, so the result does not depend on how messages were batched. The same
+statement records two closed versions that differ (``etl.candle_conflicts``) and queues the closed candles it
+changed for ``compute_features`` (``etl.features_pending``): both commit with the candles.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from klinepipe.db import COPY_CHUNK
-from klinepipe.kline import Kline
+from klinepipe.kline import CONTENT_FIELDS, Kline, content_json
 
 log = logging.getLogger(__name__)
 
@@ -27,29 +30,68 @@ CREATE TEMP TABLE IF NOT EXISTS candles_staging (
 ) ON COMMIT DROP
 """
 
-# The guarded merge; it also queues, per series, the range of closed candles it changed for compute_features
-# (etl.features_pending), and returns how many candles it changed.
-_MERGE = """
-WITH merged AS (
+def _content(x: str) -> str:
+    """The content of a candle row ``x`` as ``kline.content_order`` compares it: (value, scale) per money field."""
+    parts = []
+    for name in CONTENT_FIELDS:
+        if name == "close_time":
+            parts.append(f"{x}.close_time")
+        elif name == "trades":
+            parts.append(f"coalesce({x}.trades, -1)")
+        else:
+            parts.append(f"coalesce({x}.{name}, -1), coalesce(scale({x}.{name}), -1)")
+    return ", ".join(parts)
+
+
+def _beats(b: str, a: str) -> str:
+    """SQL of ``kline.beats(b, a)``, ties broken by the greater source (code-point order: COLLATE "C")."""
+    return (f"(({b}.is_closed AND NOT {a}.is_closed) OR ({b}.is_closed = {a}.is_closed AND ({b}.event_time > {a}.event_time"
+            f' OR ({b}.event_time = {a}.event_time AND ({_content(b)}, {b}.source COLLATE "C")'
+            f' > ({_content(a)}, {a}.source COLLATE "C")))))')
+
+
+def _version(x: str) -> str:
+    """A candle row as ``kline.content_json`` records it."""
+    ms = "(extract(epoch FROM {}) * 1000)::bigint"
+    fields = ", ".join(f"'{n}', {ms.format(x + '.' + n) if n == 'close_time' else x + '.' + n + ('' if n == 'trades' else '::text')}"
+                       for n in CONTENT_FIELDS)
+    return f"jsonb_build_object({fields}, 'event_time', {ms.format(x + '.event_time')}, 'source', {x}.source)"
+
+
+# The guarded merge (the conflict rule of ``kline.beats``). In the same statement, so in the same snapshot and
+# transaction: two closed versions that differ are recorded in etl.candle_conflicts with the winner; the closed
+# candles it changed are queued per series for compute_features (etl.features_pending); it returns how many
+# candles it changed.
+_MERGE = f"""
+WITH incoming AS (
+SELECT symbol, interval,
+       timestamptz 'epoch' + open_time * interval '1 millisecond' AS open_time,
+       timestamptz 'epoch' + close_time * interval '1 millisecond' AS close_time,
+       open, high, low, close, volume, quote_volume, trades,
+       taker_buy_base_volume, taker_buy_quote_volume, is_closed,
+       timestamptz 'epoch' + event_time * interval '1 millisecond' AS event_time,
+       source
+FROM candles_staging
+), conflicts AS (
+INSERT INTO etl.candle_conflicts (symbol, interval, open_time, earlier, later, earlier_event_time, later_event_time, won)
+SELECT i.symbol, i.interval, i.open_time, {_version("c")}, {_version("i")}, c.event_time, i.event_time,
+       CASE WHEN {_beats("i", "c")} THEN 'later' ELSE 'earlier' END
+FROM incoming i JOIN market.candles c ON c.symbol = i.symbol AND c.interval = i.interval AND c.open_time = i.open_time
+WHERE i.is_closed AND c.is_closed AND ({_content("i")}) IS DISTINCT FROM ({_content("c")})
+), merged AS (
 INSERT INTO market.candles AS c (
     symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, trades,
     taker_buy_base_volume, taker_buy_quote_volume, is_closed, event_time, source, ingested_at)
-SELECT symbol, interval,
-       timestamptz 'epoch' + open_time * interval '1 millisecond',
-       timestamptz 'epoch' + close_time * interval '1 millisecond',
-       open, high, low, close, volume, quote_volume, trades,
-       taker_buy_base_volume, taker_buy_quote_volume, is_closed,
-       timestamptz 'epoch' + event_time * interval '1 millisecond',
-       source, now()
-FROM candles_staging
+SELECT symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, trades,
+       taker_buy_base_volume, taker_buy_quote_volume, is_closed, event_time, source, now()
+FROM incoming
 ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
     close_time = EXCLUDED.close_time, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
     close = EXCLUDED.close, volume = EXCLUDED.volume, quote_volume = EXCLUDED.quote_volume,
     trades = EXCLUDED.trades, taker_buy_base_volume = EXCLUDED.taker_buy_base_volume,
     taker_buy_quote_volume = EXCLUDED.taker_buy_quote_volume, is_closed = EXCLUDED.is_closed,
     event_time = EXCLUDED.event_time, source = EXCLUDED.source, ingested_at = EXCLUDED.ingested_at
-WHERE (EXCLUDED.is_closed AND NOT c.is_closed)
-   OR (EXCLUDED.is_closed = c.is_closed AND EXCLUDED.event_time > c.event_time)
+WHERE {_beats("EXCLUDED", "c")}
 RETURNING symbol, interval, open_time, is_closed
 ), queued AS (
 INSERT INTO etl.features_pending (symbol, interval, first_open_time, last_open_time)
@@ -57,6 +99,17 @@ SELECT symbol, interval, min(open_time), max(open_time) FROM merged WHERE is_clo
 )
 SELECT count(*) FROM merged
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Two closed versions of one candle that differ, met in one batch (``earlier`` arrived first)."""
+
+    earlier: Kline
+    earlier_source: str
+    later: Kline
+    later_source: str
+    later_won: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +148,20 @@ def insert_dead_letters(cur, dead: list[DeadLetter]) -> None:
     cur.executemany(
         'INSERT INTO etl.dead_letters (topic, partition, "offset", key, raw, error) VALUES (%s, %s, %s, %s, %s, %s)',
         [(d.topic, d.partition, d.offset, d.key, d.raw, d.error) for d in dead],
+    )
+
+
+def insert_conflicts(cur, conflicts: list[Conflict]) -> None:
+    """Record conflicts found inside a batch (the merge records those with stored candles itself)."""
+    if not conflicts:
+        return
+    cur.executemany(
+        "INSERT INTO etl.candle_conflicts (symbol, interval, open_time, earlier, later, earlier_event_time,"
+        " later_event_time, won) VALUES (%s, %s, timestamptz 'epoch' + %s * interval '1 millisecond', %s, %s,"
+        " timestamptz 'epoch' + %s * interval '1 millisecond', timestamptz 'epoch' + %s * interval '1 millisecond', %s)",
+        [(c.later.symbol, c.later.interval, c.later.open_time, json.dumps(content_json(c.earlier, c.earlier_source)),
+          json.dumps(content_json(c.later, c.later_source)), c.earlier.event_time, c.later.event_time,
+          "later" if c.later_won else "earlier") for c in conflicts],
     )
 
 

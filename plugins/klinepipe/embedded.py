@@ -78,28 +78,43 @@ class Broker:
                 self.process.wait()
 
 
+def broker_argv(port: int) -> list[str]:
+    """The command line of a tansu broker listening on 127.0.0.1:``port``."""
+    url = f"tcp://127.0.0.1:{port}"
+    return [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+
+
+def broker_env(environ) -> dict:
+    return {**environ, "RUST_LOG": environ.get("RUST_LOG", "warn")}
+
+
+def wait_listening(port: int, timeout: float = 20.0, *, alive=lambda: True) -> None:
+    """Return once 127.0.0.1:``port`` accepts connections; ``TimeoutError`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"the process that should listen on port {port} exited")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
 def start_broker(port: int | None = None, *, log_path: Path | None = None, timeout: float = 20.0) -> Broker:
     """Start a tansu Kafka-API broker on 127.0.0.1 and wait until it accepts connections."""
     port = port or free_port()
-    url = f"tcp://127.0.0.1:{port}"
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-    )
+    proc = subprocess.Popen(broker_argv(port), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=broker_env(os.environ))
     broker = Broker(proc, port)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"tansu exited with code {proc.returncode} (log: {log_path})")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                log.info("tansu broker ready on %s", broker.bootstrap_servers)
-                return broker
-        except OSError:
-            time.sleep(0.05)
-    broker.stop()
-    raise TimeoutError(f"tansu broker did not listen on port {port} within {timeout}s")
+    try:
+        wait_listening(port, timeout, alive=lambda: proc.poll() is None)
+    except RuntimeError:
+        raise RuntimeError(f"tansu exited with code {proc.returncode} (log: {log_path})") from None
+    except TimeoutError:
+        broker.stop()
+        raise TimeoutError(f"tansu broker did not listen on port {port} within {timeout}s") from None
+    log.info("tansu broker ready on %s", broker.bootstrap_servers)
+    return broker

@@ -3,8 +3,8 @@
 1. read (and lock) the loader's next offsets in ``etl.kafka_offsets``;
 2. read the topic from there to the end of each partition (bounded by rows and seconds);
 3. parse every message; the invalid ones become dead letters, never dropped;
-4. keep the newest state per candle; COPY + guarded merge (in sub-batches, overlapping the reading);
-   dead letters; new offsets;
+4. keep the newest state per candle (the one conflict rule, ``kline.beats``); COPY + guarded merge (in
+   sub-batches, overlapping the reading); dead letters; conflicting closed versions; new offsets;
 5. commit once, after checking that no other loader moved the offsets meanwhile.
 
 A crash anywhere before the commit leaves the offsets where they were, so the next run reads the
@@ -24,10 +24,11 @@ from confluent_kafka import Message
 from sqlalchemy.engine import Engine
 
 from klinepipe import KLINES_TOPIC
-from klinepipe.candle_store import DeadLetter, copy_buffer, insert_dead_letters, merge_copy, read_offsets, write_offsets
+from klinepipe.candle_store import (Conflict, DeadLetter, copy_buffer, insert_conflicts, insert_dead_letters, merge_copy,
+                                    read_offsets, write_offsets)
 from klinepipe.errors import KlineParseError, RetryableError
 from klinepipe.kafka_batch import BatchRead, message_source, read_chunks, topic_id
-from klinepipe.kline import Kline, newest, parse_kline_event
+from klinepipe.kline import Kline, beats, in_conflict, parse_kline_event
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,12 @@ def ingest_batch(
             latest: dict[tuple[str, str, int], tuple[Kline, Message]] = {}
             pending: dict[tuple[str, str, int], tuple[Kline, Message]] = {}
             dead: list[DeadLetter] = []
+            conflicts: list[Conflict] = []
             changed = 0
             try:
                 for chunk in read_chunks(kafka_config, topic, stored, read, max_messages=max_messages,
                                          max_seconds=max_seconds, partitions=partitions):
-                    parse_into(chunk, topic, latest, dead, pending)
+                    parse_into(chunk, topic, latest, dead, pending, conflicts)
                     if len(pending) >= merge_every:
                         buffer = _buffer(pending)
                         changed += merging.result() if merging else 0
@@ -97,6 +99,7 @@ def ingest_batch(
             if read_offsets(cur, consumer, topic, partitions, lock=True, topic_id=incarnation, warn=False) != stored:
                 raise RetryableError(f"offsets of {consumer}/{topic} moved during the batch: another loader ran")
             insert_dead_letters(cur, dead)
+            insert_conflicts(cur, conflicts)
             write_offsets(cur, consumer, topic, read.next_offsets, incarnation)
             checkpoint("staged")
         raw.commit()
@@ -135,9 +138,10 @@ def _no_gc_pauses():
             gc.enable()
 
 
-def parse_into(chunk: list[Message], topic: str, latest: dict, dead: list[DeadLetter], changed: dict | None = None) -> None:
+def parse_into(chunk: list[Message], topic: str, latest: dict, dead: list[DeadLetter], changed: dict | None = None,
+               conflicts: list[Conflict] | None = None) -> None:
     """Parse messages; keep the newest state per candle in ``latest`` (and in ``changed`` when given,
-    for the next sub-batch merge); the invalid go to ``dead``."""
+    for the next sub-batch merge); the invalid go to ``dead``; two closed versions that differ to ``conflicts``."""
     for msg in chunk:
         value, key = msg.value(), msg.key()
         try:
@@ -151,7 +155,21 @@ def parse_into(chunk: list[Message], topic: str, latest: dict, dead: list[DeadLe
             continue
         pk = (kline.symbol, kline.interval, kline.open_time)
         seen = latest.get(pk)
-        if seen is None or newest(seen[0], kline) is kline:
-            entry = latest[pk] = (kline, msg)
-            if changed is not None:
-                changed[pk] = entry
+        if seen is not None and not _wins(kline, msg, seen, conflicts, changed is not None and pk not in changed):
+            continue
+        entry = latest[pk] = (kline, msg)
+        if changed is not None:
+            changed[pk] = entry
+
+
+def _wins(kline: Kline, msg: Message, seen: tuple[Kline, Message], conflicts: list[Conflict] | None, merged: bool) -> bool:
+    """Whether ``kline`` replaces the state ``seen`` earlier in the batch (the rule of ``kline.beats``, ties by
+    source as in the merge guard); a conflict is noted unless the merge will meet it (``seen`` was merged
+    already and ``kline`` goes to the merge)."""
+    held, held_msg = seen
+    wins = beats(kline, held)
+    if wins is None:  # the same candle state: the greater source, as the merge guard does
+        wins = message_source(msg) > message_source(held_msg)
+    if conflicts is not None and in_conflict(held, kline) and not (wins and merged):
+        conflicts.append(Conflict(held, message_source(held_msg), kline, message_source(msg), wins))
+    return wins

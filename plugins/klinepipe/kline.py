@@ -14,6 +14,7 @@ checking that each one is a plain unsigned decimal (PostgreSQL stores them as ``
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import msgspec
 
@@ -53,6 +54,10 @@ class BinanceKlineEvent(msgspec.Struct, gc=False):
 
 
 _decode_event = msgspec.json.Decoder(BinanceKlineEvent).decode
+# Everything msgspec raises for bytes that are not a kline event: malformed JSON or wrong types, and invalid
+# UTF-8 inside a JSON string (``UnicodeDecodeError``, which is not a ``DecodeError``). Any of them makes the
+# message a dead letter; one left uncaught would fail, and roll back, the whole batch on every run.
+DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 # Binance sends unsigned plain decimals ("46692.06000000"); no sign, exponent, NaN or infinity. ASCII digits
 # only: Python's ``\d`` also matches other scripts' digits ("\u0663"), which PostgreSQL's numeric refuses.
 # Possessive (no backtracking: a digit run is always followed by "." or " " or the end): ~30 % faster.
@@ -101,7 +106,7 @@ def parse_kline_event(raw: bytes | str) -> Kline:
     """Decode and validate one kline event; raise ``KlineParseError`` saying what is wrong."""
     try:
         event = _decode_event(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except DECODE_ERRORS as exc:
         raise KlineParseError(f"not a kline event: {exc}") from None
     if event.e != "kline":
         raise KlineParseError(f"event type is {event.e!r}, expected 'kline'")
@@ -153,6 +158,59 @@ def _raise_bad_decimal(k: Kline) -> None:
     raise KlineParseError("a price or volume is not a plain decimal")
 
 
+# The one conflict rule, here and in the merge guard of ``candle_store`` (which builds its SQL from these names):
+# closed beats in-progress; then the later event; at equal event times the greater content, compared field by
+# field in this order, each money field as (value, scale) the way PostgreSQL's numeric holds it; then (by the
+# callers, who know it) the greater source. A total order: the same versions give the same winner whatever
+# their order or batching.
+CONTENT_FIELDS = ("close_time", "open", "high", "low", "close", "volume", "quote_volume", "trades",
+                  "taker_buy_base_volume", "taker_buy_quote_volume")
+_MONEY = frozenset(CONTENT_FIELDS) - {"close_time", "trades"}
+
+
+def content_order(k: Kline) -> tuple:
+    """The content of a candle state as the conflict rule compares it (None as -1: values are unsigned)."""
+    out: list = []
+    for name in CONTENT_FIELDS:
+        value = getattr(k, name)
+        if name in _MONEY:
+            out += (-1, -1) if value is None else (Decimal(value), len(value) - value.index(".") - 1 if "." in value else 0)
+        else:
+            out.append(-1 if value is None else value)
+    return tuple(out)
+
+
+def beats(b: Kline, a: Kline) -> bool | None:
+    """Whether state ``b`` wins over ``a`` of the same candle; None when they tie (the same candle state,
+    which the caller breaks by source)."""
+    if b.is_closed != a.is_closed:
+        return b.is_closed
+    if b.event_time != a.event_time:
+        return b.event_time > a.event_time
+    if b == a:
+        return None
+    ob, oa = content_order(b), content_order(a)
+    return None if ob == oa else ob > oa
+
+
 def newest(a: Kline, b: Kline) -> Kline:
-    """The state that wins for one candle: closed beats in-progress, then the later event."""
-    return b if (b.is_closed, b.event_time) >= (a.is_closed, a.event_time) else a
+    """The state that wins for one candle (``beats``), whatever the order of the two; ``a`` on a tie."""
+    return b if beats(b, a) else a
+
+
+def in_conflict(a: Kline, b: Kline) -> bool:
+    """Two closed versions of one candle whose content differs: recorded in ``etl.candle_conflicts``."""
+    return a.is_closed and b.is_closed and _content(a) != _content(b) and content_order(a) != content_order(b)
+
+
+def _content(k: Kline) -> tuple:
+    return (k.close_time, k.open, k.high, k.low, k.close, k.volume, k.quote_volume, k.trades,
+            k.taker_buy_base_volume, k.taker_buy_quote_volume)
+
+
+def content_json(k: Kline, source: str) -> dict:
+    """A candle version as ``etl.candle_conflicts`` records it (money as the decimal text received)."""
+    return {"close_time": k.close_time, "open": k.open, "high": k.high, "low": k.low, "close": k.close,
+            "volume": k.volume, "quote_volume": k.quote_volume, "trades": k.trades,
+            "taker_buy_base_volume": k.taker_buy_base_volume, "taker_buy_quote_volume": k.taker_buy_quote_volume,
+            "event_time": k.event_time, "source": source}

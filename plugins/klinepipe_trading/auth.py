@@ -1,6 +1,10 @@
 """Airflow's own login in front of the Trading page: the JWT the UI keeps in the ``_token`` cookie
 (or an ``Authorization: Bearer`` token from ``POST /auth/token``), checked by the api-server's auth manager.
 
+Operator actions (the kill switch) need more than seeing the UI: the permission to change DAGs
+(``is_authorized_dag(method="PUT")``: pause, trigger), which Airflow's read-only roles lack (the simple auth
+manager's ``viewer``; FAB's ``Viewer``), so they are refused with 403.
+
 ``/klinepipe/metrics`` also accepts ``Authorization: Bearer $KLINEPIPE_METRICS_TOKEN`` when that
 variable is set, so Prometheus can scrape without an expiring Airflow token.
 """
@@ -32,6 +36,20 @@ async def current_user(request: Request):
     if not get_auth_manager().is_authorized_view(access_view=AccessView.WEBSITE, user=user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
     return user
+
+
+async def operator(request: Request):
+    """A logged-in Airflow user who may act (change DAGs), else 401/403 (FastAPI dependency)."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    user = await current_user(request)
+    if not get_auth_manager().is_authorized_dag(method="PUT", user=user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "read-only role: operator actions need permission to change DAGs")
+    return user
+
+
+def user_name(user) -> str:
+    return user.get_name() if hasattr(user, "get_name") else str(user)
 
 
 async def metrics_reader(request: Request) -> None:

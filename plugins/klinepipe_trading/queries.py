@@ -6,10 +6,13 @@ times epoch seconds (what the chart library wants); nothing here knows about HTT
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
+
+from klinepipe.quality import arrived_live_sql
 
 MAX_CANDLES = 2000
 
@@ -26,19 +29,29 @@ def _rows(conn, sql: str, **params) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
 
 
-def list_series(conn) -> list[dict]:
-    """Every stored series with its size and freshness: newest candle, its age, ingest lag."""
-    rows = _rows(conn, """
+LIVE_WINDOW = timedelta(days=30)   # a series counts as streamed when candles arrived live within this window ...
+LIVE_WITHIN = timedelta(minutes=10)  # ... each ingested at most this long after it closed (klinepipe.quality's rule)
+
+
+def list_series(conn, streams: Iterable[tuple[str, str]] = ()) -> list[dict]:
+    """Every stored series with its size and freshness: newest candle, its age, ingest lag, and whether it is
+    being streamed (``streams``: the configured subscriptions, or candles that arrived live): only a streamed
+    series is expected to be fresh; imported history is not stale, whatever its age."""
+    subscribed = set(streams)
+    rows = _rows(conn, f"""
         SELECT symbol, interval, count(*) AS candles, max(open_time) AS newest_open_time,
                max(close_time) FILTER (WHERE is_closed) AS newest_closed_close_time,
-               max(ingested_at) AS newest_ingested_at, now() AS db_now
-        FROM market.candles GROUP BY symbol, interval ORDER BY symbol, interval""")
+               max(ingested_at) AS newest_ingested_at, now() AS db_now,
+               coalesce(bool_or({arrived_live_sql(":live_window", ":live_within")}), false) AS arrived_live
+        FROM market.candles GROUP BY symbol, interval ORDER BY symbol, interval""",
+                 live_window=LIVE_WINDOW, live_within=LIVE_WITHIN)
     return [{
         "symbol": r["symbol"], "interval": r["interval"], "candles": r["candles"],
         "newest_open_time": _ts(r["newest_open_time"]),
         "newest_closed_age_s": (r["db_now"] - r["newest_closed_close_time"]).total_seconds()
         if r["newest_closed_close_time"] else None,
         "ingest_lag_s": (r["db_now"] - r["newest_ingested_at"]).total_seconds(),
+        "streamed": bool(r["arrived_live"] or (r["symbol"], r["interval"]) in subscribed),
     } for r in rows]
 
 
@@ -52,35 +65,72 @@ def candles(conn, symbol: str, interval: str, limit: int = 500) -> list[dict]:
              "close": _num(r["close"]), "volume": _num(r["volume"]), "closed": r["is_closed"]} for r in rows]
 
 
-def trades(conn, symbol: str, since: datetime | None, mode: str | None = None) -> list[dict]:
-    """Fills of one symbol (any sleeve; one mode when given) from ``since`` on: the entries and exits to mark."""
+def trades(conn, symbol: str, interval: str, since: datetime | None, mode: str | None = None) -> list[dict]:
+    """Fills of the sleeves that trade this series (``symbol`` at ``interval``; one mode when given) from
+    ``since`` on: the entries and exits to mark on its chart. A 1m sleeve's fills are not the 1h chart's."""
     rows = _rows(conn, """
-        SELECT f.filled_at, f.side, f.quantity, f.price, f.fee, o.sleeve, o.mode, o.client_order_id
+        SELECT f.filled_at, f.side, f.quantity, f.price, f.fee, f.fee_asset, o.sleeve, o.mode, o.client_order_id
         FROM trading.fills f JOIN trading.orders o USING (client_order_id)
         WHERE f.symbol = :s AND (CAST(:since AS timestamptz) IS NULL OR f.filled_at >= :since)
+          AND EXISTS (SELECT 1 FROM trading.sleeves sl WHERE sl.mode = o.mode AND sl.sleeve = o.sleeve AND sl.symbol = :s AND sl.interval = :i)
           AND (CAST(:mode AS text) IS NULL OR o.mode = :mode)
-        ORDER BY f.filled_at, f.id""", s=symbol, since=since, mode=mode)
+        ORDER BY f.filled_at, f.id""", s=symbol, i=interval, since=since, mode=mode)
     return [{"time": _ts(r["filled_at"]), "side": r["side"], "quantity": _num(r["quantity"]), "price": _num(r["price"]),
-             "fee": _num(r["fee"]), "sleeve": r["sleeve"], "mode": r["mode"], "client_order_id": r["client_order_id"]}
-            for r in rows]
+             "fee": _num(r["fee"]), "fee_asset": r["fee_asset"], "sleeve": r["sleeve"], "mode": r["mode"],
+             "client_order_id": r["client_order_id"]} for r in rows]
 
 
-def positions(conn) -> list[dict]:
-    """Each sleeve's position, valued at its series' newest close, and its last decision."""
+MAX_DECIMALS = 8  # Binance's prices and quantities have at most 8 decimals
+
+
+def precision(conn, symbols: Iterable[str], sample: int = 500) -> dict[str, dict[str, int]]:
+    """Decimals to show per symbol: ``price`` (its tick size) and ``quantity`` (its step size).
+
+    Exchange filters are not stored in the database, so both are derived from stored values: the most
+    decimals any of the newest ``sample`` candles' prices needs (Binance pads to 8: ``0.25010000`` needs 4),
+    and for quantities the same over candle volumes and the symbol's fills and orders (each a multiple of the
+    step). ALGOUSDT at ~0.25 shows 0.2501 and 0.2505, not 0.25 twice; BTCUSDT shows cents."""
+    symbols = sorted(set(symbols))
+    if not symbols:
+        return {}
+    price = {r["symbol"]: (r["price_dp"], r["qty_dp"]) for r in _rows(conn, """
+        SELECT s.symbol, max(greatest(min_scale(c.open), min_scale(c.high), min_scale(c.low), min_scale(c.close))) AS price_dp,
+               max(min_scale(c.volume)) AS qty_dp
+        FROM unnest(CAST(:symbols AS text[])) AS s(symbol)
+        CROSS JOIN LATERAL (SELECT open, high, low, close, volume FROM market.candles m WHERE m.symbol = s.symbol
+                            ORDER BY open_time DESC LIMIT :n) c
+        GROUP BY s.symbol""", symbols=symbols, n=sample)}
+    qty = {r["symbol"]: r["dp"] for r in _rows(conn, """
+        SELECT symbol, max(min_scale(quantity)) AS dp FROM (
+            SELECT symbol, quantity FROM trading.fills WHERE symbol = ANY(CAST(:symbols AS text[]))
+            UNION ALL SELECT symbol, quantity FROM trading.orders WHERE symbol = ANY(CAST(:symbols AS text[]))) q
+        GROUP BY symbol""", symbols=symbols)}
+    out = {}
+    for s in symbols:
+        price_dp, volume_dp = price.get(s, (None, None))
+        out[s] = {"price": min(price_dp if price_dp is not None else 2, MAX_DECIMALS),
+                  "quantity": min(max(volume_dp or 0, qty.get(s) or 0), MAX_DECIMALS)}
+    return out
+
+
+def positions(conn, mode: str | None = None) -> list[dict]:
+    """Each sleeve's position (of one mode when given: sleeves, positions, signals are per mode), valued at its
+    series' newest close, and its last decision."""
     rows = _rows(conn, """
-        SELECT s.sleeve, s.symbol, s.interval, s.strategy, s.halted_reason, p.quantity, p.avg_price,
+        SELECT s.mode, s.sleeve, s.symbol, s.interval, s.strategy, s.halted_reason, p.quantity, p.avg_price,
                c.close AS last_close, g.open_time AS decided_at, g.action, g.reason
-        FROM trading.sleeves s JOIN trading.positions p USING (sleeve)
+        FROM trading.sleeves s JOIN trading.positions p USING (mode, sleeve)
         LEFT JOIN LATERAL (SELECT close FROM market.candles m WHERE m.symbol = s.symbol AND m.interval = s.interval
                            ORDER BY open_time DESC LIMIT 1) c ON true
-        LEFT JOIN LATERAL (SELECT open_time, action, reason FROM trading.signals x WHERE x.sleeve = s.sleeve
+        LEFT JOIN LATERAL (SELECT open_time, action, reason FROM trading.signals x WHERE x.mode = s.mode AND x.sleeve = s.sleeve
                            ORDER BY open_time DESC LIMIT 1) g ON true
-        ORDER BY s.sleeve""")
+        WHERE CAST(:mode AS text) IS NULL OR s.mode = :mode
+        ORDER BY s.sleeve, s.mode""", mode=mode)
     out = []
     for r in rows:
         qty, avg, last = r["quantity"], r["avg_price"], r["last_close"]
         unrealized = (last - avg) * qty if last is not None and qty else Decimal(0)
-        out.append({"sleeve": r["sleeve"], "symbol": r["symbol"], "interval": r["interval"], "strategy": r["strategy"],
+        out.append({"mode": r["mode"], "sleeve": r["sleeve"], "symbol": r["symbol"], "interval": r["interval"], "strategy": r["strategy"],
                     "halted_reason": r["halted_reason"], "quantity": _num(qty), "avg_price": _num(avg),
                     "last_close": _num(last), "unrealized_pnl": _num(unrealized),
                     "last_decision": {"time": _ts(r["decided_at"]), "action": r["action"], "reason": r["reason"]}
@@ -118,15 +168,17 @@ def equity(conn, mode: str, limit: int = 5000) -> dict:
             "pnl_pct": _num(pnl / first) if pnl is not None and first else None}
 
 
-def active_mode(conn) -> str:
-    """The mode the trader ran last (newest order or equity mark), ``paper`` when it never ran."""
+def active_mode(conn, default: str = "paper") -> str:
+    """The mode the trader ran last (newest order or equity mark), ``default`` when it never ran."""
     return conn.execute(sa.text("""
         SELECT mode FROM (SELECT mode, created_at AS t FROM trading.orders
-                          UNION ALL SELECT mode, at FROM trading.equity) x ORDER BY t DESC LIMIT 1""")).scalar() or "paper"
+                          UNION ALL SELECT mode, at FROM trading.equity) x ORDER BY t DESC LIMIT 1""")).scalar() or default
 
 
-def overview(conn, mode: str | None = None) -> dict:
+def overview(conn, mode: str | None = None, streams: Iterable[tuple[str, str]] = (), default_mode: str = "paper") -> dict:
     """Everything the page shows besides the candles: one round trip from the browser."""
-    mode = mode or active_mode(conn)
-    return {"mode": mode, "series": list_series(conn), "positions": positions(conn), "open_orders": open_orders(conn),
-            "kill_switches": kill_switches(conn), "equity": equity(conn, mode)}
+    mode = mode or active_mode(conn, default_mode)
+    series, held, orders = list_series(conn, streams), positions(conn, mode), open_orders(conn)
+    symbols = {x["symbol"] for x in (*series, *held, *orders)}
+    return {"mode": mode, "series": series, "positions": held, "open_orders": orders,
+            "kill_switches": kill_switches(conn), "equity": equity(conn, mode), "precision": precision(conn, symbols)}

@@ -11,9 +11,9 @@ from binance import Client
 from klinepipe.backfill import fetch_klines, fill_gaps, find_gaps, import_files, load_history, load_klines
 from klinepipe.binance_files import row_to_kline
 from klinepipe.errors import KlineParseError
-from klinepipe.quality import run_quality_checks
+from klinepipe.quality import configured_streams, run_quality_checks
 from tests.fake_binance import FakeBinance, Fault
-from tests.helpers import sample_rows
+from tests.helpers import sample_rows, write_csv
 
 pytestmark = pytest.mark.integration
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -128,8 +128,71 @@ def test_quality_checks_pass_on_real_data_and_name_each_problem(engine):
 
     assert not results["gaps"].passed and results["gaps"].details["violations"][0]["missing"] == 30
     assert not results["ohlc"].passed and "BTCUSDT 1m" in results["ohlc"].describe()
-    assert not results["staleness"].passed
+    assert results["staleness"].passed and results["staleness"].details["streamed"] is False  # replayed history
     assert results["overlaps"].passed
     with engine.connect() as c:
         stored = c.execute(sa.text("SELECT check_name, passed FROM etl.quality_checks ORDER BY id")).fetchall()
     assert ("gaps", False) in stored and ("ohlc", False) in stored and len(stored) == 8
+
+
+def _live_candles(engine, symbol: str, n: int, *, last_close_ago: timedelta, source: str = "binance") -> None:
+    """``n`` closed 1m candles of ``symbol`` ending ``last_close_ago`` before now, each ingested 1 s after it closed:
+    what the loader stores while the stream runs (live Binance or the wall-clock demo)."""
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0) - last_close_ago
+    rows = [{"s": symbol, "ot": end - timedelta(minutes=n - i), "c": 100 + i} for i in range(n)]
+    with engine.begin() as c:
+        c.execute(sa.text("""INSERT INTO market.candles (symbol, interval, open_time, close_time, open, high, low, close, volume,
+                             is_closed, event_time, source, ingested_at)
+                             VALUES (:s, '1m', :ot, :ot + interval '59.999 seconds', :c, :c, :c, :c, 1, true, :ot + interval '1 minute',
+                                     :src, :ot + interval '61 seconds')"""), [{**r, "src": source} for r in rows])
+
+
+def test_imported_history_is_never_stale(engine, tmp_path):
+    """A one-off import (file, REST history, replay of old candles) hours ago: every check passes, run after run."""
+    file_rows = sample_rows(120, "BTCUSDT-30m.csv")
+    import_files(engine, [write_csv(tmp_path / "BTCUSDT-30m-2021-10.csv", file_rows)])
+    load_klines(engine, (row_to_kline(r, "BTCUSDT", "1m", int(r[6]) + 1) for r in sample_rows(200)), source="backfill")
+    load_klines(engine, (row_to_kline(r, "BTCUSDT", "1h", int(r[6]) + 1) for r in sample_rows(200, "BTCUSDT-1h.csv")),
+                source="replay")
+    with engine.begin() as c:
+        c.exec_driver_sql("UPDATE market.candles SET ingested_at = now() - interval '3 hours'")
+
+    results = run_quality_checks(engine, stale_after=timedelta(minutes=10))
+
+    staleness = {(r.symbol, r.interval): r for r in results if r.check == "staleness"}
+    assert set(staleness) == {("BTCUSDT", "30m"), ("BTCUSDT", "1m"), ("BTCUSDT", "1h")}
+    assert all(r.passed for r in results), [r.describe() for r in results if not r.passed]
+    assert all(r.details["streamed"] is False for r in staleness.values())
+
+
+def test_a_streamed_series_that_stops_is_stale_and_one_still_arriving_is_not(engine):
+    _live_candles(engine, "BTCUSDT", 30, last_close_ago=timedelta(minutes=40))  # the stream stopped 40 min ago
+    _live_candles(engine, "ETHUSDT", 30, last_close_ago=timedelta(minutes=0))   # still arriving
+    load_klines(engine, (row_to_kline(r, "BTCUSDT", "1h", int(r[6]) + 1) for r in sample_rows(50, "BTCUSDT-1h.csv")),
+                source="backfill")
+    with engine.begin() as c:
+        c.exec_driver_sql("UPDATE market.candles SET ingested_at = now() - interval '1 hour' WHERE interval = '1h'")
+
+    results = run_quality_checks(engine, stale_after=timedelta(minutes=10))
+
+    staleness = {(r.symbol, r.interval): r for r in results if r.check == "staleness"}
+    failed = [(r.check, r.symbol, r.interval) for r in results if not r.passed]
+    assert failed == [("staleness", "BTCUSDT", "1m")]
+    assert staleness[("BTCUSDT", "1m")].details["streamed"] == "arrived live"
+    assert staleness[("BTCUSDT", "1m")].details["age_s"] >= 40 * 60
+    assert staleness[("ETHUSDT", "1m")].passed and staleness[("BTCUSDT", "1h")].details["streamed"] is False
+
+
+def test_a_subscribed_series_is_checked_even_when_its_candles_are_old(engine):
+    """STREAMING_SYMBOLS x STREAMING_INTERVALS: a subscription that delivers nothing is stale, whatever the data."""
+    load_klines(engine, (row_to_kline(r, "BTCUSDT", "1m", int(r[6]) + 1) for r in sample_rows(50)), source="replay")
+    with engine.begin() as c:
+        c.exec_driver_sql("UPDATE market.candles SET ingested_at = now() - interval '1 hour'")
+    streams = configured_streams({"STREAMING_SYMBOLS": "btcusdt, ETHUSDT", "STREAMING_INTERVALS": "1m,1h"})
+
+    results = run_quality_checks(engine, stale_after=timedelta(minutes=10), streams=streams)
+
+    assert streams == {("BTCUSDT", "1m"), ("BTCUSDT", "1h"), ("ETHUSDT", "1m"), ("ETHUSDT", "1h")}
+    assert [(r.check, r.symbol, r.interval, r.details["streamed"]) for r in results if not r.passed] == [
+        ("staleness", "BTCUSDT", "1m", "subscribed")]
+    assert configured_streams({}) == frozenset()

@@ -129,9 +129,9 @@ def test_paper_fills_only_see_candles_the_sleeve_has_reached(db, database_url):
     trader = make_trader(database_url)
     t = [int(r[0]) for r in rows]
     with trader._transaction() as cur:
-        ledger.advance_sleeve(cur, SLEEVE, ledger.from_ms(t[20]))
+        ledger.advance_sleeve(cur, "paper", SLEEVE, ledger.from_ms(t[20]))
 
-        reached = ledger.candles_after(cur, "BTCUSDT", "1m", t[10], 1000, SLEEVE)
+        reached = ledger.candles_after(cur, "BTCUSDT", "1m", t[10], 1000, SLEEVE, "paper")
         everything = ledger.candles_after(cur, "BTCUSDT", "1m", t[10], 1000)
 
     assert [c.open_time_ms for c in reached] == t[11:22]  # up to the candle after the newest decided one

@@ -162,7 +162,7 @@ def test_killed_after_record_before_fill_then_restarted_records_the_fill_once(db
     assert order.status == "FILLED" and len(fake.orders()) == 1
     assert [f.quantity for f in ledger_fills(db)] == [order.executed_qty]
     with Transaction(psycopg2.connect(dsn_of(database_url))) as cur:
-        held = ledger.position(cur, SLEEVE)
+        held = ledger.position(cur, "testnet", SLEEVE)
     assert held == order.executed_qty - order.executed_qty * D("0.001")  # commission paid in BTC
 
 

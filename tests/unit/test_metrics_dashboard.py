@@ -28,6 +28,7 @@ class _Families:
 def _exposed() -> dict[str, set[str]]:
     """Family name -> sample names, from every collector fed with data in every label."""
     stats = Stats(published={"binance": 1}, rotations={"age": 1})
+    stats.dependency("kafka")
     ledger = LedgerSnapshot("paper", decisions=[("BTCUSDT:1m:sma_cross", "BUY", 1)], orders={"FILLED": 1}, fills={"BUY": 1},
                             risk_blocks={"max_exposure": 1}, equity=1.0, first_equity=1.0, peak_equity=1.0,
                             sleeves=[("BTCUSDT:1m:sma_cross", 0.1, False, 5.0)])

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.intervals", "klinepipe.errors", "trader.strategies",
+PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.intervals", "klinepipe.errors", "klinepipe.outage", "trader.strategies",
         "trader.orders", "trader.brokers.paper", "trader.symbols", "streaming.envelope", "streaming.replay",
         # the backtest core, CLI included: files and arrays only
         "trader.backtest.candles", "trader.backtest.engine", "trader.backtest.metrics", "trader.backtest.runner",

@@ -73,12 +73,21 @@ def test_strategy_gets_a_copy():
 
 
 def test_client_order_id_is_deterministic_and_valid_for_binance():
-    a = client_order_id("BTCUSDT:1m:sma_cross", 1709251200000, "BUY")
+    a = client_order_id("BTCUSDT:1m:sma_cross", 1709251200000, "BUY", "testnet")
 
-    assert a == client_order_id("BTCUSDT:1m:sma_cross", 1709251200000, "BUY")
-    assert a != client_order_id("BTCUSDT:1m:sma_cross", 1709251200000, "SELL")
-    assert a != client_order_id("ETHUSDT:1m:sma_cross", 1709251200000, "BUY")
-    assert re.fullmatch(r"[\.A-Z\:/a-z0-9_-]{1,36}", a)
+    assert a == client_order_id("BTCUSDT:1m:sma_cross", 1709251200000, "BUY", "testnet")
+    assert a != client_order_id("BTCUSDT:1m:sma_cross", 1709251200000, "SELL", "testnet")
+    assert a != client_order_id("ETHUSDT:1m:sma_cross", 1709251200000, "BUY", "testnet")
+    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,36}", a)  # Binance's newClientOrderId pattern
+
+
+def test_client_order_ids_differ_by_mode_and_a_mode_is_required():
+    ids = {mode: client_order_id("BTCUSDT:1m:sma_cross", 1709251200000, "BUY", mode) for mode in ("paper", "testnet", "demo", "live")}
+
+    assert len(set(ids.values())) == 4
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,36}", i) for i in ids.values())
+    with pytest.raises(ValueError, match="mode"):
+        client_order_id("BTCUSDT:1m:sma_cross", 1, "BUY", "")
 
 
 @pytest.mark.parametrize(("qty", "step", "want"), [("0.016259", "0.00001", "0.01625"), ("1", "0.1", "1.0"), ("0.000009", "0.00001", "0")])
@@ -94,7 +103,7 @@ def test_paper_fill_is_at_the_next_open_with_fee_and_slippage():
         return [Candle(after_ms + 60_000, Decimal("61526.21"), Decimal("61600"), Decimal("61500"))]
 
     broker = PaperBroker(candles_after, fee_bps=Decimal("10"), slippage_bps=Decimal("5"))
-    intent = OrderIntent("s", "BTCUSDT", "BUY", Decimal("0.01625"), 1_000, interval="1m")
+    intent = OrderIntent("s", "BTCUSDT", "BUY", Decimal("0.01625"), 1_000, interval="1m", mode="paper")
 
     report = broker.submit(intent)
 
@@ -108,7 +117,7 @@ def test_paper_fill_is_at_the_next_open_with_fee_and_slippage():
 def test_paper_order_waits_while_the_next_candle_is_unknown():
     broker = PaperBroker(lambda *a: [])
 
-    report = broker.submit(OrderIntent("s", "BTCUSDT", "SELL", Decimal("1"), 1_000, interval="1m"))
+    report = broker.submit(OrderIntent("s", "BTCUSDT", "SELL", Decimal("1"), 1_000, interval="1m", mode="paper"))
 
     assert (report.status, report.fills) == ("NEW", ())
 
@@ -117,7 +126,7 @@ def test_paper_order_waits_while_the_next_candle_is_unknown():
                                                              ("GTC", "59600", "NEW", None)])
 def test_paper_limit_orders(tif, low, status, price):
     broker = PaperBroker(lambda *a: [Candle(2, Decimal("60000"), Decimal("60100"), Decimal(low))])
-    intent = OrderIntent("s", "BTCUSDT", "BUY", Decimal("0.1"), 1, "LIMIT", Decimal("59500"), None, tif, interval="1m")
+    intent = OrderIntent("s", "BTCUSDT", "BUY", Decimal("0.1"), 1, "LIMIT", Decimal("59500"), None, tif, interval="1m", mode="paper")
 
     report = broker.submit(intent)
 
@@ -167,6 +176,7 @@ def test_trader_core_modules_import_no_io_library(module):
 def test_key_file_is_read_and_secrets_never_show_in_repr(tmp_path, monkeypatch):
     key_file = tmp_path / "binance.keys"
     key_file.write_text("# testnet\nBINANCE_API_KEY=the-key\nBINANCE_API_SECRET=s3cr3t-value\n")
+    key_file.chmod(0o600)
     for name in ("BINANCE_API_KEY", "BINANCE_API_SECRET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", "postgresql://x/y")
@@ -180,8 +190,27 @@ def test_key_file_is_read_and_secrets_never_show_in_repr(tmp_path, monkeypatch):
     assert "s3cr3t-value" not in repr(settings) + str(settings) + repr(secret)
 
 
+@pytest.mark.parametrize("perm", [0o644, 0o640, 0o604, 0o660])
+def test_a_key_file_others_can_read_is_refused_with_chmod_600(tmp_path, monkeypatch, perm):
+    key_file = tmp_path / "binance.keys"
+    key_file.write_text("BINANCE_API_KEY=the-key\nBINANCE_API_SECRET=s3cr3t-value\n")
+    key_file.chmod(perm)
+    for name in ("BINANCE_API_KEY", "BINANCE_API_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://x/y")
+    monkeypatch.setenv("TRADER_MODE", "testnet")
+    monkeypatch.setenv("TRADER_BINANCE_KEY_FILE", str(key_file))
+
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+
+    message = str(err.value)
+    assert "TRADER_BINANCE_KEY_FILE" in message and f"chmod 600 {key_file}" in message
+    assert "the-key" not in message and "s3cr3t-value" not in message
+
+
 def test_client_order_ids_of_different_intents_on_one_candle_differ():
-    ids = {client_order_id("BTCUSDT:1m:sma_cross", 1, intent) for intent in ("BUY", "SELL", "STOP_LOSS")}
+    ids = {client_order_id("BTCUSDT:1m:sma_cross", 1, intent, "paper") for intent in ("BUY", "SELL", "STOP_LOSS")}
 
     assert len(ids) == 3
 
@@ -190,7 +219,7 @@ def test_client_order_ids_of_different_intents_on_one_candle_differ():
                                                                ("60000", "58500", "NEW", None)])
 def test_paper_stop_loss_sells_at_the_stop_or_the_gap_open(open_, low, status, price):
     broker = PaperBroker(lambda *a: [Candle(2, Decimal(open_), Decimal(open_), Decimal(low))])
-    stop = OrderIntent("s", "BTCUSDT", "SELL", Decimal("0.1"), 1, "STOP_LOSS", None, Decimal("58000"), intent="STOP_LOSS", interval="1m")
+    stop = OrderIntent("s", "BTCUSDT", "SELL", Decimal("0.1"), 1, "STOP_LOSS", None, Decimal("58000"), intent="STOP_LOSS", interval="1m", mode="paper")
 
     report = broker.submit(stop)
 

@@ -97,7 +97,7 @@ class BinanceBroker:
                 if attempt == self._read_retries:
                     raise
                 wait = err.retry_after if err.retry_after is not None else min(2 ** attempt, 30)
-                log.warning("binance read failed (%s); retrying in %.0fs", err, wait)
+                log.debug("binance read failed (%s); retrying in %.0fs", err, wait)  # the caller reports the outage once
                 self._sleep(wait)
         raise AssertionError("unreachable")
 
@@ -146,6 +146,15 @@ class BinanceBroker:
 
     def recent_trades(self, symbol: str, limit: int = 100) -> list[dict]:
         return self._read(self.client.get_my_trades, symbol=symbol, limit=limit)
+
+    def account_id(self) -> str:
+        """Which exchange account this is: Binance's ``uid``, else a hash of the API key (never the key)."""
+        import hashlib
+
+        uid = self._read(self.client.get_account).get("uid")
+        if uid is not None:
+            return f"uid:{uid}"
+        return "key-sha256:" + hashlib.sha256((self.client.API_KEY or "").encode()).hexdigest()[:16]
 
     def account_label(self) -> str:
         account = self._read(self.client.get_account)

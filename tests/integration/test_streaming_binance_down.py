@@ -1,0 +1,65 @@
+"""Drill: Binance (the fake's websocket and REST) goes away for 60 s under the live sidecar. The websocket refuses
+every connection (HTTP 503) and REST is stopped; REST comes back 10 s after the websocket, so the gap backfill
+meets it down too. The sidecar does not exit, logs each outage once and its end once (not once per retry), shows
+them in ``streaming_dependency_up`` / ``streaming_outages_total``, and every candle that closed meanwhile reaches
+the topic exactly once (backfilled over REST)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from streaming.live import LiveParts
+from tests.integration.test_streaming_live import (assert_exactly_once, fakes, live_settings, make_sink, read_topic,
+                                                   run_sidecar, settle, until)
+
+pytestmark = pytest.mark.integration
+OUTAGE_S = 60
+SERIES = [("BTCUSDT", "1s"), ("BTCUSDT", "1m")]
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_a_60s_binance_outage_is_one_line_each_way_and_loses_no_candle(kafka_bootstrap, topic):
+    rest, ws = fakes()
+    seen = Lines()
+    logging.getLogger("streaming.outage").addHandler(seen)
+    sink = make_sink(kafka_bootstrap, topic)
+    down: dict[str, int] = {}
+
+    async def outage(parts: LiveParts) -> None:
+        await until(lambda: sink.stats.acked > 20)
+        await asyncio.to_thread(rest.stop)
+        ws.drop(refuse_for=OUTAGE_S)
+        await asyncio.sleep(OUTAGE_S / 2)
+        down.update({name: t.up for name, t in sink.stats.dependencies.items()})
+        await asyncio.sleep(OUTAGE_S / 2 + 10)
+        await asyncio.to_thread(rest.start)
+        await until(lambda: all(t.up for t in sink.stats.dependencies.values()), timeout=120)
+        await settle(parts, ws, SERIES)
+
+    try:
+        run_sidecar(live_settings(ws, rest, symbols=("BTCUSDT",), intervals=("1s", "1m"), backoff_max=5.0), sink, outage)
+        assert_exactly_once(read_topic(kafka_bootstrap, topic), ws, SERIES)
+    finally:
+        logging.getLogger("streaming.outage").removeHandler(seen)
+        ws.stop()
+        rest.stop()
+
+    assert down["binance_ws"] is False
+    deps = sink.stats.dependencies
+    assert deps["binance_ws"].up and deps["binance_ws"].outages == 1
+    assert deps["binance_rest"].up and deps["binance_rest"].outages == 1
+    for name in ("binance_ws", "binance_rest"):
+        assert sum(line.startswith(f"{name} unreachable") for line in seen.lines) == 1, seen.lines
+        assert sum(line.startswith(f"{name} is back after") for line in seen.lines) == 1, seen.lines
+    assert sink.stats.backfilled > 0
