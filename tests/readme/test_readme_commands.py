@@ -242,12 +242,24 @@ def run_admin_password(cmd: str, ctx: Context):
         url = proc.wait_for(r"Airflow UI : (http://\S+)", 5).group(1)
         body = json.dumps({"username": "admin", "password": done.stdout.strip()}).encode()
         request = urllib.request.Request(f"{url}/auth/token", body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as r:
-            token = json.load(r).get("access_token")
+        token = proc.until(lambda: _login(request), 240, "an answer from the Airflow UI")  # the banner comes first
     finally:
         proc.interrupt(timeout=120)
     assert done.returncode == 0 and done.stdout.strip(), done.stdout
     assert token
+
+
+def _login(request) -> str | None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return json.load(r).get("access_token")
+    except urllib.error.HTTPError:
+        raise
+    except OSError:
+        return None  # not listening yet
 
 
 @runs(r"make clean-data")
