@@ -43,6 +43,16 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert code == 2 and "unknown strategy 'nope'" in capsys.readouterr().err
 
 
+def test_a_feature_the_feature_set_lacks_is_named_with_the_ones_it_has(tmp_path, capsys):
+    """It said only ``backtest: 'sma_5'`` (a KeyError's text)."""
+    code = main(["--csv", str(SAMPLE / "BTCUSDT-1d.csv"), "--params", '{"fast": 5, "slow": 20}', "--out", str(tmp_path / "x")])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "sma_cross (fast=5, slow=20) needs sma_5, sma_20, which the feature set does not compute" in err
+    assert "(it has sma_10, sma_30, sma_50)" in err
+
+
 def test_the_parser_plugs_into_another_cli():
     parser = argparse.ArgumentParser(prog="python -m trader")
     add_backtest_parser(parser.add_subparsers(dest="command"))

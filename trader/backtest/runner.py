@@ -48,7 +48,17 @@ def feature_frame(candles: pd.DataFrame, strategy: Strategy | None = None) -> pd
 
 
 def strategy_signals(strategy: Strategy, frame: pd.DataFrame) -> np.ndarray:
-    """``strategy.signals`` over the whole frame, checked: one of -1/0/+1 per row."""
+    """``strategy.signals`` over the whole frame, checked: one of -1/0/+1 per row.
+
+    A strategy asking for a feature the feature set does not compute (``sma_5``) is told so by name, with the
+    columns of that family that exist, instead of failing with a bare ``KeyError: 'sma_5'``."""
+    missing = [c for c in strategy.required_features if c not in frame.columns]
+    if missing:
+        families = {c.rsplit("_", 1)[0] for c in missing}
+        have = [c for c in FEATURE_COLUMNS if c.rsplit("_", 1)[0] in families]
+        params = ", ".join(f"{k}={v}" for k, v in strategy.params.items())
+        raise ValueError(f"{strategy.name} ({params}) needs {', '.join(missing)}, which the feature set does"
+                         f" not compute" + (f" (it has {', '.join(have)})" if have else ""))
     out = np.asarray(strategy.signals(frame))
     if out.shape != (len(frame),):
         raise ValueError(f"{strategy.name}.signals returned shape {out.shape} for {len(frame)} rows")
