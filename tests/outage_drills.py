@@ -1,7 +1,9 @@
-"""Outage drills: a real embedded PostgreSQL that a test stops and starts again at the same address."""
+"""Outage drills: a real embedded PostgreSQL that a test stops and starts again at the same address, and the
+log lines a drill counts (one per outage, not one per retry)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -49,3 +51,14 @@ class StoppablePostgres:
         if self.running:
             self.stop()
         self._server.cleanup()
+
+
+class Lines(logging.Handler):
+    """Every message logged to the logger it is added to, as text."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from klinepipe.embedded import free_port
 from klinepipe.errors import ConfigError, RetryableError
 from tests.conftest import ROOT, _fresh_database
+from tests.outage_drills import Lines
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -84,15 +85,6 @@ def test_the_dag_files_import_whatever_the_settings_and_say_which_is_wrong(clean
     assert {"ingest_klines", "compute_features", "backfill_klines", "data_quality"} <= set(bag.dag_ids)
     for name in named:
         assert any(name in line and "\n" not in line for line in seen.lines), seen.lines
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
 
 
 def test_a_database_that_cannot_work_is_one_line(clean_env, pg_admin_url):

@@ -13,20 +13,11 @@ from klinepipe.embedded import free_port, start_broker
 from streaming.kafka_sink import ensure_topics
 from tests.conftest import airflow_connections
 from tests.helpers import closed_events, produce, sample_rows
-from tests.outage_drills import StoppablePostgres
+from tests.outage_drills import Lines, StoppablePostgres
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 OUTAGE_S = 60
 TOPIC = "klines-watcher-drill"
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
 
 
 def test_the_watcher_rides_out_postgres_and_broker_outages(airflow_env, tmp_path, monkeypatch):

@@ -14,19 +14,11 @@ import pytest
 from streaming.live import LiveParts
 from tests.integration.test_streaming_live import (assert_exactly_once, fakes, live_settings, make_sink, read_topic,
                                                    run_sidecar, settle, until)
+from tests.outage_drills import Lines
 
 pytestmark = pytest.mark.integration
 OUTAGE_S = 60
 SERIES = [("BTCUSDT", "1s"), ("BTCUSDT", "1m")]
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
 
 
 def test_a_60s_binance_outage_is_one_line_each_way_and_loses_no_candle(kafka_bootstrap, topic):

@@ -15,19 +15,10 @@ from klinepipe.db import make_engine
 from klinepipe.errors import ConfigError
 from klinepipe_trading import auth
 from klinepipe_trading.app import create_app
-from tests.outage_drills import StoppablePostgres
+from tests.outage_drills import Lines, StoppablePostgres
 
 pytestmark = pytest.mark.integration
 OUTAGE_S = 60
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
 
 
 def _client(engine_factory) -> TestClient:
