@@ -51,10 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trader: BINANCE_API_KEY/BINANCE_API_SECRET refused by Binance: {exc}", file=sys.stderr)
         return EXIT_SETTINGS
     except TraderError as exc:
-        print(f"trader: {exc}", file=sys.stderr)
-        if "DATABASE_URL: Field required" in str(exc):
-            print(f"trader: no running make-run stack either ({connection_file.path()}): start make run, or set"
-                  " DATABASE_URL=postgresql://user:pass@host:5432/db", file=sys.stderr)
+        if "DATABASE_URL: Field required" in str(exc):  # one line: what is missing, and both ways to give it
+            print(f"trader: invalid setting DATABASE_URL: not set, and no running make-run stack ({connection_file.path()}):"
+                  " start make run, or set DATABASE_URL=postgresql://user:pass@host:5432/db", file=sys.stderr)
+        else:
+            print(f"trader: {exc}", file=sys.stderr)
         if isinstance(exc, ReconciliationError):
             return EXIT_UNRECONCILED
         return EXIT_SETTINGS if isinstance(exc, ValueError) else EXIT_ERROR

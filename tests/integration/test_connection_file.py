@@ -119,7 +119,7 @@ def test_without_a_stack_the_trader_says_what_to_do(tmp_path):
     trader = _run("trader", "status", env=_env(tmp_path))
 
     assert trader.returncode == 2 and "Traceback" not in trader.stderr
-    assert f"no running make-run stack either ({tmp_path / 'stack.env'}): start make run, or set DATABASE_URL=" in trader.stderr
+    assert f"no running make-run stack ({tmp_path / 'stack.env'}): start make run, or set DATABASE_URL=" in trader.stderr
 
 
 def test_status_without_a_stack_says_so_and_fails(tmp_path):

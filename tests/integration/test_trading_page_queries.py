@@ -22,7 +22,9 @@ def _seed(engine) -> None:
                              VALUES ('ETHUSDT', '1m', :t, :ct, 10, 12, 9, :c, 1, :closed, :ct, 'replay', now() - interval '30 seconds')"""),
                   [{"t": T0 + timedelta(minutes=i), "ct": T0 + timedelta(minutes=i, seconds=59.999), "c": 10 + i, "closed": i < 4}
                    for i in range(5)])
-        c.execute(sa.text("INSERT INTO trading.sleeves (sleeve, symbol, interval, strategy) VALUES ('ETHUSDT:1m:sma_cross', 'ETHUSDT', '1m', 'sma_cross')"))
+        c.execute(sa.text("INSERT INTO trading.sleeves (mode, sleeve, symbol, interval, strategy) VALUES"
+                          " ('paper', 'ETHUSDT:1m:sma_cross', 'ETHUSDT', '1m', 'sma_cross'),"
+                          " ('testnet', 'ETHUSDT:1m:sma_cross', 'ETHUSDT', '1m', 'sma_cross')"))  # sleeves are per mode
         c.execute(sa.text("INSERT INTO trading.positions (sleeve, symbol, quantity, avg_price) VALUES ('ETHUSDT:1m:sma_cross', 'ETHUSDT', 2, 11)"))
         for n, mode in enumerate(("paper", "testnet")):
             c.execute(sa.text("""INSERT INTO trading.orders (client_order_id, sleeve, mode, symbol, side, type, quantity, status,
