@@ -64,9 +64,13 @@ NOT_RUN: dict[str, str] = {
                                                      "against the fake Binance in the testnet commands",
     r"make bench|python -m bench .*": "benchmarks: minutes of both cores each; they check their own results when run "
                                       "(`make bench`), their figures are in the README",
-    # anticipated commands of tasks running in parallel (they need not be in the README yet)
-    r"make status|\.?(?:\.venv/bin/)?python -m klinepipe status": "pending: `make status` (task stack13) — add a runner "
-                                                                  "once it is merged",
+    r"python -m trader run\|status\|kill\|resume\|reconcile\|accept-reconciliation\|backtest": "a synopsis of the "
+        "subcommands, not a command: each is run from its own line",
+    r"STREAMING_DEMO_SPEED=60x make run|STREAMING_MODE=replay make run": "`make run` (run above) with one streaming setting; "
+        "the demo market's speed and the historical replay are run by tests/integration/test_demo_market.py and "
+        "the `streaming demo` / `streaming replay` lines here",
+    r"python -m streaming|python -m trader|python -m trader backtest": "named in prose (the CLIs that read the running "
+        "stack's connection file); tests/integration/test_connection_file.py runs each against one",
 }
 PENDING = {p for p, why in NOT_RUN.items() if why.startswith("pending:")}
 
@@ -333,6 +337,26 @@ def run_replay_paced(cmd: str, ctx: Context):
     assert "stopped; published=" in proc.output
 
 
+@runs(r"\.venv/bin/python -m streaming demo --speed \d+x")
+def run_demo_market(cmd: str, ctx: Context):
+    """The demo market: the bundled candles on the present's clock (its warm-up history at once), said plainly on
+    screen; Ctrl-C stops it cleanly."""
+    proc = ctx.start(cmd, STREAMING_DEMO_HISTORY="5")
+    proc.until(lambda: _topic_count(ctx) >= 1, 150, "a message in the topic")
+    assert proc.interrupt() == 0, proc.output
+    assert "DEMO MARKET BTCUSDT 1m, not live prices" in proc.output and "source=demo" in proc.output, proc.output
+
+
+@runs(r"make status|\.venv/bin/python -m klinepipe status")
+def run_status(cmd: str, ctx: Context):
+    """Against the test's PostgreSQL and broker (set, as another shell would have them): each part, the newest
+    candle of each series, exit 0."""
+    ctx.seed_candles(sample_rows(50))
+    done = ctx.run(cmd)
+    assert done.returncode == 0, done.stdout
+    assert "BTCUSDT" in done.stdout and "Traceback" not in done.stdout, done.stdout
+
+
 def _streams(ctx: Context):
     rest = FakeBinance().start()
     ws = FakeStreams(step_ms=15_000, tick=0.05, on_close=rest.seed_klines).start()
@@ -474,7 +498,7 @@ def run_reconcile(cmd: str, ctx: Context):
     assert "USDT" in done.stdout and "trader: reconcile: 1 difference(s)" in done.stdout, done.stdout
 
 
-@runs(r"python -m trader reconcile --accept")
+@runs(r"python -m trader accept-reconciliation")
 def run_reconcile_accept(cmd: str, ctx: Context):
     rest, env = _testnet(ctx)
     try:
