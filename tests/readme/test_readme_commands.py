@@ -48,6 +48,7 @@ SUBSTITUTE: list[tuple[str, Callable[[Context], str]]] = [
     (r"postgresql://\.\.\.", lambda ctx: ctx.database_url),
     (r"SYMBOL:interval:strategy", lambda ctx: SLEEVE),
     (r"--port 8080\b", lambda ctx: f"--port {ctx.port}"),  # 8080 is Airflow's default; another process may hold it
+    (r"--file \.\.\.", lambda ctx: "--file data/sample/BTCUSDT-1m.csv.gz"),  # "a file of yours"
 ]
 
 # commands not run here, each with the reason (a regex over the whole command)

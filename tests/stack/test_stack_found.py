@@ -30,7 +30,7 @@ def test_the_running_stack_says_what_it_streams_answers_where_it_says_and_can_be
     run = Run(tmp_path, STREAMING_MODE="demo")
     try:
         run.wait_for(r"\[streaming\] .*DEMO MARKET BTCUSDT 1m, not live prices", 120)
-        ui = run.wait_for(r"Airflow UI : (http://127\.0\.0\.1:\d+)\s+login: admin / \w+", 240).group(1)
+        ui = run.wait_for(r"Airflow UI : (http://127\.0\.0\.1:\d+)\s+login: admin, password in \S+", 600).group(1)
         with urllib.request.urlopen(f"{ui}/api/v2/monitor/health", timeout=10) as resp:  # printed only once it answers
             assert resp.status == 200
         run.wait_for(r"export DATABASE_URL=", 5)
