@@ -35,8 +35,8 @@ def write(settings: dict[str, str], *, pid: int, since: datetime, parts: dict[st
     started = since.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     lines = [f"# the running klinepipe stack (make run, pid {pid}, since {started}); removed when it stops",
              f"# in a shell: . {target}", f"KLINEPIPE_STACK_PID={pid}", f"KLINEPIPE_STACK_SINCE={started}"]
-    lines += [f"KLINEPIPE_PID_{name.upper()}={p}" for name, p in (parts or {}).items()]
-    lines += [f"KLINEPIPE_RESTARTS_{name.upper()}={n}" for name, n in (restarts or {}).items()]
+    lines += [f"KLINEPIPE_PID_{part_key(name)}={p}" for name, p in (parts or {}).items()]
+    lines += [f"KLINEPIPE_RESTARTS_{part_key(name)}={n}" for name, n in (restarts or {}).items()]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in settings.items() if v]
     tmp = target.with_name(f".{FILE_NAME}.{pid}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -108,3 +108,8 @@ def fill_unset(keys: tuple[str, ...], program: str, *, also_set_by: dict[str, st
 def export_lines(settings: dict[str, str]) -> list[str]:
     """The lines a user pastes into another shell to reach this stack."""
     return [f"export {k}={shlex.quote(v)}" for k, v in settings.items() if v]
+
+
+def part_key(name: str) -> str:
+    """A part's name as a shell variable suffix: ``airflow-scheduler`` -> ``AIRFLOW_SCHEDULER`` (the file is sourced)."""
+    return name.upper().replace("-", "_")

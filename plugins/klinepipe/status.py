@@ -19,7 +19,8 @@ from klinepipe import connection_file
 from klinepipe.airflow_conn import klines_topic
 from klinepipe.ingest import CONSUMER
 
-PROCESSES = ("airflow", "streaming", "trader")
+PROCESSES = ("tansu", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+             "streaming", "trader")  # as make run's supervisor names them
 
 
 @dataclass
@@ -53,7 +54,8 @@ def processes(found: dict[str, str] | None) -> list[Line]:
         return [Line(name, "unknown", "no make-run stack found (no connection file)") for name in PROCESSES]
     lines = [Line("make run", *_process(found.get("KLINEPIPE_STACK_PID"), 0))]
     for name in PROCESSES:
-        state, detail = _process(found.get(f"KLINEPIPE_PID_{name.upper()}"), int(found.get(f"KLINEPIPE_RESTARTS_{name.upper()}", "0")))
+        key = connection_file.part_key(name)
+        state, detail = _process(found.get(f"KLINEPIPE_PID_{key}"), int(found.get(f"KLINEPIPE_RESTARTS_{key}", "0")))
         lines.append(Line(name, state, detail))
     return lines
 

@@ -45,7 +45,8 @@ def test_the_running_stack_says_what_it_streams_answers_where_it_says_and_can_be
             assert time.monotonic() < deadline, status.stdout + status.stderr
             time.sleep(5)
         out = status.stdout
-        for part in ("make run", "airflow", "streaming", "trader"):
+        for part in ("make run", "tansu", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+                     "streaming", "trader"):
             assert re.search(rf"^  {part}\s+running\s+pid \d+, since \S+Z, restarts 0", out, re.M), out
         assert re.search(r"^  postgres\s+answering", out, re.M) and re.search(r"^  consumer lag\s+\d+ messages", out, re.M)
         newest = re.search(r"newest candle\s+BTCUSDT 1m\s+opened (\S+) \(([\d.]+) (s|min) ago\)", out)
@@ -53,7 +54,7 @@ def test_the_running_stack_says_what_it_streams_answers_where_it_says_and_can_be
 
         streaming_log = (tmp_path / "logs" / "streaming.log").read_text().splitlines()
         assert streaming_log and all(STAMP.match(line) for line in streaming_log), streaming_log[:5]
-        airflow_log = (tmp_path / "logs" / "airflow.log").read_text()
+        airflow_log = (tmp_path / "logs" / "airflow-api-server.log").read_text()
         assert "/api/v2/monitor/health" not in airflow_log  # no line per HTTP request
     finally:
         leftovers = run.stop()
