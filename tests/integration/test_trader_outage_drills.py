@@ -172,6 +172,12 @@ def expected_until(n_rows: int) -> list[str]:
     return [side for i, side in EXPECTED if i < n_rows]
 
 
+def decided_through(engine, n: int, what: str) -> None:
+    """Wait until the ledger holds exactly the orders the first ``n`` candles call for, all filled."""
+    wait_until(lambda: [o.side for o in ledger_orders(engine)] == expected_until(n)
+               and all(o.status == "FILLED" for o in ledger_orders(engine)), what)
+
+
 def one_order_per_intent(engine, fake) -> None:
     on_exchange = Counter(o["clientOrderId"] for o in fake.orders())
     assert all(n == 1 for n in on_exchange.values()), on_exchange
@@ -184,8 +190,7 @@ def test_postgres_killed_then_restarted_the_trader_rides_it_out(private_pg, fake
     seed_features(engine, ROWS[:first])
     trader = Trader(url, fake)
     try:
-        wait_until(lambda: [o.side for o in ledger_orders(engine)] == expected_until(first)
-                   and all(o.status == "FILLED" for o in ledger_orders(engine)), "the history before the outage decided")
+        decided_through(engine, first, "the history before the outage decided")
         assert trader.metric('trader_dependency_up{dependency="postgres"}') == 1.0
 
         engine.dispose()
@@ -198,8 +203,7 @@ def test_postgres_killed_then_restarted_the_trader_rides_it_out(private_pg, fake
         wait_until(lambda: any("postgres back" in ln for ln in trader.lines), "the recovery reported", 60)
 
         seed_features(engine, ROWS[:second])  # candles that arrive after the outage are decided
-        wait_until(lambda: [o.side for o in ledger_orders(engine)] == expected_until(second)
-                   and all(o.status == "FILLED" for o in ledger_orders(engine)), "the candles after the outage decided")
+        decided_through(engine, second, "the candles after the outage decided")
         assert trader.metric('trader_outages_total{dependency="postgres"}') == 1.0
     finally:
         out = trader.stop()
@@ -217,8 +221,7 @@ def test_binance_stopped_then_started_the_trader_rides_it_out(private_pg, fake):
     seed_features(engine, ROWS[:first])
     trader = Trader(url, fake)
     try:
-        wait_until(lambda: [o.side for o in ledger_orders(engine)] == expected_until(first)
-                   and all(o.status == "FILLED" for o in ledger_orders(engine)), "the history before the outage decided")
+        decided_through(engine, first, "the history before the outage decided")
 
         fake.stop()
         seed_features(engine, ROWS[:second])  # candles keep coming while Binance is away: orders cannot go out
@@ -228,8 +231,7 @@ def test_binance_stopped_then_started_the_trader_rides_it_out(private_pg, fake):
         assert trader.metric('trader_dependency_up{dependency="binance"}') == 0.0
         fake.start()
 
-        wait_until(lambda: [o.side for o in ledger_orders(engine)] == expected_until(second)
-                   and all(o.status == "FILLED" for o in ledger_orders(engine)), "the candles after the outage decided")
+        decided_through(engine, second, "the candles after the outage decided")
         assert trader.metric('trader_outages_total{dependency="binance"}') >= 1.0
     finally:
         out = trader.stop()
