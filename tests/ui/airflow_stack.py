@@ -60,11 +60,19 @@ class AirflowStack:
             assert time.monotonic() < deadline, f"DAGs {sorted(dag_ids - seen)} never parsed; {self.tail('dag-processor')}"
             time.sleep(1)
 
-    def wait_for_run(self, dag_id: str, timeout: float = 300) -> dict:
-        """The newest manual run of ``dag_id`` once it finished (success or failed)."""
+    def run_ids(self, dag_id: str) -> set[str]:
+        """Every run of ``dag_id`` so far: the metadata database is shared with the ``dag.test()`` tests."""
+        return {r["dag_run_id"] for r in self.api(f"/dags/{dag_id}/dagRuns?limit=1000")["dag_runs"]}
+
+    def wait_for_run(self, dag_id: str, before: set[str], timeout: float = 300) -> dict:
+        """The one manual run of ``dag_id`` that is not in ``before`` (the ids taken before pressing Trigger),
+        once it finished (success or failed). Before ``before`` was asked for, an older failed run of the
+        same DAG (another test's ``dag.test()``) could be returned while the form's POST was still in flight."""
         deadline = time.monotonic() + timeout
         while True:
-            runs = self.api(f"/dags/{dag_id}/dagRuns?run_type=manual&order_by=-run_after&limit=1")["dag_runs"]
+            runs = [r for r in self.api(f"/dags/{dag_id}/dagRuns?run_type=manual&limit=1000")["dag_runs"]
+                    if r["dag_run_id"] not in before]
+            assert len(runs) <= 1, f"{dag_id}: one press made {len(runs)} runs: {[r['dag_run_id'] for r in runs]}"
             if runs and runs[0]["state"] in ("success", "failed"):
                 return runs[0]
             self.check_alive()

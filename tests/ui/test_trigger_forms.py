@@ -130,8 +130,9 @@ def test_a_history_load_is_triggered_from_the_form_and_loads_exactly_the_range(a
         assert form.can_submit()
         assert browser.evaluate(f"!{FIELD}('files')")  # imports are the import_kline_files DAG's form
         shot = _shot(browser, tmp_path, "trigger-backfill.png")
+        before = stack.run_ids("backfill_klines")
         form.submit()
-        run = stack.wait_for_run("backfill_klines")
+        run = stack.wait_for_run("backfill_klines", before)
     finally:
         browser.close()
 
@@ -155,8 +156,9 @@ def test_a_file_import_is_triggered_from_its_own_form(airflow, engine, tmp_path)
         form.type("files", str(tmp_path / "BTCUSDT-30m-*.csv"))
         assert form.can_submit()
         shot = _shot(browser, tmp_path, "trigger-import.png")
+        before = stack.run_ids("import_kline_files")
         form.submit()
-        run = stack.wait_for_run("import_kline_files")
+        run = stack.wait_for_run("import_kline_files", before)
     finally:
         browser.close()
 
@@ -178,8 +180,9 @@ def test_a_backtest_is_triggered_with_a_start_and_an_empty_end(airflow, engine, 
         form.pick_datetime("start", datetime(2024, 3, 1, 2, 0, tzinfo=UTC))  # End stays empty
         assert "This field is required" not in form.text()
         shot = _shot(browser, tmp_path, "trigger-backtest.png")
+        before = stack.run_ids("backtest_strategy")
         form.submit()
-        run = stack.wait_for_run("backtest_strategy")
+        run = stack.wait_for_run("backtest_strategy", before)
     finally:
         browser.close()
 
