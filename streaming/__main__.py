@@ -156,7 +156,7 @@ def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> No
             resume = _resume_text(path, after)
             print(f"streaming: replaying {path} at {pace_text}{resume}", flush=True)
             last_report = time.monotonic()
-            for rec in pace(frames_after(read_recorded(path), after), settings.replay_speed):
+            for rec in pace(frames_after(read_recorded(path), after), settings.replay_speed, sleep=stop.sleep):
                 if stop.is_set():
                     return
                 if rec.error is None:
@@ -286,6 +286,13 @@ class _Stop:
 
     def is_set(self) -> bool:
         return self._set
+
+    def sleep(self, seconds: float) -> None:
+        """``time.sleep`` that a stop ends: short naps (a signal does not end ``time.sleep``, PEP 475), so Ctrl-C
+        while a paced replay waits for its next frame (a minute for 1h candles at 60x) is answered at once."""
+        end = time.monotonic() + seconds
+        while not self._set and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.2))
 
 
 def _overrides(args) -> dict:

@@ -126,3 +126,24 @@ def _scrape(port: int, until: str, timeout: float = 30.0) -> str:
             break
         time.sleep(0.2)
     return text
+
+
+def test_ctrl_c_while_a_paced_replay_waits_for_its_next_candle_stops_it_at_once(kafka_bootstrap, topic):
+    """At the default 60x a 1h candle is due a minute after the last: Ctrl-C in that wait stops the replay then, not
+    when the next candle is due (before, the paced sleep ran to its end: up to an hour at 1x)."""
+    proc = subprocess.Popen([sys.executable, "-m", "streaming", "replay", "--file", str(ROOT / "data" / "sample" / "BTCUSDT-1h.csv")],
+                            env=_env(kafka_bootstrap, topic), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not read_topic(kafka_bootstrap, topic):  # the first candle at once; the next one due 60 s later
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)  # well before the next candle is due
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert "stopped; published=1 acked=1 " in out, out
