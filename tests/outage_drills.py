@@ -1,15 +1,22 @@
 """Outage drills: a real embedded PostgreSQL that a test stops and starts again at the same address, and the
-log lines a drill counts (one per outage, not one per retry)."""
+log lines a drill counts (one per outage, not one per retry), and how long every drill's outage lasts.
+
+``KLINEPIPE_DRILL_OUTAGE_S`` (default 20 s) sets it for every drill in the suite: long enough that each part's
+capped backoff retries several times while the dependency is down; ``KLINEPIPE_DRILL_OUTAGE_S=60`` runs issue 12's
+60-second drills as written."""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from klinepipe.db import apply_migrations, ensure_database, make_engine
 from klinepipe.embedded import start_postgres
+
+OUTAGE_S = float(os.environ.get("KLINEPIPE_DRILL_OUTAGE_S", "20"))
 
 
 class StoppablePostgres:

@@ -1,6 +1,7 @@
-"""Drill: the triggerer's watcher (``PendingKlinesTrigger``) rides out the real embedded PostgreSQL stopped for 60 s and
-the real tansu broker killed for 60 s (each started again at the same address): it never ends, logs each outage
-once and its recovery once, and fires as soon as a closed kline waits after both came back."""
+"""Drill: the triggerer's watcher (``PendingKlinesTrigger``) rides out the real embedded PostgreSQL stopped and the
+real tansu broker killed, each for a drill's outage (``KLINEPIPE_DRILL_OUTAGE_S``: 20 s; the issue's drill is 60 s)
+and started again at the same address: it never ends, logs each outage once and its recovery once, and fires as
+soon as a closed kline waits after both came back."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from klinepipe.embedded import free_port, start_broker
 from streaming.kafka_sink import ensure_topics
 from tests.conftest import airflow_connections
 from tests.helpers import closed_events, produce, sample_rows
-from tests.outage_drills import Lines, StoppablePostgres
+from tests.outage_drills import OUTAGE_S, Lines, StoppablePostgres
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
-OUTAGE_S = 60
 TOPIC = "klines-watcher-drill"
 
 

@@ -5,8 +5,8 @@ recovery, shows it in ``trader_dependency_up`` / ``trader_outages_total``, decid
 meanwhile, and never doubles an order.
 
 The PostgreSQL here is a private one (pgserver's binaries, our own data directory on a TCP port), so killing
-it cannot disturb the session's database. ``TRADER_DRILL_OUTAGE_S`` sets how long each outage lasts
-(default 8 s; the issue's drill is 60).
+it cannot disturb the session's database. ``KLINEPIPE_DRILL_OUTAGE_S`` sets how long each outage lasts, as for
+every drill (``tests/outage_drills.py``; the issue's drill is 60 s).
 """
 
 import atexit
@@ -30,9 +30,9 @@ from tests.conftest import ROOT
 from tests.fake_binance import FakeBinance, free_port
 from tests.helpers import expected_sma_cross_orders, sample_rows
 from tests.integration.test_features_to_orders import seed_features
+from tests.outage_drills import OUTAGE_S
 
 pytestmark = pytest.mark.integration
-OUTAGE_S = float(os.environ.get("TRADER_DRILL_OUTAGE_S", "8"))
 ROWS = sample_rows(700)
 EXPECTED = expected_sma_cross_orders([D(r[4]) for r in ROWS])
 

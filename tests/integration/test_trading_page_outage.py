@@ -1,5 +1,5 @@
-"""Drill: the Trading page's API over the real embedded PostgreSQL stopped for 60 s and started again at the same
-address. While it is down the API answers 503 with a one-line reason and /metrics says the database is down; the
+"""Drill: the Trading page's API over the real embedded PostgreSQL stopped for a drill's outage
+(``KLINEPIPE_DRILL_OUTAGE_S``: 20 s; the issue's drill is 60 s) and started again at the same address. While it is down the API answers 503 with a one-line reason and /metrics says the database is down; the
 outage is logged once and its end once; afterwards the same app (same pooled engine) answers 200 again.
 (Airflow's login is a seam here: the test app's ``current_user`` dependency lets the request in.)"""
 
@@ -15,10 +15,9 @@ from klinepipe.db import make_engine
 from klinepipe.errors import ConfigError
 from klinepipe_trading import auth
 from klinepipe_trading.app import create_app
-from tests.outage_drills import Lines, StoppablePostgres
+from tests.outage_drills import OUTAGE_S, Lines, StoppablePostgres
 
 pytestmark = pytest.mark.integration
-OUTAGE_S = 60
 
 
 def _client(engine_factory) -> TestClient:
