@@ -1,7 +1,10 @@
-"""Whole-stack chaos: a real ``make run`` replays 12 hours of real candles at 180x with the paper trader, while the
-test kills parts at random (streaming, trader, broker, scheduler, triggerer, a running task) and stops the
-embedded PostgreSQL once. Afterwards every part runs again, ``market.candles`` equals the replayed file exactly,
-there is one order per intent, and the paper fills equal the backtest's.
+"""Whole-stack chaos: a real ``make run`` (embedded PostgreSQL, tansu, Airflow's four components, streaming, the
+paper trader) replays 14 hours of real candles at 180x, while the test kill -9s every kind of part in a random order
+(streaming, trader, the broker while it holds candles the loader has not read, each of Airflow's four components, a
+running task) and stops the embedded PostgreSQL once. Each part comes back; afterwards ``market.candles`` equals the
+replayed file exactly, there is one order per intent, and the paper fills equal the backtest's. Around that: a
+second stack on the same data is refused naming the first, secrets and logs are private and no log holds the
+password, and kill -9 of the supervisor itself leaves nothing running, PostgreSQL included (its watchdog).
 
 The faults' order and timing come from a seeded RNG: ``KLINEPIPE_CHAOS_SEED=<seed>`` replays a failing run (the
 seed is printed first). One line per fault: its recovery time, and over the candles replayed from that fault to
@@ -9,18 +12,25 @@ the next, how many are missing or differ, and the most orders any intent got."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
 import signal
+import stat
+import subprocess
+import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import psutil
 import pytest
 import sqlalchemy as sa
 
+from klinepipe.embedded import free_port
 from tests.airflow.test_backtest_live_parity import backtest_fills, model_of
+from tests.conftest import ROOT
 from tests.helpers import sample_rows, write_csv
 from tests.integration.test_features_to_orders import make_trader
 from tests.stack.runner import Run, alive, cmdline
@@ -29,9 +39,9 @@ from trader.backtest.runner import run_backtest
 
 pytestmark = pytest.mark.stack
 
-N = 720  # 12 hours of 1m candles: 240 s of replay at 180x (Airflow takes a minute or two of it to start)
-FAULTS = ["streaming", "trader", "tansu", "airflow-scheduler", "airflow-triggerer", "task", "postgres"]
+N = 840  # 14 hours of 1m candles: 280 s of replay at 180x (Airflow takes a minute or two of it to start)
 SUPERVISED = ["tansu", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "trader"]
+FAULTS = ["streaming", *SUPERVISED, "task", "postgres"]
 
 
 def _engine(url: str):
@@ -69,6 +79,13 @@ def _running_task(run: Run) -> psutil.Process | None:
     return None
 
 
+def _unread(run: Run, url: str) -> int:
+    """How many candles the broker acknowledged that are not stored yet (from the sidecar's progress lines)."""
+    acked = [int(m.group(1)) for line in list(run.lines) if (m := re.search(r"streaming: published=\d+ acked=(\d+)", line))]
+    stored = _stored(url)
+    return acked[-1] - stored if acked and stored >= 0 else 0
+
+
 def _inject(run: Run, fault: str, url: str, data) -> str:
     """Do ``fault``; return what was hit."""
     if fault == "task":
@@ -83,11 +100,16 @@ def _inject(run: Run, fault: str, url: str, data) -> str:
         pid = int((data / "pg" / "postmaster.pid").read_text().split()[0])
         os.kill(pid, signal.SIGINT)  # a fast shutdown, as `pg_ctl stop -m fast`
         return f"postmaster {pid}"
+    if fault == "tansu":  # when it holds candles it acknowledged and the loader has not stored: they go with it
+        deadline = time.monotonic() + 120
+        while (unread := _unread(run, url)) <= 0:
+            assert time.monotonic() < deadline, "the loader never lagged behind the broker:\n" + "".join(run.lines[-40:])
+            time.sleep(0.1)
     pid = run.pid_of(fault)
     assert not (fault == "streaming" and run.lines_since(0, r"supervisor: streaming finished")), \
         "the replay ended before the streaming fault: replay more candles or slower"
     os.kill(pid, signal.SIGKILL)
-    return f"pid {pid}"
+    return f"pid {pid}" + (f", holding {unread} acknowledged candles not stored" if fault == "tansu" else "")
 
 
 def _recovered(run: Run, fault: str, before: dict, url: str) -> bool:
@@ -96,7 +118,13 @@ def _recovered(run: Run, fault: str, before: dict, url: str) -> bool:
     if fault == "postgres":
         return any("postgres: back after" in line for line in run.lines[before["line"]:]) and _stored(url) >= 0
     pid = run.pid_of(fault)
-    return pid != before["pid"] and psutil.pid_exists(pid) and alive(psutil.Process(pid))
+    if not (pid != before["pid"] and psutil.pid_exists(pid) and alive(psutil.Process(pid))):
+        return False
+    assert run.lines_since(before["line"], rf"supervisor: {fault} \(pid {before['pid']}\) was killed by signal 9 after")
+    if fault == "tansu":  # the new broker is empty: the sidecar publishing to the old one is restarted too
+        return run.lines_since(before["line"], r"kafka: the embedded broker was restarted empty") and run.lines_since(
+            before["line"], r"supervisor: restarting streaming: the broker it publishes to was replaced")
+    return True
 
 
 def test_chaos(tmp_path):
@@ -108,18 +136,25 @@ def test_chaos(tmp_path):
     rows = sample_rows(N)
     csv_path = write_csv(tmp_path / "BTCUSDT-1m.csv", rows)
     data = tmp_path / "data"
+    streaming_port, trader_port = free_port(), free_port()
     run = Run(data, STREAMING_REPLAY_FILES=str(csv_path), STREAMING_REPLAY_SPEED="180x",
-              STREAMING_METRICS_PORT="0", TRADER_METRICS_PORT="0")
+              STREAMING_METRICS_PORT=str(streaming_port), TRADER_METRICS_PORT=str(trader_port))
     report: list[dict] = []
     try:
         url = run.wait_for(r"SQL\s+: psql '([^']+)'", 300).group(1)
+        run.wait_for(rf"Metrics .* http://127\.0\.0\.1:{streaming_port}/metrics \(streaming\),"
+                     rf" http://127\.0\.0\.1:{trader_port}/metrics \(trader\)", 5)  # the banner states the real ports
+        password = _private_secrets(data)
+        twin = subprocess.run([sys.executable, "-m", "klinepipe.devstack"], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "KLINEPIPE_DATA_DIR": str(data)}, timeout=120)
+        assert twin.returncode == 1 and f"klinepipe is already running on {data} (pid {run.proc.pid})" in twin.stderr
         run.wait_for(r"trader: .*sleeves=", 120)
         deadline = time.monotonic() + 180  # faults while the pipeline works: once the loader stored candles
         while _stored(url) < 1:
             assert time.monotonic() < deadline, "".join(run.lines[-40:])
             time.sleep(0.5)
         for fault in faults:
-            time.sleep(rng.uniform(3, 12))
+            time.sleep(rng.uniform(2, 8))
             before = {"stored": _stored(url), "line": len(run.lines),
                       "pid": None if fault in ("task", "postgres") else run.pid_of(fault),
                       "newest": _query(url, "SELECT max(open_time) FROM market.candles", [[None]])[0][0]}
@@ -185,6 +220,42 @@ def test_chaos(tmp_path):
         assert len(expected) >= 4
         assert [(f[0], f[1], float(f[2]), f[3]) for f in filled] == [e[:4] for e in expected]
         assert [float(f[4]) for f in filled] == pytest.approx([e[4] for e in expected], rel=1e-12)
-    finally:
-        leftovers = run.stop()
-    assert leftovers == [], [cmdline(p) for p in leftovers]
+        _private_logs(data, password, run)
+    except BaseException:
+        run.stop()
+        raise
+    _kill_the_supervisor(run, data)
+
+
+def _private_secrets(data: Path) -> str:
+    """Secrets on disk are private (0600, logs directory 0700); returns the admin password."""
+    secret = data / "airflow" / "simple_auth_manager_passwords.json.generated"
+    for path in (secret, data / "airflow" / "klinepipe-secrets.json", data / "run.lock"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE((data / "logs").stat().st_mode) == 0o700
+    return json.loads(secret.read_text())["admin"]
+
+
+def _private_logs(data: Path, password: str, run: Run) -> None:
+    """Every log is private and none holds the password, Airflow's task logs included."""
+    for log in (data / "logs").iterdir():
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600, log
+        assert password not in log.read_text(errors="replace"), log
+    assert password not in "".join(run.lines)
+    task_logs = [f for f in (data / "airflow" / "logs").rglob("*") if f.is_file()]
+    assert task_logs and [f for f in task_logs if f.stat().st_mode & 0o077] == []
+
+
+def _kill_the_supervisor(run: Run, data: Path) -> None:
+    """kill -9 of the supervisor: its watchdog stops every child, their children and PostgreSQL."""
+    family = [p for p in run.family() if p.pid != run.proc.pid]
+    postgres = [p for p in psutil.process_iter() if str(data / "pg") in cmdline(p)]
+    assert postgres and len([p for p in family if "airflow" in cmdline(p)]) >= 4
+    run.proc.kill()
+    run.proc.wait()
+    deadline = time.monotonic() + 60
+    while left := [p for p in family + postgres if alive(p)]:
+        assert time.monotonic() < deadline, [cmdline(p) for p in left]
+        time.sleep(0.5)
+    assert not [p for p in psutil.process_iter() if str(data) in cmdline(p)]
+    assert "the supervisor died" in (data / "logs" / "watchdog.log").read_text()
