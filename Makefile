@@ -25,7 +25,7 @@ status: $(STAMP)  # each part of the running stack, newest candle/feature/order,
 
 test: $(STAMP)
 	@sh scripts/ensure-chromium.sh  # Debian's chromium for the Trading page's browser test, only when missing
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2 --dist loadgroup  # two workers: see tests/conftest.py
 
 bench: $(STAMP)
 	$(PYTHON) -m bench

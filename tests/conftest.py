@@ -118,3 +118,14 @@ def airflow_connections(database_url: str, bootstrap: str) -> dict[str, str]:
         "AIRFLOW_CONN_KLINEPIPE_DB": json.dumps(db),
         "AIRFLOW_CONN_KLINEPIPE_KAFKA": json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": bootstrap}}),
     }
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """``make test`` runs the suite on two workers (pytest-xdist, ``--dist loadgroup``; most of its time is spent
+    waiting on outages, paced streams and Airflow's scheduler, not computing). Each test file stays on one worker, so
+    its module fixtures (a browser test's Airflow) start once; every test that starts the whole ``make run`` stack
+    runs on one worker, one after another, so two such stacks never compete for the two cores."""
+    for item in items:
+        group = "make-run-stack" if item.get_closest_marker("stack") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
