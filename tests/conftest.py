@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from klinepipe.db import apply_migrations, ensure_database, make_engine
-from klinepipe.embedded import start_broker, start_postgres
+from devstack.embedded import start_broker, start_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"

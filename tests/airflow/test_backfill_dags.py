@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ROOT, airflow_connections
 from tests.fake_binance import FakeBinance
 from tests.helpers import sample_rows

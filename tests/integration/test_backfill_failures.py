@@ -12,7 +12,7 @@ import pytest
 from binance import Client
 
 from klinepipe.backfill import BinanceUnreachable, load_history
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from klinepipe.errors import FatalError, RetryableError
 from tests.conftest import ROOT
 from tests.fake_binance import FakeBinance, Fault

@@ -15,7 +15,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ROOT
 from tests.helpers import sample_rows, write_csv
 from tests.integration.test_streaming_live import read_topic

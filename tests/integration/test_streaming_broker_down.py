@@ -26,7 +26,7 @@ import threading
 import psutil
 import pytest
 
-from klinepipe.embedded import free_port, start_broker
+from devstack.embedded import free_port, start_broker
 from streaming.kafka_sink import ensure_topics
 from streaming.live import LiveParts
 from tests.integration.test_streaming_live import (closed_by_series, fakes, live_settings, make_sink, read_topic, run_sidecar,

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ROOT
 from tests.fake_binance import FakeBinance
 from tests.helpers import sample_rows

@@ -16,7 +16,7 @@ import urllib.request
 import msgspec
 import pytest
 
-from klinepipe.embedded import free_port, start_broker
+from devstack.embedded import free_port, start_broker
 from streaming.kafka_sink import ensure_topics
 from tests.conftest import ROOT, SAMPLE
 from tests.helpers import sample_rows

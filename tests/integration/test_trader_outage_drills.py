@@ -42,7 +42,7 @@ class PrivatePostgres:
     and start again on the same data directory and socket, as the session's embedded one is started."""
 
     def __init__(self, root: Path) -> None:
-        from klinepipe.embedded import start_postgres
+        from devstack.embedded import start_postgres
 
         self.server = start_postgres(root / "pg")
         info = self.server.get_postmaster_info()

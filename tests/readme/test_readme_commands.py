@@ -30,7 +30,7 @@ import pytest
 import sqlalchemy as sa
 
 from klinepipe.candle_store import stage_and_merge
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from klinepipe.feature_store import compute_pending_features
 from klinepipe.kline import parse_kline_event
 from tests.fake_binance import FakeBinance
@@ -217,7 +217,7 @@ def _make_run(ctx: Context, cmd: str = "make run") -> Started:
     return proc
 
 
-@runs(r"make run|python -m klinepipe\.devstack", stack=True)
+@runs(r"make run|python -m devstack", stack=True)
 def run_make_run(cmd: str, ctx: Context):
     """Run briefly: the stack comes up on embedded defaults, says so, and Ctrl-C leaves nothing behind."""
     proc = _make_run(ctx, cmd)
@@ -348,7 +348,7 @@ def run_demo_market(cmd: str, ctx: Context):
     assert "DEMO MARKET BTCUSDT 1m, not live prices" in proc.output and "source=demo" in proc.output, proc.output
 
 
-@runs(r"make status|\.venv/bin/python -m klinepipe status")
+@runs(r"make status|\.venv/bin/python -m devstack status")
 def run_status(cmd: str, ctx: Context):
     """Against the test's PostgreSQL and broker (set, as another shell would have them): each part, the newest
     candle of each series, exit 0."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ROOT
 from tests.helpers import sample_rows, write_csv
 from tests.stack.runner import Run, alive, cmdline, count
@@ -65,7 +65,7 @@ def test_kill_9_of_every_part_and_of_the_supervisor(tmp_path):
         assert stat.S_IMODE((data / "logs").stat().st_mode) == 0o700
 
         # one stack per data directory
-        twin = subprocess.run([sys.executable, "-m", "klinepipe.devstack"], cwd=ROOT, capture_output=True, text=True,
+        twin = subprocess.run([sys.executable, "-m", "devstack"], cwd=ROOT, capture_output=True, text=True,
                               env={**os.environ, "KLINEPIPE_DATA_DIR": str(data)}, timeout=120)
         assert twin.returncode == 1
         assert f"klinepipe is already running on {data} (pid {run.proc.pid})" in twin.stderr

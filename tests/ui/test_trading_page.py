@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ROOT, airflow_connections
 from tests.helpers import expected_sma_cross_orders, sample_rows
 from tests.integration.test_features_to_orders import db, seed_features  # noqa: F401 - db is a fixture
