@@ -195,17 +195,3 @@ def test_metrics_are_exposed_in_prometheus_format():
                  'streaming_receive_to_ack_seconds_bucket{le="0.005"} 1.0', "streaming_backfilled_candles_total 0.0"):
         assert line in text
     assert json.dumps(stats.rotations) == "{}"
-
-
-@pytest.mark.parametrize("module", ["streaming.ledger", "streaming.universe", "streaming.limits", "streaming.kafka_security",
-                                    "streaming.envelope", "streaming.replay"])
-def test_pure_streaming_modules_import_no_io_library(module):
-    import subprocess
-    import sys
-
-    io_libs = ["confluent_kafka", "websockets", "aiohttp", "requests", "httpx", "psycopg", "sqlalchemy", "prometheus_client"]
-    code = f"import sys, {module}; print(','.join(m for m in {io_libs!r} if m in sys.modules))"
-
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-
-    assert out == ""

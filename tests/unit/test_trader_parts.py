@@ -158,21 +158,6 @@ def test_invalid_trader_settings_name_the_setting(monkeypatch, env, named):
         load_settings()
 
 
-PURE = ["trader.errors", "trader.filters", "trader.risk", "trader.risk.exposure", "trader.risk.killswitch",
-        "trader.risk.order_rate", "trader.risk.staleness", "trader.strategies", "trader.orders", "trader.brokers.paper"]
-
-
-@pytest.mark.parametrize("module", PURE)
-def test_trader_core_modules_import_no_io_library(module):
-    import subprocess
-    import sys
-
-    libs = ["psycopg2", "psycopg", "sqlalchemy", "requests", "binance", "aiohttp", "confluent_kafka"]
-    code = f"import sys, {module}; print(','.join(m for m in {libs!r} if m in sys.modules))"
-
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == ""
-
-
 def test_key_file_is_read_and_secrets_never_show_in_repr(tmp_path, monkeypatch):
     key_file = tmp_path / "binance.keys"
     key_file.write_text("# testnet\nBINANCE_API_KEY=the-key\nBINANCE_API_SECRET=s3cr3t-value\n")
