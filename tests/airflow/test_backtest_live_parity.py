@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tests.conftest import ROOT, airflow_connections
 from tests.helpers import sample_rows, write_csv
-from tests.integration.test_features_to_orders import db, make_trader  # noqa: F401 - db: engine with every trading table emptied
+from tests.traders import make_trader
 from trader.backtest.candles import read_kline_file
 from trader.backtest.engine import FillModel
 from trader.backtest.runner import run_backtest

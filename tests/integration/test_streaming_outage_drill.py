@@ -19,8 +19,7 @@ import pytest
 from devstack.embedded import free_port, start_broker
 from streaming.kafka_sink import ensure_topics
 from tests.conftest import ROOT, SAMPLE
-from tests.helpers import sample_rows
-from tests.integration.test_streaming_live import read_topic
+from tests.helpers import read_topic, sample_rows
 
 pytestmark = pytest.mark.integration
 OUTAGE_S = 60

@@ -35,8 +35,7 @@ from klinepipe.feature_store import compute_pending_features
 from klinepipe.kline import parse_kline_event
 from tests.fake_binance import FakeBinance
 from tests.fake_binance.ws import FakeStreams
-from tests.helpers import closed_events, sample_rows
-from tests.integration.test_streaming_live import read_topic
+from tests.helpers import closed_events, read_topic, sample_rows
 from tests.readme.readme import Command, read_commands
 from tests.readme.shell import Started, Workdir
 
