@@ -1,5 +1,6 @@
 """Traders for tests, in this process over real PostgreSQL: the paper sma_cross trader of the features -> orders hop,
-the kill-switch trader, and the strategy and prices that trip a kill switch."""
+the kill-switch trader, the strategy and prices that trip a kill switch, and the live trader's settings and fills
+in a backtest's terms (backtest-live parity)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import psycopg2
 
 from tests.helpers import dsn_of, sample_rows
+from trader.backtest.engine import FillModel
 from trader.brokers.paper import PaperBroker
 from trader.loop import RiskConfig, Sleeve, Trader, db_candles
 from trader.risk.killswitch import KillLimits
@@ -38,6 +40,25 @@ def kill_switch_trader(database_url, strategies, limits=KillLimits(D("0.5"), D("
     sleeves = [Sleeve(f"BTCUSDT:1m:{s.name}", "BTCUSDT", "1m", s, allocation=D("10000")) for s in strategies]
     return Trader(connect, sleeves, PaperBroker(db_candles(connect), fee_bps=D("0")), risk=RiskConfig(kill=limits),
                   paper_balance=D("10000"))
+
+
+def model_of(trader, cash: float) -> FillModel:
+    """The live trader's own settings as a backtest fill model: allocation per entry, lot step, fee, slippage."""
+    sleeve = trader.sleeves[0]
+    rules = trader.broker.rules(sleeve.symbol)
+    return FillModel(fee_bps=float(trader.broker.fee_bps()), slippage_bps=float(trader.broker.slippage_bps), cash=cash,
+                     order_quote=float(sleeve.allocation), qty_step=float((rules.market_lot or rules.lot).step), size_at="signal")
+
+
+def backtest_fills(candles, fills) -> list[tuple]:
+    """(decision open ms, side, fill price, fill candle open ms, quantity) of every backtest fill, in time order."""
+    times = candles["open_time"].to_numpy()
+    out = []
+    for k, (entry, exit_) in enumerate(zip(fills.entry_bar.tolist(), fills.exit_bar.tolist())):
+        out.append((int(times[entry - 1]), "BUY", float(fills.entry_price[k]), int(times[entry]), float(fills.qty[k])))
+        if exit_ >= 0:
+            out.append((int(times[exit_ - 1]), "SELL", float(fills.exit_price[k]), int(times[exit_]), float(fills.qty[k])))
+    return out
 
 
 class BuyFirstSellLast(Strategy):

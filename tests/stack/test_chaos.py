@@ -20,10 +20,9 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from tests.airflow.test_backtest_live_parity import backtest_fills, model_of
 from tests.helpers import sample_rows, write_csv
 from tests.stack.runner import Run, alive, cmdline
-from tests.traders import make_trader
+from tests.traders import backtest_fills, make_trader, model_of
 from trader.backtest.candles import read_kline_file
 from trader.backtest.runner import run_backtest
 

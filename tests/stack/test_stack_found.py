@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import ROOT
-from tests.stack.test_make_run import Run
+from tests.stack.runner import Run
 
 pytestmark = pytest.mark.stack
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR|DEBUG|CRITICAL) ")
