@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -81,6 +83,19 @@ def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes, di
         out.append((msg.key(), msg.value(), {k: v.decode() for k, v in msg.headers() or []}))
     c.close()
     return out
+
+
+@contextmanager
+def rolled_back(engine) -> Iterator:
+    """A cursor on a raw psycopg2 connection whose transaction is rolled back at the end, whatever happens: temporary
+    tables and trial loads leave nothing behind (``klinepipe.db.raw_transaction`` is the committing twin)."""
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            yield cur
+    finally:
+        raw.rollback()
+        raw.close()
 
 
 def dsn_of(database_url: str) -> str:

@@ -31,11 +31,12 @@ import sqlalchemy as sa
 
 from klinepipe.candle_store import stage_and_merge
 from devstack.embedded import free_port
+from klinepipe.db import raw_transaction
 from klinepipe.feature_store import compute_pending_features
 from klinepipe.kline import parse_kline_event
 from tests.fake_binance import FakeBinance
 from tests.fake_binance.ws import FakeStreams
-from tests.helpers import closed_events, read_topic, sample_rows
+from tests.helpers import closed_events, read_topic, rolled_back, sample_rows
 from tests.readme.readme import Command, read_commands
 from tests.readme.shell import Started, Workdir
 
@@ -129,24 +130,17 @@ class Context:
     def kill_state(self, mode: str = "paper") -> tuple[str, str]:
         from trader import ledger
 
-        raw = self.engine.raw_connection()
-        try:
-            with raw.cursor() as cur:
-                return tuple(ledger.kill_state(cur, mode))
-        finally:
-            raw.close()
+        with rolled_back(self.engine) as cur:
+            return tuple(ledger.kill_state(cur, mode))
 
     def count(self, query: str, **params) -> int:
         return self.sql(query, **params)[0][0]
 
     def seed_candles(self, rows: list[list[str]], symbol: str = "BTCUSDT", interval: str = "1m", features: bool = True) -> None:
-        raw = self.engine.raw_connection()
-        with raw.cursor() as cur:
+        with raw_transaction(self.engine) as cur:
             for i in range(0, len(rows), 20_000):
                 events = closed_events(rows[i:i + 20_000], symbol, interval)
                 stage_and_merge(cur, [(parse_kline_event(e), "replay") for e in events])
-        raw.commit()
-        raw.close()
         if features:
             compute_pending_features(self.engine)
 
@@ -462,12 +456,9 @@ def run_resume(cmd: str, ctx: Context):
 def run_resume_sleeve(cmd: str, ctx: Context):
     from trader import ledger
 
-    raw = ctx.engine.raw_connection()
-    with raw.cursor() as cur:
+    with raw_transaction(ctx.engine) as cur:
         ledger.ensure_sleeve(cur, "paper", SLEEVE, "BTCUSDT", "1m", "sma_cross")
         ledger.halt_sleeve(cur, "paper", SLEEVE, "strategy error: drill")
-    raw.commit()
-    raw.close()
 
     done = ctx.run(cmd)
 
