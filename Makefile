@@ -12,16 +12,16 @@ venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	@# make the project's packages (streaming, trader, plugins/klinepipe) importable in every venv process
+	@# make the project's packages (streaming, trader, devstack, plugins/klinepipe) importable in every venv process
 	$(PYTHON) -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], 'klinepipe-dev.pth').write_text('$(CURDIR)\n$(CURDIR)/plugins\n')"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 run: $(STAMP)
-	$(PYTHON) -m klinepipe.devstack
+	$(PYTHON) -m devstack
 
 status: $(STAMP)  # each part of the running stack, newest candle/feature/order, consumer lag
-	@$(PYTHON) -m klinepipe status
+	@$(PYTHON) -m devstack status
 
 test: $(STAMP)
 	@sh scripts/ensure-chromium.sh  # Debian's chromium for the Trading page's browser test, only when missing

@@ -52,11 +52,11 @@ def _publish_minutes(bootstrap: str, published: dict, stop: threading.Event) -> 
 
 
 def _measure(mode: str) -> list[float]:
-    from klinepipe.devstack import Stack
+    from devstack.stack import Stack
 
     with tempfile.TemporaryDirectory(prefix="kp-latency-") as tmp:
         os.environ.update({"KLINEPIPE_INGEST_SCHEDULE": mode, "KLINEPIPE_DATA_DIR": tmp})
-        import klinepipe.devstack as devstack
+        import devstack.stack as devstack
 
         devstack.DATA, devstack.LOGS, devstack.AIRFLOW_HOME = Path(tmp), Path(tmp) / "logs", Path(tmp) / "airflow"
         devstack.LOGS.mkdir(parents=True, exist_ok=True)

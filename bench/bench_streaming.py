@@ -29,7 +29,7 @@ from array import array
 import psutil
 from confluent_kafka import Producer
 
-from klinepipe.embedded import free_port, start_broker
+from devstack.embedded import free_port, start_broker
 from streaming.config import KafkaSettings, StreamingSettings
 from streaming.kafka_sink import build_sink, ensure_topics
 from streaming.live import LiveParts, run_live

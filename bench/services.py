@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from klinepipe.db import apply_migrations, ensure_database, make_engine
-from klinepipe.embedded import start_broker, start_postgres
+from devstack.embedded import start_broker, start_postgres
 
 
 @contextlib.contextmanager

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from devstack.embedded import start_broker, start_postgres
 from klinepipe.db import apply_migrations, ensure_database, make_engine
-from klinepipe.embedded import start_broker, start_postgres
+from tests.fake_binance import FakeBinance, FakeState
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -118,6 +119,43 @@ def airflow_connections(database_url: str, bootstrap: str) -> dict[str, str]:
         "AIRFLOW_CONN_KLINEPIPE_DB": json.dumps(db),
         "AIRFLOW_CONN_KLINEPIPE_KAFKA": json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": bootstrap}}),
     }
+
+
+@pytest.fixture
+def fake_binance():
+    """A factory of fake Binances (``tests/fake_binance``), each stopped after the test.
+
+    ``fake_binance(price="60000.00", usdt="10000")`` lists BTCUSDT (filters shaped like live), sets its price and
+    deposits USDT; ``klines=rows`` serves 1m candles (and moves the price to the newest close); ``state`` is the
+    fake's ``FakeState`` (clock, weight limit); ``keys`` the key pairs it accepts instead of its own."""
+    started: list[FakeBinance] = []
+
+    def start(*, price: str | None = None, usdt: str | None = None, klines: list[list[str]] | None = None,
+              state: FakeState | None = None, keys: dict[str, str] | None = None) -> FakeBinance:
+        fake = FakeBinance(state)
+        started.append(fake.start())
+        if keys is not None:
+            fake.state.keys = keys
+        fake.add_symbol("BTCUSDT", "BTC", "USDT")
+        if klines is not None:
+            fake.seed_klines("BTCUSDT", "1m", klines)
+        if price is not None:
+            fake.set_price("BTCUSDT", price)
+        if usdt is not None:
+            fake.deposit("USDT", usdt)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()
+
+
+@pytest.fixture
+def db(engine):
+    """``engine`` with the trader v2 tables emptied too (conftest truncates only the original ones)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE trading.events, trading.equity, trading.reconciliations RESTART IDENTITY")
+    return engine
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,19 +1,38 @@
-"""Shared test helpers: real sample data, producing events, and an independent crossover model."""
+"""Shared test helpers: real sample data, seeding and reading PostgreSQL and Kafka, a python-binance client pointed
+at the fake Binance, and an independent crossover model."""
 
 from __future__ import annotations
 
 import csv
 import gzip
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
 import msgspec
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from klinepipe.candle_store import stage_and_merge
+from klinepipe.db import libpq_dsn, raw_transaction
+from klinepipe.kline import parse_kline_event
 from streaming.kafka_sink import KafkaSink
 from streaming.replay import csv_row_to_event
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+
+
+def binance_client(target, *, signed: bool = False, key: str | None = None, secret: str | None = None, **kwargs):
+    """A python-binance ``Client`` whose REST calls go to ``target``: a ``FakeBinance`` or a base URL
+    (``http://host:port``). ``signed``: with the fake's own key pair (``key`` / ``secret`` override either half).
+    ``kwargs`` go to ``Client`` (e.g. ``requests_params``)."""
+    from binance import Client
+
+    if signed:
+        key, secret = key or target.api_key, secret or target.api_secret
+    client = Client(key, secret, ping=False, **kwargs)
+    client.API_URL = f"{target}/api" if isinstance(target, str) else target.api_url
+    return client
 
 
 def sample_rows(n: int, name: str = "BTCUSDT-1m.csv.gz") -> list[list[str]]:
@@ -43,6 +62,59 @@ def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes] |
         else:
             sink.publish(key, value, source, 0)
     sink.close()
+
+
+def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes, dict]]:
+    """Every message of ``topic`` (all partitions, from the start to the end of the log)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.partition.eof": True,
+                  "enable.auto.commit": False})
+    parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    out, eof = [], set()
+    while len(eof) < len(parts):
+        msg = c.poll(5)
+        if msg is None:
+            break
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                eof.add(msg.partition())
+                continue
+            raise RuntimeError(msg.error())
+        out.append((msg.key(), msg.value(), {k: v.decode() for k, v in msg.headers() or []}))
+    c.close()
+    return out
+
+
+@contextmanager
+def rolled_back(engine) -> Iterator:
+    """A cursor on a raw psycopg2 connection whose transaction is rolled back at the end, whatever happens: temporary
+    tables and trial loads leave nothing behind (``klinepipe.db.raw_transaction`` is the committing twin)."""
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            yield cur
+    finally:
+        raw.rollback()
+        raw.close()
+
+
+def dsn_of(database_url: str) -> str:
+    """The libpq DSN ``psycopg2.connect`` takes, from the tests' SQLAlchemy-style URL."""
+    return libpq_dsn(database_url)
+
+
+def seed_candles(engine, rows: list[list[str]]) -> None:
+    """Merge 12-column kline rows into ``market.candles`` as closed BTCUSDT 1m replay candles, as the loader does."""
+    with raw_transaction(engine) as cur:
+        stage_and_merge(cur, [(parse_kline_event(e), "replay") for e in closed_events(rows)])
+
+
+def seed_features(engine, rows: list[list[str]]) -> None:
+    """``seed_candles``, then the features of every new closed candle, as ``compute_features`` does."""
+    from klinepipe.feature_store import compute_pending_features
+
+    seed_candles(engine, rows)
+    compute_pending_features(engine)
 
 
 def _key(value: bytes) -> bytes | None:

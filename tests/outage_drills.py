@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from klinepipe.db import apply_migrations, ensure_database, make_engine
-from klinepipe.embedded import start_postgres
+from devstack.embedded import start_postgres
 
 OUTAGE_S = float(os.environ.get("KLINEPIPE_DRILL_OUTAGE_S", "20"))
 

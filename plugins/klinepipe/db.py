@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -26,6 +28,29 @@ def make_engine(url: str, **kwargs) -> Engine:
     if u.drivername in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
         u = u.set(drivername="postgresql+psycopg2")
     return sa.create_engine(u, pool_pre_ping=True, **kwargs)
+
+
+@contextmanager
+def raw_transaction(engine: Engine) -> Iterator:
+    """One transaction on a raw psycopg2 connection of ``engine`` (for COPY and ``execute_values``): the cursor is
+    committed when the block ends, rolled back when it raises, and the connection goes back to the pool either way."""
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            yield cur
+        raw.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+
+
+def libpq_dsn(url: str) -> str:
+    """A libpq DSN (``postgresql://...``, as psql and ``psycopg2.connect`` take it) from a SQLAlchemy-style URL
+    (``postgresql+psycopg2://...``): the driver suffix dropped, the rest kept as written."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.split('+')[0]}{sep}{rest}"
 
 
 def apply_migrations(engine: Engine, sql_dir: Path = SQL_DIR) -> list[str]:

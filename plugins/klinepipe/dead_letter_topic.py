@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from klinepipe import DLQ_TOPIC
 from klinepipe.candle_store import DeadLetter, insert_dead_letters, read_offsets, write_offsets
+from klinepipe.db import raw_transaction
 from klinepipe.ingest import CONSUMER
 from klinepipe.kafka_batch import BatchRead, header_text, read_chunks, topic_id
 
@@ -25,24 +26,16 @@ NO_ERROR = "published to the dead-letter topic without an error header"
 def load_dead_letter_topic(engine: Engine, kafka_config: dict, *, topic: str = DLQ_TOPIC, consumer: str = CONSUMER,
                            max_messages: int = 100_000, max_seconds: float = 30.0) -> int:
     """Copy the dead-letter topic's new messages into ``etl.dead_letters``; return how many."""
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cur:
-            incarnation = topic_id(kafka_config, topic)
-            stored = read_offsets(cur, consumer, topic, lock=True, topic_id=incarnation)
-            read = BatchRead(topic)
-            dead = [DeadLetter(topic, m.partition(), m.offset(), m.key(), m.value(), header_text(m, "error") or NO_ERROR)
-                    for chunk in read_chunks(kafka_config, topic, stored, read, max_messages=max_messages,
-                                             max_seconds=max_seconds)
-                    for m in chunk]
-            insert_dead_letters(cur, dead)
-            write_offsets(cur, consumer, topic, read.next_offsets, incarnation)
-        raw.commit()
-    except BaseException:
-        raw.rollback()
-        raise
-    finally:
-        raw.close()
+    with raw_transaction(engine) as cur:
+        incarnation = topic_id(kafka_config, topic)
+        stored = read_offsets(cur, consumer, topic, lock=True, topic_id=incarnation)
+        read = BatchRead(topic)
+        dead = [DeadLetter(topic, m.partition(), m.offset(), m.key(), m.value(), header_text(m, "error") or NO_ERROR)
+                for chunk in read_chunks(kafka_config, topic, stored, read, max_messages=max_messages,
+                                         max_seconds=max_seconds)
+                for m in chunk]
+        insert_dead_letters(cur, dead)
+        write_offsets(cur, consumer, topic, read.next_offsets, incarnation)
     if dead:
         log.warning("%d new dead letter(s) from %s: SELECT * FROM etl.dead_letters WHERE topic = '%s'", len(dead), topic, topic)
     return len(dead)

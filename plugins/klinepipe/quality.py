@@ -27,6 +27,7 @@ from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
+from klinepipe.db import raw_transaction
 from klinepipe.intervals import INTERVAL_MS, VARIABLE_LENGTH
 
 _STEP = "(%(step)s * interval '1 millisecond')"
@@ -104,28 +105,23 @@ def run_quality_checks(engine: Engine, *, lookback: timedelta = timedelta(days=3
     """Run every check on every series; store and return the results. ``streams``: (symbol, interval)
     pairs subscribed to, checked for staleness even before a live candle of theirs arrived."""
     subscribed = frozenset(streams)
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cur:
-            cur.execute(_SERIES, {"lookback": lookback, "live_window": lookback, "live_within": stale_after})
-            results = []
-            for symbol, interval, since, last_ingest, age, arrived_live in cur.fetchall():
-                results += _check_series(cur, symbol, interval, since)
-                details = {"last_ingested_at": last_ingest.isoformat(), "age_s": int(age.total_seconds())}
-                if arrived_live or (symbol, interval) in subscribed:
-                    why = "subscribed" if (symbol, interval) in subscribed else "arrived live"
-                    results.append(CheckResult("staleness", symbol, interval, age <= stale_after,
-                                               {**details, "streamed": why}))
-                else:
-                    results.append(CheckResult("staleness", symbol, interval, True,
-                                               {**details, "streamed": False, "note": "imported history: not expected to grow"}))
-            cur.executemany(
-                "INSERT INTO etl.quality_checks (check_name, symbol, interval, passed, details) VALUES (%s, %s, %s, %s, %s)",
-                [(r.check, r.symbol, r.interval, r.passed, json.dumps(r.details, default=str)) for r in results],
-            )
-        raw.commit()
-    finally:
-        raw.close()
+    with raw_transaction(engine) as cur:
+        cur.execute(_SERIES, {"lookback": lookback, "live_window": lookback, "live_within": stale_after})
+        results = []
+        for symbol, interval, since, last_ingest, age, arrived_live in cur.fetchall():
+            results += _check_series(cur, symbol, interval, since)
+            details = {"last_ingested_at": last_ingest.isoformat(), "age_s": int(age.total_seconds())}
+            if arrived_live or (symbol, interval) in subscribed:
+                why = "subscribed" if (symbol, interval) in subscribed else "arrived live"
+                results.append(CheckResult("staleness", symbol, interval, age <= stale_after,
+                                           {**details, "streamed": why}))
+            else:
+                results.append(CheckResult("staleness", symbol, interval, True,
+                                           {**details, "streamed": False, "note": "imported history: not expected to grow"}))
+        cur.executemany(
+            "INSERT INTO etl.quality_checks (check_name, symbol, interval, passed, details) VALUES (%s, %s, %s, %s, %s)",
+            [(r.check, r.symbol, r.interval, r.passed, json.dumps(r.details, default=str)) for r in results],
+        )
     return results
 
 

@@ -1,14 +1,11 @@
 """backfill_klines fails fast with its cause and without Airflow retries when Binance cannot help; file imports
 are their own DAG. dag.test() on a PostgreSQL metadata database, real PostgreSQL, the fake Binance."""
 
-from datetime import datetime, timedelta, timezone
-
 import pytest
 import sqlalchemy as sa
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ROOT, airflow_connections
-from tests.fake_binance import FakeBinance
 from tests.helpers import sample_rows
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
@@ -47,14 +44,13 @@ def test_binance_unreachable_fails_the_run_once_with_the_cause_in_the_final_erro
     assert _count(engine) == 0
 
 
-def test_an_unknown_symbol_fails_the_run_at_once_naming_it(dags, engine, monkeypatch, capfd):
-    with FakeBinance() as fake:
-        fake.add_symbol("BTCUSDT", "BTC", "USDT")
-        monkeypatch.setenv("BINANCE_REST_URL", fake.url)
+def test_an_unknown_symbol_fails_the_run_at_once_naming_it(dags, engine, monkeypatch, capfd, fake_binance):
+    fake = fake_binance()
+    monkeypatch.setenv("BINANCE_REST_URL", fake.url)
 
-        run = dags["backfill_klines"].test(run_conf={**FORM, "symbols": ["NOSUCHPAIR"]})
+    run = dags["backfill_klines"].test(run_conf={**FORM, "symbols": ["NOSUCHPAIR"]})
 
-        assert len(fake.requests("/api/v3/klines")) == 1
+    assert len(fake.requests("/api/v3/klines")) == 1
 
     assert run.state == "failed" and _tries(run) == [("failed", 1)]
     assert "klines NOSUCHPAIR 1m: HTTP 400 -1121 Invalid symbol." in "".join(capfd.readouterr())

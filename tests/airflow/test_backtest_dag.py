@@ -5,8 +5,7 @@ import json
 import pytest
 
 from tests.conftest import ROOT, airflow_connections
-from tests.helpers import sample_rows, write_csv
-from tests.integration.test_backtest_db_source import seed_candles
+from tests.helpers import sample_rows, seed_candles, write_csv
 from trader.backtest.engine import FillModel
 from trader.backtest.service import BacktestRequest, execute
 

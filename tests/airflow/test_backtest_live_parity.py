@@ -15,9 +15,8 @@ import sqlalchemy as sa
 
 from tests.conftest import ROOT, airflow_connections
 from tests.helpers import sample_rows, write_csv
-from tests.integration.test_features_to_orders import db, make_trader  # noqa: F401 - db: engine with every trading table emptied
+from tests.traders import backtest_fills, make_trader, model_of
 from trader.backtest.candles import read_kline_file
-from trader.backtest.engine import FillModel
 from trader.backtest.runner import run_backtest
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
@@ -49,25 +48,6 @@ def live_orders(engine) -> list:
 def paper_balance(engine) -> float:
     with engine.connect() as c:
         return float(c.execute(sa.text("SELECT free FROM trading.balances WHERE mode = 'paper' AND asset = 'USDT'")).scalar())
-
-
-def model_of(trader, cash: float) -> FillModel:
-    """The live trader's own settings as a backtest fill model: allocation per entry, lot step, fee, slippage."""
-    sleeve = trader.sleeves[0]
-    rules = trader.broker.rules(sleeve.symbol)
-    return FillModel(fee_bps=float(trader.broker.fee_bps()), slippage_bps=float(trader.broker.slippage_bps), cash=cash,
-                     order_quote=float(sleeve.allocation), qty_step=float((rules.market_lot or rules.lot).step), size_at="signal")
-
-
-def backtest_fills(candles, fills) -> list[tuple]:
-    """(decision open ms, side, fill price, fill candle open ms, quantity) of every backtest fill, in time order."""
-    times = candles["open_time"].to_numpy()
-    out = []
-    for k, (entry, exit_) in enumerate(zip(fills.entry_bar.tolist(), fills.exit_bar.tolist())):
-        out.append((int(times[entry - 1]), "BUY", float(fills.entry_price[k]), int(times[entry]), float(fills.qty[k])))
-        if exit_ >= 0:
-            out.append((int(times[exit_ - 1]), "SELL", float(fills.exit_price[k]), int(times[exit_]), float(fills.qty[k])))
-    return out
 
 
 def test_replayed_live_trades_are_exactly_the_backtest_trades(

@@ -10,7 +10,7 @@ import logging
 import pytest
 import sqlalchemy as sa
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from klinepipe.errors import ConfigError, RetryableError
 from tests.conftest import ROOT, _fresh_database
 from tests.outage_drills import Lines

@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from klinepipe.backfill import load_klines
 from klinepipe.binance_files import row_to_kline
 from tests.conftest import ROOT, airflow_connections
-from tests.fake_binance import FakeBinance
 from tests.helpers import sample_rows
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
@@ -29,31 +28,25 @@ def _count(engine) -> int:
         return c.execute(sa.text("SELECT count(*) FROM market.candles WHERE is_closed")).scalar()
 
 
-def test_history_load_from_the_trigger_form_params(dags, engine, monkeypatch):
+def test_history_load_from_the_trigger_form_params(dags, engine, monkeypatch, fake_binance):
     rows = sample_rows(1200)
-    with FakeBinance() as fake:
-        fake.add_symbol("BTCUSDT", "BTC", "USDT")
-        fake.seed_klines("BTCUSDT", "1m", rows)
-        monkeypatch.setenv("BINANCE_REST_URL", fake.url)
-        start = EPOCH + timedelta(milliseconds=int(rows[0][0]))
-        end = EPOCH + timedelta(milliseconds=int(rows[-1][0]) + 60_000)
+    monkeypatch.setenv("BINANCE_REST_URL", fake_binance(klines=rows).url)
+    start = EPOCH + timedelta(milliseconds=int(rows[0][0]))
+    end = EPOCH + timedelta(milliseconds=int(rows[-1][0]) + 60_000)
 
-        run = dags["backfill_klines"].test(run_conf={"symbols": ["BTCUSDT"], "interval": "1m",
-                                                     "start": start.isoformat(), "end": end.isoformat()})
+    run = dags["backfill_klines"].test(run_conf={"symbols": ["BTCUSDT"], "interval": "1m",
+                                                 "start": start.isoformat(), "end": end.isoformat()})
 
     assert run.state == "success"
     assert _count(engine) == 1200
 
 
-def test_scheduled_backfill_fills_gaps(dags, engine, monkeypatch):
+def test_scheduled_backfill_fills_gaps(dags, engine, monkeypatch, fake_binance):
     rows = sample_rows(600)
     load_klines(engine, (row_to_kline(r, "BTCUSDT", "1m", int(r[6]) + 1) for r in rows[:200] + rows[260:]), source="replay")
-    with FakeBinance() as fake:
-        fake.add_symbol("BTCUSDT", "BTC", "USDT")
-        fake.seed_klines("BTCUSDT", "1m", rows)
-        monkeypatch.setenv("BINANCE_REST_URL", fake.url)
+    monkeypatch.setenv("BINANCE_REST_URL", fake_binance(klines=rows).url)
 
-        run = dags["backfill_klines"].test(run_conf={"lookback_days": 100_000})
+    run = dags["backfill_klines"].test(run_conf={"lookback_days": 100_000})
 
     assert run.state == "success"
     assert _count(engine) == 600

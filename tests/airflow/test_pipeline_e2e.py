@@ -16,7 +16,7 @@ from streaming.config import KafkaSettings
 from streaming.kafka_sink import build_sink
 from tests.conftest import ROOT, airflow_connections
 from tests.helpers import expected_sma_cross_orders, sample_rows, write_csv
-from tests.integration.test_features_to_orders import make_trader
+from tests.traders import make_trader
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 N = 720

@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from klinepipe.embedded import free_port, start_broker
+from devstack.embedded import free_port, start_broker
 from streaming.kafka_sink import ensure_topics
 from tests.conftest import airflow_connections
 from tests.helpers import closed_events, produce, sample_rows

@@ -13,7 +13,10 @@ Use from tests::
         fake.inject(Fault("POST", "/api/v3/order", 503, -1007, after_execute=True))  # placed, answer lost
         fake.set_skew(-3000)                           # server clock 3 s behind the client
         fake.set_price("BTCUSDT", "61000.00")          # matches resting LIMIT / STOP_LOSS orders
-        client = binance.Client(fake.api_key, fake.api_secret, ping=False); client.API_URL = fake.api_url
+        client = binance_client(fake, signed=True)     # tests.helpers: python-binance pointed at the fake
+
+In a test, the ``fake_binance`` factory fixture (``tests/conftest.py``) starts one with BTCUSDT listed and stops it
+afterwards: ``fake_binance(price="60000.00", usdt="10000")``, ``fake_binance(klines=sample_rows(1500))``.
 
 ``FakeState(weight_limit=N)`` answers 429 + ``Retry-After`` + -1003 once a minute's weight passes N.
 Standalone: ``python -m tests.fake_binance --port 8080 [--seed data/sample/BTCUSDT-1m.csv.gz]``.

@@ -1,19 +1,17 @@
 """Backfill against the local fake Binance REST (python-binance pointed at it) and the data-quality checks."""
 
-import io
 import zipfile
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from binance import Client
 
 from klinepipe.backfill import fetch_klines, fill_gaps, find_gaps, import_files, load_history, load_klines
 from klinepipe.binance_files import row_to_kline
 from klinepipe.errors import KlineParseError
 from klinepipe.quality import configured_streams, run_quality_checks
-from tests.fake_binance import FakeBinance, Fault
-from tests.helpers import sample_rows, write_csv
+from tests.fake_binance import Fault
+from tests.helpers import binance_client, sample_rows, write_csv
 
 pytestmark = pytest.mark.integration
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -21,16 +19,8 @@ WIDE = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=t
 
 
 @pytest.fixture
-def fake():
-    with FakeBinance() as fake:
-        fake.add_symbol("BTCUSDT", "BTC", "USDT")
-        yield fake
-
-
-def _client(fake) -> Client:
-    client = Client(None, None, ping=False)
-    client.API_URL = fake.api_url
-    return client
+def fake(fake_binance):
+    return fake_binance()
 
 
 def _stored(engine):
@@ -51,7 +41,7 @@ def test_a_table_with_holes_ends_complete(engine, fake):
     _with_holes(engine, rows)
     assert [g.missing for g in find_gaps(engine, "BTCUSDT", "1m", *WIDE)] == [30, 1, 300]
 
-    report = fill_gaps(engine, _client(fake), *WIDE)
+    report = fill_gaps(engine, binance_client(fake), *WIDE)
 
     assert [r["filled"] for r in report] == [30, 1, 300]
     stored = _stored(engine)
@@ -68,7 +58,7 @@ def test_a_429_with_retry_after_is_honoured(engine, fake):
     fake.inject(Fault("GET", "/api/v3/klines", 429, -1003, retry_after=7))
     slept = []
 
-    loaded = load_history(engine, _client(fake), ["BTCUSDT"], "1m",
+    loaded = load_history(engine, binance_client(fake), ["BTCUSDT"], "1m",
                           EPOCH + timedelta(milliseconds=int(rows[0][0])), EPOCH + timedelta(milliseconds=int(rows[-1][0]) + 60_000),
                           sleep=slept.append)
 
@@ -82,7 +72,7 @@ def test_the_still_open_bar_is_not_stored_as_closed(engine, fake):
     fake.seed_klines("BTCUSDT", "1m", rows)
     now_ms = int(rows[-1][0]) + 30_000  # half-way through the last bar
 
-    got = list(fetch_klines(_client(fake), "BTCUSDT", "1m", int(rows[0][0]), int(rows[-1][0]), now_ms=lambda: now_ms))
+    got = list(fetch_klines(binance_client(fake), "BTCUSDT", "1m", int(rows[0][0]), int(rows[-1][0]), now_ms=lambda: now_ms))
 
     assert [k.open_time for k in got] == [int(r[0]) for r in rows[:-1]]
 

@@ -9,23 +9,17 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from binance import Client
 
 from klinepipe.backfill import BinanceUnreachable, load_history
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from klinepipe.errors import FatalError, RetryableError
 from tests.conftest import ROOT
-from tests.fake_binance import FakeBinance, Fault
-from tests.helpers import sample_rows
+from tests.fake_binance import Fault
+from tests.helpers import binance_client, sample_rows
 
 pytestmark = pytest.mark.integration
 START, END = datetime(2024, 1, 1, tzinfo=timezone.utc), datetime(2024, 1, 2, tzinfo=timezone.utc)
-
-
-def _client(base: str) -> Client:
-    client = Client(None, None, ping=False, requests_params={"timeout": (5, 30)})
-    client.API_URL = f"{base}/api"
-    return client
+TIMEOUT = {"timeout": (5, 30)}
 
 
 @pytest.mark.parametrize(("base", "cause"), [("http://api.binance.invalid", "name resolution failed"),
@@ -34,48 +28,45 @@ def test_an_unreachable_binance_fails_after_three_quick_tries_naming_url_and_cau
     slept = []
 
     with pytest.raises(BinanceUnreachable) as err:
-        load_history(engine, _client(base), ["BTCUSDT"], "1m", START, END, sleep=slept.append)
+        load_history(engine, binance_client(base, requests_params=TIMEOUT), ["BTCUSDT"], "1m", START, END, sleep=slept.append)
 
     assert str(err.value).startswith(f"cannot reach {base}: {cause} (3 attempts in ")
     assert isinstance(err.value, FatalError)  # the DAG fails it at once: no Airflow retries a minute apart
     assert slept == [1.0, 2.0]
 
 
-def test_an_unknown_symbol_fails_at_the_first_answer(engine):
-    with FakeBinance() as fake:
-        fake.add_symbol("BTCUSDT", "BTC", "USDT")
-        slept = []
+def test_an_unknown_symbol_fails_at_the_first_answer(engine, fake_binance):
+    fake = fake_binance()
+    slept = []
 
-        with pytest.raises(FatalError, match=r"klines NOSUCHPAIR 1m: HTTP 400 -1121 Invalid symbol\."):
-            load_history(engine, _client(fake.url), ["NOSUCHPAIR"], "1m", START, END, sleep=slept.append)
+    with pytest.raises(FatalError, match=r"klines NOSUCHPAIR 1m: HTTP 400 -1121 Invalid symbol\."):
+        load_history(engine, binance_client(fake, requests_params=TIMEOUT), ["NOSUCHPAIR"], "1m", START, END, sleep=slept.append)
 
-        assert len(fake.requests("/api/v3/klines")) == 1 and slept == []
+    assert len(fake.requests("/api/v3/klines")) == 1 and slept == []
 
 
-def test_a_5xx_from_a_reachable_binance_is_retried_and_the_load_completes(engine):
+def test_a_5xx_from_a_reachable_binance_is_retried_and_the_load_completes(engine, fake_binance):
     rows = sample_rows(1500)
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    with FakeBinance() as fake:
-        fake.add_symbol("BTCUSDT", "BTC", "USDT")
-        fake.seed_klines("BTCUSDT", "1m", rows)
-        fake.inject(Fault("GET", "/api/v3/klines", 503, -1001, "Internal error; unable to process your request.", times=2))
-        slept = []
+    fake = fake_binance(klines=rows)
+    fake.inject(Fault("GET", "/api/v3/klines", 503, -1001, "Internal error; unable to process your request.", times=2))
+    slept = []
 
-        loaded = load_history(engine, _client(fake.url), ["BTCUSDT"], "1m", epoch + timedelta(milliseconds=int(rows[0][0])),
-                              epoch + timedelta(milliseconds=int(rows[-1][0]) + 60_000), sleep=slept.append)
+    loaded = load_history(engine, binance_client(fake, requests_params=TIMEOUT), ["BTCUSDT"], "1m",
+                          epoch + timedelta(milliseconds=int(rows[0][0])),
+                          epoch + timedelta(milliseconds=int(rows[-1][0]) + 60_000), sleep=slept.append)
 
     assert loaded == {"BTCUSDT": 1500}
     assert slept[:2] == [1.0, 2.0]
 
 
-def test_a_reachable_binance_that_keeps_failing_is_left_to_airflow_retries_with_the_cause(engine):
-    with FakeBinance() as fake:
-        fake.add_symbol("BTCUSDT", "BTC", "USDT")
-        fake.inject(Fault("GET", "/api/v3/klines", 503, -1001, "Internal error", times=100))
-        slept = []
+def test_a_reachable_binance_that_keeps_failing_is_left_to_airflow_retries_with_the_cause(engine, fake_binance):
+    fake = fake_binance()
+    fake.inject(Fault("GET", "/api/v3/klines", 503, -1001, "Internal error", times=100))
+    slept = []
 
-        with pytest.raises(RetryableError, match=rf"klines BTCUSDT 1m from {fake.url}: HTTP 503 Internal error \(6 attempts in "):
-            load_history(engine, _client(fake.url), ["BTCUSDT"], "1m", START, END, sleep=slept.append)
+    with pytest.raises(RetryableError, match=rf"klines BTCUSDT 1m from {fake.url}: HTTP 503 Internal error \(6 attempts in "):
+        load_history(engine, binance_client(fake, requests_params=TIMEOUT), ["BTCUSDT"], "1m", START, END, sleep=slept.append)
 
     assert slept == [1.0, 2.0, 4.0, 8.0, 16.0]
 

@@ -5,23 +5,13 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from klinepipe.candle_store import stage_and_merge
-from klinepipe.kline import parse_kline_event
-from tests.helpers import closed_events, sample_rows, write_csv
+from tests.helpers import sample_rows, seed_candles, write_csv
 from trader.backtest.candles import read_kline_file
 from trader.backtest.db_source import load_candles_db
 from trader.backtest.service import BacktestRequest, execute
 
 pytestmark = pytest.mark.integration
 N = 1500
-
-
-def seed_candles(engine, rows) -> None:
-    raw = engine.raw_connection()
-    with raw.cursor() as cur:
-        stage_and_merge(cur, [(parse_kline_event(e), "replay") for e in closed_events(rows)])
-    raw.commit()
-    raw.close()
 
 
 def test_stored_candles_equal_the_file_they_came_from(engine, database_url, tmp_path):

@@ -4,9 +4,9 @@ error classification, order types, lookups by client order id."""
 from decimal import Decimal as D
 
 import pytest
-from binance import Client
 
-from tests.fake_binance import FakeBinance, Fault
+from tests.fake_binance import Fault
+from tests.helpers import binance_client
 from trader.brokers.binance import BinanceBroker, order_params
 from trader.errors import (
     AuthError, ExchangeUnavailable, FatalError, FilterRejected, InsufficientBalance, RateLimited, RequestTimeout, RetryableError,
@@ -17,17 +17,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def fake():
-    with FakeBinance() as f:
-        f.add_symbol("BTCUSDT", "BTC", "USDT")
-        f.set_price("BTCUSDT", "60000.00")
-        f.deposit("USDT", "10000")
-        yield f
+def fake(fake_binance):
+    return fake_binance(price="60000.00", usdt="10000")
 
 
 def make_broker(fake, secret=None, **kw):
-    client = Client(fake.api_key, secret or fake.api_secret, ping=False)
-    client.API_URL = fake.api_url
+    client = binance_client(fake, signed=True, secret=secret)
     client.REQUEST_TIMEOUT = kw.pop("timeout", 5)
     sleeps = []
     return BinanceBroker(client, "testnet", sleep=sleeps.append, **kw), sleeps

@@ -23,7 +23,7 @@ from klinepipe.candle_store import copy_buffer, insert_conflicts, merge_copy
 from klinepipe.ingest import ingest_batch, parse_into
 from klinepipe.kafka_batch import message_source
 from klinepipe.kline import CONTENT_FIELDS, parse_kline_event
-from tests.helpers import closed_events, produce, sample_rows
+from tests.helpers import closed_events, produce, rolled_back, sample_rows
 
 pytestmark = pytest.mark.integration
 
@@ -64,18 +64,13 @@ def _load(cur, batches: list[list[Message]]) -> None:
 
 
 def _outcome(engine, batches: list[list[Message]]) -> tuple[list, int]:
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cur:
-            _load(cur, batches)
-            cur.execute(_ROW_SQL)
-            rows = cur.fetchall()
-            cur.execute("SELECT count(*) FROM etl.candle_conflicts")
-            conflicts = cur.fetchone()[0]
-        return rows, conflicts
-    finally:
-        raw.rollback()
-        raw.close()
+    with rolled_back(engine) as cur:
+        _load(cur, batches)
+        cur.execute(_ROW_SQL)
+        rows = cur.fetchall()
+        cur.execute("SELECT count(*) FROM etl.candle_conflicts")
+        conflicts = cur.fetchone()[0]
+    return rows, conflicts
 
 
 def _splits(messages: list[Message], rnd: random.Random) -> list[list[list[Message]]]:

@@ -10,10 +10,11 @@ import sqlalchemy as sa
 
 from klinepipe import FEATURE_SET_VERSION
 from klinepipe.candle_store import stage_and_merge
+from klinepipe.db import raw_transaction
 from klinepipe.feature_store import compute_pending_features, load_features
 from klinepipe.features import FEATURE_COLUMNS, compute_features
 from klinepipe.kline import parse_kline_event
-from tests.helpers import closed_events, sample_rows
+from tests.helpers import closed_events, dsn_of, sample_rows
 
 pytestmark = pytest.mark.integration
 
@@ -24,15 +25,12 @@ def _features(rows):
 
 
 def _load(engine, events):
-    raw = engine.raw_connection()
-    with raw.cursor() as cur:
+    with raw_transaction(engine) as cur:
         stage_and_merge(cur, [(parse_kline_event(e), "replay") for e in events])
-    raw.commit()
-    raw.close()
 
 
 def _listen(database_url):
-    conn = psycopg2.connect(sa.engine.make_url(database_url).render_as_string(hide_password=False).replace("+psycopg2", ""))
+    conn = psycopg2.connect(dsn_of(database_url))
     conn.autocommit = True
     conn.cursor().execute("LISTEN klinepipe_features")
     return conn

@@ -1,5 +1,5 @@
 """The stack can be found (issue 13.5): the CLIs read the running stack's connection file when their settings
-are unset, and say so; ``python -m klinepipe status`` shows each part. Real CLIs, real PostgreSQL and tansu."""
+are unset, and say so; ``python -m devstack status`` shows each part. Real CLIs, real PostgreSQL and tansu."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_status_shows_each_part_and_the_newest_data(stack_file, tmp_path, engine
     ingest_batch(engine, {"bootstrap.servers": kafka_bootstrap}, topic=topic)
     produce(kafka_bootstrap, topic, closed_events(sample_rows(40)[10:]))  # 30 messages not loaded yet
 
-    done = _run("klinepipe", "status", env=_env(tmp_path, KAFKA_TOPIC=topic))
+    done = _run("devstack", "status", env=_env(tmp_path, KAFKA_TOPIC=topic))
 
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
@@ -123,14 +123,14 @@ def test_without_a_stack_the_trader_says_what_to_do(tmp_path):
 
 
 def test_status_without_a_stack_says_so_and_fails(tmp_path):
-    done = _run("klinepipe", "status", env=_env(tmp_path))
+    done = _run("devstack", "status", env=_env(tmp_path))
 
     assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
     assert "no make-run stack found" in done.stdout and "DATABASE_URL is not set" in done.stdout
 
 
 def test_without_a_stack_or_a_broker_streaming_says_where_it_looked_not_a_traceback(tmp_path):
-    from klinepipe.embedded import free_port
+    from devstack.embedded import free_port
 
     nobody = f"127.0.0.1:{free_port()}"
     replay = _run("streaming", "replay", "--file", str(SAMPLE / "BTCUSDT-1h.csv"), "--speed", "max",

@@ -15,10 +15,9 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ROOT
-from tests.helpers import sample_rows, write_csv
-from tests.integration.test_streaming_live import read_topic
+from tests.helpers import read_topic, sample_rows, write_csv
 
 pytestmark = pytest.mark.integration
 MINUTE, SPEED = 60_000, 600  # 10 one-minute candles a second

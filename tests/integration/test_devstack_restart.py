@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient
 
 from klinepipe.backfill import load_klines
 from klinepipe.binance_files import row_to_kline
-from klinepipe.devstack import forget_offsets, replay_resume_point
+from devstack.restart_recovery import forget_offsets, replay_resume_point
 from klinepipe.ingest import ingest_batch
 from streaming.kafka_sink import ensure_topics
 from tests.conftest import ROOT

@@ -5,51 +5,14 @@ Fill model (shared with backtests): the decision on candle i's close is filled a
 
 from decimal import Decimal
 
-import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from klinepipe.candle_store import stage_and_merge
-from klinepipe.feature_store import compute_pending_features
-from klinepipe.kline import parse_kline_event
-from tests.helpers import closed_events, expected_sma_cross_orders, sample_rows
+from tests.helpers import expected_sma_cross_orders, sample_rows, seed_features
+from tests.traders import SLEEVE, make_trader
 from trader import ledger
-from trader.brokers.paper import PaperBroker
-from trader.loop import Sleeve, Trader, db_candles
-from trader.strategies import build_strategy
 
 pytestmark = pytest.mark.integration
-SLEEVE = "BTCUSDT:1m:sma_cross"
-EXTRA_TABLES = "trading.events, trading.equity, trading.reconciliations"
-
-
-@pytest.fixture
-def db(engine):
-    """``engine`` with the trader v2 tables emptied too (conftest truncates only the original ones)."""
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {EXTRA_TABLES} RESTART IDENTITY")
-    return engine
-
-
-def dsn_of(database_url: str) -> str:
-    return sa.engine.make_url(database_url).render_as_string(hide_password=False).replace("+psycopg2", "")
-
-
-def make_trader(database_url, **kw):
-    dsn = dsn_of(database_url)
-    connect = lambda: psycopg2.connect(dsn)  # noqa: E731
-    sleeve = Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross", fast=10, slow=30), allocation=Decimal("1000"))
-    broker = PaperBroker(db_candles(connect), fee_bps=Decimal("10"))
-    return Trader(connect, [sleeve], broker, paper_balance=Decimal("10000"), **kw)
-
-
-def seed_features(engine, rows):
-    raw = engine.raw_connection()
-    with raw.cursor() as cur:
-        stage_and_merge(cur, [(parse_kline_event(e), "replay") for e in closed_events(rows)])
-    raw.commit()
-    raw.close()
-    compute_pending_features(engine)
 
 
 def orders(engine):

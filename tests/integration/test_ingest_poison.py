@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from confluent_kafka import Producer
 
+from klinepipe.db import raw_transaction
 from klinepipe.ingest import ingest_batch
 from tests.helpers import closed_events, produce, sample_rows
 
@@ -113,13 +114,8 @@ def test_poison_values_keys_and_headers_among_good_messages_are_dead_lettered_an
 def test_a_reason_quoting_nul_or_a_lone_surrogate_is_stored(engine):
     from klinepipe.candle_store import DeadLetter, insert_dead_letters
 
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cur:
-            insert_dead_letters(cur, [DeadLetter("t", 0, 1, None, b"x", "bad \x00 and \ud800")])
-        raw.commit()
-    finally:
-        raw.close()
+    with raw_transaction(engine) as cur:
+        insert_dead_letters(cur, [DeadLetter("t", 0, 1, None, b"x", "bad \x00 and \ud800")])
 
     with engine.connect() as c:
         assert c.execute(sa.text("SELECT error FROM etl.dead_letters")).scalar() == "bad \ufffd and \\ud800"

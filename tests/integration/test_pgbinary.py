@@ -8,6 +8,7 @@ import pytest
 
 from klinepipe.pgbinary import (Float8, Numeric, Text, Timestamp, copy_stream, decode_rows, encode_rows,
                                 pg_time_to_ms, row_dtype)
+from tests.helpers import rolled_back
 
 pytestmark = pytest.mark.integration
 
@@ -16,16 +17,11 @@ SCALES = [0, 8, 8, 0, 2, 8, 8, 8]
 
 
 def _copy_in(engine, ddl: str, fields) -> list[tuple]:
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cur:
-            cur.execute(f"CREATE TEMP TABLE t ({ddl})")
-            cur.copy_expert("COPY t FROM STDIN (FORMAT binary)", io.BytesIO(copy_stream(encode_rows(fields))))
-            cur.execute("SELECT * FROM t")
-            return cur.fetchall()
-    finally:
-        raw.rollback()
-        raw.close()
+    with rolled_back(engine) as cur:
+        cur.execute(f"CREATE TEMP TABLE t ({ddl})")
+        cur.copy_expert("COPY t FROM STDIN (FORMAT binary)", io.BytesIO(copy_stream(encode_rows(fields))))
+        cur.execute("SELECT * FROM t")
+        return cur.fetchall()
 
 
 def test_numerics_are_exact_with_their_scale(engine):
@@ -58,18 +54,13 @@ def test_numeric_rejects_what_it_cannot_represent():
 
 
 def test_decode_reads_fixed_rows_and_refuses_nulls(engine):
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cur:
-            out = io.BytesIO()
-            cur.copy_expert("COPY (SELECT timestamptz '2024-03-01 00:01:00+00', 1.5::float8, 7::int8) TO STDOUT (FORMAT binary)", out)
-            rows = decode_rows(out.getvalue(), row_dtype(">i8", ">f8", ">i8"))
-            assert pg_time_to_ms(rows["v0"]).tolist() == [1_709_251_260_000]
-            assert (rows["v1"].tolist(), rows["v2"].tolist()) == ([1.5], [7])
-            out = io.BytesIO()
-            cur.copy_expert("COPY (SELECT now(), NULL::float8, 7::int8) TO STDOUT (FORMAT binary)", out)
-            with pytest.raises(ValueError, match="NULL"):
-                decode_rows(out.getvalue(), row_dtype(">i8", ">f8", ">i8"))
-    finally:
-        raw.rollback()
-        raw.close()
+    with rolled_back(engine) as cur:
+        out = io.BytesIO()
+        cur.copy_expert("COPY (SELECT timestamptz '2024-03-01 00:01:00+00', 1.5::float8, 7::int8) TO STDOUT (FORMAT binary)", out)
+        rows = decode_rows(out.getvalue(), row_dtype(">i8", ">f8", ">i8"))
+        assert pg_time_to_ms(rows["v0"]).tolist() == [1_709_251_260_000]
+        assert (rows["v1"].tolist(), rows["v2"].tolist()) == ([1.5], [7])
+        out = io.BytesIO()
+        cur.copy_expert("COPY (SELECT now(), NULL::float8, 7::int8) TO STDOUT (FORMAT binary)", out)
+        with pytest.raises(ValueError, match="NULL"):
+            decode_rows(out.getvalue(), row_dtype(">i8", ">f8", ">i8"))

@@ -12,8 +12,8 @@ import logging
 import pytest
 
 from streaming.live import LiveParts
-from tests.integration.test_streaming_live import (assert_exactly_once, fakes, live_settings, make_sink, read_topic,
-                                                   run_sidecar, settle, until)
+from tests.helpers import read_topic
+from tests.live_sidecar import assert_exactly_once, fakes, live_settings, make_sink, run_sidecar, settle, until
 from tests.outage_drills import OUTAGE_S, Lines
 
 pytestmark = pytest.mark.integration

@@ -26,11 +26,11 @@ import threading
 import psutil
 import pytest
 
-from klinepipe.embedded import free_port, start_broker
+from devstack.embedded import free_port, start_broker
 from streaming.kafka_sink import ensure_topics
 from streaming.live import LiveParts
-from tests.integration.test_streaming_live import (closed_by_series, fakes, live_settings, make_sink, read_topic, run_sidecar,
-                                                   settle, until)
+from tests.helpers import read_topic
+from tests.live_sidecar import closed_by_series, fakes, live_settings, make_sink, run_sidecar, settle, until
 
 pytestmark = pytest.mark.integration
 SERIES = [(s, i) for s in ("BTCUSDT", "ETHUSDT") for i in ("1s", "1m", "5m")]

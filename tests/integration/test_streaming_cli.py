@@ -12,12 +12,11 @@ import urllib.request
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ROOT
 from tests.fake_binance import FakeBinance
-from tests.helpers import sample_rows
+from tests.helpers import read_topic, sample_rows
 from tests.fake_binance.ws import FakeStreams
-from tests.integration.test_streaming_live import read_topic
 
 pytestmark = pytest.mark.integration
 CAPTURE = ROOT / "data" / "sample" / "BTCUSDT-kline_5m-ws-20210914.jsonl"

@@ -16,11 +16,10 @@ import urllib.request
 import msgspec
 import pytest
 
-from klinepipe.embedded import free_port, start_broker
+from devstack.embedded import free_port, start_broker
 from streaming.kafka_sink import ensure_topics
 from tests.conftest import ROOT, SAMPLE
-from tests.helpers import sample_rows
-from tests.integration.test_streaming_live import read_topic
+from tests.helpers import read_topic, sample_rows
 from tests.outage_drills import OUTAGE_S
 
 pytestmark = pytest.mark.integration

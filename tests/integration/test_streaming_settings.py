@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration

@@ -3,14 +3,12 @@ record / before fill; restarted; exactly one order per intent on the exchange an
 
 from decimal import Decimal as D
 
-import psycopg2
 import pytest
 import sqlalchemy as sa
-from binance import Client
 
-from tests.fake_binance import FakeBinance, Fault
-from tests.helpers import expected_sma_cross_orders, sample_rows
-from tests.integration.test_features_to_orders import db, dsn_of, seed_features  # noqa: F401 - db is a fixture
+from tests.fake_binance import Fault
+from tests.helpers import binance_client, expected_sma_cross_orders, sample_rows, seed_features
+from tests.traders import connector
 from trader import ledger
 from trader.brokers.binance import BinanceBroker
 from trader.errors import TransportError
@@ -51,24 +49,18 @@ class CrashAfterSubmit:
 
 
 @pytest.fixture
-def fake():
-    with FakeBinance() as f:
-        f.add_symbol("BTCUSDT", "BTC", "USDT")
-        f.set_price("BTCUSDT", ROWS[-1][4])
-        f.deposit("USDT", "10000")
-        yield f
+def fake(fake_binance):
+    return fake_binance(price=ROWS[-1][4], usdt="10000")
 
 
 def binance_broker(fake, sleeps=None):
-    client = Client(fake.api_key, fake.api_secret, ping=False)
-    client.API_URL = fake.api_url
-    return BinanceBroker(client, "testnet", sleep=(sleeps.append if sleeps is not None else lambda s: None))
+    return BinanceBroker(binance_client(fake, signed=True), "testnet",
+                         sleep=(sleeps.append if sleeps is not None else lambda s: None))
 
 
 def start_trader(database_url, broker, **risk):
-    dsn = dsn_of(database_url)
     sleeve = Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
-    trader = Trader(lambda: psycopg2.connect(dsn), [sleeve], broker, risk=RiskConfig(**risk), sleep=lambda s: None)
+    trader = Trader(connector(database_url), [sleeve], broker, risk=RiskConfig(**risk), sleep=lambda s: None)
     with trader._transaction() as cur:
         ledger.seed_balance(cur, "testnet", "USDT", D("10000"))
     return trader
@@ -129,9 +121,8 @@ def test_429_on_submit_waits_retry_after_then_places_once(db, database_url, fake
     seed_features(db, ROWS[: EXPECTED[0][0] + 1])
     fake.inject(Fault("POST", "/api/v3/order", 429, -1003, retry_after=3))
     sleeps = []
-    dsn = dsn_of(database_url)
     sleeve = Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
-    trader = Trader(lambda: psycopg2.connect(dsn), [sleeve], binance_broker(fake), sleep=sleeps.append)
+    trader = Trader(connector(database_url), [sleeve], binance_broker(fake), sleep=sleeps.append)
     with trader._transaction() as cur:
         ledger.seed_balance(cur, "testnet", "USDT", D("10000"))
 
@@ -161,7 +152,7 @@ def test_killed_after_record_before_fill_then_restarted_records_the_fill_once(db
     (order,) = ledger_orders(db)
     assert order.status == "FILLED" and len(fake.orders()) == 1
     assert [f.quantity for f in ledger_fills(db)] == [order.executed_qty]
-    with Transaction(psycopg2.connect(dsn_of(database_url))) as cur:
+    with Transaction(connector(database_url)()) as cur:
         held = ledger.position(cur, "testnet", SLEEVE)
     assert held == order.executed_qty - order.executed_qty * D("0.001")  # commission paid in BTC
 

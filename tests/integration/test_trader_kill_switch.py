@@ -3,17 +3,14 @@ until the operator resumes through the CLI. A raising strategy halts only its ow
 
 from decimal import Decimal as D
 
-import numpy as np
-import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import sample_rows
-from tests.integration.test_features_to_orders import db, dsn_of, seed_features  # noqa: F401 - db is a fixture
+from tests.helpers import sample_rows, seed_features
+from tests.traders import BuyFirstSellLast, connector, crash_rows, kill_switch_trader
 from trader.__main__ import main
 from trader.brokers.paper import PaperBroker
 from trader.loop import RiskConfig, Sleeve, Trader, db_candles
-from trader.risk.killswitch import KillLimits
 from trader.risk.staleness import StaleData
 from trader.strategies import build_strategy
 from trader.strategies.base import Strategy
@@ -21,41 +18,11 @@ from trader.strategies.base import Strategy
 pytestmark = pytest.mark.integration
 
 
-class BuyFirstSellLast(Strategy):
-    """BUY while the close is at or above ``sell_below``, SELL once it is below."""
-
-    name = "buy_first_sell_late"
-
-    def __init__(self, sell_below: float) -> None:
-        super().__init__(sell_below=sell_below)
-
-    def signals(self, frame):
-        close = frame["close"].to_numpy(dtype=float)
-        return np.where(close < self.params["sell_below"], -1, 1).astype(np.int8)
-
-
 class Exploding(Strategy):
     name = "exploding"
 
     def signals(self, frame):
         raise RuntimeError("division by zero in user code")
-
-
-def crash_rows(n=80, top=100.0, bottom=70.0):
-    """Real open times, synthetic prices: flat at ``top`` for 30 bars, then a steady fall to ``bottom``."""
-    rows = []
-    for i, r in enumerate(sample_rows(n)):
-        p = top if i < 30 else top - (top - bottom) * (i - 29) / (n - 30)
-        rows.append([r[0], f"{p:.2f}", f"{p + 0.5:.2f}", f"{p - 0.5:.2f}", f"{p:.2f}", "10", r[6], "", "", "", "", ""])
-    return rows
-
-
-def make(database_url, strategies, limits=KillLimits(D("0.5"), D("0.10"))):
-    dsn = dsn_of(database_url)
-    connect = lambda: psycopg2.connect(dsn)  # noqa: E731
-    sleeves = [Sleeve(f"BTCUSDT:1m:{s.name}", "BTCUSDT", "1m", s, allocation=D("10000")) for s in strategies]
-    return Trader(connect, sleeves, PaperBroker(db_candles(connect), fee_bps=D("0")), risk=RiskConfig(kill=limits),
-                  paper_balance=D("10000"))
 
 
 def state(engine):
@@ -66,11 +33,11 @@ def state(engine):
 def test_drawdown_trips_the_kill_switch_which_survives_a_restart_until_resumed(db, database_url, monkeypatch):
     rows = crash_rows()
     seed_features(db, rows[:60])
-    make(database_url, [BuyFirstSellLast(sell_below=75)]).step()
+    kill_switch_trader(database_url, [BuyFirstSellLast(sell_below=75)]).step()
     tripped = state(db)
 
     seed_features(db, rows[60:])  # the price falls below 75: the strategy now says SELL
-    make(database_url, [BuyFirstSellLast(sell_below=75)]).step()  # a restarted trader
+    kill_switch_trader(database_url, [BuyFirstSellLast(sell_below=75)]).step()  # a restarted trader
 
     with db.connect() as c:
         sides = c.execute(sa.text("SELECT side FROM trading.orders ORDER BY signal_open_time")).scalars().all()
@@ -90,7 +57,7 @@ def test_operator_kill_switch_reducing_blocks_entries_only(db, database_url, mon
     seed_features(db, crash_rows()[:40])
 
     assert main(["kill", "--reducing", "--reason", "maintenance"]) == 0
-    make(database_url, [BuyFirstSellLast(sell_below=0)]).step()
+    kill_switch_trader(database_url, [BuyFirstSellLast(sell_below=0)]).step()
 
     with db.connect() as c:
         orders = c.execute(sa.text("SELECT count(*) FROM trading.orders")).scalar()
@@ -103,8 +70,8 @@ def test_a_raising_strategy_halts_only_its_sleeve_and_stays_halted(db, database_
     seed_features(db, sample_rows(200))
     good = build_strategy("sma_cross")
 
-    make(database_url, [Exploding(), good]).step()
-    restarted = make(database_url, [Exploding(), good])
+    kill_switch_trader(database_url, [Exploding(), good]).step()
+    restarted = kill_switch_trader(database_url, [Exploding(), good])
 
     with db.connect() as c:
         halted = c.execute(sa.text("SELECT sleeve, halted_reason FROM trading.sleeves WHERE halted_reason IS NOT NULL")).fetchall()
@@ -124,8 +91,7 @@ def test_a_raising_strategy_halts_only_its_sleeve_and_stays_halted(db, database_
 
 def test_stale_data_blocks_entries_but_not_exits_and_is_recorded(db, database_url):
     seed_features(db, sample_rows(200))  # March 2024: by the wall clock, long stale
-    dsn = dsn_of(database_url)
-    connect = lambda: psycopg2.connect(dsn)  # noqa: E731
+    connect = connector(database_url)
     sleeve = Sleeve("BTCUSDT:1m:sma_cross", "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
     trader = Trader(connect, [sleeve], PaperBroker(db_candles(connect)),
                     risk=RiskConfig(rules=(StaleData(2),), staleness_basis="close_time"), paper_balance=D("10000"))

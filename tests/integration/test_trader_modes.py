@@ -8,15 +8,12 @@ import subprocess
 import sys
 from decimal import Decimal as D
 
-import psycopg2
 import pytest
 import sqlalchemy as sa
-from binance import Client
 
 from tests.conftest import ROOT
-from tests.fake_binance import FakeBinance
-from tests.helpers import expected_sma_cross_orders, sample_rows
-from tests.integration.test_features_to_orders import db, dsn_of, seed_features  # noqa: F401 - db is a fixture
+from tests.helpers import binance_client, expected_sma_cross_orders, sample_rows, seed_features
+from tests.traders import connector
 from trader import ledger
 from trader.__main__ import main
 from trader.brokers.binance import BinanceBroker
@@ -33,17 +30,8 @@ NEXT_SELL = next(i for i, side in EXPECTED if side == "SELL" and i > FIRST_BUY)
 
 
 @pytest.fixture
-def fake():
-    with FakeBinance() as f:
-        f.add_symbol("BTCUSDT", "BTC", "USDT")
-        f.set_price("BTCUSDT", ROWS[FIRST_BUY][4])
-        f.deposit("USDT", "10000")
-        yield f
-
-
-def connector(database_url):
-    dsn = dsn_of(database_url)
-    return lambda: psycopg2.connect(dsn)
+def fake(fake_binance):
+    return fake_binance(price=ROWS[FIRST_BUY][4], usdt="10000")
 
 
 def sleeve():
@@ -56,8 +44,7 @@ def paper_trader(database_url):
 
 
 def testnet_trader(database_url, fake):
-    client = Client(fake.api_key, fake.api_secret, ping=False)
-    client.API_URL = fake.api_url
+    client = binance_client(fake, signed=True)
     trader = Trader(connector(database_url), [sleeve()], BinanceBroker(client, "testnet", sleep=lambda s: None),
                     sleep=lambda s: None)
     with trader._transaction() as cur:
@@ -136,8 +123,7 @@ def test_a_position_the_account_does_not_hold_blocks_trading_until_the_operator_
     assert main(["accept-reconciliation"]) == 0  # the ledger adopts the fake's balances: ledger == exchange
     assert main(["reconcile"]) == 0
     held = position_of(db, "testnet")
-    client = Client(fake.api_key, fake.api_secret, ping=False)
-    client.API_URL = fake.api_url
+    client = binance_client(fake, signed=True)
     sold = (held / 2).quantize(D("0.00001"))
     client.create_order(symbol="BTCUSDT", side="SELL", type="MARKET", quantity=str(sold), newClientOrderId="by-hand-1")
     capsys.readouterr()
@@ -189,8 +175,7 @@ def test_a_supervised_trader_holds_on_a_difference_and_trades_once_the_operator_
     seed_features(db, ROWS[: FIRST_BUY + 2])
     testnet_trader(database_url, fake).step()
     assert main(["accept-reconciliation"]) == 0
-    client = Client(fake.api_key, fake.api_secret, ping=False)
-    client.API_URL = fake.api_url
+    client = binance_client(fake, signed=True)
     sold = (position_of(db, "testnet") / 2).quantize(D("0.00001"))
     client.create_order(symbol="BTCUSDT", side="SELL", type="MARKET", quantity=str(sold), newClientOrderId="by-hand-2")
     with db.connect() as c:

@@ -28,8 +28,7 @@ import sqlalchemy as sa
 from klinepipe.db import apply_migrations, ensure_database, make_engine
 from tests.conftest import ROOT
 from tests.fake_binance import FakeBinance, free_port
-from tests.helpers import expected_sma_cross_orders, sample_rows
-from tests.integration.test_features_to_orders import seed_features
+from tests.helpers import expected_sma_cross_orders, sample_rows, seed_features
 from tests.outage_drills import OUTAGE_S
 
 pytestmark = pytest.mark.integration
@@ -42,7 +41,7 @@ class PrivatePostgres:
     and start again on the same data directory and socket, as the session's embedded one is started."""
 
     def __init__(self, root: Path) -> None:
-        from klinepipe.embedded import start_postgres
+        from devstack.embedded import start_postgres
 
         self.server = start_postgres(root / "pg")
         info = self.server.get_postmaster_info()
@@ -103,14 +102,8 @@ def private_pg(tmp_path):
 
 
 @pytest.fixture
-def fake():
-    f = FakeBinance()
-    f.start()
-    f.add_symbol("BTCUSDT", "BTC", "USDT")
-    f.set_price("BTCUSDT", ROWS[-1][4])
-    f.deposit("USDT", "100000")
-    yield f
-    f.stop()
+def fake(fake_binance):
+    return fake_binance(price=ROWS[-1][4], usdt="100000")
 
 
 class Trader:

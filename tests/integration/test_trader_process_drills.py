@@ -13,9 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import ROOT
-from tests.fake_binance import FakeBinance, Fault
-from tests.helpers import expected_sma_cross_orders, sample_rows
-from tests.integration.test_features_to_orders import db, seed_features  # noqa: F401 - db is a fixture
+from tests.fake_binance import Fault
+from tests.helpers import expected_sma_cross_orders, sample_rows, seed_features
 
 pytestmark = pytest.mark.integration
 ROWS = sample_rows(400)
@@ -23,12 +22,8 @@ FIRST, SIDE = expected_sma_cross_orders([D(r[4]) for r in ROWS])[0]
 
 
 @pytest.fixture
-def fake():
-    with FakeBinance() as f:
-        f.add_symbol("BTCUSDT", "BTC", "USDT")
-        f.set_price("BTCUSDT", ROWS[FIRST][4])
-        f.deposit("USDT", "10000")
-        yield f
+def fake(fake_binance):
+    return fake_binance(price=ROWS[FIRST][4], usdt="10000")
 
 
 def start(database_url, fake, *args, **env):

@@ -6,10 +6,9 @@ from decimal import Decimal as D
 
 import pytest
 import sqlalchemy as sa
-from binance import Client
 
-from tests.fake_binance import FakeBinance, Fault
-from tests.integration.test_features_to_orders import db  # noqa: F401 - db is a fixture
+from tests.fake_binance import Fault
+from tests.helpers import binance_client
 from trader.__main__ import main
 from trader.reconcile import Difference, compare
 
@@ -19,13 +18,8 @@ SECRET = "kp-SECRET-9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3"
 
 
 @pytest.fixture
-def fake():
-    with FakeBinance() as f:
-        f.state.keys = {KEY: SECRET}
-        f.add_symbol("BTCUSDT", "BTC", "USDT")
-        f.set_price("BTCUSDT", "60000.00")
-        f.deposit("USDT", "10000")
-        yield f
+def fake(fake_binance):
+    return fake_binance(keys={KEY: SECRET}, price="60000.00", usdt="10000")
 
 
 @pytest.fixture
@@ -44,8 +38,7 @@ def test_compare_finds_every_kind_of_difference():
 
 
 def test_differences_block_until_accepted_then_balances_are_adopted(db, env, fake, capsys):
-    client = Client(KEY, SECRET, ping=False)
-    client.API_URL = fake.api_url
+    client = binance_client(fake, key=KEY, secret=SECRET)
     client.create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price="50000.00",
                         newClientOrderId="manual-1")  # someone trades by hand on the account
 

@@ -4,12 +4,11 @@ the live loop's decisions equal the strategy's vectorised signals over the store
 from decimal import Decimal as D
 
 import pandas as pd
-import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import sample_rows
-from tests.integration.test_features_to_orders import db, dsn_of, seed_features  # noqa: F401 - db is a fixture
+from tests.helpers import sample_rows, seed_features
+from tests.traders import connector
 from trader.brokers.paper import PaperBroker
 from trader.loop import RiskConfig, Sleeve, Trader, db_candles
 from trader.strategies import REGISTRY, build_strategy
@@ -21,8 +20,7 @@ ALLOCATIONS = {name: D(500 + 250 * i) for i, name in enumerate(sorted(REGISTRY))
 def test_every_bundled_strategy_trades_its_own_sleeve_and_allocation(db, database_url):
     rows = sample_rows(700)
     seed_features(db, rows)
-    dsn = dsn_of(database_url)
-    connect = lambda: psycopg2.connect(dsn)  # noqa: E731
+    connect = connector(database_url)
     sleeves = [Sleeve(f"BTCUSDT:1m:{n}", "BTCUSDT", "1m", build_strategy(n), allocation=a) for n, a in ALLOCATIONS.items()]
     trader = Trader(connect, sleeves, PaperBroker(db_candles(connect)), risk=RiskConfig(), paper_balance=D("100000"))
 

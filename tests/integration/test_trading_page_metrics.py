@@ -16,10 +16,9 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ROOT
-from tests.helpers import expected_sma_cross_orders, sample_rows
-from tests.integration.test_features_to_orders import db, seed_features  # noqa: F401 - db is a fixture
+from tests.helpers import expected_sma_cross_orders, sample_rows, seed_features
 
 pytestmark = pytest.mark.integration
 SLEEVE = "BTCUSDT:1m:sma_cross"

@@ -30,13 +30,13 @@ import pytest
 import sqlalchemy as sa
 
 from klinepipe.candle_store import stage_and_merge
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
+from klinepipe.db import raw_transaction
 from klinepipe.feature_store import compute_pending_features
 from klinepipe.kline import parse_kline_event
 from tests.fake_binance import FakeBinance
 from tests.fake_binance.ws import FakeStreams
-from tests.helpers import closed_events, sample_rows
-from tests.integration.test_streaming_live import read_topic
+from tests.helpers import closed_events, read_topic, rolled_back, sample_rows
 from tests.readme.readme import Command, read_commands
 from tests.readme.shell import Started, Workdir
 
@@ -54,8 +54,8 @@ SUBSTITUTE: list[tuple[str, Callable[[Context], str]]] = [
 ADMIN_PASSWORD = r"python3 -c .*simple_auth_manager_passwords\.json\.generated.*"
 # commands not run here, each with the reason (a regex over the whole command)
 NOT_RUN: dict[str, str] = {
-    r"python -m klinepipe\.devstack": "what `make run` runs (the Makefile's `run` target), run above as `make run`: a "
-                                       "second start of the whole stack would test the same thing again",
+    r"python -m devstack": "what `make run` runs (the Makefile's `run` target), run above as `make run`: a second start "
+                           "of the whole stack would test the same thing again",
     ADMIN_PASSWORD: "run by the `make run` runner, under the stack it started: the command needs a running stack",
     r"(KLINEPIPE_DRILL_OUTAGE_S=60 )?make test": "the test suite itself, of which this test is a part: it would run itself",
     r"airflow standalone|airflow api-server|airflow db migrate": "names what `make run` and the browser tests start, not a "
@@ -134,24 +134,17 @@ class Context:
     def kill_state(self, mode: str = "paper") -> tuple[str, str]:
         from trader import ledger
 
-        raw = self.engine.raw_connection()
-        try:
-            with raw.cursor() as cur:
-                return tuple(ledger.kill_state(cur, mode))
-        finally:
-            raw.close()
+        with rolled_back(self.engine) as cur:
+            return tuple(ledger.kill_state(cur, mode))
 
     def count(self, query: str, **params) -> int:
         return self.sql(query, **params)[0][0]
 
     def seed_candles(self, rows: list[list[str]], symbol: str = "BTCUSDT", interval: str = "1m", features: bool = True) -> None:
-        raw = self.engine.raw_connection()
-        with raw.cursor() as cur:
+        with raw_transaction(self.engine) as cur:
             for i in range(0, len(rows), 20_000):
                 events = closed_events(rows[i:i + 20_000], symbol, interval)
                 stage_and_merge(cur, [(parse_kline_event(e), "replay") for e in events])
-        raw.commit()
-        raw.close()
         if features:
             compute_pending_features(self.engine)
 
@@ -351,7 +344,7 @@ def run_demo_market(cmd: str, ctx: Context):
     assert "DEMO MARKET BTCUSDT 1m, not live prices" in proc.output and "source=demo" in proc.output, proc.output
 
 
-@runs(r"make status|\.venv/bin/python -m klinepipe status")
+@runs(r"make status|\.venv/bin/python -m devstack status")
 def run_status(cmd: str, ctx: Context):
     """Against the test's PostgreSQL and broker (set, as another shell would have them): each part, the newest
     candle of each series, exit 0."""
@@ -466,12 +459,9 @@ def run_resume(cmd: str, ctx: Context):
 def run_resume_sleeve(cmd: str, ctx: Context):
     from trader import ledger
 
-    raw = ctx.engine.raw_connection()
-    with raw.cursor() as cur:
+    with raw_transaction(ctx.engine) as cur:
         ledger.ensure_sleeve(cur, "paper", SLEEVE, "BTCUSDT", "1m", "sma_cross")
         ledger.halt_sleeve(cur, "paper", SLEEVE, "strategy error: drill")
-    raw.commit()
-    raw.close()
 
     done = ctx.run(cmd)
 

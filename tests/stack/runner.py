@@ -1,4 +1,4 @@
-"""A ``python -m klinepipe.devstack`` process for the stack tests, its output collected and its children named."""
+"""A ``python -m devstack`` process for the stack tests, its output collected and its children named."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ROOT
 
 
 class Run:
-    """One ``python -m klinepipe.devstack`` process with its output collected."""
+    """One ``python -m devstack`` process with its output collected."""
 
     def __init__(self, data_dir: Path, **settings: str) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
         env.update({"KLINEPIPE_DATA_DIR": str(data_dir), "AIRFLOW_PORT": str(free_port()),
                     "STREAMING_REPLAY_SPEED": "600x", "STREAMING_MODE": "replay", **settings})
-        self.proc = subprocess.Popen([sys.executable, "-m", "klinepipe.devstack"], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "devstack"], cwd=ROOT, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()

@@ -28,12 +28,11 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from klinepipe.embedded import free_port
-from tests.airflow.test_backtest_live_parity import backtest_fills, model_of
+from devstack.embedded import free_port
 from tests.conftest import ROOT
 from tests.helpers import sample_rows, write_csv
-from tests.integration.test_features_to_orders import make_trader
 from tests.stack.runner import Run, alive, cmdline
+from tests.traders import backtest_fills, make_trader, model_of
 from trader.backtest.candles import read_kline_file
 from trader.backtest.runner import run_backtest
 
@@ -145,7 +144,7 @@ def test_chaos(tmp_path):
         run.wait_for(rf"Metrics .* http://127\.0\.0\.1:{streaming_port}/metrics \(streaming\),"
                      rf" http://127\.0\.0\.1:{trader_port}/metrics \(trader\)", 5)  # the banner states the real ports
         password = _private_secrets(data)
-        twin = subprocess.run([sys.executable, "-m", "klinepipe.devstack"], cwd=ROOT, capture_output=True, text=True,
+        twin = subprocess.run([sys.executable, "-m", "devstack"], cwd=ROOT, capture_output=True, text=True,
                               env={**os.environ, "KLINEPIPE_DATA_DIR": str(data)}, timeout=120)
         assert twin.returncode == 1 and f"klinepipe is already running on {data} (pid {run.proc.pid})" in twin.stderr
         run.wait_for(r"trader: .*sleeves=", 120)

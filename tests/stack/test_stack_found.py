@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import ROOT
-from tests.stack.test_make_run import Run
+from tests.stack.runner import Run
 
 pytestmark = pytest.mark.stack
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR|DEBUG|CRITICAL) ")
@@ -41,7 +41,7 @@ def test_the_running_stack_says_what_it_streams_answers_where_it_says_and_can_be
         assert trader.returncode == 0 and f"using the running stack's DATABASE_URL from {env_file}" in trader.stderr, trader
 
         deadline = time.monotonic() + 240  # the demo's first 500 candles load with the next ingest run
-        while "BTCUSDT 1m" not in (status := _cli("klinepipe", "status", data_dir=tmp_path)).stdout:
+        while "BTCUSDT 1m" not in (status := _cli("devstack", "status", data_dir=tmp_path)).stdout:
             assert time.monotonic() < deadline, status.stdout + status.stderr
             time.sleep(5)
         out = status.stdout

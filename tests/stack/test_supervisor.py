@@ -17,7 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from klinepipe.supervisor import Child, GiveUp, StackLock, Supervisor, stop_groups
+from devstack.stack_lock import StackLock
+from devstack.supervisor import Child, GiveUp, Supervisor, stop_groups
 from tests.conftest import ROOT
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
@@ -138,7 +139,7 @@ def test_a_second_stack_on_the_same_data_exits_1_naming_the_running_one(tmp_path
     lock = StackLock(tmp_path)
     lock.acquire()
     try:
-        second = subprocess.run([sys.executable, "-m", "klinepipe.devstack"], cwd=ROOT, capture_output=True, text=True,
+        second = subprocess.run([sys.executable, "-m", "devstack"], cwd=ROOT, capture_output=True, text=True,
                                 env={**_env(), "KLINEPIPE_DATA_DIR": str(tmp_path)}, timeout=120)
         assert second.returncode == 1
         assert f"klinepipe is already running on {tmp_path} (pid {os.getpid()}); stop it first (kill {os.getpid()})" \
@@ -154,8 +155,9 @@ def test_a_second_stack_on_the_same_data_exits_1_naming_the_running_one(tmp_path
 SUPERVISED = textwrap.dedent("""
     import subprocess, sys, time
     from pathlib import Path
-    from klinepipe.supervisor import Child, StackLock, Supervisor
-    from klinepipe.watchdog import Watchdog
+    from devstack.stack_lock import StackLock
+    from devstack.supervisor import Child, Supervisor
+    from devstack.watchdog import Watchdog
     data = Path(sys.argv[1])
     lock = StackLock(data)
     lock.acquire()
@@ -220,7 +222,7 @@ def test_the_lock_names_its_holder_and_is_private(tmp_path):
 
 
 def test_the_banner_names_the_metrics_ports_the_sidecars_read(monkeypatch):
-    from klinepipe.devstack import metrics_url
+    from devstack.banner import metrics_url
 
     monkeypatch.delenv("STREAMING_METRICS_PORT", raising=False)
     assert metrics_url("STREAMING_METRICS_PORT", 9108) == "http://127.0.0.1:9108/metrics"
@@ -230,22 +232,21 @@ def test_the_banner_names_the_metrics_ports_the_sidecars_read(monkeypatch):
     assert metrics_url("TRADER_METRICS_PORT", 9102) == "no /metrics (TRADER_METRICS_PORT=0)"
 
 
-def test_airflow_secrets_are_generated_once_into_private_files(tmp_path, monkeypatch):
+def test_airflow_secrets_are_generated_once_into_private_files(tmp_path):
     import json
 
-    import klinepipe.devstack as devstack
+    from devstack.airflow_env import airflow_secrets
 
-    monkeypatch.setattr(devstack, "AIRFLOW_HOME", tmp_path)
     passwords = tmp_path / "simple_auth_manager_passwords.json.generated"
     passwords.write_text(json.dumps({"admin": "keptFromLastRun1", "viewer": "v"}))  # as Airflow wrote it: 0644
     passwords.chmod(0o644)
-    first = devstack.airflow_secrets(tmp_path)
-    again = devstack.airflow_secrets(tmp_path)
+    first = airflow_secrets(tmp_path)
+    again = airflow_secrets(tmp_path)
     assert first == again and first["admin_password"] == "keptFromLastRun1"
     assert json.loads(passwords.read_text()) == {"admin": "keptFromLastRun1", "viewer": "v"}
     for path in (passwords, tmp_path / "klinepipe-secrets.json"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     passwords.unlink()
-    fresh = devstack.airflow_secrets(tmp_path)["admin_password"]
+    fresh = airflow_secrets(tmp_path)["admin_password"]
     assert len(fresh) == 16 and fresh.isalnum() and fresh != "keptFromLastRun1"
     assert stat.S_IMODE(passwords.stat().st_mode) == 0o600

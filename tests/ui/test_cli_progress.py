@@ -8,12 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from binance import Client
 
 from klinepipe.backfill import load_history
 from tests.conftest import ROOT
-from tests.fake_binance import FakeBinance
-from tests.helpers import SAMPLE, sample_rows
+from tests.helpers import SAMPLE, binance_client, sample_rows
 from trader.backtest.service import BacktestRequest, execute
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -22,11 +20,8 @@ START, END = EPOCH + timedelta(milliseconds=int(ROWS[0][0])), EPOCH + timedelta(
 
 
 @pytest.fixture
-def fake():
-    with FakeBinance() as f:
-        f.add_symbol("BTCUSDT", "BTC", "USDT")
-        f.seed_klines("BTCUSDT", "1m", ROWS)
-        yield f
+def fake(fake_binance):
+    return fake_binance(klines=ROWS)
 
 
 def _last(events: list[tuple[str, int, int]]) -> dict[str, tuple[int, int]]:
@@ -49,8 +44,7 @@ def test_a_backtest_reports_every_step_to_the_progress_seam(tmp_path):
 
 @pytest.mark.integration
 def test_a_history_load_reports_candles_fetched_against_candles_expected(engine, fake):
-    client = Client(None, None, ping=False)
-    client.API_URL = fake.api_url
+    client = binance_client(fake)
     events = []
 
     load_history(engine, client, ["BTCUSDT"], "1m", START, END, progress=lambda *e: events.append(e))

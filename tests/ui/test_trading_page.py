@@ -24,12 +24,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from klinepipe.embedded import free_port
+from devstack.embedded import free_port
 from tests.conftest import ROOT, airflow_connections
-from tests.helpers import expected_sma_cross_orders, sample_rows
-from tests.integration.test_features_to_orders import db, seed_features  # noqa: F401 - db is a fixture
-from tests.integration.test_trader_kill_switch import BuyFirstSellLast, crash_rows
-from tests.integration.test_trader_kill_switch import make as make_trader
+from tests.helpers import expected_sma_cross_orders, sample_rows, seed_features
+from tests.traders import BuyFirstSellLast, crash_rows, kill_switch_trader
 from tests.ui.chromium import Chromium
 
 pytestmark = pytest.mark.integration
@@ -311,7 +309,7 @@ def test_the_kill_switch_is_tripped_and_resumed_from_the_page_and_the_trader_obe
         shot = browser.screenshot(tmp_path / "trading-page-kill-switch.png")
         halted_state = _kill_state(db)
 
-        trader = make_trader(database_url, [BuyFirstSellLast(sell_below=0)])
+        trader = kill_switch_trader(database_url, [BuyFirstSellLast(sell_below=0)])
         trader.step()  # the trader reads the page's kill switch before deciding
         with db.connect() as c:
             orders_halted = c.execute(sa.text("SELECT count(*) FROM trading.orders")).scalar()
@@ -321,7 +319,7 @@ def test_the_kill_switch_is_tripped_and_resumed_from_the_page_and_the_trader_obe
         browser.evaluate("document.getElementById('kill-resume').click()")
         browser.wait_for("document.getElementById('kill').dataset.state === 'ACTIVE'")
         seed_features(db, rows[40:50])
-        make_trader(database_url, [BuyFirstSellLast(sell_below=0)]).step()
+        kill_switch_trader(database_url, [BuyFirstSellLast(sell_below=0)]).step()
         with db.connect() as c:
             orders_resumed = c.execute(sa.text("SELECT side FROM trading.orders")).scalars().all()
             events = c.execute(sa.text("SELECT kind, detail FROM trading.events WHERE kind = 'kill_switch' ORDER BY id")).fetchall()

@@ -22,8 +22,7 @@ import sqlalchemy as sa
 
 from tests.conftest import ROOT, airflow_connections
 from tests.fake_binance import FakeBinance
-from tests.helpers import sample_rows, write_csv
-from tests.integration.test_backtest_db_source import seed_candles
+from tests.helpers import sample_rows, seed_candles, write_csv
 from tests.ui.airflow_stack import start_airflow
 from tests.ui.chromium import Chromium
 from trader.backtest.dag_request import safe_dir_name

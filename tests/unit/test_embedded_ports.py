@@ -1,6 +1,6 @@
 import socket
 
-from klinepipe.embedded import free_port, port_is_free
+from devstack.embedded import free_port, port_is_free
 
 
 def test_a_listening_port_is_taken_and_a_stopped_servers_lingering_connections_do_not_count():

@@ -2,22 +2,18 @@
 
 import pytest
 import requests
-from binance import Client
 from binance.exceptions import BinanceAPIException
 
 from tests.fake_binance import FakeBinance, FakeState, Fault
-from tests.helpers import sample_rows
+from tests.helpers import binance_client, sample_rows
 
 ROWS = sample_rows(2500)
 T = [int(r[0]) for r in ROWS]
 
 
 @pytest.fixture
-def fake():
-    with FakeBinance(FakeState(clock=lambda: T[-1] / 1000 + 60)) as f:
-        f.add_symbol("BTCUSDT", "BTC", "USDT")
-        f.seed_klines("BTCUSDT", "1m", ROWS)
-        yield f
+def fake(fake_binance):
+    return fake_binance(state=FakeState(clock=lambda: T[-1] / 1000 + 60), klines=ROWS)
 
 
 def get(fake, path, **params):
@@ -49,8 +45,7 @@ def test_klines_paging_follows_the_reference(fake, params, want):
 
 
 def test_python_binance_pages_the_whole_history_unmodified(fake):
-    client = Client(ping=False)
-    client.API_URL = fake.api_url
+    client = binance_client(fake)
 
     rows = client.get_historical_klines("BTCUSDT", "1m", T[0], T[-1])
 
@@ -99,8 +94,7 @@ def test_weight_over_the_limit_is_429_with_retry_after():
 
 def test_an_injected_429_answers_once_and_python_binance_sees_it(fake):
     fake.inject(Fault("GET", "/api/v3/klines", 429, -1003, retry_after=3))
-    client = Client(ping=False)
-    client.API_URL = fake.api_url
+    client = binance_client(fake)
 
     with pytest.raises(BinanceAPIException) as err:
         client.get_klines(symbol="BTCUSDT", interval="1m", limit=1)

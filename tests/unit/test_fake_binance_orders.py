@@ -4,27 +4,21 @@ from decimal import Decimal
 
 import pytest
 import requests
-from binance import Client
 from binance.exceptions import BinanceAPIException
 
-from tests.fake_binance import FakeBinance, Fault
+from tests.fake_binance import Fault
 from tests.fake_binance.signing import sign, signed_payload
+from tests.helpers import binance_client
 
 
 @pytest.fixture
-def fake():
-    with FakeBinance() as f:
-        f.add_symbol("BTCUSDT", "BTC", "USDT")
-        f.set_price("BTCUSDT", "60000.00")
-        f.deposit("USDT", "10000")
-        yield f
+def fake(fake_binance):
+    return fake_binance(price="60000.00", usdt="10000")
 
 
 @pytest.fixture
 def client(fake):
-    c = Client(fake.api_key, fake.api_secret, ping=False)
-    c.API_URL = fake.api_url
-    return c
+    return binance_client(fake, signed=True)
 
 
 def api_error(call) -> BinanceAPIException:
@@ -133,11 +127,9 @@ def test_test_order_validates_without_placing(fake, client):
 
 
 def test_wrong_key_secret_or_clock_are_refused(fake):
-    wrong_secret = Client(fake.api_key, "x" * 64, ping=False)
-    wrong_key = Client("nobody", fake.api_secret, ping=False)
-    late = Client(fake.api_key, fake.api_secret, ping=False)
-    for c in (wrong_secret, wrong_key, late):
-        c.API_URL = fake.api_url
+    wrong_secret = binance_client(fake, signed=True, secret="x" * 64)
+    wrong_key = binance_client(fake, signed=True, key="nobody")
+    late = binance_client(fake, signed=True)
     fake.set_skew(-5000)  # the server is 5 s behind: every client timestamp is "ahead"
 
     errors = [api_error(c.get_account) for c in (wrong_secret, wrong_key, late)]

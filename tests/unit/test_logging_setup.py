@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from klinepipe import logging_setup
-from klinepipe.devstack import airflow_quiet_logging
+from devstack.airflow_env import airflow_quiet_logging
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 

@@ -1,6 +1,6 @@
 """The supervisor's watchdog: when ``make run`` dies, even by SIGKILL, nothing it started outlives it.
 
-``python -m klinepipe.watchdog`` runs in its own session with the read end of a pipe as stdin; only the
+``python -m devstack.watchdog`` runs in its own session with the read end of a pipe as stdin; only the
 supervisor holds the write end. It reads lines:
 
 * ``adopt <pid>`` -- a child (the leader of its own process group) to stop;
@@ -33,12 +33,12 @@ class Watchdog:
     def __init__(self, lock_fd: int | None, log_path: Path) -> None:
         import subprocess
 
-        from klinepipe.supervisor import private_log
+        from devstack.supervisor import private_log
 
         read, self._write = os.pipe()
         os.set_inheritable(self._write, False)
         with private_log(log_path) as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "klinepipe.watchdog"], stdin=read, stdout=out,
+            self.proc = subprocess.Popen([sys.executable, "-m", "devstack.watchdog"], stdin=read, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          pass_fds=() if lock_fd is None else (lock_fd,))
         os.close(read)

@@ -1,4 +1,4 @@
-"""``make status`` / ``python -m klinepipe status``: each part of the running stack, and the data's newest rows.
+"""``make status`` / ``python -m devstack status``: each part of the running stack, and the data's newest rows.
 
 Found through the connection file ``make run`` writes (``klinepipe/connection_file.py``), or through
 ``DATABASE_URL`` / ``KAFKA_BOOTSTRAP_SERVERS`` when they are set (a stack run some other way, e.g. compose).

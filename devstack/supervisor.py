@@ -1,10 +1,10 @@
 """``make run``'s process supervisor: start children, restart the ones that die, stop them all.
 
-Dev tooling, not part of the library the Airflow workers import. Pieces:
+Dev tooling, not part of the library the Airflow workers import (one stack per data directory:
+``devstack.stack_lock``). Pieces:
 
-* ``StackLock`` -- one stack per data directory (``flock`` on ``<data>/run.lock``, which names the holder's pid).
 * ``Supervisor`` -- each child in its own session (process group), dying with the supervisor even when the
-  supervisor is SIGKILLed (``PR_SET_PDEATHSIG`` in the child, plus the ``klinepipe.watchdog`` process for the
+  supervisor is SIGKILLed (``PR_SET_PDEATHSIG`` in the child, plus the ``devstack.watchdog`` process for the
   grandchildren and the embedded PostgreSQL). A child that dies is restarted after a backoff (1 s doubling to
   30 s, reset once it stayed up); ``max_quick_deaths`` deaths in a row, each soon after its start, are a crash
   loop: the supervisor gives up naming the child's log. ``stop()`` sends SIGTERM to every child's process group
@@ -16,7 +16,6 @@ Dev tooling, not part of the library the Airflow workers import. Pieces:
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import logging
 import os
 import signal
@@ -39,55 +38,6 @@ PR_SET_PDEATHSIG = 1
 
 class GiveUp(Exception):
     """A child crash-loops (or refused its settings): the stack stops with this message, exit 1."""
-
-
-class StackLock:
-    """An exclusive ``flock`` on ``<data>/run.lock`` held for the supervisor's life (and its watchdog's)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "run.lock"
-        self.fd: int | None = None
-
-    def acquire(self, *, wait_for_dead_holder: float = 45.0) -> None:
-        """Take the lock or ``sys.exit`` naming the running stack. A holder whose supervisor is gone (its
-        watchdog still stopping the children) is waited for, up to ``wait_for_dead_holder`` seconds."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        deadline = time.monotonic() + wait_for_dead_holder
-        said = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                pid = _read_pid(fd)
-                if pid and psutil.pid_exists(pid):
-                    os.close(fd)
-                    sys.exit(f"klinepipe is already running on {self.path.parent} (pid {pid}); "
-                             f"stop it first (kill {pid}) or use another KLINEPIPE_DATA_DIR")
-                if time.monotonic() > deadline:
-                    os.close(fd)
-                    sys.exit(f"the last klinepipe on {self.path.parent} (pid {pid or '?'}) is gone but its processes "
-                             f"still hold {self.path}; see `fuser -v {self.path}`")
-                if not said:
-                    print(f"the last klinepipe (pid {pid or '?'}) is still stopping its processes; waiting ...", flush=True)
-                    said = True
-                time.sleep(0.5)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            os.close(self.fd)
-            self.fd = None
-
-
-def _read_pid(fd: int) -> int:
-    try:
-        return int(os.pread(fd, 32, 0).decode().strip() or 0)
-    except (ValueError, OSError):
-        return 0
 
 
 def private_log(path: Path):
