@@ -17,6 +17,8 @@ from pydantic import Field, IPvAnyAddress, SecretStr, ValidationError, field_val
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvParseError
 
+from klinepipe import DLQ_TOPIC, KLINES_TOPIC
+
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 
@@ -31,8 +33,8 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True)
 
     bootstrap_servers: str = "127.0.0.1:9092"
-    topic: str = "binance.klines"
-    dlq_topic: str = "binance.klines.dlq"
+    topic: str = KLINES_TOPIC
+    dlq_topic: str = DLQ_TOPIC
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import psycopg2
 
-from klinepipe import connection_file, logging_setup
+from klinepipe import FEATURES_CHANNEL, connection_file, logging_setup
 from trader import ledger
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
@@ -192,7 +192,7 @@ def _serve(trader: Trader, connect, settings: TraderSettings, stopping: list[boo
     def listen():
         conn = connect()
         conn.autocommit = True
-        conn.cursor().execute("LISTEN klinepipe_features")
+        conn.cursor().execute(f"LISTEN {FEATURES_CHANNEL}")
         return conn
 
     def emit(line: str) -> None:
