@@ -42,13 +42,13 @@ def ingest_klines():
         from airflow.sdk.exceptions import AirflowFailException
 
         from klinepipe.airflow_conn import check_schedule_settings, kafka_config, klines_topic
-        from klinepipe.errors import ConfigError
+        from klinepipe.errors import KlinepipeConfigError
         from klinepipe.kafka_batch import list_partitions
 
         try:
             check_schedule_settings()  # parsing fell back to a default for a bad one: fail here, naming it
             config, topic = kafka_config(), klines_topic()
-        except ConfigError as exc:  # a bad setting: retrying cannot help
+        except KlinepipeConfigError as exc:  # a bad setting: retrying cannot help
             raise AirflowFailException(str(exc)) from None
         partitions = list_partitions(config, topic)
         groups = max(1, min(int(params["tasks"]), len(partitions)))

@@ -18,13 +18,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvParseError
 
 from klinepipe import DLQ_TOPIC, KLINES_TOPIC
+from streaming.errors import SettingsError
 
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
-
-
-class SettingsError(ValueError):
-    """An invalid setting; the message names it."""
 
 
 class KafkaSettings(BaseSettings):

@@ -20,7 +20,7 @@ from pydantic_settings import SettingsError as SourceError
 from trader.errors import ConfigError
 
 
-class SettingsError(ConfigError, ValueError):
+class SettingsError(ConfigError):
     """An invalid setting; the message names it."""
 
 

@@ -1,5 +1,5 @@
 """Settings of the DAG tasks, read inside tasks (never at parse time), each checked with a one-line
-``ConfigError`` naming it (a task fails with that line; retrying a bad setting cannot help):
+``KlinepipeConfigError`` naming it (a task fails with that line; retrying a bad setting cannot help):
 
 | setting | what |
 |---|---|
@@ -10,8 +10,8 @@
 | ``KLINEPIPE_INGEST_SCHEDULE``, ``KLINEPIPE_TRIGGER_POLL_S`` | read at parse time by ``assets.py``: a bad value never |
 | | breaks the DAG file (it falls back to the default); ``check_schedule_settings`` fails ingest's ``plan`` task |
 
-``database_engine()`` also tries the database once: unreachable is a ``RetryableError`` (Airflow retries
-the task); a missing database, refused credentials or an unmigrated schema are ``ConfigError``.
+``database_engine()`` also tries the database once: unreachable is a ``KlinepipeRetryableError`` (Airflow retries
+the task); a missing database, refused credentials or an unmigrated schema are ``KlinepipeConfigError``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import re
 import sqlalchemy as sa
 
 from klinepipe import DLQ_TOPIC, KLINES_TOPIC
-from klinepipe.errors import ConfigError, RetryableError
+from klinepipe.errors import KlinepipeConfigError, KlinepipeRetryableError
 from klinepipe.outage import one_line
 
 DB_CONN_ID = "klinepipe_db"
@@ -40,20 +40,20 @@ def _connection(conn_id: str):
     except Exception as exc:  # noqa: BLE001 - Airflow raises its own not-found type per version
         if "isn't defined" in str(exc) or "not found" in str(exc).lower() or type(exc).__name__.endswith("NotFoundException"):
             if os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"):  # set, yet not readable as a connection
-                raise ConfigError(f"AIRFLOW_CONN_{conn_id.upper()}: Airflow cannot read it as connection {conn_id!r} "
-                                  "(expected JSON such as {\"conn_type\": ..., \"host\": ...} or a URI)") from None
+                raise KlinepipeConfigError(f"AIRFLOW_CONN_{conn_id.upper()}: Airflow cannot read it as connection {conn_id!r} "
+                                           "(expected JSON such as {\"conn_type\": ..., \"host\": ...} or a URI)") from None
             return None
-        raise ConfigError(f"Airflow connection {conn_id!r} (AIRFLOW_CONN_{conn_id.upper()}) cannot be read: "
-                          f"{one_line(exc)}") from None
+        raise KlinepipeConfigError(f"Airflow connection {conn_id!r} (AIRFLOW_CONN_{conn_id.upper()}) cannot be read: "
+                                   f"{one_line(exc)}") from None
 
 
 def database_url() -> str:
-    """The PostgreSQL URL (a well-formed ``postgresql://`` one, else ``ConfigError`` naming where it came from)."""
+    """The PostgreSQL URL (a well-formed ``postgresql://`` one, else ``KlinepipeConfigError`` naming where it came from)."""
     conn = _connection(DB_CONN_ID)
     if conn is None:
         url = os.environ.get("DATABASE_URL")
         if not url:
-            raise ConfigError(f"no database: set the Airflow connection {DB_CONN_ID!r} or DATABASE_URL")
+            raise KlinepipeConfigError(f"no database: set the Airflow connection {DB_CONN_ID!r} or DATABASE_URL")
         return _checked_url(url, "DATABASE_URL")
     return _checked_url(_connection_url(conn), f"Airflow connection {DB_CONN_ID!r}")
 
@@ -63,11 +63,11 @@ def _checked_url(url: str, source: str) -> str:
         u = sa.engine.make_url(url)
         u.port  # noqa: B018 - a non-numeric port raises here
     except (sa.exc.ArgumentError, ValueError):
-        raise ConfigError(f"{source}: not a database URL (expected postgresql://user:password@host:5432/db)") from None
+        raise KlinepipeConfigError(f"{source}: not a database URL (expected postgresql://user:password@host:5432/db)") from None
     if not u.drivername.startswith("postgres"):
-        raise ConfigError(f"{source}: expected a postgresql:// URL, got {u.drivername}://")
+        raise KlinepipeConfigError(f"{source}: expected a postgresql:// URL, got {u.drivername}://")
     if not u.database:
-        raise ConfigError(f"{source}: the URL names no database (postgresql://host:5432/<database>)")
+        raise KlinepipeConfigError(f"{source}: the URL names no database (postgresql://host:5432/<database>)")
     return url
 
 
@@ -87,11 +87,11 @@ def database_engine(**kwargs) -> sa.Engine:
         engine.dispose()
         why = one_line(exc.orig or exc)
         if "does not exist" in why or "authentication failed" in why or "no password supplied" in why:
-            raise ConfigError(f"{source}: PostgreSQL at {where} refused it ({why})") from None
-        raise RetryableError(f"PostgreSQL at {where} ({source}) is unreachable ({why})") from None
+            raise KlinepipeConfigError(f"{source}: PostgreSQL at {where} refused it ({why})") from None
+        raise KlinepipeRetryableError(f"PostgreSQL at {where} ({source}) is unreachable ({why})") from None
     if migrated is None:
         engine.dispose()
-        raise ConfigError(f"{source}: the database {where} has no klinepipe schema; run python -m klinepipe.migrate")
+        raise KlinepipeConfigError(f"{source}: the database {where} has no klinepipe schema; run python -m klinepipe.migrate")
     return engine
 
 
@@ -116,13 +116,13 @@ def kafka_config() -> dict:
     if conn is not None:
         config = dict(conn.extra_dejson)
         if "bootstrap.servers" not in config:
-            raise ConfigError(f"Airflow connection {KAFKA_CONN_ID!r}: its extra needs 'bootstrap.servers'")
+            raise KlinepipeConfigError(f"Airflow connection {KAFKA_CONN_ID!r}: its extra needs 'bootstrap.servers'")
         return config
     servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if not servers:
-        raise ConfigError(f"no Kafka: set the Airflow connection {KAFKA_CONN_ID!r} or KAFKA_BOOTSTRAP_SERVERS")
+        raise KlinepipeConfigError(f"no Kafka: set the Airflow connection {KAFKA_CONN_ID!r} or KAFKA_BOOTSTRAP_SERVERS")
     if not _SERVERS.fullmatch(servers):
-        raise ConfigError(f"KAFKA_BOOTSTRAP_SERVERS: expected host:port[,host:port...], got {servers!r}")
+        raise KlinepipeConfigError(f"KAFKA_BOOTSTRAP_SERVERS: expected host:port[,host:port...], got {servers!r}")
     return {"bootstrap.servers": servers}
 
 
@@ -137,14 +137,14 @@ def dead_letter_topic() -> str:
 def _topic(name: str, default: str) -> str:
     value = os.environ.get(name, default)
     if not _TOPIC.fullmatch(value) or value in (".", ".."):
-        raise ConfigError(f"{name}: a Kafka topic name is 1-249 of a-z A-Z 0-9 . _ -, got {value!r}")
+        raise KlinepipeConfigError(f"{name}: a Kafka topic name is 1-249 of a-z A-Z 0-9 . _ -, got {value!r}")
     return value
 
 
 def binance_rest_url() -> str | None:
     base = os.environ.get("BINANCE_REST_URL", "").strip()
     if base and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", base):
-        raise ConfigError(f"BINANCE_REST_URL: expected an http(s):// URL such as https://api.binance.com, got {base!r}")
+        raise KlinepipeConfigError(f"BINANCE_REST_URL: expected an http(s):// URL such as https://api.binance.com, got {base!r}")
     return base.rstrip("/") or None
 
 
@@ -163,7 +163,7 @@ def ingest_schedule_mode() -> str:
     """``KLINEPIPE_INGEST_SCHEDULE``: cron, event or both (default)."""
     mode = os.environ.get("KLINEPIPE_INGEST_SCHEDULE", "both").strip()
     if mode not in SCHEDULES:
-        raise ConfigError(f"KLINEPIPE_INGEST_SCHEDULE: expected cron, event or both, got {mode!r}")
+        raise KlinepipeConfigError(f"KLINEPIPE_INGEST_SCHEDULE: expected cron, event or both, got {mode!r}")
     return mode
 
 
@@ -175,7 +175,7 @@ def trigger_poll_seconds() -> float:
     except ValueError:
         value = float("nan")
     if not 0.1 <= value <= 3600:
-        raise ConfigError(f"KLINEPIPE_TRIGGER_POLL_S: expected seconds between 0.1 and 3600, got {text!r}")
+        raise KlinepipeConfigError(f"KLINEPIPE_TRIGGER_POLL_S: expected seconds between 0.1 and 3600, got {text!r}")
     return value
 
 

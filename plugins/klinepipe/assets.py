@@ -10,7 +10,7 @@ import logging
 from airflow.sdk import Asset, AssetWatcher
 
 from klinepipe import KLINES_TOPIC
-from klinepipe.errors import ConfigError
+from klinepipe.errors import KlinepipeConfigError
 
 CANDLES = Asset(name="market.candles", uri="x-klinepipe://postgres/market/candles")
 FEATURES = Asset(name="market.features", uri="x-klinepipe://postgres/market/features")
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def _or_default(read, default):
     try:
         return read()
-    except ConfigError as exc:
+    except KlinepipeConfigError as exc:
         log.error("%s; using %r until it is fixed (ingest_klines' plan task fails meanwhile)", exc, default)
         return default
 

@@ -33,7 +33,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from klinepipe.errors import ConfigError
+from klinepipe.errors import KlinepipeConfigError
 from klinepipe.outage import Outage, one_line
 from klinepipe.quality import configured_streams
 from klinepipe_trading import actions, auth, etl_metrics, queries
@@ -84,7 +84,7 @@ class Database:
     def connect(self) -> Iterator[sa.Connection]:
         try:
             engine = self._engine_factory()
-        except (ConfigError, sa.exc.ArgumentError, ValueError) as exc:  # no or a garbled database setting
+        except (KlinepipeConfigError, sa.exc.ArgumentError, ValueError) as exc:  # no or a garbled database setting
             self.outage.failed(exc)
             raise HTTPException(503, f"the pipeline database is not configured: {one_line(exc)}") from None
         try:

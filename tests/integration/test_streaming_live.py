@@ -16,10 +16,10 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streaming.config import KafkaSettings, StreamingSettings
-from streaming.kafka_sink import DeliveryError, KafkaSink, build_sink
+from streaming.errors import DeliveryError, UnknownSymbolsError
+from streaming.kafka_sink import KafkaSink, build_sink
 from streaming.live import LiveParts, resolve_symbols, run_live
 from streaming.rest import BinanceRest
-from streaming.universe import UnknownSymbolsError
 from tests.fake_binance import FakeBinance
 from tests.fake_binance.ws import FakeStreams
 

@@ -4,8 +4,9 @@ import math
 import pytest
 
 from klinepipe.kline import parse_kline_event
-from streaming.config import SettingsError, load_settings, parse_speed, parse_time_ms
-from streaming.envelope import FrameError, read_kline_frame, unwrap
+from streaming.config import load_settings, parse_speed, parse_time_ms
+from streaming.envelope import read_kline_frame, unwrap
+from streaming.errors import FrameError, SettingsError
 from streaming.replay import Recorded, csv_row_to_event, frames_after, pace, series_from_name
 
 import msgspec

@@ -6,15 +6,16 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from streaming.config import SettingsError, load_settings
+from streaming.config import load_settings
 from streaming.connection import stream_url
 from streaming.envelope import Control, control_kind, read_frame
+from streaming.errors import SettingsError, UnknownSymbolsError
 from streaming.kafka_security import msk_iam_token_provider
 from streaming.kafka_sink import KafkaSink
 from streaming.limits import SlidingWindow, backoff_delay
 from streaming.metrics import Stats, StatsCollector
 from streaming.pump import FramePipeline
-from streaming.universe import UnknownSymbolsError, check_symbols, select_universe, split_streams, stream_names
+from streaming.universe import check_symbols, select_universe, split_streams, stream_names
 
 CAPTURE = Path(__file__).resolve().parents[2] / "data" / "sample" / "BTCUSDT-kline_5m-ws-20210914.jsonl"
 INFO = {"symbols": [{"symbol": "BTCUSDT", "status": "TRADING", "quoteAsset": "USDT"},
