@@ -118,7 +118,7 @@ def _run(settings: StreamingSettings, kafka: KafkaSettings, sink: KafkaSink, sto
     try:
         asyncio.run(_live(settings, sink, stop))  # unknown symbols: SettingsError, reported by main
     except RestError as exc:
-        print(f"streaming: cannot read exchangeInfo from STREAMING_REST_URL={settings.rest_url} within "
+        print(f"streaming: cannot read exchangeInfo from BINANCE_REST_URL={settings.rest_url} within "
               f"{settings.startup_timeout:g}s (STREAMING_STARTUP_TIMEOUT; {exc}); "
               "set STREAMING_CHECK_SYMBOLS=false to start without the check", file=sys.stderr)
         return exit_code(exc)

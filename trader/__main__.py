@@ -88,8 +88,8 @@ def build_broker(settings: TraderSettings, connect):
 
     key, secret = settings.api_credentials()
     client = Client(key.get_secret_value(), secret.get_secret_value(), testnet=settings.mode == "testnet", ping=False)
-    if settings.binance_api_url:
-        client.API_URL = client.API_TESTNET_URL = settings.binance_api_url
+    if settings.binance_rest_url:
+        client.API_URL = client.API_TESTNET_URL = f"{settings.binance_rest_url}/api"
     client.REQUEST_RECVWINDOW = settings.recv_window
     broker = BinanceBroker(client, settings.mode, fee_bps=settings.fee_bps)
     from trader.brokers.binance import classify
