@@ -57,9 +57,10 @@ def ingest_klines():
 
     @task(outlets=[CANDLES], execution_timeout=timedelta(minutes=4))
     def load_batch(partitions: list[int], params=None) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from klinepipe.airflow_conn import database_engine, kafka_config
+        from klinepipe.errors import BrokerRejectedError
         from klinepipe.ingest import ingest_batch
         from klinepipe.settings import load_settings
 
@@ -68,6 +69,8 @@ def ingest_klines():
         try:
             result = ingest_batch(engine, kafka_config(settings), topic=settings.kafka_topic, partitions=partitions,
                                   max_messages=int(params["max_messages"]), max_seconds=float(params["max_seconds"]))
+        except BrokerRejectedError as exc:  # e.g. not authorized for the topic: retrying cannot help
+            raise AirflowFailException(str(exc)) from None
         finally:
             engine.dispose()
         if result.changed == 0 and result.dead_letters == 0:
