@@ -75,9 +75,17 @@ def test_a_consume_error_on_the_way_to_the_broker_is_retryable(code):
     (trader_errors.DependencyDown("PostgreSQL unreachable"), 1),
     (trader_errors.StrategyError("boom"), 1),
     (trader_errors.TransportError("reset"), 1),
-])
-def test_the_trader_exit_code_follows_the_category(error, code):
-    assert trader_errors.exit_code(error) == code
+    (streaming_errors.SettingsError("STREAMING_MODE: bad"), 2),
+    (streaming_errors.ClientConfigError("KAFKA_CONFIG: refused"), 2),
+    (streaming_errors.UnknownSymbolsError("NOPE"), 2),
+    (streaming_errors.BrokerUnreachable("no broker"), 1),
+    (streaming_errors.RestError("exchangeInfo"), 1),
+    (streaming_errors.DeliveryError("refused"), 1),
+], ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v))
+def test_the_exit_code_follows_the_category(error, code):
+    tree = trader_errors if isinstance(error, trader_errors.TraderError) else streaming_errors
+
+    assert tree.exit_code(error) == code
 
 
 def test_the_trader_settings_errors_are_config_errors_without_a_value_error_mixin():
@@ -87,15 +95,3 @@ def test_the_trader_settings_errors_are_config_errors_without_a_value_error_mixi
     for cls in (SettingsError, BadDatabaseURL):
         assert issubclass(cls, trader_errors.ConfigError) and not issubclass(cls, ValueError)
         assert trader_errors.exit_code(cls("DATABASE_URL: x")) == 2
-
-
-@pytest.mark.parametrize("error,code", [
-    (streaming_errors.SettingsError("STREAMING_MODE: bad"), 2),
-    (streaming_errors.ClientConfigError("KAFKA_CONFIG: refused"), 2),
-    (streaming_errors.UnknownSymbolsError("NOPE"), 2),
-    (streaming_errors.BrokerUnreachable("no broker"), 1),
-    (streaming_errors.RestError("exchangeInfo"), 1),
-    (streaming_errors.DeliveryError("refused"), 1),
-])
-def test_the_streaming_exit_code_follows_the_category(error, code):
-    assert streaming_errors.exit_code(error) == code
