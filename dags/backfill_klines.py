@@ -56,19 +56,24 @@ def backfill_klines():
         from klinepipe.airflow_conn import binance_client, database_engine
         from klinepipe.backfill import fill_gaps, load_history
         from klinepipe.backfill_request import LoadHistory, backfill_request
-        from klinepipe.errors import ConfigError, FatalError
+        from klinepipe.errors import KlinepipeConfigError, KlinepipeFatalError
+        from klinepipe.settings import load_settings
 
         try:
             req = backfill_request(dict(params))
-        except ConfigError as exc:  # a bad trigger form: retrying cannot help
+        except KlinepipeConfigError as exc:  # a bad trigger form: retrying cannot help
             raise AirflowFailException(f"backfill_klines params: {exc}") from None
-        engine = database_engine()
+        try:
+            settings = load_settings()
+        except KlinepipeConfigError as exc:  # e.g. BINANCE_REST_URL not a URL
+            raise AirflowFailException(f"backfill_klines: {exc}") from None
+        engine, client = database_engine(settings), binance_client(settings)
         try:
             if isinstance(req, LoadHistory):
-                return {"loaded": load_history(engine, binance_client(), list(req.symbols), req.interval, req.start, req.end)}
+                return {"loaded": load_history(engine, client, list(req.symbols), req.interval, req.start, req.end)}
             now = pendulum.now("UTC")
-            return {"gaps": fill_gaps(engine, binance_client(), now.subtract(days=req.lookback_days), now)}
-        except FatalError as exc:  # unreachable, a 4xx, a bad row: the same run a minute later fails the same way
+            return {"gaps": fill_gaps(engine, client, now.subtract(days=req.lookback_days), now)}
+        except KlinepipeFatalError as exc:  # unreachable, a 4xx, a bad row: the same run a minute later fails the same way
             raise AirflowFailException(f"backfill_klines: {exc}") from None
         finally:
             engine.dispose()

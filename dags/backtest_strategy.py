@@ -54,10 +54,12 @@ def backtest_strategy():
     @task(execution_timeout=timedelta(minutes=30))
     def run_backtest(params: dict | None = None, run_id: str | None = None) -> dict:
         from klinepipe.airflow_conn import database_url
-        from trader.backtest.service import execute
+        from klinepipe.settings import load_settings
         from trader.backtest.dag_request import request_from_params
+        from trader.backtest.service import execute
 
-        return execute(request_from_params(params, run_id, database_url()))
+        settings = load_settings()
+        return execute(request_from_params(params, run_id, database_url(settings), settings.reports_dir))
 
     run_backtest()
 

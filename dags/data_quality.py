@@ -37,12 +37,14 @@ def data_quality():
 
         from klinepipe.airflow_conn import database_engine
         from klinepipe.quality import configured_streams, run_quality_checks
+        from klinepipe.settings import load_settings
 
-        engine = database_engine()
+        settings = load_settings()
+        engine = database_engine(settings)
         try:
             results = run_quality_checks(engine, lookback=timedelta(days=int(params["lookback_days"])),
                                          stale_after=timedelta(minutes=int(params["stale_after_minutes"])),
-                                         streams=configured_streams())
+                                         streams=configured_streams(settings.streaming_subscriptions))
         finally:
             engine.dispose()
         failed = [r for r in results if not r.passed]

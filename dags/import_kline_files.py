@@ -40,16 +40,16 @@ def import_kline_files():
         from klinepipe.airflow_conn import database_engine
         from klinepipe.backfill import import_files as load_files
         from klinepipe.backfill_request import import_request
-        from klinepipe.errors import ConfigError, FatalError
+        from klinepipe.errors import KlinepipeConfigError, KlinepipeFatalError
 
         try:
             req = import_request(dict(params))
-        except ConfigError as exc:  # a bad trigger form: retrying cannot help
+        except KlinepipeConfigError as exc:  # a bad trigger form: retrying cannot help
             raise AirflowFailException(f"import_kline_files params: {exc}") from None
         engine = database_engine()
         try:
             return {"imported": load_files(engine, req.paths)}
-        except FatalError as exc:  # a bad row stays bad
+        except KlinepipeFatalError as exc:  # a bad row stays bad
             raise AirflowFailException(f"import_kline_files: {exc}") from None
         finally:
             engine.dispose()

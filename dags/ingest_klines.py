@@ -41,14 +41,15 @@ def ingest_klines():
     def plan(params=None) -> list[list[int]]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from klinepipe.airflow_conn import check_schedule_settings, kafka_config, klines_topic
-        from klinepipe.errors import ConfigError
+        from klinepipe.airflow_conn import kafka_config
+        from klinepipe.errors import KlinepipeConfigError
         from klinepipe.kafka_batch import list_partitions
+        from klinepipe.settings import load_settings
 
         try:
-            check_schedule_settings()  # parsing fell back to a default for a bad one: fail here, naming it
-            config, topic = kafka_config(), klines_topic()
-        except ConfigError as exc:  # a bad setting: retrying cannot help
+            settings = load_settings()  # parsing fell back to a default for a bad one: fail here, naming it
+            config, topic = kafka_config(settings), settings.kafka_topic
+        except KlinepipeConfigError as exc:  # a bad setting: retrying cannot help
             raise AirflowFailException(str(exc)) from None
         partitions = list_partitions(config, topic)
         groups = max(1, min(int(params["tasks"]), len(partitions)))
@@ -56,15 +57,20 @@ def ingest_klines():
 
     @task(outlets=[CANDLES], execution_timeout=timedelta(minutes=4))
     def load_batch(partitions: list[int], params=None) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from klinepipe.airflow_conn import database_engine, kafka_config, klines_topic
+        from klinepipe.airflow_conn import database_engine, kafka_config
+        from klinepipe.errors import BrokerRejectedError
         from klinepipe.ingest import ingest_batch
+        from klinepipe.settings import load_settings
 
-        engine = database_engine()
+        settings = load_settings()
+        engine = database_engine(settings)
         try:
-            result = ingest_batch(engine, kafka_config(), topic=klines_topic(), partitions=partitions,
+            result = ingest_batch(engine, kafka_config(settings), topic=settings.kafka_topic, partitions=partitions,
                                   max_messages=int(params["max_messages"]), max_seconds=float(params["max_seconds"]))
+        except BrokerRejectedError as exc:  # e.g. not authorized for the topic: retrying cannot help
+            raise AirflowFailException(str(exc)) from None
         finally:
             engine.dispose()
         if result.changed == 0 and result.dead_letters == 0:
@@ -76,12 +82,14 @@ def ingest_klines():
         """The sidecar's rejects (the dead-letter topic) into etl.dead_letters, beside the loader's own."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from klinepipe.airflow_conn import database_engine, dead_letter_topic, kafka_config
+        from klinepipe.airflow_conn import database_engine, kafka_config
         from klinepipe.dead_letter_topic import load_dead_letter_topic
+        from klinepipe.settings import load_settings
 
-        engine = database_engine()
+        settings = load_settings()
+        engine = database_engine(settings)
         try:
-            loaded = load_dead_letter_topic(engine, kafka_config(), topic=dead_letter_topic(),
+            loaded = load_dead_letter_topic(engine, kafka_config(settings), topic=settings.kafka_dlq_topic,
                                             max_seconds=float(params["max_seconds"]))
         finally:
             engine.dispose()

@@ -13,7 +13,6 @@ unreachable Binance fails within seconds, naming the cause (exit code 1).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,7 +24,8 @@ from klinepipe.airflow_conn import binance_client  # noqa: E402
 from klinepipe.backfill import fill_gaps, import_files, load_history  # noqa: E402
 from klinepipe.backfill_request import parse_utc  # noqa: E402
 from klinepipe.db import apply_migrations, make_engine  # noqa: E402
-from klinepipe.errors import KlinepipeError  # noqa: E402
+from klinepipe.errors import KlinepipeConfigError, KlinepipeError  # noqa: E402
+from klinepipe.settings import load_settings  # noqa: E402
 from trader.backtest.cli import ProgressBars  # noqa: E402
 
 
@@ -48,22 +48,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    url = os.environ.get("DATABASE_URL")
-    if not url:
+    try:
+        settings = load_settings()
+    except KlinepipeConfigError as exc:
+        print(f"backfill: invalid setting {exc}", file=sys.stderr)
+        return 2
+    if not settings.database_url:
         print("backfill: set DATABASE_URL (postgresql://user:pass@host:5432/db)", file=sys.stderr)
         return 2
-    engine = make_engine(url)
+    engine = make_engine(settings.database_url)
     try:
         apply_migrations(engine)
         with ProgressBars(enabled=not args.no_progress and sys.stderr.isatty()) as progress:
             if args.command == "history":
                 end = args.end or datetime.now(timezone.utc)
                 symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
-                changed = load_history(engine, binance_client(), symbols, args.interval, args.start, end, progress=progress)
+                changed = load_history(engine, binance_client(settings), symbols, args.interval, args.start, end, progress=progress)
                 lines = [f"backfill: {s} {args.interval}: {n} candles written" for s, n in changed.items()]
             elif args.command == "gaps":
                 until = datetime.now(timezone.utc)
-                report = fill_gaps(engine, binance_client(), until - timedelta(days=args.days), until, progress=progress)
+                report = fill_gaps(engine, binance_client(settings), until - timedelta(days=args.days), until, progress=progress)
                 lines = [f"backfill: {r['symbol']} {r['interval']} gap of {r['missing']}: {r['filled']} filled" for r in report]
                 lines.append(f"backfill: {len(report)} gap(s) in the last {args.days:g} days")
             else:

@@ -27,17 +27,16 @@ import aiohttp
 from confluent_kafka import KafkaException
 
 from klinepipe import connection_file, logging_setup
-from streaming.config import (KafkaSettings, SettingsError, StreamingSettings, check_record_out, check_replay_files,
-                              load_settings)
-from streaming.kafka_sink import (BrokerUnreachable, ClientConfigError, DeliveryError, KafkaSink, build_sink,
-                                  check_client_config, ensure_topics)
+from streaming.config import KafkaSettings, StreamingSettings, check_record_out, check_replay_files, load_settings
 from streaming.demo_market import DemoClock, DemoSeries, start_point
+from streaming.errors import (EXIT_SETTINGS, BrokerUnreachable, DeliveryError, RestError, SettingsError, StreamingError,
+                              exit_code)
+from streaming.kafka_sink import KafkaSink, build_sink, check_client_config, ensure_topics
 from streaming.live import probe, run_live, run_record
 from streaming.metrics import Stats, serve_metrics
 from streaming.pump import FramePipeline
 from streaming.replay import ALL_SERIES, frames_after, pace, read_recorded, resume_point, series_from_name
-from streaming.rest import RestError
-from streaming.universe import UnknownSymbolsError, stream_names
+from streaming.universe import stream_names
 
 log = logging.getLogger("streaming")
 
@@ -48,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     connection_file.fill_unset(("KAFKA_BOOTSTRAP_SERVERS",), "streaming")  # the running make-run stack's broker
     try:
         settings, kafka = _checked_settings(args)
-    except (SettingsError, ClientConfigError) as exc:
+    except SettingsError as exc:
         print(f"streaming: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     stop = _Stop()
     if settings.mode == "record":
         return _record(settings, stop)
@@ -61,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerUnreachable as exc:
         print(f"streaming: {exc}; start make run (its broker is found through {connection_file.path()}) or set"
               " KAFKA_BOOTSTRAP_SERVERS (STREAMING_STARTUP_TIMEOUT waits longer)", file=sys.stderr)
-        return 1
+        return exit_code(exc)
     sink = build_sink(kafka, stats)
     try:
         if settings.metrics_port:
@@ -72,11 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     code = 1
     try:
         code = _run(settings, kafka, sink, stop)
-    except SettingsError as exc:
+    except (SettingsError, DeliveryError) as exc:  # DeliveryError: refused for good; stop, the supervisor restarts us
         print(f"streaming: {exc}", file=sys.stderr)
-        code = 2
-    except DeliveryError as exc:  # the broker refuses our messages for good: stop, the supervisor restarts us
-        print(f"streaming: {exc}", file=sys.stderr)
+        code = exit_code(exc)
     finally:
         code = _close(sink, code)
     return code
@@ -119,15 +116,12 @@ def _run(settings: StreamingSettings, kafka: KafkaSettings, sink: KafkaSink, sto
     if mode == "demo":
         return _run_demo(settings, sink, stop)
     try:
-        asyncio.run(_live(settings, sink, stop))
-    except UnknownSymbolsError as exc:
-        print(f"streaming: {exc}", file=sys.stderr)
-        return 2
+        asyncio.run(_live(settings, sink, stop))  # unknown symbols: SettingsError, reported by main
     except RestError as exc:
-        print(f"streaming: cannot read exchangeInfo from STREAMING_REST_URL={settings.rest_url} within "
+        print(f"streaming: cannot read exchangeInfo from BINANCE_REST_URL={settings.rest_url} within "
               f"{settings.startup_timeout:g}s (STREAMING_STARTUP_TIMEOUT; {exc}); "
               "set STREAMING_CHECK_SYMBOLS=false to start without the check", file=sys.stderr)
-        return 1
+        return exit_code(exc)
     return 0
 
 
@@ -197,9 +191,9 @@ def _run_demo(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> int:
     """The demo market: every replay file as one endless series on the clock (``streaming/demo_market.py``)."""
     try:
         markets = [DemoSeries.from_file(path) for path in settings.replay_files]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StreamingError) as exc:  # a setting that names files which cannot be a market
         print(f"streaming: cannot build the demo market from STREAMING_REPLAY_FILES: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_SETTINGS
     wall = time.time()
     now_ms = int(wall * 1000)
     starts = {}

@@ -1,4 +1,5 @@
-"""Settings of the streaming sidecar: frozen, typed, validated once at start (env ``STREAMING_*`` and ``KAFKA_*``).
+"""Settings of the streaming sidecar: frozen, typed, validated once at start (env ``STREAMING_*``, ``KAFKA_*`` and
+``BINANCE_REST_URL``, the REST base every process uses for market data; ``STREAMING_REST_URL`` is its deprecated name).
 
 A bad value fails at start with ``SettingsError`` naming the environment variable. ``kafka_security.py``
 turns the ``KAFKA_*`` security settings into librdkafka keys (PLAINTEXT, SSL, SASL_SSL + SCRAM, MSK IAM).
@@ -6,6 +7,8 @@ turns the ``KAFKA_*`` security settings into librdkafka keys (PLAINTEXT, SSL, SA
 
 from __future__ import annotations
 
+import logging
+import os
 import math
 import re
 from datetime import datetime, timezone
@@ -13,16 +16,17 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, IPvAnyAddress, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, IPvAnyAddress, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvParseError
 
+from klinepipe import DLQ_TOPIC, KLINES_TOPIC
+from streaming.errors import SettingsError
+
+log = logging.getLogger(__name__)
+DEPRECATED = {"STREAMING_REST_URL": "BINANCE_REST_URL"}  # old name -> the one name, still read (with a warning)
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
-
-
-class SettingsError(ValueError):
-    """An invalid setting; the message names it."""
 
 
 class KafkaSettings(BaseSettings):
@@ -31,8 +35,8 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True)
 
     bootstrap_servers: str = "127.0.0.1:9092"
-    topic: str = "binance.klines"
-    dlq_topic: str = "binance.klines.dlq"
+    topic: str = KLINES_TOPIC
+    dlq_topic: str = DLQ_TOPIC
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -87,7 +91,7 @@ class KafkaSettings(BaseSettings):
 class StreamingSettings(BaseSettings):
     """What to stream and how. ``mode=auto`` tries live Binance and falls back to the replay."""
 
-    model_config = SettingsConfigDict(env_prefix="STREAMING_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="STREAMING_", frozen=True, populate_by_name=True)
 
     mode: Literal["auto", "live", "demo", "replay", "record"] = "auto"
     symbols: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT",)
@@ -95,7 +99,7 @@ class StreamingSettings(BaseSettings):
     universe_limit: int = Field(0, ge=0)  # 0: no limit
     intervals: Annotated[tuple[str, ...], NoDecode] = ("1m",)
     ws_url: str = "wss://stream.binance.com:9443"
-    rest_url: str = "https://api.binance.com"
+    rest_url: str = Field("https://api.binance.com", validation_alias=AliasChoices("BINANCE_REST_URL", "STREAMING_REST_URL"))
     url_form: Literal["combined", "raw", "subscribe"] = "combined"
     streams_per_connection: int = Field(1024, ge=1, le=1024)
     check_symbols: bool = True
@@ -229,6 +233,9 @@ def parse_resume_points(text: str) -> int | dict[str, int] | None:
 
 def load_settings(**overrides) -> tuple[StreamingSettings, KafkaSettings]:
     """Build both settings objects (env, then the CLI's overrides); a bad value names its setting."""
+    for old, new in DEPRECATED.items():  # one warning line each
+        if old in os.environ:
+            log.warning("%s is deprecated: name it %s%s", old, new, f"; {new} is set too and wins" if new in os.environ else "")
     try:
         streaming = StreamingSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -278,5 +285,6 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for e in exc.errors():
         msg = e["msg"].removeprefix("Value error, ")
-        parts.append(f"{prefix}{str(e['loc'][0]).upper()}: {msg}" if e["loc"] else msg)
+        name = str(e["loc"][0]).upper() if e["loc"] else ""
+        parts.append(f"{name if name in DEPRECATED.values() else prefix + name}: {msg}" if name else msg)
     return "invalid setting " + "; ".join(parts)

@@ -31,6 +31,7 @@ import websockets
 from websockets.asyncio.client import connect as ws_connect
 
 from streaming.envelope import Control
+from streaming.errors import ControlError
 from streaming.limits import SlidingWindow, backoff_delay
 from streaming.metrics import Stats
 
@@ -38,10 +39,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[bytes, int], "tuple[Control, dict] | None"]
 _FAILURES = (OSError, asyncio.TimeoutError, websockets.WebSocketException)
-
-
-class ControlError(RuntimeError):
-    """Binance answered a SUBSCRIBE/UNSUBSCRIBE with an error frame."""
 
 
 @dataclass(frozen=True)

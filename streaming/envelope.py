@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import msgspec
 
+from streaming.errors import FrameError
+
 INTERVALS = frozenset(("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"))
 
 
@@ -55,10 +57,6 @@ _decode_any = msgspec.json.Decoder().decode
 # What decoding bytes that are not the expected JSON can raise: msgspec's own errors, and UnicodeDecodeError for
 # invalid UTF-8 inside a JSON string (not a msgspec error). Each makes the frame a dead letter, never a crash.
 _UNDECODABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
-
-
-class FrameError(ValueError):
-    """A frame that is not a valid kline event; the message says why."""
 
 
 class Control(enum.Enum):

@@ -38,6 +38,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from klinepipe.outage import Outage
+from streaming.errors import BrokerUnreachable, ClientConfigError, DeliveryError
 from streaming.metrics import Stats
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,6 @@ def client_callbacks(kafka: Outage) -> dict:
             log.error("kafka: %s", err.str())
 
     return {"error_cb": on_error, "logger": LIBRDKAFKA_LOG}
-
-
-class DeliveryError(RuntimeError):
-    """The broker did not acknowledge a message (fatal: the process should stop and be restarted)."""
 
 
 class KafkaSink:
@@ -324,10 +321,6 @@ _SETTING_OF = {"bootstrap.servers": "KAFKA_BOOTSTRAP_SERVERS", "security.protoco
                "message.timeout.ms": "KAFKA_MESSAGE_TIMEOUT_MS"}
 
 
-class ClientConfigError(ValueError):
-    """librdkafka refused the client configuration; the message names the setting (secrets left out)."""
-
-
 def check_client_config(settings) -> None:
     """Build (and drop) a producer from ``KafkaSettings``, so that a key or value librdkafka refuses fails at
     start naming its setting: a key from ``KAFKA_CONFIG``, else the ``KAFKA_*`` setting behind it."""
@@ -354,10 +347,6 @@ def build_sink(settings, stats: Stats | None = None) -> KafkaSink:
                      stall_timeout=settings.stall_timeout)
 
 
-
-
-class BrokerUnreachable(RuntimeError):
-    """The broker did not answer within the start-up wait; the message says where and how long."""
 
 
 def ensure_topics(bootstrap_config: dict, topics: dict[str, int], replication_factor: int = 1, timeout: float = 30.0) -> None:

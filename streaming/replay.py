@@ -21,6 +21,8 @@ from pathlib import Path
 
 import msgspec
 
+from streaming.errors import RowError
+
 _NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\d+[smhdwM])")
 
 
@@ -30,10 +32,6 @@ class Recorded:
     frame: bytes
     error: str | None = None  # set for a line that is not a kline: it goes to the dead-letter topic
     series: str = ""  # "SYMBOL:interval", the Kafka key of the frame ("" when unknown)
-
-
-class RowError(ValueError):
-    """A kline row (CSV line or REST row) that is not one; the message says why."""
 
 
 ALL_SERIES = "*"  # the key of a resume point that applies to every series without one of its own

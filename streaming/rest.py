@@ -12,15 +12,12 @@ import logging
 
 import aiohttp
 
+from streaming.errors import RestError
 from streaming.limits import backoff_delay
 
 log = logging.getLogger(__name__)
 
 KLINES_PAGE = 1000
-
-
-class RestError(RuntimeError):
-    """A REST call failed after its retries."""
 
 
 class BinanceRest:

@@ -6,9 +6,7 @@ TRADING symbol quoted in a given asset (e.g. all USDT pairs), optionally the fir
 
 from __future__ import annotations
 
-
-class UnknownSymbolsError(ValueError):
-    """Symbols that Binance's exchangeInfo does not list."""
+from streaming.errors import UnknownSymbolsError
 
 
 def check_symbols(exchange_info: dict, symbols: tuple[str, ...]) -> list[str]:

@@ -15,13 +15,13 @@ from decimal import Decimal
 
 import psycopg2
 
-from klinepipe import connection_file, logging_setup
+from klinepipe import FEATURES_CHANNEL, connection_file, logging_setup
 from trader import ledger
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
 from trader.config import SettingsError, TraderSettings, load_settings
 from trader.dependencies import DependencyDown, Outages, classify_pg, wait_for, wait_for_database
-from trader.errors import AuthError, FatalError, ReconciliationError, TraderError
+from trader.errors import EXIT_FAILED, EXIT_SETTINGS, EXIT_UNRECONCILED, AuthError, FatalError, TraderError, exit_code
 from trader.loop import RiskConfig, Sleeve, Trader, Transaction, db_candles, run_forever
 from trader.metrics import LoopStats, serve_metrics
 from trader.reconcile import reconcile, require_reconciled
@@ -32,9 +32,6 @@ from trader.risk.staleness import StaleData
 from trader.status import render_status
 from trader.strategies import build_strategy
 from trader.symbols import split_symbol
-
-EXIT_SETTINGS, EXIT_UNRECONCILED, EXIT_ERROR = 2, 3, 1
-
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -47,24 +44,21 @@ def main(argv: list[str] | None = None) -> int:
                                  sleeves=getattr(args, "sleeves", None))
         wait_for_database(_connector(settings), settings.startup_wait, settings.retry_max_delay)
         return COMMANDS[args.command](settings, args)
-    except AuthError as exc:
-        print(f"trader: BINANCE_API_KEY/BINANCE_API_SECRET refused by Binance: {exc}", file=sys.stderr)
-        return EXIT_SETTINGS
     except TraderError as exc:
-        if "DATABASE_URL: Field required" in str(exc):  # one line: what is missing, and both ways to give it
+        if isinstance(exc, AuthError):
+            print(f"trader: BINANCE_API_KEY/BINANCE_API_SECRET refused by Binance: {exc}", file=sys.stderr)
+        elif "DATABASE_URL: Field required" in str(exc):  # one line: what is missing, and both ways to give it
             print(f"trader: invalid setting DATABASE_URL: not set, and no running make-run stack ({connection_file.path()}):"
                   " start make run, or set DATABASE_URL=postgresql://user:pass@host:5432/db", file=sys.stderr)
         else:
             print(f"trader: {exc}", file=sys.stderr)
-        if isinstance(exc, ReconciliationError):
-            return EXIT_UNRECONCILED
-        return EXIT_SETTINGS if isinstance(exc, ValueError) else EXIT_ERROR
+        return exit_code(exc)
     except psycopg2.Error as exc:  # the database went away during a one-shot command
         print(f"trader: {classify_pg(exc)}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("trader: interrupted", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_FAILED
 
 
 def build_sleeves(settings: TraderSettings) -> list[Sleeve]:
@@ -94,8 +88,8 @@ def build_broker(settings: TraderSettings, connect):
 
     key, secret = settings.api_credentials()
     client = Client(key.get_secret_value(), secret.get_secret_value(), testnet=settings.mode == "testnet", ping=False)
-    if settings.binance_api_url:
-        client.API_URL = client.API_TESTNET_URL = settings.binance_api_url
+    if settings.binance_rest_url:
+        client.API_URL = client.API_TESTNET_URL = f"{settings.binance_rest_url}/api"
     client.REQUEST_RECVWINDOW = settings.recv_window
     broker = BinanceBroker(client, settings.mode, fee_bps=settings.fee_bps)
     from trader.brokers.binance import classify
@@ -192,7 +186,7 @@ def _serve(trader: Trader, connect, settings: TraderSettings, stopping: list[boo
     def listen():
         conn = connect()
         conn.autocommit = True
-        conn.cursor().execute("LISTEN klinepipe_features")
+        conn.cursor().execute(f"LISTEN {FEATURES_CHANNEL}")
         return conn
 
     def emit(line: str) -> None:

@@ -1,5 +1,10 @@
 """Settings of the trader, validated once at start (env ``TRADER_*``, ``DATABASE_URL``, ``BINANCE_API_*``).
 
+``TRADER_BINANCE_REST_URL`` is the REST base (no ``/api``, like the pipeline's ``BINANCE_REST_URL``) of the account
+the orders go to; unset, python-binance's own for the mode (testnet or live). It is the trader's own setting, not
+``BINANCE_REST_URL``: a market-data base set for the pipeline must never redirect orders made with real keys.
+``TRADER_BINANCE_API_URL`` (``/api`` included) is its deprecated name, still read with a warning.
+
 Secrets: the Binance key and secret come only from ``BINANCE_API_KEY``/``BINANCE_API_SECRET`` or from the
 file named by ``TRADER_BINANCE_KEY_FILE`` (``BINANCE_API_KEY=...`` / ``BINANCE_API_SECRET=...`` lines, or
 the key on the first line and the secret on the second). They are ``SecretStr``: never printed, logged
@@ -8,6 +13,8 @@ or stored; ``repr`` shows ``**********``.
 
 from __future__ import annotations
 
+import logging
+import os
 from decimal import Decimal
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -20,7 +27,11 @@ from pydantic_settings import SettingsError as SourceError
 from trader.errors import ConfigError
 
 
-class SettingsError(ConfigError, ValueError):
+log = logging.getLogger(__name__)
+DEPRECATED = {"TRADER_BINANCE_API_URL": "TRADER_BINANCE_REST_URL"}  # old name -> the one name, still read (with a warning)
+
+
+class SettingsError(ConfigError):
     """An invalid setting; the message names it."""
 
 
@@ -52,7 +63,8 @@ class TraderSettings(BaseSettings):
     binance_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("BINANCE_API_KEY", "TRADER_BINANCE_API_KEY"))
     binance_api_secret: SecretStr | None = Field(None, validation_alias=AliasChoices("BINANCE_API_SECRET", "TRADER_BINANCE_API_SECRET"))
     binance_key_file: Path | None = None
-    binance_api_url: str | None = Field(None, description="override python-binance's API_URL, e.g. http://127.0.0.1:8080/api")
+    binance_rest_url: str | None = Field(None, validation_alias=AliasChoices("TRADER_BINANCE_REST_URL", "TRADER_BINANCE_API_URL"),
+                                        description="REST base of the account (no /api), e.g. http://127.0.0.1:8080")
     recv_window: int = Field(10000, gt=0, le=60000)
     startup_wait: float = Field(60.0, ge=0, description="seconds to wait at start for PostgreSQL / Binance before exit 1")
     retry_max_delay: float = Field(30.0, gt=0, description="cap of the reconnect backoff while a dependency is down")
@@ -76,12 +88,12 @@ class TraderSettings(BaseSettings):
             raise ValueError("at least one sleeve is needed")
         return items
 
-    @field_validator("binance_api_url")
+    @field_validator("binance_rest_url")
     @classmethod
     def _url(cls, v):
         if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:8080/api, got {v!r}")
-        return v
+            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:8080, got {v!r}")
+        return v.rstrip("/").removesuffix("/api") if v is not None else None  # /api: the deprecated name's form
 
     def api_credentials(self) -> tuple[SecretStr, SecretStr]:
         """The Binance key and secret from the environment or the named key file."""
@@ -97,6 +109,19 @@ class TraderSettings(BaseSettings):
         if self.staleness_basis != "auto":
             return self.staleness_basis
         return "ingested_at" if self.mode == "paper" else "close_time"
+
+
+class BacktestSettings(BaseSettings):
+    """``python -m trader backtest``'s one setting (everything else is a flag): the database of stored candles."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v):
+        return v or None
 
 
 def _is_decimal(text: str) -> bool:
@@ -128,6 +153,9 @@ def read_key_file(path: Path) -> tuple[SecretStr, SecretStr]:
 
 
 def load_settings(require_keys: bool = True, **overrides) -> TraderSettings:
+    for old, new in DEPRECATED.items():  # one warning line each
+        if old in os.environ:
+            log.warning("%s is deprecated: name it %s%s", old, new, f"; {new} is set too and wins" if new in os.environ else "")
     try:
         settings = TraderSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:

@@ -18,16 +18,12 @@ from dataclasses import dataclass, field
 
 import psycopg2
 
-from trader.errors import ConfigError, FatalError, TraderError
+from trader.errors import ConfigError, DependencyDown, FatalError, TraderError
 
 SCHEMA_MIGRATION = "015_trading_per_mode.sql"  # the newest migration this trader needs
 
 
-class DependencyDown(TraderError):
-    """A dependency is unreachable (exit 1 once the start-up wait is over)."""
-
-
-class BadDatabaseURL(ConfigError, ValueError):
+class BadDatabaseURL(ConfigError):
     """DATABASE_URL names something that cannot work (exit 2)."""
 
 

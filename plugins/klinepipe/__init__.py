@@ -7,6 +7,6 @@ modules so that backtests compute features with the very code the DAG runs.
 """
 
 FEATURE_SET_VERSION = "v2"
-KLINES_TOPIC = "binance.klines"
-DLQ_TOPIC = "binance.klines.dlq"
-FEATURES_CHANNEL = "klinepipe_features"
+KLINES_TOPIC = "binance.klines"  # default of KAFKA_TOPIC, for the sidecar and the DAGs alike
+DLQ_TOPIC = "binance.klines.dlq"  # default of KAFKA_DLQ_TOPIC
+FEATURES_CHANNEL = "klinepipe_features"  # NOTIFY'd by the features task, LISTEN'd by the trader

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from klinepipe.binance_files import read_kline_file, row_to_kline
 from klinepipe.candle_store import Conflict, insert_conflicts, stage_and_merge
-from klinepipe.errors import FatalError, KlineParseError, RetryableError
+from klinepipe.errors import BinanceUnreachable, KlineParseError, KlinepipeFatalError, KlinepipeRetryableError
 from klinepipe.intervals import INTERVAL_MS, VARIABLE_LENGTH
 from klinepipe.kline import Kline, in_conflict, newest
 
@@ -101,15 +101,10 @@ FIRST_CONTACT_ATTEMPTS = 3  # a host that never answered this client: a few quic
 ATTEMPTS = 6  # a host that answered before (a blip mid-load, a 5xx): back off up to 16 s, then let Airflow retry
 
 
-class BinanceUnreachable(FatalError):
-    """Binance REST never answered this run (DNS, refused, timeout, TLS): retrying the task in a minute will not
-    help more than the quick retries already did; the message names the URL and the cause."""
-
-
 def _call(client, sleep: Callable[[float], None], **params) -> list:
-    """``client.get_klines(**params)``; 429/418 wait out ``Retry-After``; other 4xx fail at once (``FatalError``);
+    """``client.get_klines(**params)``; 429/418 wait out ``Retry-After``; other 4xx fail at once (``KlinepipeFatalError``);
     network errors and 5xx are retried — briefly while the host has never answered this client (then
-    ``BinanceUnreachable``), longer once it has (then ``RetryableError``)."""
+    ``BinanceUnreachable``), longer once it has (then ``KlinepipeRetryableError``)."""
     from binance.exceptions import BinanceAPIException, BinanceRequestException  # the adapter's own errors
 
     started, cause = time.monotonic(), ""
@@ -122,14 +117,14 @@ def _call(client, sleep: Callable[[float], None], **params) -> list:
             if exc.status_code in (429, 418):
                 wait = float(exc.response.headers.get("Retry-After", 60)) if exc.response is not None else 60.0
                 if wait > MAX_RETRY_AFTER_S:
-                    raise RetryableError(f"Binance asks to wait {wait:.0f}s (HTTP {exc.status_code});"
-                                         " giving up this run") from None
+                    raise KlinepipeRetryableError(f"Binance asks to wait {wait:.0f}s (HTTP {exc.status_code});"
+                                                  " giving up this run") from None
                 log.warning("HTTP %s from Binance: waiting %.0fs (Retry-After)", exc.status_code, wait)
                 sleep(wait)
                 continue
             if exc.status_code < 500:
-                raise FatalError(f"klines {params['symbol']} {params['interval']}: HTTP {exc.status_code}"
-                                 f" {exc.code} {exc.message}") from None
+                raise KlinepipeFatalError(f"klines {params['symbol']} {params['interval']}: HTTP {exc.status_code}"
+                                          f" {exc.code} {exc.message}") from None
             cause, attempts = f"HTTP {exc.status_code} {exc.message}", ATTEMPTS
         except (BinanceRequestException, OSError) as exc:
             cause = network_cause(exc)
@@ -142,7 +137,7 @@ def _call(client, sleep: Callable[[float], None], **params) -> list:
     took = f"{attempt} attempts in {time.monotonic() - started:.1f} s"
     if getattr(client, "response", None) is None:
         raise BinanceUnreachable(f"cannot reach {rest_base(client)}: {cause} ({took})")
-    raise RetryableError(f"klines {params['symbol']} {params['interval']} from {rest_base(client)}: {cause} ({took})")
+    raise KlinepipeRetryableError(f"klines {params['symbol']} {params['interval']} from {rest_base(client)}: {cause} ({took})")
 
 
 def rest_base(client) -> str:
@@ -272,7 +267,7 @@ def load_history(engine: Engine, client, symbols: list[str], interval: str, star
 
     ``progress(f"{symbol} {interval}", candles fetched, candles expected)`` after every page."""
     if interval not in INTERVAL_MS:
-        raise FatalError(f"unknown interval {interval!r}")
+        raise KlinepipeFatalError(f"unknown interval {interval!r}")
     first, last = _ms(start), _ms(end) - 1
     expected = max(0, (last - first) // INTERVAL_MS[interval] + 1)
     out = {}

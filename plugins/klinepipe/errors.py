@@ -1,14 +1,16 @@
-"""The one exception tree of klinepipe.
+"""The one exception tree of klinepipe (pure). Callers catch by category.
 
     KlinepipeError
-    ├── RetryableError            transient: retry the operation (broker unavailable, timeouts)
-    │   └── BrokerUnavailableError
-    └── FatalError                retrying cannot help: fix the input or the configuration
-        ├── ConfigError           invalid setting, named in the message
-        └── KlineParseError       a message that is not a valid Binance kline event
+    ├── KlinepipeRetryableError     transient: the same task may succeed later (Airflow retries it)
+    │   └── BrokerUnavailableError  Kafka unreachable, or a transport error while reading
+    └── KlinepipeFatalError         retrying cannot help: fix the input or the configuration (the task fails at once)
+        ├── KlinepipeConfigError    invalid setting or trigger param, named in the message
+        ├── KlineParseError         a message or row that is not a valid Binance kline; dead-lettered, never dropped
+        ├── BrokerRejectedError     Kafka refused the read for good (authorization, a broken topic)
+        └── BinanceUnreachable      Binance REST never answered this run (the quick retries are spent)
 
-Callers catch by category: ``RetryableError`` fails a task so that Airflow retries it;
-``KlineParseError`` sends the message to the dead-letter table, never drops it.
+The names are the package's own (``Klinepipe*``): the trader and the sidecar import klinepipe's pure modules
+next to their own trees (``TraderError``, ``StreamingError``), and no class name means two things.
 """
 
 
@@ -16,21 +18,30 @@ class KlinepipeError(Exception):
     """Base of every klinepipe error."""
 
 
-class RetryableError(KlinepipeError):
+class KlinepipeRetryableError(KlinepipeError):
     """A transient failure: the same call may succeed later."""
 
 
-class BrokerUnavailableError(RetryableError):
-    """Kafka could not be reached or answered with an error."""
+class BrokerUnavailableError(KlinepipeRetryableError):
+    """Kafka could not be reached, or a read failed in transit."""
 
 
-class FatalError(KlinepipeError):
+class KlinepipeFatalError(KlinepipeError):
     """A failure that retrying cannot fix."""
 
 
-class ConfigError(FatalError):
+class KlinepipeConfigError(KlinepipeFatalError):
     """A setting is missing or invalid; the message names it."""
 
 
-class KlineParseError(FatalError):
+class KlineParseError(KlinepipeFatalError):
     """A message is not a valid Binance kline event; the message says why."""
+
+
+class BrokerRejectedError(KlinepipeFatalError):
+    """Kafka answered the read with an error that is not transient (e.g. not authorized for the topic)."""
+
+
+class BinanceUnreachable(KlinepipeFatalError):
+    """Binance REST never answered this run (DNS, refused, timeout, TLS): retrying the task in a minute will not
+    help more than the quick retries already did; the message names the URL and the cause."""

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from klinepipe import KLINES_TOPIC
 from klinepipe.candle_store import (Conflict, DeadLetter, copy_buffer, insert_conflicts, insert_dead_letters, merge_copy,
                                     read_offsets, write_offsets)
-from klinepipe.errors import KlineParseError, RetryableError
+from klinepipe.errors import KlineParseError, KlinepipeRetryableError
 from klinepipe.kafka_batch import BatchRead, message_source, read_chunks, topic_id
 from klinepipe.kline import Kline, beats, in_conflict, parse_kline_event
 
@@ -97,7 +97,7 @@ def ingest_batch(
                 if merging is not None:  # an error while a merge runs: let it finish before the rollback
                     wait([merging])
             if read_offsets(cur, consumer, topic, partitions, lock=True, topic_id=incarnation, warn=False) != stored:
-                raise RetryableError(f"offsets of {consumer}/{topic} moved during the batch: another loader ran")
+                raise KlinepipeRetryableError(f"offsets of {consumer}/{topic} moved during the batch: another loader ran")
             insert_dead_letters(cur, dead)
             insert_conflicts(cur, conflicts)
             write_offsets(cur, consumer, topic, read.next_offsets, incarnation)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from klinepipe.errors import BrokerUnavailableError
+from klinepipe.errors import BrokerRejectedError, BrokerUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,20 @@ def _on_error(err: KafkaError, msg: Message, open_partitions: set[int], read: Ba
     if err.code() == KafkaError._PARTITION_EOF:
         open_partitions.discard(msg.partition())
         read.next_offsets.setdefault(msg.partition(), msg.offset())
-    elif not err.retriable():
-        raise BrokerUnavailableError(f"consume from {topic!r}: {err}")
+    elif not err.retriable():  # librdkafka retries the retriable ones itself
+        raise consume_error(err, topic)
+
+
+# Errors librdkafka does not flag retriable but that are about reaching the broker: the next run may well succeed.
+_IN_TRANSIT = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE,
+                         KafkaError._TIMED_OUT, KafkaError._MSG_TIMED_OUT, KafkaError.NETWORK_EXCEPTION})
+
+
+def consume_error(err: KafkaError, topic: str) -> BrokerUnavailableError | BrokerRejectedError:
+    """A consumer error that ends the batch, by category: in transit (retryable) or refused for good (fatal)."""
+    if err.code() in _IN_TRANSIT and not err.fatal():
+        return BrokerUnavailableError(f"consume from {topic!r}: {err}")
+    return BrokerRejectedError(f"consume from {topic!r}: {err}")
 
 
 def _note_reset(read: BatchRead, partition: int, first_offset: int) -> None:

@@ -1,13 +1,18 @@
 """``python -m klinepipe.migrate``: apply the ``sql/`` migrations to ``DATABASE_URL`` (composition root)."""
 
-import os
 import sys
 
 from klinepipe.db import apply_migrations, make_engine
+from klinepipe.errors import KlinepipeConfigError
+from klinepipe.settings import load_settings
 
 
 def main() -> int:
-    url = os.environ.get("DATABASE_URL")
+    try:
+        url = load_settings().database_url
+    except KlinepipeConfigError as exc:
+        print(f"klinepipe.migrate: invalid setting {exc}", file=sys.stderr)
+        return 2
     if not url:
         print("klinepipe.migrate: DATABASE_URL is not set", file=sys.stderr)
         return 2

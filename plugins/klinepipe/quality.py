@@ -20,7 +20,6 @@ candle is ingested while it is open or seconds after it closed).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -90,9 +89,10 @@ class CheckResult:
         return f"{self.check} {self.symbol} {self.interval}: {json.dumps(self.details, default=str)}"
 
 
-def configured_streams(environ: Mapping[str, str] = os.environ) -> frozenset[tuple[str, str]]:
+def configured_streams(environ: Mapping[str, str]) -> frozenset[tuple[str, str]]:
     """The series the streaming sidecar is configured to subscribe to, when its settings are in ``environ``
-    (``STREAMING_SYMBOLS=BTCUSDT,ETHUSDT``, ``STREAMING_INTERVALS=1m,1h``; intervals default to ``1m``);
+    (``PipelineSettings.streaming_subscriptions``: ``STREAMING_SYMBOLS=BTCUSDT,ETHUSDT``, ``STREAMING_INTERVALS=1m,1h``;
+    intervals default to ``1m``);
     empty when ``STREAMING_SYMBOLS`` is not set."""
     symbols = [s.strip().upper() for s in environ.get("STREAMING_SYMBOLS", "").split(",") if s.strip()]
     intervals = [i.strip() for i in (environ.get("STREAMING_INTERVALS") or "1m").split(",") if i.strip()]

@@ -22,6 +22,7 @@ from contextlib import closing
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from klinepipe import KLINES_TOPIC
 from klinepipe.outage import Outage
 
 CLOSED = b'"x":true'
@@ -32,7 +33,7 @@ _LIBRDKAFKA.setLevel(logging.CRITICAL)
 
 
 class PendingKlinesTrigger(BaseEventTrigger):
-    def __init__(self, topic: str = "binance.klines", consumer: str = "ingest_klines", poll_interval: float = 2.0) -> None:
+    def __init__(self, topic: str = KLINES_TOPIC, consumer: str = "ingest_klines", poll_interval: float = 2.0) -> None:
         super().__init__()
         self.topic, self.consumer, self.poll_interval = topic, consumer, poll_interval
 

@@ -18,7 +18,6 @@ checked before use (``pool_pre_ping``), so the page answers again as soon as the
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -33,9 +32,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from klinepipe.errors import ConfigError
+from klinepipe.errors import KlinepipeConfigError
 from klinepipe.outage import Outage, one_line
 from klinepipe.quality import configured_streams
+from klinepipe.settings import lenient_settings
 from klinepipe_trading import actions, auth, etl_metrics, queries
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -49,12 +49,6 @@ def _engine():
     from klinepipe.db import make_engine
 
     return make_engine(database_url(), pool_size=2, max_overflow=2, pool_recycle=600)
-
-
-def _default_mode() -> str:
-    """The mode shown (and acted on) before the trader recorded anything: the trader's ``TRADER_MODE``, else paper."""
-    mode = os.environ.get("TRADER_MODE", "paper").strip().lower()
-    return mode if mode in ("paper", "testnet", "live") else "paper"
 
 
 class KillSwitchChange(BaseModel):
@@ -84,7 +78,7 @@ class Database:
     def connect(self) -> Iterator[sa.Connection]:
         try:
             engine = self._engine_factory()
-        except (ConfigError, sa.exc.ArgumentError, ValueError) as exc:  # no or a garbled database setting
+        except (KlinepipeConfigError, sa.exc.ArgumentError, ValueError) as exc:  # no or a garbled database setting
             self.outage.failed(exc)
             raise HTTPException(503, f"the pipeline database is not configured: {one_line(exc)}") from None
         try:
@@ -121,7 +115,8 @@ def create_app(engine_factory=_engine) -> FastAPI:
         except HTTPException:
             can_act = False
         with db.connect() as conn:
-            data = queries.overview(conn, mode, configured_streams(), _default_mode())
+            settings = lenient_settings(log)  # TRADER_MODE: the mode shown before the trader recorded anything
+            data = queries.overview(conn, mode, configured_streams(settings.streaming_subscriptions), settings.trader_mode)
             data["operator_events"] = actions.recent_operator_events(conn, data["mode"])
         return {**data, "user": {"name": auth.user_name(user), "can_act": can_act},
                 "now": int(datetime.now(timezone.utc).timestamp())}

@@ -12,11 +12,14 @@ variable is set, so Prometheus can scrape without an expiring Airflow token.
 from __future__ import annotations
 
 import hmac
-import os
+import logging
 
 from fastapi import HTTPException, Request, status
 
+from klinepipe.settings import lenient_settings
+
 COOKIE = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN
+log = logging.getLogger(__name__)
 
 
 def _presented_token(request: Request) -> str | None:
@@ -54,7 +57,8 @@ def user_name(user) -> str:
 
 async def metrics_reader(request: Request) -> None:
     """A scraper with ``$KLINEPIPE_METRICS_TOKEN``, or a logged-in Airflow user."""
-    expected = os.environ.get("KLINEPIPE_METRICS_TOKEN", "")
+    token = lenient_settings(log).metrics_token
+    expected = token.get_secret_value() if token is not None else ""
     presented = _presented_token(request) or ""
     if expected and hmac.compare_digest(presented.encode(), expected.encode()):
         return

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from devstack.embedded import free_port
-from klinepipe.errors import ConfigError, RetryableError
+from klinepipe.errors import KlinepipeConfigError, KlinepipeRetryableError
 from tests.conftest import ROOT, _fresh_database
 from tests.outage_drills import Lines
 
@@ -59,7 +59,7 @@ def test_a_bad_dag_setting_fails_the_task_with_one_line_naming_it(clean_env, env
         clean_env.setenv(name, value)
     from klinepipe import airflow_conn
 
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(KlinepipeConfigError) as err:
         getattr(airflow_conn, call)()
 
     assert setting in str(err.value) and "\n" not in str(err.value)
@@ -92,10 +92,10 @@ def test_a_database_that_cannot_work_is_one_line(clean_env, pg_admin_url):
 
     admin = sa.engine.make_url(pg_admin_url)
     cases = {
-        "refused": (f"postgresql://u@127.0.0.1:{free_port()}/db", RetryableError, "unreachable"),
-        "missing database": (admin.set(database="kp_no_such_db").render_as_string(hide_password=False), ConfigError,
+        "refused": (f"postgresql://u@127.0.0.1:{free_port()}/db", KlinepipeRetryableError, "unreachable"),
+        "missing database": (admin.set(database="kp_no_such_db").render_as_string(hide_password=False), KlinepipeConfigError,
                              "does not exist"),
-        "unmigrated": (_fresh_database(pg_admin_url, "kp_unmigrated"), ConfigError, "klinepipe.migrate"),
+        "unmigrated": (_fresh_database(pg_admin_url, "kp_unmigrated"), KlinepipeConfigError, "klinepipe.migrate"),
     }
     for url, error, says in cases.values():
         clean_env.setenv("DATABASE_URL", url)

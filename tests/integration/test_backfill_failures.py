@@ -12,7 +12,7 @@ import pytest
 
 from klinepipe.backfill import BinanceUnreachable, load_history
 from devstack.embedded import free_port
-from klinepipe.errors import FatalError, RetryableError
+from klinepipe.errors import KlinepipeFatalError, KlinepipeRetryableError
 from tests.conftest import ROOT
 from tests.fake_binance import Fault
 from tests.helpers import binance_client, sample_rows
@@ -31,7 +31,7 @@ def test_an_unreachable_binance_fails_after_three_quick_tries_naming_url_and_cau
         load_history(engine, binance_client(base, requests_params=TIMEOUT), ["BTCUSDT"], "1m", START, END, sleep=slept.append)
 
     assert str(err.value).startswith(f"cannot reach {base}: {cause} (3 attempts in ")
-    assert isinstance(err.value, FatalError)  # the DAG fails it at once: no Airflow retries a minute apart
+    assert isinstance(err.value, KlinepipeFatalError)  # the DAG fails it at once: no Airflow retries a minute apart
     assert slept == [1.0, 2.0]
 
 
@@ -39,7 +39,7 @@ def test_an_unknown_symbol_fails_at_the_first_answer(engine, fake_binance):
     fake = fake_binance()
     slept = []
 
-    with pytest.raises(FatalError, match=r"klines NOSUCHPAIR 1m: HTTP 400 -1121 Invalid symbol\."):
+    with pytest.raises(KlinepipeFatalError, match=r"klines NOSUCHPAIR 1m: HTTP 400 -1121 Invalid symbol\."):
         load_history(engine, binance_client(fake, requests_params=TIMEOUT), ["NOSUCHPAIR"], "1m", START, END, sleep=slept.append)
 
     assert len(fake.requests("/api/v3/klines")) == 1 and slept == []
@@ -65,7 +65,7 @@ def test_a_reachable_binance_that_keeps_failing_is_left_to_airflow_retries_with_
     fake.inject(Fault("GET", "/api/v3/klines", 503, -1001, "Internal error", times=100))
     slept = []
 
-    with pytest.raises(RetryableError, match=rf"klines BTCUSDT 1m from {fake.url}: HTTP 503 Internal error \(6 attempts in "):
+    with pytest.raises(KlinepipeRetryableError, match=rf"klines BTCUSDT 1m from {fake.url}: HTTP 503 Internal error \(6 attempts in "):
         load_history(engine, binance_client(fake, requests_params=TIMEOUT), ["BTCUSDT"], "1m", START, END, sleep=slept.append)
 
     assert slept == [1.0, 2.0, 4.0, 8.0, 16.0]

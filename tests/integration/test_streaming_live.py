@@ -15,10 +15,10 @@ import pytest
 from confluent_kafka import KafkaError
 
 from streaming.config import StreamingSettings
-from streaming.kafka_sink import DeliveryError, KafkaSink
+from streaming.errors import DeliveryError, UnknownSymbolsError
+from streaming.kafka_sink import KafkaSink
 from streaming.live import LiveParts, resolve_symbols, run_live
 from streaming.rest import BinanceRest
-from streaming.universe import UnknownSymbolsError
 from tests.fake_binance import FakeBinance
 from tests.helpers import read_topic
 from tests.live_sidecar import SYMBOLS, assert_exactly_once, fakes, live_settings, make_sink, run_sidecar, settle, until

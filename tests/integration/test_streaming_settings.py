@@ -24,7 +24,7 @@ BAD_VALUES = [
     ({"STREAMING_UNIVERSE_LIMIT": "-1"}, ["live"], "STREAMING_UNIVERSE_LIMIT"),
     ({"STREAMING_INTERVALS": "1m,7m"}, ["live"], "STREAMING_INTERVALS"),
     ({"STREAMING_WS_URL": "ftp://stream.binance.com"}, ["live"], "STREAMING_WS_URL"),
-    ({"STREAMING_REST_URL": "api.binance.com"}, ["live"], "STREAMING_REST_URL"),
+    ({"BINANCE_REST_URL": "api.binance.com"}, ["live"], "BINANCE_REST_URL"),
     ({"STREAMING_URL_FORM": "compact"}, ["live"], "STREAMING_URL_FORM"),
     ({"STREAMING_STREAMS_PER_CONNECTION": "2000"}, ["live"], "STREAMING_STREAMS_PER_CONNECTION"),
     ({"STREAMING_CHECK_SYMBOLS": "maybe"}, ["live"], "STREAMING_CHECK_SYMBOLS"),
@@ -74,7 +74,7 @@ BAD_VALUES = [
 
 
 def _env(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMING_", "KAFKA_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMING_", "KAFKA_", "BINANCE_REST_URL"))}
     return {**env, "STREAMING_METRICS_PORT": "0", "STREAMING_REPLAY_FILES": str(CAPTURE), "STREAMING_REPLAY_SPEED": "max",
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}", **extra}
 
@@ -129,10 +129,10 @@ def test_no_broker_is_one_line_after_the_bounded_wait_and_exit_1(servers):
 def test_unreachable_exchange_info_is_one_line_after_the_bounded_wait_and_exit_1(kafka_bootstrap, topic):
     rest = f"http://127.0.0.1:{free_port()}"
     env = _env(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, KAFKA_TOPIC=topic, KAFKA_DLQ_TOPIC=f"{topic}.dlq",
-               STREAMING_STARTUP_TIMEOUT="2", STREAMING_REST_URL=rest, STREAMING_WS_URL="ws://127.0.0.1:9")
+               STREAMING_STARTUP_TIMEOUT="2", BINANCE_REST_URL=rest, STREAMING_WS_URL="ws://127.0.0.1:9")
 
     done = _streaming(["live"], env)
 
     line = _one_line(done.stderr)
     assert done.returncode == 1
-    assert f"STREAMING_REST_URL={rest}" in line and "within 2s" in line
+    assert f"BINANCE_REST_URL={rest}" in line and "within 2s" in line

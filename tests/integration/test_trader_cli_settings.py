@@ -47,7 +47,7 @@ BAD_VALUES = {
     "binance_api_key": ({"TRADER_MODE": "testnet", "BINANCE_API_SECRET": "s" * 16}, "BINANCE_API_KEY"),
     "binance_api_secret": ({"TRADER_MODE": "testnet", "BINANCE_API_KEY": "k" * 16}, "BINANCE_API_SECRET"),
     "binance_key_file": ({"TRADER_MODE": "testnet", "TRADER_BINANCE_KEY_FILE": "/nonexistent/keys"}, "TRADER_BINANCE_KEY_FILE"),
-    "binance_api_url": ({"TRADER_BINANCE_API_URL": "localhost:8080"}, "TRADER_BINANCE_API_URL"),
+    "binance_rest_url": ({"TRADER_BINANCE_REST_URL": "localhost:8080"}, "TRADER_BINANCE_REST_URL"),
     "recv_window": ({"TRADER_RECV_WINDOW": "70000"}, "TRADER_RECV_WINDOW"),
     "startup_wait": ({"TRADER_STARTUP_WAIT": "-1"}, "TRADER_STARTUP_WAIT"),
     "retry_max_delay": ({"TRADER_RETRY_MAX_DELAY": "0"}, "TRADER_RETRY_MAX_DELAY"),
@@ -145,7 +145,7 @@ def test_an_unmigrated_database_is_one_line_exit_1_after_the_wait(unmigrated_url
 
 
 def test_binance_unreachable_is_one_line_exit_1_after_the_wait(database_url, engine):
-    env = {"DATABASE_URL": database_url, "TRADER_MODE": "testnet", "TRADER_BINANCE_API_URL": "http://127.0.0.1:1/api",
+    env = {"DATABASE_URL": database_url, "TRADER_MODE": "testnet", "TRADER_BINANCE_REST_URL": "http://127.0.0.1:1",
            "TRADER_METRICS_PORT": "0", **KEYS}
 
     out = assert_one_line(run_cli(env, "run"), 1, "Binance")

@@ -110,7 +110,7 @@ def test_sleeves_signals_and_positions_are_per_mode_rows(db, database_url, fake)
 
 @pytest.fixture
 def env(monkeypatch, database_url, fake):
-    for k, v in {"DATABASE_URL": database_url, "TRADER_MODE": "testnet", "TRADER_BINANCE_API_URL": fake.api_url,
+    for k, v in {"DATABASE_URL": database_url, "TRADER_MODE": "testnet", "TRADER_BINANCE_REST_URL": fake.url,
                  "BINANCE_API_KEY": fake.api_key, "BINANCE_API_SECRET": fake.api_secret,
                  "TRADER_SLEEVES": f"{SLEEVE}:1000", "TRADER_STALE_INTERVALS": "0", "TRADER_POLL_INTERVAL": "0.2",
                  "TRADER_METRICS_PORT": "0", "TRADER_STARTUP_WAIT": "5"}.items():

@@ -111,7 +111,7 @@ class Trader:
 
     def __init__(self, url: str, fake: FakeBinance) -> None:
         self.metrics_port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "TRADER_MODE": "testnet", "TRADER_BINANCE_API_URL": fake.api_url,
+        env = {**os.environ, "DATABASE_URL": url, "TRADER_MODE": "testnet", "TRADER_BINANCE_REST_URL": fake.url,
                "BINANCE_API_KEY": fake.api_key, "BINANCE_API_SECRET": fake.api_secret,
                "TRADER_SLEEVES": "BTCUSDT:1m:sma_cross:1000", "TRADER_STALE_INTERVALS": "0", "TRADER_POLL_INTERVAL": "0.2",
                "TRADER_RETRY_MAX_DELAY": "2", "TRADER_METRICS_PORT": str(self.metrics_port), "TRADER_MAX_ORDERS_PER_MINUTE": "0",

@@ -27,7 +27,7 @@ def fake(fake_binance):
 
 
 def start(database_url, fake, *args, **env):
-    full = {**os.environ, "DATABASE_URL": database_url, "TRADER_MODE": "testnet", "TRADER_BINANCE_API_URL": fake.api_url,
+    full = {**os.environ, "DATABASE_URL": database_url, "TRADER_MODE": "testnet", "TRADER_BINANCE_REST_URL": fake.url,
             "BINANCE_API_KEY": fake.api_key, "BINANCE_API_SECRET": fake.api_secret, "TRADER_SLEEVES": "BTCUSDT:1m:sma_cross:1000",
             "TRADER_STALE_INTERVALS": "0", "TRADER_POLL_INTERVAL": "0.2", **env}
     return subprocess.Popen([sys.executable, "-m", "trader", "run", *args], cwd=ROOT, env=full, text=True,

@@ -24,7 +24,7 @@ def fake(fake_binance):
 
 @pytest.fixture
 def env(monkeypatch, database_url, fake):
-    for k, v in {"DATABASE_URL": database_url, "TRADER_MODE": "testnet", "TRADER_BINANCE_API_URL": fake.api_url,
+    for k, v in {"DATABASE_URL": database_url, "TRADER_MODE": "testnet", "TRADER_BINANCE_REST_URL": fake.url,
                  "BINANCE_API_KEY": KEY, "BINANCE_API_SECRET": SECRET, "TRADER_SLEEVES": "BTCUSDT:1m:sma_cross:500"}.items():
         monkeypatch.setenv(k, v)
 

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from klinepipe.db import make_engine
-from klinepipe.errors import ConfigError
+from klinepipe.errors import KlinepipeConfigError
 from klinepipe_trading import auth
 from klinepipe_trading.app import create_app
 from tests.outage_drills import OUTAGE_S, Lines, StoppablePostgres
@@ -64,7 +64,7 @@ def test_the_page_answers_503_while_postgres_is_down_and_recovers_by_itself(tmp_
     assert sum("postgres is back after" in line for line in seen.lines) == 1, seen.lines
 
 
-@pytest.mark.parametrize("error", [ConfigError("no database: set the Airflow connection 'klinepipe_db' or DATABASE_URL"),
+@pytest.mark.parametrize("error", [KlinepipeConfigError("no database: set the Airflow connection 'klinepipe_db' or DATABASE_URL"),
                                    ValueError("not a URL")])
 def test_a_missing_or_garbled_database_setting_is_a_503_naming_it(error):
     def factory():

@@ -9,7 +9,7 @@ How the commands meet the stack: the embedded PostgreSQL and tansu broker of the
 Binance, REST and websockets, for everything that would talk to Binance). A command that names its settings
 (``DATABASE_URL=postgresql://... …``) gets the test's value in their place; the others get the stack's
 settings from the environment, exported as the Configuration section documents them (``DATABASE_URL``,
-``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_TOPIC``, ``STREAMING_WS_URL``/``STREAMING_REST_URL``, ``BINANCE_REST_URL``,
+``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_TOPIC``, ``STREAMING_WS_URL``, ``BINANCE_REST_URL``,
 ``TRADER_*``): a user types the command, the environment says where things are. The text run is the README's,
 apart from the substitutions in ``SUBSTITUTE`` (placeholders a user fills in).
 """
@@ -359,7 +359,7 @@ def _streams(ctx: Context):
     ws = FakeStreams(step_ms=15_000, tick=0.05, on_close=rest.seed_klines).start()
     for symbol in ("BTCUSDT", "ETHUSDT"):
         rest.add_symbol(symbol, symbol[:-4], "USDT")
-    return rest, ws, {"STREAMING_WS_URL": ws.url, "STREAMING_REST_URL": rest.url}
+    return rest, ws, {"STREAMING_WS_URL": ws.url, "BINANCE_REST_URL": rest.url}
 
 
 @runs(r"\.venv/bin/python -m streaming live .*|\.venv/bin/python -m streaming")
@@ -476,7 +476,7 @@ def _testnet(ctx: Context):
     rest.seed_klines("BTCUSDT", "1m", sample_rows(300))
     rest.deposit("USDT", "10000")
     env = {"TRADER_MODE": "testnet", "BINANCE_API_KEY": rest.api_key, "BINANCE_API_SECRET": rest.api_secret,
-           "TRADER_BINANCE_API_URL": rest.api_url, "TRADER_STALENESS_BASIS": "ingested_at"}
+           "TRADER_BINANCE_REST_URL": rest.url, "TRADER_STALENESS_BASIS": "ingested_at"}
     return rest, env
 
 

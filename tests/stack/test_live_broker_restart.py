@@ -34,7 +34,7 @@ def test_candles_lost_with_the_broker_come_back_over_rest_in_live_mode(tmp_path)
     rest.add_symbol("BTCUSDT", "BTC", "USDT")
     ws = FakeStreams(symbols=("BTCUSDT",), step_ms=6_000, tick=0.2, on_close=rest.seed_klines).start()  # 1m = 2 s
     run = Run(tmp_path / "data", STREAMING_MODE="live", STREAMING_SYMBOLS="BTCUSDT", STREAMING_INTERVALS="1m",
-              STREAMING_WS_URL=ws.url, STREAMING_REST_URL=rest.url, BINANCE_REST_URL=rest.url,
+              STREAMING_WS_URL=ws.url, BINANCE_REST_URL=rest.url,
               STREAMING_METRICS_PORT="0", TRADER_METRICS_PORT="0")
     try:
         url = run.wait_for(r"SQL\s+: psql '([^']+)'", 300).group(1)

@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 import pytest
 
 from klinepipe.backfill_request import FillGaps, ImportFiles, LoadHistory, backfill_request, import_request
-from klinepipe.errors import ConfigError
+from klinepipe.errors import KlinepipeConfigError
 
 UTC = timezone.utc
 FORM = {"symbols": None, "interval": "1m", "start": None, "end": None, "lookback_days": 7}  # the form's defaults
@@ -38,7 +38,7 @@ def test_a_files_glob_lists_the_matching_files_in_order(tmp_path):
      ({"lookback_days": 0}, "lookback_days")],
 )
 def test_a_bad_trigger_form_fails_before_any_work_naming_the_param(params, named):
-    with pytest.raises(ConfigError, match=named):
+    with pytest.raises(KlinepipeConfigError, match=named):
         backfill_request({**FORM, **params})
 
 
@@ -51,5 +51,5 @@ def test_symbols_given_as_text_are_split_and_upper_cased():
 @pytest.mark.parametrize(("files", "named"), [("", "files: name the data.binance.vision"),
                                               ("/nowhere/*.zip", "files: '/nowhere/\\*.zip' matches no file")])
 def test_an_import_without_matching_files_fails_naming_the_param(files, named):
-    with pytest.raises(ConfigError, match=named):
+    with pytest.raises(KlinepipeConfigError, match=named):
         import_request({"files": files})

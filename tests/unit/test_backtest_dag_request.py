@@ -7,12 +7,11 @@ import pytest
 from trader.backtest.dag_request import request_from_params, safe_dir_name
 
 
-def test_trigger_params_become_a_request_under_the_reports_dir(monkeypatch, tmp_path):
-    monkeypatch.setenv("KLINEPIPE_REPORTS_DIR", str(tmp_path))
+def test_trigger_params_become_a_request_under_the_reports_dir(tmp_path):
     params = {"symbol": "ethusdt", "interval": "1h", "start": "2024-03-01", "end": "2024-03-02T12:00", "strategy": "ema_cross",
               "params": '{"fast": 10, "slow": 50}', "fee_bps": 7.5, "slippage_bps": 1, "size": 0.5}
 
-    req = request_from_params(params, "manual__2026-11-25T03:00:00+00:00", "postgresql://db")
+    req = request_from_params(params, "manual__2026-11-25T03:00:00+00:00", "postgresql://db", tmp_path)
 
     assert req.out_dir == tmp_path / "manual__2026-11-25T03-00-00-00-00"
     assert (req.symbol, req.interval, req.strategy, req.params) == ("ETHUSDT", "1h", "ema_cross", {"fast": 10, "slow": 50})

@@ -109,7 +109,7 @@ def test_resume_points_per_series_or_for_all(monkeypatch):
 
 
 def test_demo_settings_name_themselves(monkeypatch):
-    from streaming.config import SettingsError
+    from streaming.errors import SettingsError
 
     monkeypatch.setenv("STREAMING_DEMO_SPEED", "max")
     with pytest.raises(SettingsError, match="STREAMING_DEMO_SPEED"):

@@ -15,7 +15,8 @@ import threading
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from streaming.kafka_sink import DeliveryError, KafkaSink
+from streaming.errors import DeliveryError
+from streaming.kafka_sink import KafkaSink
 
 
 class Msg:

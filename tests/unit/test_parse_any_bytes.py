@@ -27,10 +27,11 @@ from klinepipe.binance_files import read_kline_file, row_to_kline
 from klinepipe.errors import KlineParseError
 from klinepipe.ingest import parse_into
 from klinepipe.kline import Kline, parse_kline_event
-from streaming.envelope import FrameError, KlineFrame, control_kind, read_frame
+from streaming.envelope import KlineFrame, control_kind, read_frame
+from streaming.errors import FrameError, RowError
 from streaming.kafka_sink import KafkaSink
 from streaming.pump import FramePipeline
-from streaming.replay import Recorded, RowError, csv_row_to_event, read_recorded, row_to_frame
+from streaming.replay import Recorded, csv_row_to_event, read_recorded, row_to_frame
 from tests.helpers import closed_events, sample_rows
 
 CAPTURE = Path(__file__).resolve().parents[2] / "data" / "sample" / "BTCUSDT-kline_5m-ws-20210914.jsonl"

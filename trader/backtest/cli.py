@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +30,7 @@ def add_backtest_parser(subparsers) -> argparse.ArgumentParser:
     src.add_argument("--interval", default="", help="e.g. 1m (taken from the file name for a CSV)")
     src.add_argument("--start", type=parse_time, help="first open time, ISO (UTC), e.g. 2024-03-01")
     src.add_argument("--end", type=parse_time, help="open times before this, ISO (UTC)")
-    src.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL")
+    src.add_argument("--database-url", help="default: $DATABASE_URL")
     p.add_argument("--strategy", default="sma_cross", help=f"one of: {', '.join(sorted(REGISTRY))} (default sma_cross)")
     p.add_argument("--params", type=json.loads, default={}, help='strategy params as JSON, e.g. \'{"fast": 10, "slow": 30}\'')
     fills = p.add_argument_group("fill model")
@@ -60,11 +59,14 @@ def add_backtest_parser(subparsers) -> argparse.ArgumentParser:
 def run_backtest_command(args: argparse.Namespace) -> int:
     from trader.backtest.service import BacktestRequest, execute
 
-    if not args.csv and not args.database_url:  # stored candles: the running make-run stack's database
-        from klinepipe import connection_file
+    if not args.database_url:
+        from trader.config import BacktestSettings
 
-        connection_file.fill_unset(("DATABASE_URL",), "backtest")
-        args.database_url = os.environ.get("DATABASE_URL")
+        if not args.csv:  # stored candles: the running make-run stack's database
+            from klinepipe import connection_file
+
+            connection_file.fill_unset(("DATABASE_URL",), "backtest")
+        args.database_url = BacktestSettings().database_url
     try:
         model = FillModel(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, size=args.size, cash=args.cash,
                           allow_short=args.allow_short, order_quote=args.order_quote, qty_step=args.qty_step,

@@ -1,13 +1,12 @@
 """The ``backtest_strategy`` DAG's trigger params -> a ``BacktestRequest`` (kept here so the DAG stays thin).
 
-Reports go to ``$KLINEPIPE_REPORTS_DIR/<run_id>/`` (default ``.data/reports/<run_id>/``), the run id
-made safe for a directory name.
+Reports go to ``<reports_dir>/<run_id>/`` (the DAG passes ``KLINEPIPE_REPORTS_DIR``, default ``.data/reports``), the
+run id made safe for a directory name.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -18,11 +17,8 @@ from trader.backtest.service import BacktestRequest
 DEFAULT_REPORTS_DIR = Path(".data") / "reports"
 
 
-def reports_dir() -> Path:
-    return Path(os.environ.get("KLINEPIPE_REPORTS_DIR") or DEFAULT_REPORTS_DIR)
-
-
-def request_from_params(params: dict, run_id: str, database_url: str) -> BacktestRequest:
+def request_from_params(params: dict, run_id: str, database_url: str,
+                        reports_dir: Path = DEFAULT_REPORTS_DIR) -> BacktestRequest:
     """Validate the trigger form's values and build the request (``params`` may be a JSON string)."""
     p = dict(params or {})
     strategy_params = p.get("params") or {}
@@ -31,7 +27,7 @@ def request_from_params(params: dict, run_id: str, database_url: str) -> Backtes
     model = FillModel(fee_bps=float(p.get("fee_bps", 10.0)), slippage_bps=float(p.get("slippage_bps", 0.0)),
                       size=float(p.get("size", 1.0)))
     return BacktestRequest(
-        out_dir=reports_dir() / safe_dir_name(run_id),
+        out_dir=reports_dir / safe_dir_name(run_id),
         strategy=p.get("strategy", "sma_cross"),
         params=dict(strategy_params),
         model=model,
