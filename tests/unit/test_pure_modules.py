@@ -6,6 +6,7 @@ import sys
 import pytest
 
 PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.intervals", "klinepipe.errors", "klinepipe.outage",
+        "klinepipe.lineage",
         "trader.strategies",
         "trader.orders", "trader.brokers.paper", "trader.symbols", "streaming.envelope", "streaming.replay",
         "streaming.demo_market", "klinepipe.connection_file", "klinepipe.logging_setup",
