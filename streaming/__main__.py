@@ -32,10 +32,12 @@ from streaming.config import (KafkaSettings, SettingsError, StreamingSettings, c
 from streaming.kafka_sink import (BrokerUnreachable, ClientConfigError, DeliveryError, KafkaSink, build_sink,
                                   check_client_config, ensure_topics)
 from streaming.demo_market import DemoClock, DemoSeries, start_point
-from streaming.live import probe, run_live, run_record
+from streaming.frame_pipeline import FramePipeline
+from streaming.kline_feed import probe
+from streaming.live_sidecar import run_live
 from streaming.metrics import Stats, serve_metrics
-from streaming.pump import FramePipeline
 from streaming.replay import ALL_SERIES, frames_after, pace, read_recorded, resume_point, series_from_name
+from streaming.record import run_record
 from streaming.rest import RestError
 from streaming.universe import UnknownSymbolsError, stream_names
 

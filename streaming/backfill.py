@@ -15,9 +15,9 @@ import time
 
 from klinepipe.lineage import GAP_FILL
 from streaming.kafka_sink import KafkaSink
-from streaming.ledger import ClosedCandleLedger, next_open_time
+from streaming.closed_candle_ledger import ClosedCandleLedger, next_open_time
 from streaming.limits import backoff_delay
-from streaming.pump import FramePipeline
+from streaming.frame_pipeline import FramePipeline
 from streaming.replay import RowError, row_to_frame
 from streaming.rest import BinanceRest, RestError, row_open_time
 

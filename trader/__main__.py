@@ -16,7 +16,7 @@ from decimal import Decimal
 import psycopg2
 
 from klinepipe import connection_file, logging_setup
-from trader import ledger
+from trader import account_records, sleeve_records
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
 from trader.config import SettingsError, TraderSettings, load_settings
@@ -244,7 +244,7 @@ def cmd_status(settings: TraderSettings, args) -> int:
 def cmd_kill(settings: TraderSettings, args) -> int:
     state = "REDUCING" if args.reducing else "HALTED"
     with Transaction(_connector(settings)()) as cur:
-        ledger.set_kill_state(cur, settings.mode, state, args.reason, "operator")
+        account_records.set_kill_state(cur, settings.mode, state, args.reason, "operator")
     print(f"trader: kill switch {state} ({settings.mode})")
     return 0
 
@@ -252,12 +252,12 @@ def cmd_kill(settings: TraderSettings, args) -> int:
 def cmd_resume(settings: TraderSettings, args) -> int:
     with Transaction(_connector(settings)()) as cur:
         if args.sleeve:
-            if not ledger.halt_sleeve(cur, settings.mode, args.sleeve, None):
+            if not sleeve_records.halt_sleeve(cur, settings.mode, args.sleeve, None):
                 raise SettingsError(f"--sleeve: no sleeve {args.sleeve!r} in {settings.mode} mode")
-            ledger.record_event(cur, settings.mode, "operator", f"sleeve resumed: {args.reason}", args.sleeve)
+            sleeve_records.record_event(cur, settings.mode, "operator", f"sleeve resumed: {args.reason}", args.sleeve)
             print(f"trader: sleeve {args.sleeve} resumed")
         else:
-            ledger.set_kill_state(cur, settings.mode, "ACTIVE", args.reason, "operator")
+            account_records.set_kill_state(cur, settings.mode, "ACTIVE", args.reason, "operator")
             print(f"trader: kill switch ACTIVE ({settings.mode})")
     return 0
 

@@ -23,7 +23,7 @@ from decimal import Decimal
 import psycopg2
 
 from klinepipe.intervals import interval_ms
-from trader import ledger
+from trader import account_records, market_reads, order_records, sleeve_records, timestamps
 from trader.brokers.base import Broker
 from trader.dependencies import Backoff, Outages, pg_reason
 from trader.errors import FatalError, InsufficientBalance, RetryableError, StrategyError
@@ -120,10 +120,10 @@ class Trader:
         self._rules = (KillSwitchRule(), *risk.rules)
         with self._transaction() as cur:
             for s in sleeves:
-                ledger.ensure_sleeve(cur, self.mode, s.name, s.symbol, s.interval, s.strategy.name, s.allocation)
-                s.halted = s.halted or ledger.halted_reason(cur, self.mode, s.name)
+                sleeve_records.ensure_sleeve(cur, self.mode, s.name, s.symbol, s.interval, s.strategy.name, s.allocation)
+                s.halted = s.halted or sleeve_records.halted_reason(cur, self.mode, s.name)
                 if paper_balance is not None:
-                    ledger.seed_balance(cur, self.mode, split_symbol(s.symbol)[1], paper_balance)
+                    account_records.seed_balance(cur, self.mode, split_symbol(s.symbol)[1], paper_balance)
 
     def step(self) -> list[Decision | Filled]:
         """Decide every new candle of every active sleeve; return the BUY/SELL orders recorded and the fills
@@ -142,20 +142,20 @@ class Trader:
                 self._broker_failed(err)
                 log.debug("sleeve %s: %s; retrying on the next step", sleeve.name, err)
                 with self._transaction() as cur:
-                    ledger.record_event(cur, self.mode, "retry", str(err), sleeve.name)
+                    sleeve_records.record_event(cur, self.mode, "retry", str(err), sleeve.name)
         return trades + self._fills()
 
     def _fills(self) -> list[Filled]:
         """The fills the executor stored since the last call."""
         stored, self.executor.stored_fills[:] = list(self.executor.stored_fills), []
         return [Filled(i.sleeve, i.side, f.quantity, f.price, f.fee, f.fee_asset,
-                       ledger.from_ms(f.filled_at_ms or i.signal_open_time_ms), ledger.from_ms(i.signal_open_time_ms))
+                       timestamps.from_ms(f.filled_at_ms or i.signal_open_time_ms), timestamps.from_ms(i.signal_open_time_ms))
                 for i, f in stored]
 
     def _run_sleeve(self, sleeve: Sleeve) -> list[Decision | Filled]:
         with self._transaction() as cur:
-            last = ledger.lock_sleeve(cur, self.mode, sleeve.name)
-            frame = ledger.load_new_features(cur, sleeve.symbol, sleeve.interval, last, max(sleeve.strategy.warmup - 1, 0))
+            last = sleeve_records.lock_sleeve(cur, self.mode, sleeve.name)
+            frame = market_reads.load_new_features(cur, sleeve.symbol, sleeve.interval, last, max(sleeve.strategy.warmup - 1, 0))
         first_new = 0 if last is None else int((frame["open_time"] <= last).sum())
         trades = []
         for i in range(first_new, len(frame)):
@@ -177,7 +177,7 @@ class Trader:
     def _decide_bar(self, cur, sleeve: Sleeve, window) -> Decision | None:
         bar = window.iloc[-1]
         open_time, close = bar["open_time"], Decimal(bar["close"])
-        last = ledger.lock_sleeve(cur, self.mode, sleeve.name)
+        last = sleeve_records.lock_sleeve(cur, self.mode, sleeve.name)
         if last is not None and open_time <= last:
             return None  # another trader decided it meanwhile
         signal = decide_safely(sleeve.strategy, window)
@@ -186,10 +186,10 @@ class Trader:
         block = self._check_risk(cur, sleeve, intent, close, kill, open_time) if intent is not None else None
         if block is not None:
             intent, reason = None, f"{reason}; blocked by {block.rule}: {block.reason}"
-        ledger.record_signal(cur, self.mode, sleeve.name, sleeve.symbol, sleeve.interval, open_time, sleeve.strategy.name,
+        sleeve_records.record_signal(cur, self.mode, sleeve.name, sleeve.symbol, sleeve.interval, open_time, sleeve.strategy.name,
                              signal.action.value, reason)
-        ledger.advance_sleeve(cur, self.mode, sleeve.name, open_time)
-        if intent is None or not ledger.insert_order(cur, intent, self.mode, close):
+        sleeve_records.advance_sleeve(cur, self.mode, sleeve.name, open_time)
+        if intent is None or not order_records.insert_order(cur, intent, self.mode, close):
             return Decision(sleeve.name, open_time, signal.action.value, reason)
         return Decision(sleeve.name, open_time, signal.action.value, reason, intent.quantity, intent.price or close,
                         intent.type)
@@ -198,15 +198,15 @@ class Trader:
         """The order this signal asks for, sized and filtered, or (None, why not)."""
         if action is Action.HOLD:
             return None, reason
-        if ledger.open_orders(cur, self.mode, sleeve.name):
+        if order_records.open_orders(cur, self.mode, sleeve.name):
             return None, f"{reason}; an order of this sleeve is still open"
-        held = ledger.position(cur, self.mode, sleeve.name)
+        held = sleeve_records.position(cur, self.mode, sleeve.name)
         base, quote = split_symbol(sleeve.symbol)
         rules, fee = self.broker.rules(sleeve.symbol), self.broker.fee_bps()
         long = held > 0 and not is_dust(rules, held, close)
         if action is Action.BUY and long or action is Action.SELL and not long:
             return None, f"{reason}; {'already long' if long else 'nothing to sell'}"
-        free_quote = ledger.balance(cur, self.mode, quote)
+        free_quote = account_records.balance(cur, self.mode, quote)
         price = self._limit_price(action, close)
         raw_qty = min(sleeve.allocation, free_quote / (1 + fee / _BPS)) / (price or close) if action is Action.BUY else held
         try:
@@ -214,12 +214,12 @@ class Trader:
                 raise InsufficientBalance(f"insufficient balance: no free {quote}")
             prepared = prepare_order(rules, action.value, self.risk.order_type, raw_qty, close, price)
             check_balance(action.value, prepared.quantity, prepared.price or close, free_quote,
-                          ledger.balance(cur, self.mode, base), fee, base, quote)
+                          account_records.balance(cur, self.mode, base), fee, base, quote)
         except FatalError as err:
-            ledger.record_event(cur, self.mode, "risk_block", str(err), sleeve.name, open_time, "exchange_filter")
+            sleeve_records.record_event(cur, self.mode, "risk_block", str(err), sleeve.name, open_time, "exchange_filter")
             return None, f"{reason}; blocked by exchange_filter: {err}"
         tif = self.risk.limit_tif if self.risk.order_type == "LIMIT" else None
-        return OrderIntent(sleeve.name, sleeve.symbol, action.value, prepared.quantity, ledger.to_ms(open_time),
+        return OrderIntent(sleeve.name, sleeve.symbol, action.value, prepared.quantity, timestamps.to_ms(open_time),
                            self.risk.order_type, prepared.price, None, tif, "", sleeve.interval, self.mode), reason
 
     def _limit_price(self, action: Action, close: Decimal) -> Decimal | None:
@@ -230,39 +230,39 @@ class Trader:
 
     def _check_risk(self, cur, sleeve: Sleeve, intent: OrderIntent, close: Decimal, kill: KillState, open_time) -> RiskBlock | None:
         now_ms = int(self._clock() * 1000)
-        exposure = ledger.exposures(cur, self.mode, open_time)
+        exposure = account_records.exposures(cur, self.mode, open_time)
         ctx = RiskContext(
             sleeve.name, sleeve.symbol, intent.side, intent.side == "BUY", intent.quantity * close,
             exposure.get(sleeve.symbol, Decimal(0)), sum(exposure.values(), Decimal(0)), now_ms,
-            ledger.recent_order_times(cur, self.mode, ledger.from_ms(now_ms - 3_600_000)),
+            order_records.recent_order_times(cur, self.mode, timestamps.from_ms(now_ms - 3_600_000)),
             self._newest_data_ms(cur, sleeve), interval_ms(sleeve.interval), kill)
         block = first_block(list(self._rules), ctx)
         if block is None:
             return None
-        ledger.record_event(cur, self.mode, "risk_block", block.reason, sleeve.name, open_time, block.rule)
+        sleeve_records.record_event(cur, self.mode, "risk_block", block.reason, sleeve.name, open_time, block.rule)
         return block
 
     def _newest_data_ms(self, cur, sleeve: Sleeve) -> int | None:
-        newest = ledger.newest_candle(cur, sleeve.symbol, sleeve.interval)
+        newest = market_reads.newest_candle(cur, sleeve.symbol, sleeve.interval)
         if newest is None:
             return None
-        return ledger.to_ms(newest[1] if self.risk.staleness_basis == "ingested_at" else newest[0])
+        return timestamps.to_ms(newest[1] if self.risk.staleness_basis == "ingested_at" else newest[0])
 
     def _update_kill_switch(self, cur, at: datetime) -> KillState:
-        state = KillState(ledger.kill_state(cur, self.mode)[0])
-        equity, peak, day_start = ledger.mark_equity(cur, self.mode, self.quote, at)
+        state = KillState(account_records.kill_state(cur, self.mode)[0])
+        equity, peak, day_start = account_records.mark_equity(cur, self.mode, self.quote, at)
         new, reason = evaluate(state, equity, peak, day_start, self.risk.kill)
         if new is not state:
             log.error("kill switch %s: %s", new.value, reason)
-            ledger.set_kill_state(cur, self.mode, new.value, f"{reason} at {at:%Y-%m-%d %H:%M}", "risk")
+            account_records.set_kill_state(cur, self.mode, new.value, f"{reason} at {at:%Y-%m-%d %H:%M}", "risk")
         return new
 
     def _halt(self, sleeve: Sleeve, open_time: datetime, reason: str) -> None:
         sleeve.halted = reason
         log.error("sleeve %s halted: %s", sleeve.name, reason)
         with self._transaction() as cur:
-            ledger.halt_sleeve(cur, self.mode, sleeve.name, reason)
-            ledger.record_event(cur, self.mode, "strategy_error", reason, sleeve.name, open_time, sleeve.strategy.name)
+            sleeve_records.halt_sleeve(cur, self.mode, sleeve.name, reason)
+            sleeve_records.record_event(cur, self.mode, "strategy_error", reason, sleeve.name, open_time, sleeve.strategy.name)
 
     def _broker_failed(self, err: RetryableError) -> None:
         self.broker_error = str(err)
@@ -341,7 +341,7 @@ def db_candles(connect: Callable, mode: str = "paper"):
         if not holder or holder[0].closed:
             holder[:] = [connect()]
         with Transaction(holder[0]) as cur:
-            return ledger.candles_after(cur, symbol, interval, after_ms, limit, sleeve, mode)
+            return market_reads.candles_after(cur, symbol, interval, after_ms, limit, sleeve, mode)
 
     return candles_after
 

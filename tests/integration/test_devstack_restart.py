@@ -112,7 +112,7 @@ def test_a_recreated_topic_is_read_from_its_start_whatever_its_length(engine, ka
     _recreate(kafka_bootstrap, topic)
     produce(kafka_bootstrap, topic, closed_events(rows[10:]), keys=[b"BTCUSDT:1m"] * 80)  # 80 > the stored 10
 
-    with caplog.at_level("WARNING", logger="klinepipe.candle_store"):
+    with caplog.at_level("WARNING", logger="klinepipe.kafka_offsets"):
         result = ingest_batch(engine, config, topic=topic)
     again = ingest_batch(engine, config, topic=topic)
 

@@ -13,7 +13,7 @@ from klinepipe.candle_store import stage_and_merge
 from klinepipe.feature_store import compute_pending_features
 from klinepipe.kline import parse_kline_event
 from tests.helpers import closed_events, expected_sma_cross_orders, sample_rows
-from trader import ledger
+from trader import market_reads, sleeve_records, timestamps
 from trader.brokers.paper import PaperBroker
 from trader.loop import Sleeve, Trader, db_candles
 from trader.strategies import build_strategy
@@ -129,10 +129,10 @@ def test_paper_fills_only_see_candles_the_sleeve_has_reached(db, database_url):
     trader = make_trader(database_url)
     t = [int(r[0]) for r in rows]
     with trader._transaction() as cur:
-        ledger.advance_sleeve(cur, "paper", SLEEVE, ledger.from_ms(t[20]))
+        sleeve_records.advance_sleeve(cur, "paper", SLEEVE, timestamps.from_ms(t[20]))
 
-        reached = ledger.candles_after(cur, "BTCUSDT", "1m", t[10], 1000, SLEEVE, "paper")
-        everything = ledger.candles_after(cur, "BTCUSDT", "1m", t[10], 1000)
+        reached = market_reads.candles_after(cur, "BTCUSDT", "1m", t[10], 1000, SLEEVE, "paper")
+        everything = market_reads.candles_after(cur, "BTCUSDT", "1m", t[10], 1000)
 
     assert [c.open_time_ms for c in reached] == t[11:22]  # up to the candle after the newest decided one
     assert len(everything) == 39

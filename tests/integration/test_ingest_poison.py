@@ -111,7 +111,7 @@ def test_poison_values_keys_and_headers_among_good_messages_are_dead_lettered_an
 
 
 def test_a_reason_quoting_nul_or_a_lone_surrogate_is_stored(engine):
-    from klinepipe.candle_store import DeadLetter, insert_dead_letters
+    from klinepipe.dead_letters import DeadLetter, insert_dead_letters
 
     raw = engine.raw_connection()
     try:

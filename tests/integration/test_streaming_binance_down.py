@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from streaming.live import LiveParts
+from streaming.live_sidecar import LiveParts
 from tests.integration.test_streaming_live import (assert_exactly_once, fakes, live_settings, make_sink, read_topic,
                                                    run_sidecar, settle, until)
 from tests.outage_drills import Lines

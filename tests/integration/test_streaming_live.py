@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streaming.config import KafkaSettings, StreamingSettings
 from streaming.kafka_sink import DeliveryError, KafkaSink, build_sink
-from streaming.live import LiveParts, resolve_symbols, run_live
+from streaming.live_sidecar import LiveParts, resolve_symbols, run_live
 from streaming.rest import BinanceRest
 from streaming.universe import UnknownSymbolsError
 from tests.fake_binance import FakeBinance

@@ -11,7 +11,7 @@ from binance import Client
 from tests.fake_binance import FakeBinance, Fault
 from tests.helpers import expected_sma_cross_orders, sample_rows
 from tests.integration.test_features_to_orders import db, dsn_of, seed_features  # noqa: F401 - db is a fixture
-from trader import ledger
+from trader import account_records, sleeve_records
 from trader.brokers.binance import BinanceBroker
 from trader.errors import TransportError
 from trader.loop import RiskConfig, Sleeve, Trader, Transaction
@@ -70,7 +70,7 @@ def start_trader(database_url, broker, **risk):
     sleeve = Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
     trader = Trader(lambda: psycopg2.connect(dsn), [sleeve], broker, risk=RiskConfig(**risk), sleep=lambda s: None)
     with trader._transaction() as cur:
-        ledger.seed_balance(cur, "testnet", "USDT", D("10000"))
+        account_records.seed_balance(cur, "testnet", "USDT", D("10000"))
     return trader
 
 
@@ -133,7 +133,7 @@ def test_429_on_submit_waits_retry_after_then_places_once(db, database_url, fake
     sleeve = Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
     trader = Trader(lambda: psycopg2.connect(dsn), [sleeve], binance_broker(fake), sleep=sleeps.append)
     with trader._transaction() as cur:
-        ledger.seed_balance(cur, "testnet", "USDT", D("10000"))
+        account_records.seed_balance(cur, "testnet", "USDT", D("10000"))
 
     trader.step()
 
@@ -162,7 +162,7 @@ def test_killed_after_record_before_fill_then_restarted_records_the_fill_once(db
     assert order.status == "FILLED" and len(fake.orders()) == 1
     assert [f.quantity for f in ledger_fills(db)] == [order.executed_qty]
     with Transaction(psycopg2.connect(dsn_of(database_url))) as cur:
-        held = ledger.position(cur, "testnet", SLEEVE)
+        held = sleeve_records.position(cur, "testnet", SLEEVE)
     assert held == order.executed_qty - order.executed_qty * D("0.001")  # commission paid in BTC
 
 

@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 from tests.fake_binance import FakeBinance
 from tests.helpers import expected_sma_cross_orders, sample_rows
 from tests.integration.test_features_to_orders import db, dsn_of, seed_features  # noqa: F401 - db is a fixture
-from trader import ledger
+from trader import account_records
 from trader.__main__ import main
 from trader.brokers.binance import BinanceBroker
 from trader.brokers.paper import PaperBroker
@@ -61,7 +61,7 @@ def testnet_trader(database_url, fake):
     trader = Trader(connector(database_url), [sleeve()], BinanceBroker(client, "testnet", sleep=lambda s: None),
                     sleep=lambda s: None)
     with trader._transaction() as cur:
-        ledger.seed_balance(cur, "testnet", "USDT", D("10000"))
+        account_records.seed_balance(cur, "testnet", "USDT", D("10000"))
     return trader
 
 

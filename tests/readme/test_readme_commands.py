@@ -128,12 +128,12 @@ class Context:
             return c.execute(sa.text(query), params).fetchall()
 
     def kill_state(self, mode: str = "paper") -> tuple[str, str]:
-        from trader import ledger
+        from trader import account_records, sleeve_records
 
         raw = self.engine.raw_connection()
         try:
             with raw.cursor() as cur:
-                return tuple(ledger.kill_state(cur, mode))
+                return tuple(account_records.kill_state(cur, mode))
         finally:
             raw.close()
 
@@ -461,12 +461,12 @@ def run_resume(cmd: str, ctx: Context):
 
 @runs(r"python -m trader resume --sleeve SYMBOL:interval:strategy")
 def run_resume_sleeve(cmd: str, ctx: Context):
-    from trader import ledger
+    from trader import account_records, sleeve_records
 
     raw = ctx.engine.raw_connection()
     with raw.cursor() as cur:
-        ledger.ensure_sleeve(cur, "paper", SLEEVE, "BTCUSDT", "1m", "sma_cross")
-        ledger.halt_sleeve(cur, "paper", SLEEVE, "strategy error: drill")
+        sleeve_records.ensure_sleeve(cur, "paper", SLEEVE, "BTCUSDT", "1m", "sma_cross")
+        sleeve_records.halt_sleeve(cur, "paper", SLEEVE, "strategy error: drill")
     raw.commit()
     raw.close()
 

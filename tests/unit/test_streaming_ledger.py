@@ -3,7 +3,7 @@
 import random
 
 import pytest
-from streaming.ledger import DUPLICATE, GAP, HOLD, PUBLISH, ClosedCandleLedger, next_open_time
+from streaming.closed_candle_ledger import DUPLICATE, GAP, HOLD, PUBLISH, ClosedCandleLedger, next_open_time
 
 KEY, M = b"BTCUSDT:1m", 60_000
 

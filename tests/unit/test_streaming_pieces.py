@@ -13,7 +13,7 @@ from streaming.kafka_security import msk_iam_token_provider
 from streaming.kafka_sink import KafkaSink
 from streaming.limits import SlidingWindow, backoff_delay
 from streaming.metrics import Stats, StatsCollector
-from streaming.pump import FramePipeline
+from streaming.frame_pipeline import FramePipeline
 from streaming.universe import UnknownSymbolsError, check_symbols, select_universe, split_streams, stream_names
 
 CAPTURE = Path(__file__).resolve().parents[2] / "data" / "sample" / "BTCUSDT-kline_5m-ws-20210914.jsonl"
@@ -197,7 +197,7 @@ def test_metrics_are_exposed_in_prometheus_format():
     assert json.dumps(stats.rotations) == "{}"
 
 
-@pytest.mark.parametrize("module", ["streaming.ledger", "streaming.universe", "streaming.limits", "streaming.kafka_security",
+@pytest.mark.parametrize("module", ["streaming.closed_candle_ledger", "streaming.universe", "streaming.limits", "streaming.kafka_security",
                                     "streaming.envelope", "streaming.replay"])
 def test_pure_streaming_modules_import_no_io_library(module):
     import subprocess

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from streaming.envelope import Control, FrameError, KlineFrame, control_kind, read_frame
 from streaming.kafka_sink import KafkaSink
-from streaming.ledger import DUPLICATE, GAP, HOLD, ClosedCandleLedger
+from streaming.closed_candle_ledger import DUPLICATE, GAP, HOLD, ClosedCandleLedger
 
 
 class FramePipeline:
