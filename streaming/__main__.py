@@ -29,8 +29,9 @@ from confluent_kafka import KafkaException
 from klinepipe import connection_file, logging_setup
 from streaming.config import (KafkaSettings, SettingsError, StreamingSettings, check_record_out, check_replay_files,
                               load_settings)
-from streaming.kafka_sink import (BrokerUnreachable, ClientConfigError, DeliveryError, KafkaSink, build_sink,
-                                  check_client_config, ensure_topics)
+from streaming.kafka_client import ClientConfigError, check_client_config
+from streaming.kafka_sink import DeliveryError, KafkaSink, build_sink
+from streaming.kafka_topics import BrokerUnreachable, ensure_topics
 from streaming.demo_market import DemoClock, DemoSeries, start_point
 from streaming.frame_pipeline import FramePipeline
 from streaming.kline_feed import probe

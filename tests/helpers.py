@@ -11,6 +11,7 @@ import msgspec
 from confluent_kafka import Producer
 
 from streaming.kafka_sink import KafkaSink
+from streaming.kafka_sink_state import OutgoingRecord
 from streaming.replay import csv_row_to_event
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -39,7 +40,7 @@ def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes] |
     for i, value in enumerate(values):
         key = keys[i] if keys else _key(value)
         if key is None:
-            sink._produce(topic, None, value, [("source", source.encode())])
+            sink.send(OutgoingRecord(topic, None, value, [("source", source.encode())], 0))
         else:
             sink.publish(key, value, source, 0)
     sink.close()

@@ -14,7 +14,7 @@ from klinepipe.backfill import load_klines
 from klinepipe.binance_files import row_to_kline
 from klinepipe.devstack import forget_offsets, replay_resume_point
 from klinepipe.ingest import ingest_batch
-from streaming.kafka_sink import ensure_topics
+from streaming.kafka_topics import ensure_topics
 from tests.conftest import ROOT
 from tests.helpers import closed_events, produce, sample_rows, write_csv
 

@@ -27,7 +27,7 @@ import psutil
 import pytest
 
 from klinepipe.embedded import free_port, start_broker
-from streaming.kafka_sink import ensure_topics
+from streaming.kafka_topics import ensure_topics
 from streaming.live_sidecar import LiveParts
 from tests.integration.test_streaming_live import (closed_by_series, fakes, live_settings, make_sink, read_topic, run_sidecar,
                                                    settle, until)
