@@ -44,7 +44,7 @@ class ControlError(RuntimeError):
     """Binance answered a SUBSCRIBE/UNSUBSCRIBE with an error frame."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConnectionPolicy:
     url_form: str = "combined"  # combined | raw | subscribe
     connect_timeout: float = 5.0

@@ -19,8 +19,10 @@ from streaming.universe import split_streams
 
 def policy_from(settings: StreamingSettings) -> ConnectionPolicy:
     s = settings
-    return ConnectionPolicy(s.url_form, s.connect_timeout, s.silence_timeout, s.rotate_after, s.overlap_timeout,
-                            s.backoff_initial, s.backoff_max, s.healthy_after, s.control_messages_per_second, s.subscribe_batch)
+    return ConnectionPolicy(url_form=s.url_form, connect_timeout=s.connect_timeout, silence_timeout=s.silence_timeout,
+                            rotate_after=s.rotate_after, overlap_timeout=s.overlap_timeout, backoff_initial=s.backoff_initial,
+                            backoff_max=s.backoff_max, healthy_after=s.healthy_after,
+                            control_messages_per_second=s.control_messages_per_second, subscribe_batch=s.subscribe_batch)
 
 
 class KlineFeed:

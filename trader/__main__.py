@@ -22,7 +22,10 @@ from trader.brokers.paper import PaperBroker
 from trader.config import SettingsError, TraderSettings, load_settings
 from trader.dependencies import DependencyDown, Outages, classify_pg, wait_for, wait_for_database
 from trader.errors import AuthError, FatalError, ReconciliationError, TraderError
-from trader.loop import RiskConfig, Sleeve, Trader, Transaction, db_candles, run_forever
+from trader.loop import Trader
+from trader.run_loop import run_forever
+from trader.sleeve import RiskConfig, Sleeve
+from trader.transaction import Transaction, db_candles
 from trader.metrics import LoopStats, serve_metrics
 from trader.reconcile import reconcile, require_reconciled
 from trader.risk.exposure import MaxExposure

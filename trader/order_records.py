@@ -40,7 +40,9 @@ def open_orders(cur, mode: str, sleeve: str | None = None) -> list[tuple[OrderIn
     out = []
     for cid, sl, sym, side, qty, t, type_, price, stop, tif, interval, status, attempts in cur.fetchall():
         # the stored id is the truth: orders recorded before ids carried the mode (sql/015) keep theirs
-        intent = OrderIntent(sl, sym, side, qty, to_ms(t), type_, price, stop, tif, _intent_of(cid, side), interval, mode, cid)
+        intent = OrderIntent(sleeve=sl, symbol=sym, side=side, quantity=qty, signal_open_time_ms=to_ms(t), type=type_, price=price,
+                             stop_price=stop, time_in_force=tif, intent=_intent_of(cid, side), interval=interval, mode=mode,
+                             stored_id=cid)
         out.append((intent, status, attempts))
     return out
 

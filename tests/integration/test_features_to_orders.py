@@ -15,7 +15,9 @@ from klinepipe.kline import parse_kline_event
 from tests.helpers import closed_events, expected_sma_cross_orders, sample_rows
 from trader import market_reads, sleeve_records, timestamps
 from trader.brokers.paper import PaperBroker
-from trader.loop import Sleeve, Trader, db_candles
+from trader.loop import Trader
+from trader.sleeve import Sleeve
+from trader.transaction import db_candles
 from trader.strategies import build_strategy
 
 pytestmark = pytest.mark.integration

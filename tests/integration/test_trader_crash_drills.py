@@ -14,7 +14,9 @@ from tests.integration.test_features_to_orders import db, dsn_of, seed_features 
 from trader import account_records, sleeve_records
 from trader.brokers.binance import BinanceBroker
 from trader.errors import TransportError
-from trader.loop import RiskConfig, Sleeve, Trader, Transaction
+from trader.loop import Trader
+from trader.sleeve import RiskConfig, Sleeve
+from trader.transaction import Transaction
 from trader.strategies import build_strategy
 
 pytestmark = pytest.mark.integration

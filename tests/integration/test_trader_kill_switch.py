@@ -12,7 +12,9 @@ from tests.helpers import sample_rows
 from tests.integration.test_features_to_orders import db, dsn_of, seed_features  # noqa: F401 - db is a fixture
 from trader.__main__ import main
 from trader.brokers.paper import PaperBroker
-from trader.loop import RiskConfig, Sleeve, Trader, db_candles
+from trader.loop import Trader
+from trader.sleeve import RiskConfig, Sleeve
+from trader.transaction import db_candles
 from trader.risk.killswitch import KillLimits
 from trader.risk.staleness import StaleData
 from trader.strategies import build_strategy

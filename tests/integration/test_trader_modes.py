@@ -21,7 +21,9 @@ from trader import account_records
 from trader.__main__ import main
 from trader.brokers.binance import BinanceBroker
 from trader.brokers.paper import PaperBroker
-from trader.loop import Sleeve, Trader, db_candles
+from trader.loop import Trader
+from trader.sleeve import Sleeve
+from trader.transaction import db_candles
 from trader.strategies import build_strategy
 
 pytestmark = pytest.mark.integration

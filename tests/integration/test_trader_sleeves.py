@@ -11,7 +11,9 @@ import sqlalchemy as sa
 from tests.helpers import sample_rows
 from tests.integration.test_features_to_orders import db, dsn_of, seed_features  # noqa: F401 - db is a fixture
 from trader.brokers.paper import PaperBroker
-from trader.loop import RiskConfig, Sleeve, Trader, db_candles
+from trader.loop import Trader
+from trader.sleeve import RiskConfig, Sleeve
+from trader.transaction import db_candles
 from trader.strategies import REGISTRY, build_strategy
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import pytest
 PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.intervals", "klinepipe.errors", "klinepipe.outage",
         "klinepipe.lineage",
         "trader.strategies",
-        "trader.orders", "trader.brokers.paper", "trader.symbols", "trader.market", "trader.timestamps", "streaming.envelope", "streaming.kafka_sink_state", "streaming.replay",
+        "trader.orders", "trader.brokers.paper", "trader.symbols", "trader.market", "trader.timestamps", "trader.bar_plan", "trader.sleeve", "trader.trades", "streaming.envelope", "streaming.kafka_sink_state", "streaming.replay",
         "streaming.demo_market", "klinepipe.connection_file", "klinepipe.logging_setup",
         # the backtest core, CLI included: files and arrays only
         "trader.backtest.candles", "trader.backtest.engine", "trader.backtest.metrics", "trader.backtest.runner",
