@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
+from trader.risk.killswitch import KillState, KillSwitch
 from trader.sleeve_records import record_event
 
 
@@ -67,17 +68,18 @@ def accept_foreign(cur, mode: str, client_order_ids: set[str], exchange_order_id
                 (f"foreign_orders:{mode}", json.dumps(value)))
 
 
-def kill_state(cur, mode: str) -> tuple[str, str]:
-    cur.execute("SELECT value FROM trading.trader_state WHERE key = %s", (f"kill_switch:{mode}",))
+def kill_state(cur, mode: str) -> KillSwitch:
+    cur.execute("SELECT value FROM trading.trader_state WHERE key = %s", (KillSwitch.key(mode),))
     row = cur.fetchone()
-    return (row[0]["state"], row[0].get("reason", "")) if row else ("ACTIVE", "")
+    return KillSwitch.from_value(row[0] if row else None)
 
 
 def set_kill_state(cur, mode: str, state: str, reason: str, actor: str) -> None:
+    switch = KillSwitch(state=KillState(state), reason=reason, by=actor)
     cur.execute("INSERT INTO trading.trader_state (key, value) VALUES (%s, %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-                (f"kill_switch:{mode}", json.dumps({"state": state, "reason": reason, "by": actor})))
-    record_event(cur, mode, "kill_switch", f"{state} by {actor}: {reason}")
+                (KillSwitch.key(mode), json.dumps(switch.to_value())))
+    record_event(cur, mode, "kill_switch", f"{switch.state.value} by {actor}: {reason}")
 
 
 def mark_equity(cur, mode: str, quote: str, at: datetime) -> tuple[Decimal, Decimal, Decimal]:

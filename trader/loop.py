@@ -159,7 +159,7 @@ class Trader:
         return timestamps.to_ms(newest[1] if self.risk.staleness_basis == "ingested_at" else newest[0])
 
     def _update_kill_switch(self, cur, at: datetime) -> KillState:
-        state = KillState(account_records.kill_state(cur, self.mode)[0])
+        state = account_records.kill_state(cur, self.mode).state
         equity, peak, day_start = account_records.mark_equity(cur, self.mode, self.quote, at)
         new, reason = evaluate(state, equity, peak, day_start, self.risk.kill)
         if new is not state:

@@ -8,8 +8,8 @@ from trader import account_records, order_records
 
 
 def render_status(cur, mode: str, quote: str) -> str:
-    state, reason = account_records.kill_state(cur, mode)
-    lines = [f"mode: {mode}", f"kill switch: {state}" + (f" ({reason})" if reason else "")]
+    switch = account_records.kill_state(cur, mode)
+    lines = [f"mode: {mode}", f"kill switch: {switch.state.value}" + (f" ({switch.reason})" if switch.reason else "")]
     cur.execute("SELECT equity FROM trading.equity WHERE mode = %s ORDER BY at LIMIT 1", (mode,))
     first = cur.fetchone()
     cur.execute("SELECT at, equity FROM trading.equity WHERE mode = %s ORDER BY at DESC LIMIT 1", (mode,))

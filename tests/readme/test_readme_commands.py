@@ -133,7 +133,8 @@ class Context:
         raw = self.engine.raw_connection()
         try:
             with raw.cursor() as cur:
-                return tuple(account_records.kill_state(cur, mode))
+                switch = account_records.kill_state(cur, mode)
+                return switch.state.value, switch.reason
         finally:
             raw.close()
 
