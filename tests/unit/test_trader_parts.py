@@ -8,6 +8,7 @@ import pytest
 from trader.brokers.paper import Candle, PaperBroker
 from trader.config import SettingsError, load_settings
 from trader.orders import OrderIntent, client_order_id, round_down
+from trader.sleeve import SleeveSpec
 from trader.strategies import build_strategy
 from trader.strategies.base import Action, Signal, Strategy, StrategyError, decide_safely
 from trader.symbols import split_symbol
@@ -228,3 +229,18 @@ def test_paper_stop_loss_sells_at_the_stop_or_the_gap_open(open_, low, status, p
     report = broker.submit(stop)
 
     assert report.status == status and [f.price for f in report.fills] == ([Decimal(price)] if price else [])
+
+
+@pytest.mark.parametrize(("text", "spec"), [
+    ("btcusdt:1m:sma_cross", SleeveSpec(symbol="BTCUSDT", interval="1m", strategy="sma_cross")),
+    ("ETHUSDT:5m:rsi_reversion:250.5", SleeveSpec(symbol="ETHUSDT", interval="5m", strategy="rsi_reversion",
+                                                  allocation=Decimal("250.5"))),
+])
+def test_a_sleeve_spec_is_parsed_in_one_place(text, spec):
+    assert SleeveSpec.parse(text) == spec and spec.name == f"{spec.symbol}:{spec.interval}:{spec.strategy}"
+
+
+@pytest.mark.parametrize("text", ["BTCUSDT:1m", "BTCUSDT:1m:sma_cross:0", "BTCUSDT:1m:sma_cross:x", "a:b:c:1:2", "::sma_cross"])
+def test_a_malformed_sleeve_spec_says_what_it_should_look_like(text):
+    with pytest.raises(ValueError, match="must look like SYMBOL:interval:strategy"):
+        SleeveSpec.parse(text)
