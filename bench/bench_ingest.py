@@ -35,7 +35,7 @@ from klinepipe.db import make_engine
 from klinepipe.ingest import ingest_batch
 from klinepipe.kafka_batch import FETCH_SETTINGS
 from klinepipe.kline import parse_kline_event
-from streaming.kafka_sink import ensure_topics
+from streaming.kafka_topics import ensure_topics
 from streaming.replay import csv_row_to_event
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"

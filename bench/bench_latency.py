@@ -20,7 +20,7 @@ import numpy as np
 import sqlalchemy as sa
 from confluent_kafka import Producer
 
-from streaming.kafka_sink import ensure_topics
+from streaming.kafka_topics import ensure_topics
 from streaming.replay import csv_row_to_event
 
 SERIES = int(os.environ.get("BENCH_LATENCY_SERIES", "10"))

@@ -31,8 +31,9 @@ from confluent_kafka import Producer
 
 from devstack.embedded import free_port, start_broker
 from streaming.config import KafkaSettings, StreamingSettings
-from streaming.kafka_sink import build_sink, ensure_topics
-from streaming.live import LiveParts, run_live
+from streaming.kafka_sink import build_sink
+from streaming.kafka_topics import ensure_topics
+from streaming.live_sidecar import LiveParts, run_live
 from streaming.metrics import Stats
 from streaming.universe import stream_names
 

@@ -1,7 +1,7 @@
 """Fill gaps over REST: the closed candles a series missed (disconnects, lost closing events).
 
 The ledger reports a gap as an open-time range; ``Backfiller`` fetches it with ``GET /api/v3/klines``,
-publishes each candle the topic does not have yet with ``source=backfill`` (in open-time order), then
+publishes each candle the topic does not have yet with ``source=gap_fill`` (in open-time order), then
 releases the closing frames held meanwhile. One task per series at a time, ``concurrency`` series at
 once; REST failures are retried with capped backoff, never given up silently.
 """
@@ -13,11 +13,11 @@ import json
 import logging
 import time
 
-
+from klinepipe.lineage import GAP_FILL
 from streaming.kafka_sink import KafkaSink
-from streaming.ledger import ClosedCandleLedger, next_open_time
+from streaming.closed_candle_ledger import ClosedCandleLedger, next_open_time
 from streaming.limits import backoff_delay
-from streaming.pump import FramePipeline
+from streaming.frame_pipeline import FramePipeline
 from streaming.replay import RowError, row_to_frame
 from streaming.rest import BinanceRest, RestError, row_open_time
 
@@ -93,7 +93,7 @@ class Backfiller:
                 continue
             if self._sink.congested:
                 await self._sink.wait_for_room()
-            self._sink.publish(key, event, "backfill", time.time_ns() // 1_000_000)
+            self._sink.publish(key, event, GAP_FILL, time.time_ns() // 1_000_000)
             published += 1
         self.stats.backfilled += published
         if published:

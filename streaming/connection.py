@@ -41,7 +41,7 @@ Handler = Callable[[bytes, int], "tuple[Control, dict] | None"]
 _FAILURES = (OSError, asyncio.TimeoutError, websockets.WebSocketException)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConnectionPolicy:
     url_form: str = "combined"  # combined | raw | subscribe
     connect_timeout: float = 5.0

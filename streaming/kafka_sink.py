@@ -17,13 +17,7 @@ repeat a message (the loader's upsert is idempotent); it never drops one. Likewi
 failed for a reason a new attempt can fix (the topic or a partition vanished -- e.g. re-created with
 fewer partitions --, a configured message timeout) is queued again, logged and counted, not raised.
 
-Fatal producer errors: librdkafka makes an idempotent producer unusable (``_FATAL``) when it cannot keep
-its guarantee -- seen here when a broker that lost its state answers a producer with in-flight batches
-(``UNKNOWN_PRODUCER_ID``: "unable to retry without risking duplication/reordering"). confluent-kafka then
-raises from ``poll``, ``flush`` and ``produce`` (``error_cb`` never sees it), and the queued messages come
-back as failed delivery reports. The sink notes the error, takes those messages back and re-sends them, in
-order, on a new producer (the same path as a stall), instead of stopping the sidecar with its in-memory
-backlog lost. Producers that keep failing with nothing acknowledged in between raise ``DeliveryError``.
+Fatal producer errors: see ``ProducerState`` (streaming/kafka_sink_state.py).
 """
 
 from __future__ import annotations
@@ -35,22 +29,13 @@ from collections import deque
 from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from klinepipe.outage import Outage
-from streaming.errors import BrokerUnreachable, ClientConfigError, DeliveryError
+from streaming.errors import DeliveryError
+from streaming.kafka_client import client_callbacks
+from streaming.kafka_sink_state import OutgoingRecord, ProducerState
 from streaming.metrics import Stats
 
 log = logging.getLogger(__name__)
-# librdkafka's own log lines (one per failed connection attempt, hundreds in an outage) go here, not to stderr;
-# what they say reaches the operator once through ``error_cb`` (an outage) instead. Quiet unless raised.
-LIBRDKAFKA_LOG = logging.getLogger("streaming.librdkafka")
-LIBRDKAFKA_LOG.setLevel(logging.CRITICAL)
-_BROKER_DOWN = frozenset((KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE))
-
-_PRODUCER_ONLY = ("enable.idempotence", "acks", "compression.", "linger.", "batch.", "queue.", "message.timeout",
-                  "retries", "retry.", "max.in.flight", "delivery.")
-
 
 _RESEND = frozenset((KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART,
                      KafkaError._MSG_TIMED_OUT))
@@ -61,19 +46,6 @@ _TAKE_BACK = frozenset((KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT, Kaf
 _MAX_FRUITLESS_REPLACEMENTS = 3  # fatal producers replaced with no acknowledgement in between before giving up
 
 
-def client_callbacks(kafka: Outage) -> dict:
-    """librdkafka client config: its errors to ``kafka`` (broker down: one line per outage) and its log lines
-    to the quiet ``LIBRDKAFKA_LOG``; any other error (auth, TLS, ...) is logged once until it changes."""
-    last: list[str] = [""]
-
-    def on_error(err: KafkaError) -> None:
-        if err.code() in _BROKER_DOWN:
-            kafka.failed(err.str())
-        elif err.str() != last[0]:
-            last[0] = err.str()
-            log.error("kafka: %s", err.str())
-
-    return {"error_cb": on_error, "logger": LIBRDKAFKA_LOG}
 
 
 class KafkaSink:
@@ -88,14 +60,14 @@ class KafkaSink:
         self.high_water = high_water
         self.published = 0
         self.dead_lettered = 0
-        self._overflow: deque[tuple] = deque()
+        self._overflow: deque[OutgoingRecord] = deque()  # waiting for room in the producer (per-key order kept)
         self._failure: KafkaError | None = None
         self._sources: dict[str, bytes] = {}
-        self._purging = False  # in _recycle: the purge reports are ours, not a sign the producer failed
-        self._taken_back: list[tuple] = []  # messages the producer handed back, to re-send on a new one
-        self._fatal: str | None = None  # why the current producer is unusable
+        self.state = ProducerState.DELIVERING
+        self._broken_by: str | None = None  # why the producer broke (BROKEN, or PURGING a broken one)
+        self._taken_back: list[OutgoingRecord] = []  # messages the producer handed back, to re-send on a new one
         self._fruitless, self._acked_at_replacement = 0, -1
-        self._retry: list[tuple] = []
+        self._retry: list[tuple[OutgoingRecord, str]] = []  # failed deliveries a new attempt can fix, and why
         self._progress = (0, time.monotonic())
         self._kafka = self.stats.dependency("kafka")
 
@@ -118,6 +90,10 @@ class KafkaSink:
         pub = self.stats.published
         pub[source] = pub.get(source, 0) + 1
 
+    def send(self, record: OutgoingRecord) -> None:
+        """Send one record as it is (any topic, headers, key or none): the seam under ``publish`` and ``dead_letter``."""
+        self._send(record.topic, record.key, record.value, record.headers, record.timestamp_ms)
+
     def dead_letter(self, value: bytes, error: str, source: str, received_at_ms: int) -> None:
         headers = [("error", error.encode("utf-8", "backslashreplace")), ("source", source.encode()),
                    ("received_at", str(received_at_ms).encode())]
@@ -128,13 +104,13 @@ class KafkaSink:
     def poll(self) -> None:
         """Serve delivery reports and move waiting messages into the producer; raise a failed delivery."""
         self._serve(self._producer, 0)
-        if self._fatal is not None:
+        if self.state is ProducerState.BROKEN:
             self._replace_fatal()
         if self._retry:
             retry, self._retry = self._retry, []
             self.stats.redelivered += len(retry)
-            log.warning("%d deliveries failed with %s; sending them again", len(retry), retry[0][-1])
-            self._overflow.extend(r[:-1] for r in retry)
+            log.warning("%d deliveries failed with %s; sending them again", len(retry), retry[0][1])
+            self._overflow.extend(record for record, _ in retry)
         if self._overflow:
             self._drain_overflow()
         self._raise_failure()
@@ -165,7 +141,7 @@ class KafkaSink:
                 self._serve(self._producer, min(0.05, left))
                 continue
             flushed = self._flush(max(0.0, min(1.0, left))) == 0
-            if flushed and not self._retry and self._fatal is None and not self._overflow:
+            if flushed and not self._retry and self._broken_by is None and not self._overflow:
                 break
             if time.monotonic() >= deadline:
                 break
@@ -174,18 +150,8 @@ class KafkaSink:
         if remaining:
             raise DeliveryError(f"{remaining} messages still unacknowledged after {timeout}s")
 
-    def _produce(self, topic: str, key: bytes | None, value: bytes, headers) -> None:
-        """Blocking produce for synchronous callers: waits for room instead of dropping."""
-        while True:
-            self._raise_failure()
-            try:
-                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery)
-                return
-            except BufferError:
-                self._serve(self._producer, 0.1)
-
     def _send(self, topic: str, key: bytes | None, value: bytes, headers, at_ms: int) -> None:
-        if not self._overflow and self._fatal is None:
+        if not self._overflow and self._broken_by is None:
             try:
                 self._producer.produce(topic, value, key, headers=headers, timestamp=at_ms, on_delivery=self._on_delivery)
                 return
@@ -193,14 +159,14 @@ class KafkaSink:
                 pass
             except KafkaException as exc:
                 self._note_fatal(exc)
-        self._overflow.append((topic, key, value, headers, at_ms))
+        self._overflow.append(OutgoingRecord(topic, key, value, headers, at_ms))
 
     def _drain_overflow(self) -> None:
         overflow, produce = self._overflow, self._producer.produce
-        while overflow and self._fatal is None:
-            topic, key, value, headers, at_ms = overflow[0]
+        while overflow and self._broken_by is None:
+            r = overflow[0]
             try:
-                produce(topic, value, key, headers=headers, timestamp=at_ms, on_delivery=self._on_delivery)
+                produce(r.topic, r.value, r.key, headers=r.headers, timestamp=r.timestamp_ms, on_delivery=self._on_delivery)
             except BufferError:
                 return
             except KafkaException as exc:
@@ -228,9 +194,15 @@ class KafkaSink:
         err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
         if err is None or not (err.fatal() or err.code() == KafkaError._FATAL):
             raise exc
-        if self._fatal is None:
+        if self._broken_by is None:
             log.error("producer fatal error: %s", err.str())
-            self._fatal = err.str()
+            self._broke(err.str())
+
+    def _broke(self, why: str) -> None:
+        """Note that the producer is unusable (the first reason counts); a producer being purged stays PURGING."""
+        self._broken_by = self._broken_by or why
+        if self.state is not ProducerState.PURGING:
+            self.state = ProducerState.BROKEN
 
     async def check_stall(self) -> bool:
         """Replace a producer that has stopped delivering to a reachable broker (see the module doc)."""
@@ -263,16 +235,16 @@ class KafkaSink:
         self._fruitless = self._fruitless + 1 if acked == self._acked_at_replacement else 1
         self._acked_at_replacement = acked
         if self._factory is None or self._fruitless > _MAX_FRUITLESS_REPLACEMENTS:
-            why, self._fatal = self._fatal, None
+            why, self._broken_by, self.state = self._broken_by, None, ProducerState.FAILED
             raise DeliveryError(f"the producer failed for good: {why}")
         log.warning("producer failed for good (%s); re-sending its %d unacknowledged messages on a new producer",
-                    self._fatal, len(self._producer) + len(self._taken_back))
+                    self._broken_by, len(self._producer) + len(self._taken_back))
         self._recycle()
 
     def _recycle(self) -> None:
         """Purge the current producer, take back every message it held (in order), re-send them on a new one."""
         old = self._producer
-        self._purging = True
+        self.state = ProducerState.PURGING
         try:
             old.purge(in_queue=True, in_flight=True, blocking=True)
             for _ in range(100):
@@ -282,19 +254,19 @@ class KafkaSink:
                 log.error("the old producer still holds %d messages after its purge; they may be lost", len(old))
         finally:
             self._overflow.extendleft(reversed(self._taken_back))
-            self._purging, self._taken_back, self._fatal = False, [], None
+            self._taken_back, self._broken_by, self.state = [], None, ProducerState.DELIVERING
         self._producer = self._factory()
         self.stats.producer_recycles += 1
         self._drain_overflow()
 
     def _on_delivery(self, err: KafkaError | None, msg) -> None:
-        if err is not None and (err.code() in _TAKE_BACK or err.fatal() or self._fatal is not None):
-            self._taken_back.append((msg.topic(), msg.key(), msg.value(), msg.headers(), msg.timestamp()[1]))
-            if not self._purging:  # the producer's session broke: librdkafka handed the message back
-                self._fatal = self._fatal or err.str()
+        if err is not None and (err.code() in _TAKE_BACK or err.fatal() or self._broken_by is not None):
+            self._taken_back.append(OutgoingRecord.of_report(msg))
+            if self.state is not ProducerState.PURGING:  # the producer's session broke: librdkafka handed it back
+                self._broke(err.str())
             return
         if err is not None and err.code() in _RESEND:
-            self._retry.append((msg.topic(), msg.key(), msg.value(), msg.headers(), msg.timestamp()[1], err.str()))
+            self._retry.append((OutgoingRecord.of_report(msg), err.str()))
             return
         if err is not None:
             self._failure = err
@@ -313,31 +285,6 @@ class KafkaSink:
             raise DeliveryError(f"delivery failed: {err}")
 
 
-_SETTING_OF = {"bootstrap.servers": "KAFKA_BOOTSTRAP_SERVERS", "security.protocol": "KAFKA_SECURITY_PROTOCOL",
-               "sasl.mechanism": "KAFKA_SASL_MECHANISM", "sasl.username": "KAFKA_SASL_USERNAME",
-               "sasl.password": "KAFKA_SASL_PASSWORD", "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
-               "ssl.certificate.location": "KAFKA_SSL_CERTIFICATE_LOCATION", "ssl.key.location": "KAFKA_SSL_KEY_LOCATION",
-               "ssl.key.password": "KAFKA_SSL_KEY_PASSWORD", "linger.ms": "KAFKA_LINGER_MS",
-               "message.timeout.ms": "KAFKA_MESSAGE_TIMEOUT_MS"}
-
-
-def check_client_config(settings) -> None:
-    """Build (and drop) a producer from ``KafkaSettings``, so that a key or value librdkafka refuses fails at
-    start naming its setting: a key from ``KAFKA_CONFIG``, else the ``KAFKA_*`` setting behind it."""
-    config = settings.producer_config()
-    try:
-        Producer({**config, "error_cb": lambda _e: None, "logger": LIBRDKAFKA_LOG})
-    except (KafkaException, TypeError, ValueError) as exc:
-        text = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else str(exc)
-        for key, value in config.items():  # never echo a secret
-            if "password" in key or "secret" in key:
-                text = text.replace(str(value), "***")
-        quoted = [k for k in config if f'"{k}"' in text or f"{k}:" in text or f"{k} " in text]
-        name = next((("KAFKA_CONFIG" if k in settings.config else _SETTING_OF.get(k, "KAFKA_CONFIG")) for k in quoted),
-                    "KAFKA_CONFIG" if settings.config else "KAFKA_*")
-        raise ClientConfigError(f"invalid setting {name}: librdkafka refused it ({text})") from None
-
-
 def build_sink(settings, stats: Stats | None = None) -> KafkaSink:
     """A sink for ``KafkaSettings``: idempotent producer, high-water mark at 90 % of the queue, stall recovery."""
     stats = stats or Stats()
@@ -349,29 +296,3 @@ def build_sink(settings, stats: Stats | None = None) -> KafkaSink:
 
 
 
-def ensure_topics(bootstrap_config: dict, topics: dict[str, int], replication_factor: int = 1, timeout: float = 30.0) -> None:
-    """Create the topics that do not exist yet (``{name: partitions}``); ``BrokerUnreachable`` when the broker
-    does not answer within ``timeout`` seconds (quietly meanwhile: librdkafka's log lines are not printed)."""
-    errors: list[str] = []
-    admin = AdminClient({**{k: v for k, v in bootstrap_config.items() if not k.startswith(_PRODUCER_ONLY)},
-                         "error_cb": lambda e: errors.append(e.str()), "logger": LIBRDKAFKA_LOG})
-    try:
-        existing = admin.list_topics(timeout=timeout).topics
-    except KafkaException as exc:
-        why = next((e for e in reversed(errors) if "brokers are down" not in e), errors[-1] if errors else str(exc))
-        raise BrokerUnreachable(f"no Kafka broker answered at KAFKA_BOOTSTRAP_SERVERS={bootstrap_config.get('bootstrap.servers')}"
-                                f" within {timeout:g}s ({why})") from None
-    wanted = [NewTopic(name, num_partitions=n, replication_factor=replication_factor)
-              for name, n in topics.items() if name not in existing]
-    if not wanted:
-        return
-    for name, fut in admin.create_topics(wanted, request_timeout=timeout).items():
-        try:
-            fut.result(timeout)
-            log.info("created topic %s", name)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not all(t.topic in admin.list_topics(timeout=timeout).topics for t in wanted):
-        time.sleep(0.1)

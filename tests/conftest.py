@@ -81,7 +81,7 @@ def kafka_bootstrap(tmp_path_factory) -> str:
 
 @pytest.fixture
 def topic(kafka_bootstrap) -> str:
-    from streaming.kafka_sink import ensure_topics
+    from streaming.kafka_topics import ensure_topics
 
     name = f"klines-test-{uuid.uuid4().hex[:8]}"
     ensure_topics({"bootstrap.servers": kafka_bootstrap}, {name: 6, f"{name}.dlq": 1})

@@ -17,6 +17,7 @@ from klinepipe.candle_store import stage_and_merge
 from klinepipe.db import libpq_dsn, raw_transaction
 from klinepipe.kline import parse_kline_event
 from streaming.kafka_sink import KafkaSink
+from streaming.kafka_sink_state import OutgoingRecord
 from streaming.replay import csv_row_to_event
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -58,7 +59,7 @@ def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes] |
     for i, value in enumerate(values):
         key = keys[i] if keys else _key(value)
         if key is None:
-            sink._produce(topic, None, value, [("source", source.encode())])
+            sink.send(OutgoingRecord(topic, None, value, [("source", source.encode())], 0))
         else:
             sink.publish(key, value, source, 0)
     sink.close()

@@ -16,13 +16,16 @@ from decimal import Decimal
 import psycopg2
 
 from klinepipe import FEATURES_CHANNEL, connection_file, logging_setup
-from trader import ledger
+from trader import account_records, sleeve_records
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
 from trader.config import SettingsError, TraderSettings, load_settings
 from trader.dependencies import DependencyDown, Outages, classify_pg, wait_for, wait_for_database
 from trader.errors import EXIT_FAILED, EXIT_SETTINGS, EXIT_UNRECONCILED, AuthError, FatalError, TraderError, exit_code
-from trader.loop import RiskConfig, Sleeve, Trader, Transaction, db_candles, run_forever
+from trader.loop import Trader
+from trader.run_loop import run_forever
+from trader.sleeve import RiskConfig, Sleeve
+from trader.transaction import Transaction, db_candles
 from trader.metrics import LoopStats, serve_metrics
 from trader.reconcile import reconcile, require_reconciled
 from trader.risk.exposure import MaxExposure
@@ -238,7 +241,7 @@ def cmd_status(settings: TraderSettings, args) -> int:
 def cmd_kill(settings: TraderSettings, args) -> int:
     state = "REDUCING" if args.reducing else "HALTED"
     with Transaction(_connector(settings)()) as cur:
-        ledger.set_kill_state(cur, settings.mode, state, args.reason, "operator")
+        account_records.set_kill_state(cur, settings.mode, state, args.reason, "operator")
     print(f"trader: kill switch {state} ({settings.mode})")
     return 0
 
@@ -246,12 +249,12 @@ def cmd_kill(settings: TraderSettings, args) -> int:
 def cmd_resume(settings: TraderSettings, args) -> int:
     with Transaction(_connector(settings)()) as cur:
         if args.sleeve:
-            if not ledger.halt_sleeve(cur, settings.mode, args.sleeve, None):
+            if not sleeve_records.halt_sleeve(cur, settings.mode, args.sleeve, None):
                 raise SettingsError(f"--sleeve: no sleeve {args.sleeve!r} in {settings.mode} mode")
-            ledger.record_event(cur, settings.mode, "operator", f"sleeve resumed: {args.reason}", args.sleeve)
+            sleeve_records.record_event(cur, settings.mode, "operator", f"sleeve resumed: {args.reason}", args.sleeve)
             print(f"trader: sleeve {args.sleeve} resumed")
         else:
-            ledger.set_kill_state(cur, settings.mode, "ACTIVE", args.reason, "operator")
+            account_records.set_kill_state(cur, settings.mode, "ACTIVE", args.reason, "operator")
             print(f"trader: kill switch ACTIVE ({settings.mode})")
     return 0
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from trader import ledger
+from trader import order_records
 from trader.brokers.base import Broker
 from trader.errors import FatalError, RateLimited, RetryableError
 from trader.orders import Fill, OrderIntent, OrderReport
@@ -32,7 +32,7 @@ class Executor:
     def settle(self, sleeve: str | None = None) -> None:
         """Submit pending orders and refresh open ones (of ``sleeve``, or all)."""
         with self._tx() as cur:
-            pending = ledger.open_orders(cur, self.broker.mode, sleeve)
+            pending = order_records.open_orders(cur, self.broker.mode, sleeve)
         for intent, status, _ in pending:
             if status == "PENDING_SUBMIT":
                 self.submit(intent)
@@ -42,7 +42,7 @@ class Executor:
     def submit(self, intent: OrderIntent) -> OrderReport | None:
         for _ in range(self._max_waits + 1):
             with self._tx() as cur:
-                attempts = ledger.bump_attempts(cur, intent.client_order_id)
+                attempts = order_records.bump_attempts(cur, intent.client_order_id)
             try:
                 report = self.broker.lookup(intent) if attempts > 1 else None
                 report = report or self.broker.submit(intent)
@@ -74,7 +74,7 @@ class Executor:
 
     def _apply(self, intent: OrderIntent, report: OrderReport) -> OrderReport:
         with self._tx() as cur:
-            new = ledger.apply_report(cur, self.broker.mode, intent, report)
+            new = order_records.apply_report(cur, self.broker.mode, intent, report)
         self.stored_fills += [(intent, fill) for fill in new]
         return report
 
@@ -82,4 +82,4 @@ class Executor:
         # a retryable error is recorded here and reported once per outage by the loop, not once per attempt
         log.log(logging.ERROR if kind == "fatal" else logging.DEBUG, "order %s: %s error: %s", intent.client_order_id, kind, message)
         with self._tx() as cur:
-            ledger.record_order_error(cur, self.broker.mode, intent, kind, message, final)
+            order_records.record_order_error(cur, self.broker.mode, intent, kind, message, final)

@@ -34,9 +34,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from trader.risk.killswitch import KillState, KillSwitch
+
 log = logging.getLogger(__name__)
 
-KILL_STATES = ("ACTIVE", "REDUCING", "HALTED")
+KILL_STATES = tuple(s.value for s in KillState)
 STEP_BOUNDS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 TRADER_METRICS: dict[str, tuple[str, str]] = {
@@ -110,9 +112,9 @@ def read_snapshot(cur, mode: str) -> LedgerSnapshot:
                           (SELECT equity FROM trading.equity WHERE mode = %(m)s ORDER BY at LIMIT 1),
                           (SELECT max(equity) FROM trading.equity WHERE mode = %(m)s)""", {"m": mode})
     snap.equity, snap.first_equity, snap.peak_equity = (None if v is None else float(v) for v in cur.fetchone())
-    cur.execute("SELECT value->>'state' FROM trading.trader_state WHERE key = %s", (f"kill_switch:{mode}",))
+    cur.execute("SELECT value FROM trading.trader_state WHERE key = %s", (KillSwitch.key(mode),))
     row = cur.fetchone()
-    snap.kill_state = row[0] if row and row[0] else "ACTIVE"
+    snap.kill_state = KillSwitch.from_value(row[0] if row else None).state.value
     cur.execute("""SELECT s.sleeve, coalesce(p.quantity, 0), s.halted_reason IS NOT NULL,
                           extract(epoch FROM now() - (SELECT max(created_at) FROM trading.signals x
                                                        WHERE x.mode = s.mode AND x.sleeve = s.sleeve))

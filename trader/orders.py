@@ -11,7 +11,7 @@ FINAL_STATUSES = ("FILLED", "CANCELED", "REJECTED", "EXPIRED", "EXPIRED_IN_MATCH
 _INTENT_CODES = {"BUY": "B", "SELL": "S", "STOP_LOSS": "L"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OrderIntent:
     sleeve: str
     symbol: str

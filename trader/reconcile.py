@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
-from trader import ledger
+from trader import account_records, order_records, sleeve_records
 from trader.errors import ReconciliationError
 from trader.execution import Executor
 from trader.symbols import split_symbol
@@ -80,33 +80,33 @@ def reconcile(transaction: Callable, executor: Executor, symbols: list[str], ass
     ex_trades = {str(t["id"]): str(t["orderId"]) for s in symbols for t in broker.recent_trades(s)}
     account = broker.account_id()
     with transaction() as cur:
-        led_open = {i.client_order_id for i, status, _ in ledger.open_orders(cur, mode) if status != "PENDING_SUBMIT"}
+        led_open = {i.client_order_id for i, status, _ in order_records.open_orders(cur, mode) if status != "PENDING_SUBMIT"}
         cur.execute("SELECT exchange_order_id FROM trading.orders WHERE mode = %s AND exchange_order_id IS NOT NULL", (mode,))
         led_ids = {r[0] for r in cur.fetchall()}
-        foreign_cids, foreign_ids = ledger.accepted_foreign(cur, mode)  # orders by hand the operator accepted before
+        foreign_cids, foreign_ids = account_records.accepted_foreign(cur, mode)  # orders by hand the operator accepted before
         ex_open = {cid: sym for cid, sym in ex_open.items() if cid not in foreign_cids}
         led_ids |= foreign_ids
-        held = _held_by_asset(ledger.positions_by_symbol(cur, mode))
-        diffs = compare(ex_balances, ledger.balances(cur, mode), assets | set(ex_balances), ex_open, led_open, ex_trades, led_ids,
-                        ledger_positions=held, account=(account, ledger.account(cur, mode)))
+        held = _held_by_asset(sleeve_records.positions_by_symbol(cur, mode))
+        diffs = compare(ex_balances, account_records.balances(cur, mode), assets | set(ex_balances), ex_open, led_open, ex_trades, led_ids,
+                        ledger_positions=held, account=(account, account_records.account(cur, mode)))
         cur.execute("INSERT INTO trading.reconciliations (mode, differences, accepted, accepted_at)"
                     " VALUES (%s, %s, %s, CASE WHEN %s THEN now() END)",
                     (mode, json.dumps([asdict(d) for d in diffs]), accept or not diffs, accept and bool(diffs)))
         for d in diffs:
-            ledger.record_event(cur, mode, "reconcile", d.line() + (" (accepted by operator)" if accept else ""))
+            sleeve_records.record_event(cur, mode, "reconcile", d.line() + (" (accepted by operator)" if accept else ""))
         if accept:
             for asset in assets | set(ex_balances):
-                ledger.set_balance(cur, mode, asset, ex_balances.get(asset, Decimal(0)))
+                account_records.set_balance(cur, mode, asset, ex_balances.get(asset, Decimal(0)))
             for d in diffs:
                 if d.kind == "position":
                     _cap_positions(cur, mode, d.key, ex_balances.get(d.key, Decimal(0)), held[d.key])
-            ledger.accept_foreign(cur, mode, {d.key for d in diffs if d.kind == "unknown_open_order"},
+            account_records.accept_foreign(cur, mode, {d.key for d in diffs if d.kind == "unknown_open_order"},
                                   {d.exchange.removeprefix("order ") for d in diffs if d.kind == "unknown_trade"})
             if diffs:
-                ledger.record_event(cur, mode, "operator", f"reconciliation accepted: {len(diffs)} difference(s); "
+                sleeve_records.record_event(cur, mode, "operator", f"reconciliation accepted: {len(diffs)} difference(s); "
                                     "the ledger adopted the exchange's balances and positions")
         if accept or not diffs:
-            ledger.set_account(cur, mode, account)
+            account_records.set_account(cur, mode, account)
     return diffs
 
 
@@ -128,7 +128,7 @@ def _cap_positions(cur, mode: str, asset: str, holds: Decimal, believed: Decimal
         new = (qty * ratio).quantize(_QTY, rounding="ROUND_DOWN")
         cur.execute("UPDATE trading.positions SET quantity = %s, avg_price = CASE WHEN %s = 0 THEN 0 ELSE avg_price END,"
                     " updated_at = now() WHERE mode = %s AND sleeve = %s", (new, new, mode, sleeve))
-        ledger.record_event(cur, mode, "reconcile", f"position of {sleeve} set from {qty} to {new} {asset}: the account holds "
+        sleeve_records.record_event(cur, mode, "reconcile", f"position of {sleeve} set from {qty} to {new} {asset}: the account holds "
                             f"{holds} (accepted by operator)", sleeve)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from trader import ledger
+from trader import account_records, order_records
 
 
 def render_status(cur, mode: str, quote: str) -> str:
-    state, reason = ledger.kill_state(cur, mode)
-    lines = [f"mode: {mode}", f"kill switch: {state}" + (f" ({reason})" if reason else "")]
+    switch = account_records.kill_state(cur, mode)
+    lines = [f"mode: {mode}", f"kill switch: {switch.state.value}" + (f" ({switch.reason})" if switch.reason else "")]
     cur.execute("SELECT equity FROM trading.equity WHERE mode = %s ORDER BY at LIMIT 1", (mode,))
     first = cur.fetchone()
     cur.execute("SELECT at, equity FROM trading.equity WHERE mode = %s ORDER BY at DESC LIMIT 1", (mode,))
@@ -17,7 +17,7 @@ def render_status(cur, mode: str, quote: str) -> str:
     if first and last:
         pnl = last[1] - first[0]
         lines.append(f"equity: {last[1]:.2f} {quote} at {last[0]:%Y-%m-%d %H:%M}; P&L since start {pnl:+.2f} ({pnl / first[0]:+.2%})")
-    lines.append("balances: " + (", ".join(f"{a}={v.normalize()}" for a, v in ledger.balances(cur, mode).items()) or "none"))
+    lines.append("balances: " + (", ".join(f"{a}={v.normalize()}" for a, v in account_records.balances(cur, mode).items()) or "none"))
     lines.append("sleeves:")
     cur.execute(
         """SELECT s.sleeve, p.quantity, p.avg_price, s.halted_reason, g.open_time, g.action, g.reason
@@ -28,7 +28,7 @@ def render_status(cur, mode: str, quote: str) -> str:
         state_txt = f"HALTED ({halted})" if halted else "active"
         last_txt = f"last decision {t:%Y-%m-%d %H:%M} {action} {why}".rstrip() if t else "no decision yet"
         lines.append(f"  {sleeve}: {state_txt}; position {Decimal(qty).normalize()} @ {Decimal(avg):.2f}; {last_txt}")
-    open_orders = ledger.open_orders(cur, mode)
+    open_orders = order_records.open_orders(cur, mode)
     lines.append(f"open orders: {len(open_orders)}")
     lines += [f"  {i.client_order_id} {i.side} {i.quantity} {i.symbol} {status} attempts={n}" for i, status, n in open_orders]
     cur.execute("SELECT at, kind, coalesce(sleeve, ''), coalesce(rule, ''), detail FROM trading.events WHERE mode = %s"

@@ -1,8 +1,8 @@
 """klinepipe: the shared library of the pipeline.
 
-Pure domain code (``kline``, ``features``, ``intervals``) imports no I/O library; the ETL's
-I/O (``kafka_batch``, ``candle_store``, ``feature_store``, ``db``) builds on it. The package sits in
-Airflow's plugins folder so that DAG tasks can import it, and the trader imports its pure
+Pure domain code (``kline``, ``features``, ``intervals``, ``lineage``) imports no I/O library; the ETL's I/O
+(``kafka_batch``, ``candle_store``, ``kafka_offsets``, ``dead_letters``, ``feature_store``, ``db``) builds on it. The
+package sits in Airflow's plugins folder so that DAG tasks can import it, and the trader imports its pure
 modules so that backtests compute features with the very code the DAG runs.
 """
 

@@ -1,4 +1,4 @@
-"""Bulk, guarded upsert of candles and the loader's offsets, in one PostgreSQL transaction.
+"""Bulk, guarded upsert of candles (and the conflicts it meets), inside the caller's PostgreSQL transaction.
 
 Rows are COPY-ed into a temporary staging table, then merged with one ``INSERT … ON CONFLICT`` whose
 guard keeps the newest state of each candle by the conflict rule of ``kline.beats``: an in-progress update
@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from klinepipe.db import COPY_CHUNK
 from klinepipe.kline import CONTENT_FIELDS, MONEY_FIELDS, Kline, content_json
-
-log = logging.getLogger(__name__)
 
 _STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS candles_staging (
@@ -110,16 +107,6 @@ class Conflict:
     later_won: bool
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    raw: bytes | None
-    error: str
-
-
 def stage_and_merge(cur, rows: Iterable[tuple[Kline, str]]) -> int:
     """COPY ``(kline, source)`` rows into staging and merge them; return the rows changed."""
     return merge_copy(cur, copy_buffer(rows))
@@ -140,20 +127,6 @@ def merge_copy(cur, buffer: io.StringIO) -> int:
     return changed
 
 
-def insert_dead_letters(cur, dead: list[DeadLetter]) -> None:
-    if not dead:
-        return
-    cur.executemany(
-        'INSERT INTO etl.dead_letters (topic, partition, "offset", key, raw, error) VALUES (%s, %s, %s, %s, %s, %s)',
-        [(d.topic, d.partition, d.offset, d.key, d.raw, _storable(d.error)) for d in dead],
-    )
-
-
-def _storable(text: str) -> str:
-    """Text PostgreSQL takes whatever a reason quotes: no NUL, no lone surrogate (a reject must never fail the batch)."""
-    return text.replace("\x00", "\ufffd").encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def insert_conflicts(cur, conflicts: list[Conflict]) -> None:
     """Record conflicts found inside a batch (the merge records those with stored candles itself)."""
     if not conflicts:
@@ -165,38 +138,6 @@ def insert_conflicts(cur, conflicts: list[Conflict]) -> None:
         [(c.later.symbol, c.later.interval, c.later.open_time, json.dumps(content_json(c.earlier, c.earlier_source)),
           json.dumps(content_json(c.later, c.later_source)), c.earlier.event_time, c.later.event_time,
           "later" if c.later_won else "earlier") for c in conflicts],
-    )
-
-
-def read_offsets(cur, consumer: str, topic: str, partitions: list[int] | None = None, *, lock: bool = False,
-                 topic_id: str | None = None, warn: bool = True) -> dict[int, int]:
-    """The loader's next offset per partition (only ``partitions`` when given).
-
-    With the topic's current ``topic_id``, an offset stored for another incarnation of the topic is left out:
-    its log is gone (the topic was deleted and created again), so that partition is read from its start
-    (logged unless ``warn`` is false: a second read in the same batch)."""
-    cur.execute(
-        "SELECT partition, next_offset, topic_id FROM etl.kafka_offsets WHERE consumer = %s AND topic = %s"
-        " AND (%s::int[] IS NULL OR partition = ANY(%s::int[])) ORDER BY partition" + (" FOR UPDATE" if lock else ""),
-        (consumer, topic, partitions, partitions),
-    )
-    offsets = {}
-    for partition, offset, stored_id in cur.fetchall():
-        if topic_id and stored_id and stored_id != topic_id:
-            if warn:
-                log.warning("%s partition %s: offset %s was stored for an earlier incarnation of the topic (id %s, now %s):"
-                            " reading the new one from its start", topic, partition, offset, stored_id, topic_id)
-            continue
-        offsets[partition] = offset
-    return offsets
-
-
-def write_offsets(cur, consumer: str, topic: str, offsets: dict[int, int], topic_id: str | None = None) -> None:
-    cur.executemany(
-        "INSERT INTO etl.kafka_offsets (consumer, topic, partition, next_offset, topic_id) VALUES (%s, %s, %s, %s, %s)"
-        " ON CONFLICT (consumer, topic, partition) DO UPDATE"
-        " SET next_offset = EXCLUDED.next_offset, topic_id = EXCLUDED.topic_id, updated_at = now()",
-        [(consumer, topic, p, o, topic_id) for p, o in sorted(offsets.items())],
     )
 
 

@@ -13,10 +13,11 @@ import logging
 from sqlalchemy.engine import Engine
 
 from klinepipe import DLQ_TOPIC
-from klinepipe.candle_store import DeadLetter, insert_dead_letters, read_offsets, write_offsets
 from klinepipe.db import raw_transaction
+from klinepipe.dead_letters import DeadLetter, insert_dead_letters
 from klinepipe.ingest import CONSUMER
 from klinepipe.kafka_batch import BatchRead, header_text, read_chunks, topic_id
+from klinepipe.kafka_offsets import read_offsets, write_offsets
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from klinepipe import FEATURE_SET_VERSION, FEATURES_CHANNEL
 from klinepipe.db import COPY_CHUNK
 from klinepipe.features import FEATURE_COLUMNS, WARMUP_BARS, compute_features
 from klinepipe.pgbinary import (NUMERIC_SCALE, Float8, Numeric, Text, Timestamp, copy_stream, decode_rows,
-                                encode_rows, pg_time_to_ms, row_dtype)
+                                encode_rows, named_columns, pg_time_to_ms, row_dtype)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ COPY (SELECT open_time, close::float8, high::float8, low::float8, volume::float8
 TO STDOUT (FORMAT binary)
 """
 _WINDOW_ROW = row_dtype(">i8", ">f8", ">f8", ">f8", ">f8", ">i8", ">i4")
+# the columns of _WINDOW, in its order: close_units is the close in 1e-NUMERIC_SCALE units (-1: does not fit)
+_WINDOW_COLUMNS = ("open_time", "close", "high", "low", "volume", "close_units", "close_scale")
 
 _COLUMNS = ", ".join(FEATURE_COLUMNS)
 _DELETE = ("DELETE FROM market.features WHERE symbol = %(s)s AND interval = %(i)s AND open_time >= %(t)s"
@@ -208,11 +210,12 @@ def compute_series(cur, symbol: str, interval: str, first_new: datetime, last_ne
     end = found[0] if found else _FOREVER
     out = io.BytesIO()
     cur.copy_expert(_WINDOW.format(s=_lit(cur, symbol), i=_lit(cur, interval), t=_lit(cur, start), end=_lit(cur, end)), out)
-    rows = decode_rows(out.getvalue(), _WINDOW_ROW)
-    times = pg_time_to_ms(rows["v0"])
-    feats = compute_features(*(rows[f"v{i}"].astype(np.float64) for i in (1, 2, 3, 4)))
+    window = named_columns(decode_rows(out.getvalue(), _WINDOW_ROW), _WINDOW_COLUMNS)
+    times = pg_time_to_ms(window["open_time"])
+    feats = compute_features(*(window[c].astype(np.float64) for c in ("close", "high", "low", "volume")))
     keep = times >= _ms(first_new)
-    times, units, scale = times[keep], rows["v5"][keep].astype(np.int64), rows["v6"][keep].astype(np.int64)
+    times = times[keep]
+    units, scale = window["close_units"][keep].astype(np.int64), window["close_scale"][keep].astype(np.int64)
     floats = [Float8(feats[c][keep]) for c in FEATURE_COLUMNS]
     joined = bool(len(units) and units.min() < 0)
     if joined:

@@ -24,10 +24,11 @@ from confluent_kafka import Message
 from sqlalchemy.engine import Engine
 
 from klinepipe import KLINES_TOPIC
-from klinepipe.candle_store import (Conflict, DeadLetter, copy_buffer, insert_conflicts, insert_dead_letters, merge_copy,
-                                    read_offsets, write_offsets)
+from klinepipe.candle_store import Conflict, copy_buffer, insert_conflicts, merge_copy
+from klinepipe.dead_letters import DeadLetter, insert_dead_letters
 from klinepipe.errors import KlineParseError, KlinepipeRetryableError
 from klinepipe.kafka_batch import BatchRead, message_source, read_chunks, topic_id
+from klinepipe.kafka_offsets import read_offsets, write_offsets
 from klinepipe.kline import Kline, beats, in_conflict, parse_kline_event
 
 log = logging.getLogger(__name__)

@@ -148,6 +148,13 @@ def row_dtype(*fields: str) -> np.dtype:
     return np.dtype(spec)
 
 
+def named_columns(rows: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The value fields of ``decode_rows`` output by name: ``names`` as the COPY selected them, in order."""
+    if len(names) != sum(1 for n in rows.dtype.names if n.startswith("v")):
+        raise ValueError(f"{len(names)} names for rows of another width")
+    return {name: rows[f"v{i}"] for i, name in enumerate(names)}
+
+
 def pg_time_to_ms(pg_us: np.ndarray) -> np.ndarray:
     """``timestamptz`` microseconds since 2000-01-01 -> epoch milliseconds."""
     return (pg_us.astype(np.int64) + PG_EPOCH_US) // 1000

@@ -1,7 +1,7 @@
 """Operator actions from the Trading page: trip the trader's kill switch (HALTED / REDUCING) or resume it.
 
 The page writes the very state the trader reads before every decision (``trading.trader_state`` key
-``kill_switch:<mode>``, value ``{"state", "reason", "by"}``: see ``trader.ledger.kill_state`` and
+``kill_switch:<mode>``, value ``{"state", "reason", "by"}``: see ``trader.account_records.kill_state`` and
 ``set_kill_state``), so a running trader obeys it on its next candle; the change and the Airflow user who
 made it are recorded in ``trading.events`` (kind ``kill_switch``), in the same transaction. Plain SQL,
 no import of ``trader``: the table is the contract between the two.

@@ -11,7 +11,7 @@ import logging
 import pytest
 
 from devstack.embedded import free_port, start_broker
-from streaming.kafka_sink import ensure_topics
+from streaming.kafka_topics import ensure_topics
 from tests.conftest import airflow_connections
 from tests.helpers import closed_events, produce, sample_rows
 from tests.outage_drills import OUTAGE_S, Lines, StoppablePostgres

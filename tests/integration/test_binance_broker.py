@@ -29,7 +29,8 @@ def make_broker(fake, secret=None, **kw):
 
 
 def intent(side="BUY", qty="0.01", t=1_000, **kw):
-    return OrderIntent("BTCUSDT:1m:test", "BTCUSDT", side, D(qty), t, interval="1m", mode="testnet", **kw)
+    return OrderIntent(sleeve="BTCUSDT:1m:test", symbol="BTCUSDT", side=side, quantity=D(qty), signal_open_time_ms=t, interval="1m",
+                       mode="testnet", **kw)
 
 
 def test_server_time_offset_is_tracked_so_a_skewed_clock_gets_no_1021(fake):

@@ -14,7 +14,7 @@ from klinepipe.backfill import load_klines
 from klinepipe.binance_files import row_to_kline
 from devstack.restart_recovery import forget_offsets, replay_resume_point
 from klinepipe.ingest import ingest_batch
-from streaming.kafka_sink import ensure_topics
+from streaming.kafka_topics import ensure_topics
 from tests.conftest import ROOT
 from tests.helpers import closed_events, produce, sample_rows, write_csv
 
@@ -112,7 +112,7 @@ def test_a_recreated_topic_is_read_from_its_start_whatever_its_length(engine, ka
     _recreate(kafka_bootstrap, topic)
     produce(kafka_bootstrap, topic, closed_events(rows[10:]), keys=[b"BTCUSDT:1m"] * 80)  # 80 > the stored 10
 
-    with caplog.at_level("WARNING", logger="klinepipe.candle_store"):
+    with caplog.at_level("WARNING", logger="klinepipe.kafka_offsets"):
         result = ingest_batch(engine, config, topic=topic)
     again = ingest_batch(engine, config, topic=topic)
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from tests.helpers import expected_sma_cross_orders, sample_rows, seed_features
 from tests.traders import SLEEVE, make_trader
-from trader import ledger
+from trader import market_reads, sleeve_records, timestamps
 
 pytestmark = pytest.mark.integration
 
@@ -92,10 +92,10 @@ def test_paper_fills_only_see_candles_the_sleeve_has_reached(db, database_url):
     trader = make_trader(database_url)
     t = [int(r[0]) for r in rows]
     with trader._transaction() as cur:
-        ledger.advance_sleeve(cur, "paper", SLEEVE, ledger.from_ms(t[20]))
+        sleeve_records.advance_sleeve(cur, "paper", SLEEVE, timestamps.from_ms(t[20]))
 
-        reached = ledger.candles_after(cur, "BTCUSDT", "1m", t[10], 1000, SLEEVE, "paper")
-        everything = ledger.candles_after(cur, "BTCUSDT", "1m", t[10], 1000)
+        reached = market_reads.candles_after(cur, "BTCUSDT", "1m", t[10], 1000, SLEEVE, "paper")
+        everything = market_reads.candles_after(cur, "BTCUSDT", "1m", t[10], 1000)
 
     assert [c.open_time_ms for c in reached] == t[11:22]  # up to the candle after the newest decided one
     assert len(everything) == 39

@@ -112,7 +112,7 @@ def test_poison_values_keys_and_headers_among_good_messages_are_dead_lettered_an
 
 
 def test_a_reason_quoting_nul_or_a_lone_surrogate_is_stored(engine):
-    from klinepipe.candle_store import DeadLetter, insert_dead_letters
+    from klinepipe.dead_letters import DeadLetter, insert_dead_letters
 
     with raw_transaction(engine) as cur:
         insert_dead_letters(cur, [DeadLetter("t", 0, 1, None, b"x", "bad \x00 and \ud800")])

@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from streaming.live import LiveParts
+from streaming.live_sidecar import LiveParts
 from tests.helpers import read_topic
 from tests.live_sidecar import assert_exactly_once, fakes, live_settings, make_sink, run_sidecar, settle, until
 from tests.outage_drills import OUTAGE_S, Lines

@@ -27,8 +27,8 @@ import psutil
 import pytest
 
 from devstack.embedded import free_port, start_broker
-from streaming.kafka_sink import ensure_topics
-from streaming.live import LiveParts
+from streaming.kafka_topics import ensure_topics
+from streaming.live_sidecar import LiveParts
 from tests.helpers import read_topic
 from tests.live_sidecar import closed_by_series, fakes, live_settings, make_sink, run_sidecar, settle, until
 

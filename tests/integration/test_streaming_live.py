@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError
 from streaming.config import StreamingSettings
 from streaming.errors import DeliveryError, UnknownSymbolsError
 from streaming.kafka_sink import KafkaSink
-from streaming.live import LiveParts, resolve_symbols, run_live
+from streaming.live_sidecar import LiveParts, resolve_symbols, run_live
 from streaming.rest import BinanceRest
 from tests.fake_binance import FakeBinance
 from tests.helpers import read_topic
@@ -50,8 +50,8 @@ def test_reconnect_storm_leaves_every_closed_candle_in_the_topic_exactly_once(ka
     assert sink.stats.reconnects == 20 and ws.connections_total == 21  # 503 answers are not connections
     assert sink.stats.backfilled > 0  # the drops did lose closing events, and REST filled them in
     sources = {h["source"] for _, _, h in messages}
-    assert sources == {"binance", "backfill"}
-    backfilled = [msgspec.json.decode(v)["k"] for _, v, h in messages if h["source"] == "backfill"]
+    assert sources == {"binance", "gap_fill"}
+    backfilled = [msgspec.json.decode(v)["k"] for _, v, h in messages if h["source"] == "gap_fill"]
     rest_rows = {(b["s"], b["i"], b["t"]): b for b in backfilled}
     for (symbol, interval, t), k in list(rest_rows.items())[:50]:
         row = next(r for r in rest.state.market.klines(symbol, interval, t, t, 1))

@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from devstack.embedded import free_port, start_broker
-from streaming.kafka_sink import ensure_topics
+from streaming.kafka_topics import ensure_topics
 from tests.conftest import ROOT, SAMPLE
 from tests.helpers import read_topic, sample_rows
 from tests.outage_drills import OUTAGE_S

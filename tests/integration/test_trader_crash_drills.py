@@ -9,10 +9,12 @@ import sqlalchemy as sa
 from tests.fake_binance import Fault
 from tests.helpers import binance_client, expected_sma_cross_orders, sample_rows, seed_features
 from tests.traders import connector
-from trader import ledger
+from trader import account_records, sleeve_records
 from trader.brokers.binance import BinanceBroker
 from trader.errors import TransportError
-from trader.loop import RiskConfig, Sleeve, Trader, Transaction
+from trader.loop import Trader
+from trader.sleeve import RiskConfig, Sleeve
+from trader.transaction import Transaction
 from trader.strategies import build_strategy
 
 pytestmark = pytest.mark.integration
@@ -62,7 +64,7 @@ def start_trader(database_url, broker, **risk):
     sleeve = Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
     trader = Trader(connector(database_url), [sleeve], broker, risk=RiskConfig(**risk), sleep=lambda s: None)
     with trader._transaction() as cur:
-        ledger.seed_balance(cur, "testnet", "USDT", D("10000"))
+        account_records.seed_balance(cur, "testnet", "USDT", D("10000"))
     return trader
 
 
@@ -124,7 +126,7 @@ def test_429_on_submit_waits_retry_after_then_places_once(db, database_url, fake
     sleeve = Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
     trader = Trader(connector(database_url), [sleeve], binance_broker(fake), sleep=sleeps.append)
     with trader._transaction() as cur:
-        ledger.seed_balance(cur, "testnet", "USDT", D("10000"))
+        account_records.seed_balance(cur, "testnet", "USDT", D("10000"))
 
     trader.step()
 
@@ -153,7 +155,7 @@ def test_killed_after_record_before_fill_then_restarted_records_the_fill_once(db
     assert order.status == "FILLED" and len(fake.orders()) == 1
     assert [f.quantity for f in ledger_fills(db)] == [order.executed_qty]
     with Transaction(connector(database_url)()) as cur:
-        held = ledger.position(cur, "testnet", SLEEVE)
+        held = sleeve_records.position(cur, "testnet", SLEEVE)
     assert held == order.executed_qty - order.executed_qty * D("0.001")  # commission paid in BTC
 
 

@@ -10,7 +10,9 @@ from tests.helpers import sample_rows, seed_features
 from tests.traders import BuyFirstSellLast, connector, crash_rows, kill_switch_trader
 from trader.__main__ import main
 from trader.brokers.paper import PaperBroker
-from trader.loop import RiskConfig, Sleeve, Trader, db_candles
+from trader.loop import Trader
+from trader.sleeve import RiskConfig, Sleeve
+from trader.transaction import db_candles
 from trader.risk.staleness import StaleData
 from trader.strategies import build_strategy
 from trader.strategies.base import Strategy

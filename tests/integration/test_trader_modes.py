@@ -14,11 +14,13 @@ import sqlalchemy as sa
 from tests.conftest import ROOT
 from tests.helpers import binance_client, expected_sma_cross_orders, sample_rows, seed_features
 from tests.traders import connector
-from trader import ledger
+from trader import account_records
 from trader.__main__ import main
 from trader.brokers.binance import BinanceBroker
 from trader.brokers.paper import PaperBroker
-from trader.loop import Sleeve, Trader, db_candles
+from trader.loop import Trader
+from trader.sleeve import Sleeve
+from trader.transaction import db_candles
 from trader.strategies import build_strategy
 
 pytestmark = pytest.mark.integration
@@ -48,7 +50,7 @@ def testnet_trader(database_url, fake):
     trader = Trader(connector(database_url), [sleeve()], BinanceBroker(client, "testnet", sleep=lambda s: None),
                     sleep=lambda s: None)
     with trader._transaction() as cur:
-        ledger.seed_balance(cur, "testnet", "USDT", D("10000"))
+        account_records.seed_balance(cur, "testnet", "USDT", D("10000"))
     return trader
 
 

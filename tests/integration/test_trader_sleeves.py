@@ -10,7 +10,9 @@ import sqlalchemy as sa
 from tests.helpers import sample_rows, seed_features
 from tests.traders import connector
 from trader.brokers.paper import PaperBroker
-from trader.loop import RiskConfig, Sleeve, Trader, db_candles
+from trader.loop import Trader
+from trader.sleeve import RiskConfig, Sleeve
+from trader.transaction import db_candles
 from trader.strategies import REGISTRY, build_strategy
 
 pytestmark = pytest.mark.integration

@@ -132,10 +132,11 @@ class Context:
             return c.execute(sa.text(query), params).fetchall()
 
     def kill_state(self, mode: str = "paper") -> tuple[str, str]:
-        from trader import ledger
+        from trader import account_records
 
         with rolled_back(self.engine) as cur:
-            return tuple(ledger.kill_state(cur, mode))
+            switch = account_records.kill_state(cur, mode)
+            return switch.state.value, switch.reason
 
     def count(self, query: str, **params) -> int:
         return self.sql(query, **params)[0][0]
@@ -457,11 +458,11 @@ def run_resume(cmd: str, ctx: Context):
 
 @runs(r"python -m trader resume --sleeve SYMBOL:interval:strategy")
 def run_resume_sleeve(cmd: str, ctx: Context):
-    from trader import ledger
+    from trader import sleeve_records
 
     with raw_transaction(ctx.engine) as cur:
-        ledger.ensure_sleeve(cur, "paper", SLEEVE, "BTCUSDT", "1m", "sma_cross")
-        ledger.halt_sleeve(cur, "paper", SLEEVE, "strategy error: drill")
+        sleeve_records.ensure_sleeve(cur, "paper", SLEEVE, "BTCUSDT", "1m", "sma_cross")
+        sleeve_records.halt_sleeve(cur, "paper", SLEEVE, "strategy error: drill")
 
     done = ctx.run(cmd)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from streaming.envelope import Control
 from streaming.kafka_sink import KafkaSink
-from streaming.pump import FramePipeline
+from streaming.frame_pipeline import FramePipeline
 
 
 CAPTURE = Path(__file__).resolve().parents[2] / "data" / "sample" / "BTCUSDT-kline_5m-ws-20210914.jsonl"

@@ -41,12 +41,12 @@ MAY_IMPORT = {
 }
 
 PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.intervals", "klinepipe.errors", "klinepipe.outage",
-        "klinepipe.connection_file", "klinepipe.logging_setup",
-        "streaming.envelope", "streaming.replay", "streaming.demo_market", "streaming.ledger", "streaming.universe",
-        "streaming.limits", "streaming.kafka_security",
+        "klinepipe.connection_file", "klinepipe.logging_setup", "klinepipe.lineage",
+        "streaming.envelope", "streaming.replay", "streaming.demo_market", "streaming.closed_candle_ledger",
+        "streaming.universe", "streaming.limits", "streaming.kafka_security", "streaming.kafka_sink_state",
         "trader.errors", "trader.filters", "trader.risk", "trader.risk.exposure", "trader.risk.killswitch",
         "trader.risk.order_rate", "trader.risk.staleness", "trader.strategies", "trader.orders", "trader.brokers.paper",
-        "trader.symbols",
+        "trader.symbols", "trader.market", "trader.timestamps", "trader.bar_plan", "trader.sleeve", "trader.trades",
         # the backtest core, CLI included: files and arrays only
         "trader.backtest.candles", "trader.backtest.engine", "trader.backtest.metrics", "trader.backtest.runner",
         "trader.backtest.sweep", "trader.backtest.outputs", "trader.backtest.service", "trader.backtest.cli"]

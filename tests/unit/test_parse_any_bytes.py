@@ -30,7 +30,7 @@ from klinepipe.kline import Kline, parse_kline_event
 from streaming.envelope import KlineFrame, control_kind, read_frame
 from streaming.errors import FrameError, RowError
 from streaming.kafka_sink import KafkaSink
-from streaming.pump import FramePipeline
+from streaming.frame_pipeline import FramePipeline
 from streaming.replay import Recorded, csv_row_to_event, read_recorded, row_to_frame
 from tests.helpers import closed_events, sample_rows
 
@@ -273,7 +273,7 @@ def test_fetched_rest_pages_of_any_json_give_candles_or_a_parse_error(page):
 @example([[0, "\ud800", "1", "1", "1", "1", 59_999], "not a row", [1]])
 def test_the_sidecar_backfill_publishes_or_dead_letters_every_rest_row(rows):
     from streaming.backfill import Backfiller
-    from streaming.ledger import ClosedCandleLedger
+    from streaming.closed_candle_ledger import ClosedCandleLedger
 
     producer = _Producer()
     sink = KafkaSink(producer, "k", "k.dlq")

@@ -6,7 +6,7 @@ import pytest
 
 from trader.risk import RiskContext, first_block
 from trader.risk.exposure import MaxExposure
-from trader.risk.killswitch import KillLimits, KillState, KillSwitchRule, evaluate
+from trader.risk.killswitch import KillLimits, KillState, KillSwitch, KillSwitchRule, evaluate
 from trader.risk.order_rate import MaxOrderRate
 from trader.risk.staleness import StaleData
 
@@ -60,3 +60,13 @@ def test_kill_switch_escalates_only(state, equity, peak, day, want):
 
     assert new is want
     assert (reason is not None) is (want is not state)
+
+
+def test_the_stored_kill_switch_value_is_decoded_in_one_place():
+    stored = {"state": "HALTED", "reason": "drawdown", "by": "risk"}
+
+    switch = KillSwitch.from_value(stored)
+
+    assert (switch.state, switch.reason, switch.by) == (KillState.HALTED, "drawdown", "risk")
+    assert switch.to_value() == stored and KillSwitch.key("paper") == "kill_switch:paper"
+    assert KillSwitch.from_value(None) == KillSwitch(state=KillState.ACTIVE)  # never set: ACTIVE

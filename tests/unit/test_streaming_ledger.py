@@ -3,7 +3,7 @@
 import random
 
 import pytest
-from streaming.ledger import DUPLICATE, GAP, HOLD, PUBLISH, ClosedCandleLedger, next_open_time
+from streaming.closed_candle_ledger import DUPLICATE, HOLD, PUBLISH, ClosedCandleLedger, Verdict, next_open_time
 
 KEY, M = b"BTCUSDT:1m", 60_000
 
@@ -24,7 +24,7 @@ def test_updates_then_one_close_then_the_repeat_is_a_duplicate():
     verdicts = [ledger.observe(KEY, "1m", 0, False), ledger.observe(KEY, "1m", 0, True), ledger.observe(KEY, "1m", 0, True),
                 ledger.observe(KEY, "1m", M, False), ledger.observe(KEY, "1m", 0, False)]
 
-    assert verdicts == [PUBLISH, PUBLISH, DUPLICATE, PUBLISH, PUBLISH]
+    assert verdicts == [Verdict(PUBLISH), Verdict(PUBLISH), Verdict(DUPLICATE), Verdict(PUBLISH), Verdict(PUBLISH)]
     assert ledger.last_closed(KEY) == 0
 
 
@@ -40,10 +40,10 @@ def test_a_skipped_candle_is_a_gap_and_closes_are_held_until_the_backfill_ends()
     assert ledger.start_backfill(KEY) is None
     released = ledger.finish_backfill(KEY)
 
-    assert first == PUBLISH | GAP and held == HOLD
+    assert first == Verdict(PUBLISH, gap=True) and held == Verdict(HOLD)
     assert gap == ("1m", M, 3 * M) and admitted == [False, True, True]
     assert released == ["close-3"]
-    assert ledger.observe(KEY, "1m", 3 * M, True) == PUBLISH and ledger.last_closed(KEY) == 3 * M
+    assert ledger.observe(KEY, "1m", 3 * M, True) == Verdict(PUBLISH) and ledger.last_closed(KEY) == 3 * M
 
 
 def test_without_backfill_gaps_are_reported_but_nothing_is_held():
@@ -52,18 +52,18 @@ def test_without_backfill_gaps_are_reported_but_nothing_is_held():
 
     verdicts = [ledger.observe(KEY, "1m", 3 * M, False), ledger.observe(KEY, "1m", 3 * M, True)]
 
-    assert verdicts == [PUBLISH | GAP, PUBLISH] and ledger.start_backfill(KEY) is None
+    assert verdicts == [Verdict(PUBLISH, gap=True), Verdict(PUBLISH)] and ledger.start_backfill(KEY) is None
 
 
 def _deliver(ledger, truth_closed, frames, published):
     """Push frames through the ledger; backfill gaps at once from ``truth_closed`` (a perfect REST)."""
     for t, closed in frames:
         verdict = ledger.observe(KEY, "1m", t, closed)
-        if verdict & 3 == PUBLISH and closed:
+        if verdict.route is PUBLISH and closed:
             published.append(t)
-        elif verdict & 3 == HOLD:
+        elif verdict.route is HOLD:
             ledger.hold(KEY, t, (t, closed))
-        if verdict & GAP:
+        if verdict.gap:
             while (gap := ledger.start_backfill(KEY)) is not None:
                 published.extend(c for c in truth_closed if gap[1] <= c < gap[2] and ledger.admit_backfilled(KEY, c))
             _deliver(ledger, truth_closed, ledger.finish_backfill(KEY), published)

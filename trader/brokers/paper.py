@@ -10,27 +10,14 @@ that only returns candles the order's sleeve has reached (no fills from the futu
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 
 from trader.filters import Lot, SymbolRules
+from trader.market import Candle, CandlesAfter
 from trader.orders import Fill, OrderIntent, OrderReport
 from trader.symbols import split_symbol
 
 _BPS = Decimal(10_000)
-
-
-@dataclass(frozen=True)
-class Candle:
-    open_time_ms: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-
-
-# (symbol, interval, after open ms, limit, sleeve) -> the candles opening after, that the sleeve has reached
-CandlesAfter = Callable[[str, str, int, int, str], list[Candle]]
 
 
 class PaperBroker:

@@ -14,7 +14,7 @@ from typing import Protocol
 from trader.risk.killswitch import KillState
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RiskContext:
     """Everything a rule may look at for one proposed order (plain data; times in epoch ms)."""
 

@@ -23,6 +23,30 @@ class KillState(str, enum.Enum):
 _RANK = {KillState.ACTIVE: 0, KillState.REDUCING: 1, KillState.HALTED: 2}
 
 
+@dataclass(frozen=True, kw_only=True)
+class KillSwitch:
+    """The kill switch of one mode as ``trading.trader_state`` keeps it: key ``kill_switch:<mode>``, value
+    ``{"state", "reason", "by"}`` (the Trading page writes the same). Decoded here only (``from_value``)."""
+
+    state: KillState = KillState.ACTIVE
+    reason: str = ""
+    by: str = ""  # "risk" (an automatic escalation), "operator", or the Airflow user who changed it
+
+    @staticmethod
+    def key(mode: str) -> str:
+        return f"kill_switch:{mode}"
+
+    @classmethod
+    def from_value(cls, value: dict | None) -> KillSwitch:
+        """The stored JSON value (``None``: never set, so ACTIVE)."""
+        if not value:
+            return cls()
+        return cls(state=KillState(value["state"]), reason=value.get("reason", ""), by=value.get("by", ""))
+
+    def to_value(self) -> dict:
+        return {"state": self.state.value, "reason": self.reason, "by": self.by}
+
+
 @dataclass(frozen=True)
 class KillLimits:
     max_daily_loss: Decimal = Decimal("0.05")  # fraction of the equity at the start of the UTC day

@@ -7,7 +7,7 @@ by frame:
 * a closing frame is published once: a repeat (an overlapping rotated connection, a reconnect that
   re-sends, a REST backfill that re-fetched it) is a ``DUPLICATE``;
 * a frame whose candle is newer than the one owed reveals a gap (a disconnect, a lost closing event):
-  the open-time range ``[owed, t)`` is queued for a REST backfill (``GAP`` flag);
+  the open-time range ``[owed, t)`` is queued for a REST backfill (``Verdict.gap``);
 * while a series is being backfilled its closing frames are held (``HOLD``) and released afterwards,
   so closed candles of a series reach the topic exactly once and in increasing open-time order.
 
@@ -16,11 +16,31 @@ In-progress updates are always published (the loader keeps the newest).
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-PUBLISH, DUPLICATE, HOLD = 0, 1, 2
-GAP = 4  # flag added to the verdict when the frame revealed a new gap
+
+class Route(enum.Enum):
+    """What to do with one kline frame."""
+
+    PUBLISH = "publish"
+    DUPLICATE = "duplicate"  # a closing frame the topic already has: skipped
+    HOLD = "hold"  # a closing frame of a series being backfilled: kept until the backfill ends
+
+
+PUBLISH, DUPLICATE, HOLD = Route.PUBLISH, Route.DUPLICATE, Route.HOLD
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The ledger's answer for one frame: its route, and whether it revealed a new gap (to backfill)."""
+
+    route: Route
+    gap: bool = False
+
+
+_VERDICTS = {(r, g): Verdict(r, g) for r in Route for g in (False, True)}  # shared: one per answer, none per frame
 
 _FIXED_MS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
              "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
@@ -50,35 +70,35 @@ class _Series:
 
 
 class ClosedCandleLedger:
-    """``fill_gaps=False`` (no REST backfill): gaps are still reported (``GAP``) but nothing is held for them."""
+    """``fill_gaps=False`` (no REST backfill): gaps are still reported (``Verdict.gap``) but nothing is held for them."""
 
     def __init__(self, fill_gaps: bool = True) -> None:
         self._series: dict[bytes, _Series] = {}
         self._fill_gaps = fill_gaps
 
-    def observe(self, key: bytes, interval: str, open_time: int, closed: bool) -> int:
-        """Verdict for one kline frame: ``PUBLISH``, ``DUPLICATE`` or ``HOLD``, plus ``GAP`` when it revealed one."""
+    def observe(self, key: bytes, interval: str, open_time: int, closed: bool) -> Verdict:
+        """Verdict for one kline frame: ``PUBLISH``, ``DUPLICATE`` or ``HOLD``, and whether it revealed a gap."""
         s = self._series.get(key)
         if s is None:
             s = self._series[key] = _Series(interval, open_time)
-        flag = 0
+        gap = False
         if s.last_closed < 0 and open_time < s.owed and not (s.gaps or s.backfilling):
             s.owed = open_time  # nothing closed published yet: the series starts at the oldest candle seen
         if open_time > s.owed:
             if self._fill_gaps:
                 s.gaps.append((s.owed, open_time))
             s.owed = open_time
-            flag = GAP
+            gap = True
         if not closed:
-            return PUBLISH | flag
+            return _VERDICTS[PUBLISH, gap]
         if open_time <= s.last_closed:
-            return DUPLICATE | flag
+            return _VERDICTS[DUPLICATE, gap]
         if s.backfilling or s.gaps:
             s.owed = max(s.owed, next_open_time(open_time, interval))
-            return HOLD | flag
+            return _VERDICTS[HOLD, gap]
         s.last_closed = open_time
         s.owed = max(s.owed, next_open_time(open_time, interval))
-        return PUBLISH | flag
+        return _VERDICTS[PUBLISH, gap]
 
     def hold(self, key: bytes, open_time: int, payload: object) -> None:
         """Keep a closing frame (whatever the caller needs to publish it later) until the backfill ends."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from streaming.envelope import Control, FrameError, KlineFrame, control_kind, read_frame
 from streaming.kafka_sink import KafkaSink
-from streaming.ledger import DUPLICATE, GAP, HOLD, ClosedCandleLedger
+from streaming.closed_candle_ledger import DUPLICATE, HOLD, ClosedCandleLedger
 
 
 class FramePipeline:
@@ -50,12 +50,11 @@ class FramePipeline:
 
     def _route(self, kf: KlineFrame, received_at_ms: int) -> None:
         verdict = self.ledger.observe(kf.key, kf.interval, kf.open_time, kf.closed)
-        action = verdict & 3
-        if action == HOLD:
+        if verdict.route is HOLD:
             self.ledger.hold(kf.key, kf.open_time, (kf, received_at_ms))
-        elif action == DUPLICATE:
+        elif verdict.route is DUPLICATE:
             self.stats.duplicates += 1
         else:
             self.sink.publish(kf.key, kf.value, self.source, received_at_ms)
-        if verdict & GAP and self.on_gap is not None:
+        if verdict.gap and self.on_gap is not None:
             self.on_gap(kf.key)
