@@ -12,7 +12,7 @@ import msgspec
 
 from streaming.config import KafkaSettings, StreamingSettings
 from streaming.kafka_sink import KafkaSink, build_sink
-from streaming.live import LiveParts, run_live
+from streaming.live_sidecar import LiveParts, run_live
 from tests.fake_binance import FakeBinance
 from tests.fake_binance.ws import FakeStreams
 

@@ -12,7 +12,9 @@ import psycopg2
 from tests.helpers import dsn_of, sample_rows
 from trader.backtest.engine import FillModel
 from trader.brokers.paper import PaperBroker
-from trader.loop import RiskConfig, Sleeve, Trader, db_candles
+from trader.loop import Trader
+from trader.sleeve import RiskConfig, Sleeve
+from trader.transaction import db_candles
 from trader.risk.killswitch import KillLimits
 from trader.strategies import build_strategy
 from trader.strategies.base import Strategy
