@@ -21,12 +21,12 @@ import math
 import signal
 import sys
 import time
-from datetime import datetime, timezone
 
 import aiohttp
 from confluent_kafka import KafkaException
 
 from klinepipe import connection_file, logging_setup
+from klinepipe.binance.times import iso_seconds
 from streaming.config import (KafkaSettings, SettingsError, StreamingSettings, check_record_out, check_replay_files,
                               load_settings)
 from streaming.kafka_sink import (BrokerUnreachable, ClientConfigError, DeliveryError, KafkaSink, build_sink,
@@ -207,9 +207,9 @@ def _run_demo(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> int:
         starts[m.series], why = start_point(m, resume_point(settings.replay_after, m.series), now_ms, settings.demo_history)
         print(f"streaming: DEMO MARKET {m.symbol} {m.interval}, not live prices: the {len(m.rows)} real candles of"
               f" {path.name} replayed in a loop with their times shifted to the present (every other lap backwards);"
-              f" {why}, {_iso(starts[m.series])}", flush=True)
+              f" {why}, {iso_seconds(starts[m.series])}", flush=True)
     clock = DemoClock(max([now_ms, *starts.values()]), settings.demo_speed, wall)
-    print(f"streaming: demo market clock at {settings.demo_speed:g}x the wall clock from {_iso(clock.start_ms)}"
+    print(f"streaming: demo market clock at {settings.demo_speed:g}x the wall clock from {iso_seconds(clock.start_ms)}"
           f" (epoch ms {clock.start_ms}){'' if settings.demo_speed == 1 else '; its candle times run ahead of yours'}",
           flush=True)
     pipeline = FramePipeline(sink, "replay")
@@ -237,7 +237,7 @@ def _run_demo(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> int:
         heapq.heapreplace(due, (following.close_ms, i, following, candles))
         if time.monotonic() - last_report > 60:
             last_report = time.monotonic()
-            print(f"streaming: demo market at {_iso(close_ms)}; published={sink.published}"
+            print(f"streaming: demo market at {iso_seconds(close_ms)}; published={sink.published}"
                   f" acked={sink.acked}", flush=True)
     return 0
 
@@ -250,17 +250,13 @@ def _resume_text(path, after) -> str:
         at = resume_point(after, ":".join(series_from_name(path)))
     except ValueError:  # a JSONL recording may hold several series: each resumes at its own point
         return f", resuming each series after its own point: {_points_text(after)} (STREAMING_REPLAY_AFTER)"
-    return "" if at is None else f", resuming after {_iso(at)} (STREAMING_REPLAY_AFTER)"
+    return "" if at is None else f", resuming after {iso_seconds(at)} (STREAMING_REPLAY_AFTER)"
 
 
 def _points_text(after) -> str:
     if isinstance(after, int):
-        return _iso(after)
-    return ", ".join(f"{'every other series' if k == ALL_SERIES else k} {_iso(v)}" for k, v in after.items())
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return iso_seconds(after)
+    return ", ".join(f"{'every other series' if k == ALL_SERIES else k} {iso_seconds(v)}" for k, v in after.items())
 
 
 class _Stop:

@@ -22,7 +22,7 @@ from decimal import Decimal
 
 import psycopg2
 
-from klinepipe.intervals import interval_ms
+from klinepipe.binance.intervals import interval_ms
 from trader import ledger
 from trader.brokers.base import Broker
 from trader.dependencies import Backoff, Outages, pg_reason

@@ -33,7 +33,7 @@ from klinepipe import connection_file, logging_setup
 from klinepipe.airflow_conn import dead_letter_topic, klines_topic
 from klinepipe.db import apply_migrations, ensure_database, make_engine
 from klinepipe.embedded import broker_argv, broker_env, free_port, port_is_free, start_postgres, wait_listening
-from klinepipe.intervals import interval_ms
+from klinepipe.binance.intervals import interval_ms
 from klinepipe.supervisor import Child, GiveUp, StackLock, Supervisor, private_log
 from klinepipe.watchdog import Watchdog
 

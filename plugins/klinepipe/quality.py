@@ -27,7 +27,7 @@ from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
-from klinepipe.intervals import INTERVAL_MS, VARIABLE_LENGTH
+from klinepipe.binance.intervals import INTERVAL_MS, VARIABLE_LENGTH
 
 _STEP = "(%(step)s * interval '1 millisecond')"
 

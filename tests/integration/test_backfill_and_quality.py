@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from binance import Client
 
 from klinepipe.backfill import fetch_klines, fill_gaps, find_gaps, import_files, load_history, load_klines
-from klinepipe.binance_files import row_to_kline
+from klinepipe.kline import row_to_kline
 from klinepipe.errors import KlineParseError
 from klinepipe.quality import configured_streams, run_quality_checks
 from tests.fake_binance import FakeBinance, Fault

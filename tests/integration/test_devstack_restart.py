@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from confluent_kafka.admin import AdminClient
 
 from klinepipe.backfill import load_klines
-from klinepipe.binance_files import row_to_kline
+from klinepipe.kline import row_to_kline
 from klinepipe.devstack import forget_offsets, replay_resume_point
 from klinepipe.ingest import ingest_batch
 from streaming.kafka_sink import ensure_topics

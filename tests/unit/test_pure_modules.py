@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.intervals", "klinepipe.errors", "klinepipe.outage",
+PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.binance.intervals", "klinepipe.binance.events", "klinepipe.binance.rows",
+        "klinepipe.binance.times", "klinepipe.binance.finality", "klinepipe.errors", "klinepipe.outage",
         "trader.strategies",
         "trader.orders", "trader.brokers.paper", "trader.symbols", "streaming.envelope", "streaming.replay",
         "streaming.demo_market", "klinepipe.connection_file", "klinepipe.logging_setup",
