@@ -9,37 +9,26 @@ are computed from closed candles only.
 
 ``is_closing_event`` is the trigger's question "does this Kafka value close a candle?". Its byte search for
 ``true`` is only a pre-filter: an event without those bytes cannot have ``"x": true``; an event with them is
-decoded and its ``k.x`` read, so the answer is exactly the rule's.
+decoded and its ``k.x`` read, so the answer is exactly the rule's (tests/unit/test_binance_wire.py).
 """
 
 from __future__ import annotations
 
-import msgspec
-
-from klinepipe.binance.events import DECODE_ERRORS
+from klinepipe.binance.events import DECODE_ERRORS, decode_kline_event
 
 _TRUE = b"true"  # the JSON literal: it cannot be escaped, so every event with "x": true holds these bytes
 
 
-class _K(msgspec.Struct):
-    x: bool
-
-
-class _Event(msgspec.Struct):
-    k: _K
-
-
-_decode_flag = msgspec.json.Decoder(_Event).decode
-
-
 def is_closing_event(raw: bytes | None) -> bool:
-    """Whether ``raw`` is a kline event whose ``k.x`` is true (the bar's final update)."""
+    """Whether ``raw`` decodes as a kline event (``events.BinanceKlineEvent``, ``e`` == ``"kline"``) whose ``k.x``
+    is true: the bar's final update. The candle's own checks are the loader's (``kline.parse_kline_event``)."""
     if not raw or _TRUE not in raw:
         return False
     try:
-        return _decode_flag(raw).k.x
+        event = decode_kline_event(raw)
     except DECODE_ERRORS:
         return False
+    return event.e == "kline" and event.k.x
 
 
 def is_final_row(close_time: int, fetched_at_ms: int) -> bool:
