@@ -22,7 +22,7 @@ from pathlib import Path
 import msgspec
 
 from klinepipe.binance.events import DECODE_ERRORS
-from klinepipe.binance.rows import closing_event, parse_kline_row, series_from_file_name
+from klinepipe.binance.rows import closing_event, is_header, parse_kline_row, series_from_file_name
 from klinepipe.binance.times import MAX_TIME_MS
 from klinepipe.errors import KlineParseError
 from klinepipe.kline import parse_kline_event
@@ -109,7 +109,7 @@ def _read_csv(path: Path, symbol: str, interval: str) -> Iterator[Recorded]:
         if line.strip():
             try:
                 row = _csv_fields(line)
-                if n == 1 and not row[0].strip().isdigit():
+                if n == 1 and is_header(row):
                     continue  # a header row
                 event = csv_row_to_event(row, symbol, interval)
                 yield Recorded(event["E"], msgspec.json.encode(event), series=f"{symbol}:{interval}")

@@ -7,24 +7,16 @@ report after a crash never moves a position or a balance twice.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 
 import pandas as pd
 
+from klinepipe.binance.times import datetime_to_ms as to_ms
+from klinepipe.binance.times import ms_to_datetime as from_ms
 from trader.brokers.paper import Candle
 from trader.orders import OPEN_STATUSES, Fill, OrderIntent, OrderReport
 from trader.symbols import split_symbol
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def to_ms(t: datetime) -> int:
-    return (t - EPOCH) // timedelta(milliseconds=1)
-
-
-def from_ms(ms: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=ms)
 
 
 def ensure_sleeve(cur, mode: str, sleeve: str, symbol: str, interval: str, strategy: str, allocation: Decimal | None = None) -> None:

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from klinepipe.binance.rows import series_from_file_name
+from klinepipe.binance.rows import is_header, series_from_file_name
 from klinepipe.errors import KlineParseError
 from klinepipe.kline import Kline, row_to_kline
 
@@ -29,7 +29,7 @@ def read_klines_from_file(path: Path, event_time_ms: int) -> Iterator[Kline]:
     symbol, interval = series_from_file_name(path.name)
     try:
         for n, row in _rows(path):
-            if not row or (n == 1 and not row[0].strip().isdigit()):
+            if not row or (n == 1 and is_header(row)):
                 continue  # a blank line or the header
             try:
                 yield row_to_kline(row, symbol, interval, event_time_ms)

@@ -96,6 +96,12 @@ def _short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def is_header(row: list[str]) -> bool:
+    """Whether a file's first row names its columns (futures files have one, spot files none): its first field is
+    not a number. Only a first row may be a header."""
+    return bool(row) and not row[0].strip().isdigit()
+
+
 def row_open_time(row) -> int | None:
     """A REST kline row's open time (a JSON integer in the first column, ms), or None when the row is not one."""
     if isinstance(row, list) and row and type(row[0]) is int:
