@@ -26,7 +26,8 @@ import aiohttp
 from confluent_kafka import KafkaException
 
 from klinepipe import connection_file, logging_setup
-from klinepipe.binance.times import iso_seconds, now_ms
+from klinepipe.binance.times import iso_seconds
+from klinepipe.binance.times import now_ms as wall_ms
 from streaming.config import (KafkaSettings, SettingsError, StreamingSettings, check_record_out, check_replay_files,
                               load_settings)
 from streaming.kafka_sink import (BrokerUnreachable, ClientConfigError, DeliveryError, KafkaSink, build_sink,
@@ -160,9 +161,9 @@ def _run_replay(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> No
                 if stop.is_set():
                     return
                 if rec.error is None:
-                    pipeline.handle(rec.frame, now_ms())
+                    pipeline.handle(rec.frame, wall_ms())
                 else:
-                    pipeline.reject(rec.frame, rec.error, now_ms())
+                    pipeline.reject(rec.frame, rec.error, wall_ms())
                 sink.poll()
                 stall.check()
                 while sink.congested:  # backpressure: wait for the broker, never drop
@@ -228,7 +229,7 @@ def _run_demo(settings: StreamingSettings, sink: KafkaSink, stop: _Stop) -> int:
             sink.poll()
             time.sleep(min(wait, 0.5))  # short naps: a stop is answered at once
             continue
-        pipeline.handle(candle.frame, now_ms())
+        pipeline.handle(candle.frame, wall_ms())
         sink.poll()
         while sink.congested and not stop.is_set():  # backpressure: wait for the broker, never drop
             time.sleep(0.01)
