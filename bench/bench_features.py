@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from bench.bench_ingest import FILES, SAMPLE
 from bench.services import CpuBudget, services
 from klinepipe.backfill import load_klines
-from klinepipe.binance_files import read_kline_file
+from klinepipe.binance_files import read_klines_from_file
 from klinepipe.db import make_engine
 from klinepipe import FEATURE_SET_VERSION
 from klinepipe.feature_store import _PENDING, compute_pending_features, compute_series, write_series
@@ -30,7 +30,7 @@ SERIES, NEW = 100, 5
 
 
 def _real() -> dict[str, list[Kline]]:
-    return {path.split("/")[-1].split("-")[0]: list(read_kline_file(SAMPLE / path, 0)) for path in FILES}
+    return {path.split("/")[-1].split("-")[0]: list(read_klines_from_file(SAMPLE / path, 0)) for path in FILES}
 
 
 def _relabel(klines: list[Kline], symbol: str) -> list[Kline]:

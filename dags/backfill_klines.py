@@ -21,7 +21,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from klinepipe.assets import CANDLES
-from klinepipe.intervals import INTERVAL_MS
+from klinepipe.binance.intervals import INTERVAL_MS
 
 
 @dag(

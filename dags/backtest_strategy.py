@@ -18,7 +18,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from klinepipe.intervals import INTERVAL_MS
+from klinepipe.binance.intervals import INTERVAL_MS
 
 STRATEGIES = ["sma_cross", "ema_cross", "rsi_reversion", "macd_trend", "bollinger_breakout"]  # trader.strategies.REGISTRY
 

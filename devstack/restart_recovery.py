@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from devstack.supervisor import private_log
 from klinepipe.airflow_conn import dead_letter_topic, klines_topic
 from klinepipe.db import make_engine
-from klinepipe.intervals import interval_ms
+from klinepipe.binance.intervals import interval_ms
 
 
 def forget_offsets(database_url: str) -> int:

@@ -22,7 +22,7 @@ sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "plugins")) if p not in sys.pa
 
 from klinepipe.airflow_conn import binance_client  # noqa: E402
 from klinepipe.backfill import fill_gaps, import_files, load_history  # noqa: E402
-from klinepipe.backfill_request import parse_utc  # noqa: E402
+from klinepipe.binance.times import parse_utc  # noqa: E402
 from klinepipe.db import apply_migrations, make_engine  # noqa: E402
 from klinepipe.errors import KlinepipeConfigError, KlinepipeError  # noqa: E402
 from klinepipe.settings import load_settings  # noqa: E402

@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 
+from klinepipe.binance.intervals import next_open_time
+from klinepipe.binance.rows import row_open_time
+from klinepipe.binance.times import now_ms
 from klinepipe.lineage import GAP_FILL
+from streaming.closed_candle_ledger import ClosedCandleLedger
 from streaming.kafka_sink import KafkaSink
-from streaming.closed_candle_ledger import ClosedCandleLedger, next_open_time
 from streaming.limits import backoff_delay
 from streaming.frame_pipeline import FramePipeline
 from streaming.replay import RowError, row_to_frame
-from streaming.rest import BinanceRest, RestError, row_open_time
+from streaming.rest import BinanceRest, RestError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class Backfiller:
                 await asyncio.sleep(delay)
                 continue
             self.stats.dependency("binance_rest").ok()
-            missing = len(expected) - len({r[0] for r in rows if row_open_time(r) is not None} & expected)
+            missing = len(expected) - len({row_open_time(r) for r in rows} & expected)
             if not missing or misses >= self._missing_retries:
                 if missing:
                     log.warning("backfill %s %s: Binance has no data for %d of %d candles in [%d, %d)",
@@ -87,13 +89,13 @@ class Backfiller:
             try:
                 events.append(row_to_frame(row, symbol, interval))
             except RowError as exc:  # not a kline row: to the dead-letter topic with the reason, never dropped
-                self._pipeline.reject(_json(row), f"REST kline row of {symbol} {interval}: {exc}", time.time_ns() // 1_000_000)
+                self._pipeline.reject(_json(row), f"REST kline row of {symbol} {interval}: {exc}", now_ms())
         for open_time, event in sorted(events):
             if not self._ledger.admit_backfilled(key, open_time):
                 continue
             if self._sink.congested:
                 await self._sink.wait_for_room()
-            self._sink.publish(key, event, GAP_FILL, time.time_ns() // 1_000_000)
+            self._sink.publish(key, event, GAP_FILL, now_ms())
             published += 1
         self.stats.backfilled += published
         if published:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+
+from klinepipe.binance.intervals import next_open_time
 
 
 class Route(enum.Enum):
@@ -41,22 +42,6 @@ class Verdict:
 
 
 _VERDICTS = {(r, g): Verdict(r, g) for r in Route for g in (False, True)}  # shared: one per answer, none per frame
-
-_FIXED_MS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-             "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
-             "12h": 43_200_000, "1d": 86_400_000, "3d": 259_200_000, "1w": 604_800_000}
-
-
-def next_open_time(open_time: int, interval: str) -> int:
-    """Open time of the candle after the one opening at ``open_time`` (``1M``: the next calendar month, UTC)."""
-    step = _FIXED_MS.get(interval)
-    if step is not None:
-        return open_time + step
-    if interval != "1M":
-        raise ValueError(f"unknown interval {interval!r}")
-    d = datetime.fromtimestamp(open_time / 1000, tz=timezone.utc)
-    nxt = d.replace(year=d.year + d.month // 12, month=d.month % 12 + 1, day=1, hour=0, minute=0, second=0, microsecond=0)
-    return int(nxt.timestamp() * 1000)
 
 
 @dataclass(slots=True)

@@ -11,7 +11,6 @@ import logging
 import os
 import math
 import re
-from datetime import datetime, timezone
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,12 +20,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvParseError
 
 from klinepipe import DLQ_TOPIC, KLINES_TOPIC
+from klinepipe.binance.intervals import INTERVALS
+from klinepipe.binance.times import parse_time_ms
 from streaming.errors import SettingsError
 
 log = logging.getLogger(__name__)
 DEPRECATED = {"STREAMING_REST_URL": "BINANCE_REST_URL"}  # old name -> the one name, still read (with a warning)
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
-INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 
 
 class KafkaSettings(BaseSettings):
@@ -195,21 +195,6 @@ def parse_speed(text: str) -> float:
         return float(t.removesuffix("x"))
     except ValueError:
         raise ValueError(f"speed must look like 60x or max, got {text!r}") from None
-
-
-def parse_time_ms(text: str) -> int | None:
-    """``1709251260000`` (epoch ms) or ``2024-03-01T00:01:00Z`` (ISO 8601, UTC unless it says) -> epoch ms;
-    empty -> None."""
-    t = text.strip()
-    if not t:
-        return None
-    if t.isdigit():
-        return int(t)
-    try:
-        at = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"expected epoch milliseconds or an ISO 8601 time such as 2024-03-01T00:00:00Z, got {text!r}") from None
-    return int((at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp() * 1000)
 
 
 def parse_resume_points(text: str) -> int | dict[str, int] | None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import websockets
 from websockets.asyncio.client import connect as ws_connect
 
+from klinepipe.binance.times import now_ms
 from streaming.envelope import Control
 from streaming.errors import ControlError
 from streaming.limits import SlidingWindow, backoff_delay
@@ -179,7 +180,7 @@ class KlineConnection:
         link.first_frame.set()
         while True:
             link.frames += 1
-            control = handle(frame, time.time_ns() // 1_000_000)
+            control = handle(frame, now_ms())
             if control is not None:
                 self._on_control(link, *control)
             if flow.congested():

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import msgspec
 
-from klinepipe.intervals import VARIABLE_LENGTH, interval_ms
+from klinepipe.binance.intervals import VARIABLE_LENGTH, interval_ms
 from streaming.replay import csv_row_to_event, series_from_name
 
 _LONGEST = interval_ms("1d")  # 3d and 1w candles do not open on multiples of their length since 1970

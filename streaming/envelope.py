@@ -2,13 +2,9 @@
 
 Frames are not re-encoded: for the raw ``/ws/...`` form the frame itself is forwarded, and for the
 combined ``/stream?streams=...`` form the exact bytes of its ``data`` object (``msgspec.Raw``).
-A real raw frame (``wss://stream.binance.com:9443/ws/btcusdt@kline_5m``)::
+A raw frame is one kline event (``klinepipe.binance.events``, real sample there).
 
-    {"e":"kline","E":1631637132163,"s":"BTCUSDT","k":{"t":1631637000000,"T":1631637299999,
-     "s":"BTCUSDT","i":"5m","f":1054221988,"L":1054224183,"o":"46692.06000000","c":"46672.98000000",
-     "h":"46720.00000000","l":"46658.01000000","v":"53.38997000","n":2196,"x":false,
-     "q":"2492731.28713130","V":"28.76136000","Q":"1342722.01811650","B":"0"}}
-
+The event is checked by the loader's own parser, so the sidecar accepts exactly what the loader accepts.
 Frames that are not klines are either control frames the connection must act on (``Control``: a
 reply to SUBSCRIBE, an error reply, ``serverShutdown``) or invalid (``FrameError``, dead-lettered).
 Pure: no I/O.
@@ -21,29 +17,10 @@ from dataclasses import dataclass
 
 import msgspec
 
+from klinepipe.binance.events import DECODE_ERRORS
+from klinepipe.errors import KlineParseError
+from klinepipe.kline import parse_kline_event
 from streaming.errors import FrameError
-
-INTERVALS = frozenset(("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"))
-
-
-class _K(msgspec.Struct):
-    t: int
-    T: int
-    s: str
-    i: str
-    o: str
-    c: str
-    h: str
-    l: str  # noqa: E741 - Binance's wire name
-    v: str
-    x: bool
-
-
-class _Event(msgspec.Struct):
-    e: str
-    E: int
-    s: str
-    k: _K
 
 
 class _Combined(msgspec.Struct):
@@ -51,12 +28,8 @@ class _Combined(msgspec.Struct):
     data: msgspec.Raw
 
 
-_decode_event = msgspec.json.Decoder(_Event).decode
 _decode_combined = msgspec.json.Decoder(_Combined).decode
 _decode_any = msgspec.json.Decoder().decode
-# What decoding bytes that are not the expected JSON can raise: msgspec's own errors, and UnicodeDecodeError for
-# invalid UTF-8 inside a JSON string (not a msgspec error). Each makes the frame a dead letter, never a crash.
-_UNDECODABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 
 
 class Control(enum.Enum):
@@ -81,23 +54,19 @@ def unwrap(frame: bytes) -> bytes:
     if frame[:10].lstrip().startswith(b'{"stream"'):
         try:
             return bytes(_decode_combined(frame).data)
-        except _UNDECODABLE as exc:
+        except DECODE_ERRORS as exc:
             raise FrameError(f"bad combined-stream frame: {exc}") from None
     return frame
 
 
 def read_kline_frame(event: bytes) -> KlineFrame:
-    """Check that ``event`` is a well-formed kline event and derive its Kafka key ``SYMBOL:interval``."""
+    """Check ``event`` exactly as the loader will (``klinepipe.kline.parse_kline_event``) and derive its Kafka
+    key ``SYMBOL:interval``: what passes here is never dead-lettered downstream, what fails goes to the DLQ now."""
     try:
-        ev = _decode_event(event)
-    except _UNDECODABLE as exc:
-        raise FrameError(f"not a kline event: {exc}") from None
-    k = ev.k
-    if ev.e != "kline":
-        raise FrameError(f"not a kline event: e={ev.e!r}")
-    if k.i not in INTERVALS or k.s != ev.s or k.T < k.t:
-        raise FrameError(f"inconsistent kline event: s={ev.s!r} k.s={k.s!r} k.i={k.i!r} t={k.t} T={k.T}")
-    return KlineFrame(f"{ev.s}:{k.i}".encode(), k.i, k.t, k.x, event)
+        k = parse_kline_event(event)
+    except KlineParseError as exc:
+        raise FrameError(str(exc)) from None
+    return KlineFrame(k.key.encode(), k.interval, k.open_time, k.is_closed, event)
 
 
 def read_frame(frame: bytes) -> KlineFrame:
@@ -109,7 +78,7 @@ def control_kind(frame: bytes) -> tuple[Control, dict] | None:
     """Recognise a control frame (after the kline fast path failed); ``None`` for anything else."""
     try:
         obj = _decode_any(frame)
-    except _UNDECODABLE:
+    except DECODE_ERRORS:
         return None
     if not isinstance(obj, dict):
         return None

@@ -2,7 +2,8 @@
 
 Sources: Binance's 12-column kline CSV (``open_time,open,high,low,close,volume,close_time,
 quote_asset_volume,number_of_trades,taker_buy_base_volume,taker_buy_quote_volume,ignore``; plain or
-``.gz``; a header row is optional; times in ms or µs), or a JSONL file of raw frames as recorded.
+``.gz``; a header row is optional; times in ms or µs: ``klinepipe.binance.rows``), or a JSONL file of raw
+frames as recorded.
 A CSV row becomes the closing event of its candle (``x: true``); fields absent from the file are
 left out of the event rather than invented.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import csv
 import gzip
 import math
-import re
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -21,9 +21,12 @@ from pathlib import Path
 
 import msgspec
 
+from klinepipe.binance.events import DECODE_ERRORS
+from klinepipe.binance.rows import closing_event, is_header, parse_kline_row, series_from_file_name
+from klinepipe.binance.times import MAX_TIME_MS
+from klinepipe.errors import KlineParseError
+from klinepipe.kline import parse_kline_event
 from streaming.errors import RowError
-
-_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\d+[smhdwM])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +41,8 @@ ALL_SERIES = "*"  # the key of a resume point that applies to every series witho
 
 
 def series_from_name(path: Path) -> tuple[str, str]:
-    """``BTCUSDT-1m.csv.gz`` -> ``("BTCUSDT", "1m")``."""
-    m = _NAME.match(path.name)
-    if not m:
-        raise ValueError(f"cannot tell symbol and interval from the file name {path.name!r} (expected SYMBOL-INTERVAL.csv)")
-    return m["symbol"], m["interval"]
+    """``BTCUSDT-1m.csv.gz`` -> ``("BTCUSDT", "1m")`` (``klinepipe.binance.rows.series_from_file_name``)."""
+    return series_from_file_name(path.name)
 
 
 def read_recorded(path: Path) -> Iterator[Recorded]:
@@ -78,8 +78,6 @@ def _read_jsonl(path: Path) -> Iterator[Recorded]:
             yield Recorded(at_ms, line, series=series)
 
 
-# What decoding a line that is not the expected JSON can raise (invalid UTF-8 in a string is a UnicodeDecodeError).
-_UNDECODABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 _decode_time = msgspec.json.Decoder(dict[str, object]).decode
 
 
@@ -88,7 +86,7 @@ def _event_time_and_series(frame: bytes) -> tuple[int | None, str]:
     series ``SYMBOL:interval`` ("" when it names none)."""
     try:
         obj = _decode_time(frame)
-    except _UNDECODABLE:
+    except DECODE_ERRORS:
         return None, ""
     data = obj.get("data")
     if isinstance(data, dict):
@@ -108,7 +106,7 @@ def _read_csv(path: Path, symbol: str, interval: str) -> Iterator[Recorded]:
         if line.strip():
             try:
                 row = _csv_fields(line)
-                if n == 1 and not row[0].strip().isdigit():
+                if n == 1 and is_header(row):
                     continue  # a header row
                 event = csv_row_to_event(row, symbol, interval)
                 yield Recorded(event["E"], msgspec.json.encode(event), series=f"{symbol}:{interval}")
@@ -123,70 +121,27 @@ def _csv_fields(line: bytes) -> list[str]:
         raise RowError(f"not a CSV line of UTF-8 text: {exc}") from None
 
 
-# Times must fit PostgreSQL (year 9999, in ms; microseconds in newer files) and counts a bigint.
-MAX_TIME_MS = 253_402_300_799_999
-_MAX_DIGITS = 19
-
-
 def csv_row_to_event(row: list, symbol: str, interval: str) -> dict:
     """One 12-column kline row (CSV strings, or a REST row's JSON values) -> the closing kline event of that
-    candle; ``RowError`` when it is not one."""
-    if not isinstance(row, (list, tuple)) or len(row) < 7:
-        raise RowError(f"not a kline row of at least 7 columns: {_short(row)}")
-    open_time, close_time = _time(row[0], "open time"), _time(row[6], "close time")
-    k: dict = {"t": open_time, "T": close_time, "s": symbol, "i": interval,
-               "o": _text(row[1], "open"), "c": _text(row[4], "close"), "h": _text(row[2], "high"),
-               "l": _text(row[3], "low"), "v": _text(row[5], "volume")}
-    if len(row) > 8 and _present(row[8]):
-        k["n"] = _count(row[8], "trades")
-    k["x"] = True
-    for name, col in (("q", 7), ("V", 9), ("Q", 10)):
-        if len(row) > col and _present(row[col]):
-            k[name] = _text(row[col], name)
-    return {"e": "kline", "E": close_time + 1, "s": symbol, "k": k}
+    candle (``klinepipe.binance.rows``); ``RowError`` when it is not a kline row."""
+    try:
+        return closing_event(parse_kline_row(row), symbol, interval)
+    except KlineParseError as exc:
+        raise RowError(str(exc)) from None
 
 
 def row_to_frame(row, symbol: str, interval: str) -> tuple[int, bytes]:
-    """A REST kline row -> (open time, the closing kline event's bytes); ``RowError`` when it is not one."""
+    """A REST kline row -> (open time, the closing kline event's bytes); ``RowError`` when it is not a candle
+    the loader would accept (checked by its parser, as every frame the sidecar publishes)."""
     event = csv_row_to_event(row, symbol, interval)
     try:
-        return event["k"]["t"], msgspec.json.encode(event)
+        frame = msgspec.json.encode(event)
     except UnicodeEncodeError as exc:  # a lone surrogate ("\\ud800" in the JSON) cannot be UTF-8
         raise RowError(f"a field is not text: {exc}") from None
-
-
-def _present(value) -> bool:
-    return not (isinstance(value, str) and not value.strip())
-
-
-def _count(value, name: str) -> int:
-    if type(value) is int and 0 <= value < 2**63:
-        return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= _MAX_DIGITS:
-        return int(value)
-    raise RowError(f"{name} is not a whole number: {_short(value)}")
-
-
-def _time(value, name: str) -> int:
-    ms = _ms(_count(value, name))
-    if ms > MAX_TIME_MS:
-        raise RowError(f"{name} {ms} is past the year 9999")
-    return ms
-
-
-def _text(value, name: str) -> str:
-    if not isinstance(value, str):
-        raise RowError(f"{name} is not a string: {_short(value)}")
-    return value
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _ms(value: int) -> int:
-    return value // 1000 if value >= 10**15 else value  # data.binance.vision files since 2025 use µs
+    try:
+        return parse_kline_event(frame).open_time, frame
+    except KlineParseError as exc:
+        raise RowError(str(exc)) from None
 
 
 def frames_after(frames: Iterable[Recorded], after_ms: int | Mapping[str, int] | None) -> Iterator[Recorded]:

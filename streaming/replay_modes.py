@@ -11,9 +11,10 @@ import heapq
 import math
 import sys
 import time
-from datetime import datetime, timezone
 from typing import Protocol
 
+from klinepipe.binance.times import iso_seconds
+from klinepipe.binance.times import now_ms as wall_ms
 from streaming.config import StreamingSettings
 from streaming.demo_market import DemoClock, DemoSeries, start_point
 from streaming.errors import EXIT_SETTINGS, StreamingError
@@ -43,9 +44,9 @@ def run_replay(settings: StreamingSettings, sink: KafkaSink, stop: Stop) -> None
                 if stop.is_set():
                     return
                 if rec.error is None:
-                    pipeline.handle(rec.frame, time.time_ns() // 1_000_000)
+                    pipeline.handle(rec.frame, wall_ms())
                 else:
-                    pipeline.reject(rec.frame, rec.error, time.time_ns() // 1_000_000)
+                    pipeline.reject(rec.frame, rec.error, wall_ms())
                 sink.poll()
                 stall.check()
                 while sink.congested:  # backpressure: wait for the broker, never drop
@@ -90,9 +91,9 @@ def run_demo(settings: StreamingSettings, sink: KafkaSink, stop: Stop) -> int:
         starts[m.series], why = start_point(m, resume_point(settings.replay_after, m.series), now_ms, settings.demo_history)
         print(f"streaming: DEMO MARKET {m.symbol} {m.interval}, not live prices: the {len(m.rows)} real candles of"
               f" {path.name} replayed in a loop with their times shifted to the present (every other lap backwards);"
-              f" {why}, {_iso(starts[m.series])}", flush=True)
+              f" {why}, {iso_seconds(starts[m.series])}", flush=True)
     clock = DemoClock(max([now_ms, *starts.values()]), settings.demo_speed, wall)
-    print(f"streaming: demo market clock at {settings.demo_speed:g}x the wall clock from {_iso(clock.start_ms)}"
+    print(f"streaming: demo market clock at {settings.demo_speed:g}x the wall clock from {iso_seconds(clock.start_ms)}"
           f" (epoch ms {clock.start_ms}){'' if settings.demo_speed == 1 else '; its candle times run ahead of yours'}",
           flush=True)
     pipeline = FramePipeline(sink, "replay")
@@ -111,7 +112,7 @@ def run_demo(settings: StreamingSettings, sink: KafkaSink, stop: Stop) -> int:
             sink.poll()
             time.sleep(min(wait, 0.5))  # short naps: a stop is answered at once
             continue
-        pipeline.handle(candle.frame, time.time_ns() // 1_000_000)
+        pipeline.handle(candle.frame, wall_ms())
         sink.poll()
         while sink.congested and not stop.is_set():  # backpressure: wait for the broker, never drop
             time.sleep(0.01)
@@ -120,7 +121,7 @@ def run_demo(settings: StreamingSettings, sink: KafkaSink, stop: Stop) -> int:
         heapq.heapreplace(due, (following.close_ms, i, following, candles))
         if time.monotonic() - last_report > 60:
             last_report = time.monotonic()
-            print(f"streaming: demo market at {_iso(close_ms)}; published={sink.published}"
+            print(f"streaming: demo market at {iso_seconds(close_ms)}; published={sink.published}"
                   f" acked={sink.acked}", flush=True)
     return 0
 
@@ -133,14 +134,11 @@ def _resume_text(path, after) -> str:
         at = resume_point(after, ":".join(series_from_name(path)))
     except ValueError:  # a JSONL recording may hold several series: each resumes at its own point
         return f", resuming each series after its own point: {_points_text(after)} (STREAMING_REPLAY_AFTER)"
-    return "" if at is None else f", resuming after {_iso(at)} (STREAMING_REPLAY_AFTER)"
+    return "" if at is None else f", resuming after {iso_seconds(at)} (STREAMING_REPLAY_AFTER)"
 
 
 def _points_text(after) -> str:
     if isinstance(after, int):
-        return _iso(after)
-    return ", ".join(f"{'every other series' if k == ALL_SERIES else k} {_iso(v)}" for k, v in after.items())
+        return iso_seconds(after)
+    return ", ".join(f"{'every other series' if k == ALL_SERIES else k} {iso_seconds(v)}" for k, v in after.items())
 
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

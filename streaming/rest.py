@@ -12,6 +12,7 @@ import logging
 
 import aiohttp
 
+from klinepipe.binance.rows import row_open_time
 from streaming.errors import RestError
 from streaming.limits import backoff_delay
 
@@ -69,9 +70,3 @@ class BinanceRest:
                 await asyncio.sleep(backoff_delay(attempt, self._backoff, 10.0))
         raise RestError(f"GET {path}: still rate-limited after {self._retries + 1} attempts")
 
-
-def row_open_time(row) -> int | None:
-    """A REST kline row's open time, or None when the row is not a list starting with a whole number."""
-    if isinstance(row, list) and row and type(row[0]) is int:
-        return row[0]
-    return None

@@ -73,7 +73,7 @@ class TraderSettings(BaseSettings):
     @classmethod
     def _split(cls, v):
         items = tuple(s.strip() for s in v.split(",") if s.strip()) if isinstance(v, str) else tuple(v)
-        from klinepipe.intervals import INTERVAL_MS
+        from klinepipe.binance.intervals import INTERVAL_MS
         from trader.strategies import REGISTRY
 
         for item in items:

@@ -21,7 +21,7 @@ from decimal import Decimal
 
 import psycopg2
 
-from klinepipe.intervals import interval_ms
+from klinepipe.binance.intervals import interval_ms
 from trader import account_records, market_reads, order_records, sleeve_records, timestamps
 from trader.bar_plan import BarSnapshot, OrderPlan, plan_order
 from trader.brokers.base import Broker

@@ -1,15 +1,9 @@
-"""Epoch milliseconds <-> UTC datetimes, as the trader's records and brokers exchange times (pure)."""
+"""Epoch milliseconds <-> UTC datetimes, as the trader's records and brokers exchange times (pure): the wire
+module's exact converters under the trader's names."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from klinepipe.binance.times import datetime_to_ms as to_ms
+from klinepipe.binance.times import ms_to_datetime as from_ms
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def to_ms(t: datetime) -> int:
-    return (t - EPOCH) // timedelta(milliseconds=1)
-
-
-def from_ms(ms: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=ms)
+__all__ = ["from_ms", "to_ms"]

@@ -14,16 +14,18 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from klinepipe.binance_files import read_kline_file, row_to_kline
+from klinepipe.binance.finality import is_final_row
+from klinepipe.binance.intervals import INTERVAL_MS, VARIABLE_LENGTH
+from klinepipe.binance.times import datetime_to_ms, now_ms as wall_ms
+from klinepipe.binance_files import read_klines_from_file
 from klinepipe.candle_store import Conflict, insert_conflicts, stage_and_merge
 from klinepipe.errors import BinanceUnreachable, KlineParseError, KlinepipeFatalError, KlinepipeRetryableError
-from klinepipe.intervals import INTERVAL_MS, VARIABLE_LENGTH
-from klinepipe.kline import Kline, in_conflict, newest
+from klinepipe.kline import Kline, in_conflict, newest, row_to_kline
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ def find_gaps(engine: Engine, symbol: str, interval: str, since: datetime, until
         raw.rollback()
     finally:
         raw.close()
-    return [Gap(symbol, interval, _ms(a) + step, _ms(b) - step) for a, b in rows]
+    return [Gap(symbol, interval, datetime_to_ms(a) + step, datetime_to_ms(b) - step) for a, b in rows]
 
 
 def series(engine: Engine) -> list[tuple[str, str]]:
@@ -73,7 +75,7 @@ def series(engine: Engine) -> list[tuple[str, str]]:
 
 
 def fetch_klines(client, symbol: str, interval: str, start_ms: int, end_ms: int, *,
-                 now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+                 now_ms: Callable[[], int] = wall_ms,
                  sleep: Callable[[float], None] = time.sleep) -> Iterator[Kline]:
     """Closed candles with open time in [start_ms, end_ms], page by page (oldest first)."""
     cursor = start_ms
@@ -90,7 +92,7 @@ def fetch_klines(client, symbol: str, interval: str, start_ms: int, end_ms: int,
                 klines.append(row_to_kline(row, symbol, interval, fetched_at))
             except KlineParseError as exc:  # the task fails naming the row; nothing of the range is guessed
                 raise KlineParseError(f"klines {symbol} {interval} from {cursor}: row {n}: {exc}") from None
-        yield from (k for k in klines if k.close_time < fetched_at)  # a bar whose close time is still ahead is not final
+        yield from (k for k in klines if is_final_row(k.close_time, fetched_at))  # the bar being built is not stored
         cursor = klines[-1].open_time + INTERVAL_MS[interval]
         _pace(client, sleep)
         if len(rows) < PAGE:
@@ -234,17 +236,13 @@ def _counted(klines: Iterable[Kline], task: str, total: int, progress: Progress,
 
 def import_files(engine: Engine, paths: Iterable[Path], progress: Progress = _no_progress) -> dict[str, int]:
     """Load data.binance.vision kline zips/CSVs; return rows changed per file."""
-    now = time.time_ns() // 1_000_000
+    now = wall_ms()
     paths = list(paths)
     done = {}
     for i, p in enumerate(paths):
-        done[str(p)] = load_klines(engine, read_kline_file(p, now), source="file")
+        done[str(p)] = load_klines(engine, read_klines_from_file(p, now), source="file")
         progress("files", i + 1, len(paths))
     return done
-
-
-def _ms(t: datetime) -> int:
-    return int((t - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1000)
 
 
 def fill_gaps(engine: Engine, client, since: datetime, until: datetime, progress: Progress = _no_progress,
@@ -268,7 +266,7 @@ def load_history(engine: Engine, client, symbols: list[str], interval: str, star
     ``progress(f"{symbol} {interval}", candles fetched, candles expected)`` after every page."""
     if interval not in INTERVAL_MS:
         raise KlinepipeFatalError(f"unknown interval {interval!r}")
-    first, last = _ms(start), _ms(end) - 1
+    first, last = datetime_to_ms(start), datetime_to_ms(end) - 1
     expected = max(0, (last - first) // INTERVAL_MS[interval] + 1)
     out = {}
     for s in symbols:

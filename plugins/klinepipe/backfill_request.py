@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import glob
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
+from klinepipe.binance.intervals import INTERVAL_MS
+from klinepipe.binance.times import parse_utc
 from klinepipe.errors import KlinepipeConfigError
-from klinepipe.intervals import INTERVAL_MS
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,6 @@ def backfill_request(params: dict) -> LoadHistory | FillGaps:
     if not isinstance(days, int) or isinstance(days, bool) or days < 1:
         raise KlinepipeConfigError(f"lookback_days: expected a whole number of days >= 1, got {days!r}")
     return FillGaps(days)
-
-
-def parse_utc(value: str | datetime) -> datetime:
-    """An ISO 8601 time (``2024-03-01``, ``2024-03-01T00:00:00Z``; UTC unless it says) as an aware datetime;
-    ``ValueError`` when it is not one."""
-    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _time(params: dict, name: str) -> datetime:

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from klinepipe import FEATURE_SET_VERSION, FEATURES_CHANNEL
+from klinepipe.binance.times import datetime_to_ms, ms_to_datetime
 from klinepipe.db import COPY_CHUNK
 from klinepipe.features import FEATURE_COLUMNS, WARMUP_BARS, compute_features
 from klinepipe.pgbinary import (NUMERIC_SCALE, Float8, Numeric, Text, Timestamp, copy_stream, decode_rows,
@@ -213,7 +214,7 @@ def compute_series(cur, symbol: str, interval: str, first_new: datetime, last_ne
     window = named_columns(decode_rows(out.getvalue(), _WINDOW_ROW), _WINDOW_COLUMNS)
     times = pg_time_to_ms(window["open_time"])
     feats = compute_features(*(window[c].astype(np.float64) for c in ("close", "high", "low", "volume")))
-    keep = times >= _ms(first_new)
+    keep = times >= datetime_to_ms(first_new)
     times = times[keep]
     units, scale = window["close_units"][keep].astype(np.int64), window["close_scale"][keep].astype(np.int64)
     floats = [Float8(feats[c][keep]) for c in FEATURE_COLUMNS]
@@ -238,7 +239,7 @@ def write_series(cur, c: _Computed) -> SeriesUpdate:
         cur.execute(_INSERT_JOINED, params)
     elif c.rows:
         cur.copy_expert(_COPY_IN, io.BytesIO(c.copy), COPY_CHUNK)
-    last = _dt(c.last_ms) if c.last_ms is not None else c.first_new
+    last = ms_to_datetime(c.last_ms) if c.last_ms is not None else c.first_new
     payload = {"symbol": c.symbol, "interval": c.interval, "open_time": last.isoformat(), "rows": c.rows}
     cur.execute("SELECT pg_notify(%s, %s)", (FEATURES_CHANNEL, json.dumps(payload)))
     return SeriesUpdate(c.symbol, c.interval, c.rows, c.first_new.isoformat(), last.isoformat())
@@ -249,14 +250,6 @@ _FOREVER = datetime(9999, 12, 31, tzinfo=timezone.utc)
 
 def _lit(cur, value) -> str:
     return cur.mogrify("%s", (value,)).decode()
-
-
-def _ms(t: datetime) -> int:
-    return int((t - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1000)
-
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
 def load_features(engine: Engine, symbol: str, interval: str) -> pd.DataFrame:

@@ -1,11 +1,7 @@
-"""Binance kline events: raw wire schema -> domain ``Kline`` (pure, no I/O).
+"""Binance kline events and rows -> domain ``Kline``, checked (pure, no I/O); the one conflict rule.
 
-A real event, as received on ``wss://stream.binance.com:9443/ws/btcusdt@kline_5m``::
-
-    {"e":"kline","E":1631637132163,"s":"BTCUSDT","k":{"t":1631637000000,"T":1631637299999,
-     "s":"BTCUSDT","i":"5m","f":1054221988,"L":1054224183,"o":"46692.06000000",
-     "c":"46672.98000000","h":"46720.00000000","l":"46658.01000000","v":"53.38997000",
-     "n":2196,"x":false,"q":"2492731.28713130","V":"28.76136000","Q":"1342722.01811650","B":"0"}}
+The wire structs are ``klinepipe.binance``'s. What ``parse_kline_event`` accepts is what both the sidecar
+(``streaming.envelope``) and the loader (``klinepipe.ingest``) accept. A real event is in ``klinepipe.binance.events``.
 
 Prices and volumes stay exact: they are kept as the decimal strings Binance sent, after
 checking that each one is a plain unsigned decimal (PostgreSQL stores them as ``numeric``).
@@ -18,53 +14,19 @@ from decimal import Decimal
 
 import msgspec
 
+from klinepipe.binance.events import DECODE_ERRORS, BinanceKlineEvent, decode_kline_event
+from klinepipe.binance.intervals import INTERVAL_MS, VARIABLE_LENGTH, close_time_of
+from klinepipe.binance.rows import BinanceKlineRow, parse_kline_row
+from klinepipe.binance.times import MAX_TIME_MS
 from klinepipe.errors import KlineParseError
-from klinepipe.intervals import INTERVAL_MS, VARIABLE_LENGTH
 
-
-class BinanceKline(msgspec.Struct, gc=False):
-    """The ``k`` object of a kline event, field names as on the wire (no GC tracking: strings and numbers only)."""
-
-    t: int
-    T: int
-    s: str
-    i: str
-    o: str
-    c: str
-    h: str
-    l: str  # noqa: E741 - Binance's wire name
-    v: str
-    x: bool
-    n: int | None = None
-    q: str | None = None
-    V: str | None = None
-    Q: str | None = None
-    f: int | None = None
-    L: int | None = None
-    B: str | None = None
-
-
-class BinanceKlineEvent(msgspec.Struct, gc=False):
-    """A kline stream event (``e`` == ``"kline"``)."""
-
-    e: str
-    E: int
-    s: str
-    k: BinanceKline
-
-
-_decode_event = msgspec.json.Decoder(BinanceKlineEvent).decode
-# Everything msgspec raises for bytes that are not a kline event: malformed JSON or wrong types, and invalid
-# UTF-8 inside a JSON string (``UnicodeDecodeError``, which is not a ``DecodeError``). Any of them makes the
-# message a dead letter; one left uncaught would fail, and roll back, the whole batch on every run.
-DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 # Binance sends unsigned plain decimals ("46692.06000000"); no sign, exponent, NaN or infinity. ASCII digits
 # only: Python's ``\d`` also matches other scripts' digits ("\u0663"), which PostgreSQL's numeric refuses.
 # Possessive (no backtracking: a digit run is always followed by "." or " " or the end): ~30 % faster.
 _DECIMAL_RE = r"[0-9]{1,30}+(?:\.[0-9]{1,30}+)?+"
 _DECIMAL = re.compile(_DECIMAL_RE).fullmatch
-# Times must fit a PostgreSQL timestamptz, counts a bigint: anything else would fail the whole batch's COPY.
-MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+# Times must fit a PostgreSQL timestamptz (``MAX_TIME_MS``), counts a bigint: anything else would fail the whole
+# batch's COPY.
 MAX_BIGINT = 2**63 - 1
 # Binance symbols are a few characters (``BTCUSDT``); a long one could not even be indexed (the primary key's
 # B-tree refuses entries over 2,704 bytes).
@@ -105,7 +67,7 @@ def series_key(symbol: str, interval: str) -> str:
 def parse_kline_event(raw: bytes | str) -> Kline:
     """Decode and validate one kline event; raise ``KlineParseError`` saying what is wrong."""
     try:
-        event = _decode_event(raw)
+        event = decode_kline_event(raw)
     except DECODE_ERRORS as exc:
         raise KlineParseError(f"not a kline event: {exc}") from None
     if event.e != "kline":
@@ -119,6 +81,14 @@ def kline_from_wire(event: BinanceKlineEvent) -> Kline:
     if k.s != event.s:
         raise KlineParseError(f"symbol mismatch: event {event.s!r}, kline {k.s!r}")
     return checked(Kline(k.s, k.i, k.t, k.T, k.o, k.h, k.l, k.c, k.v, k.q, k.n, k.V, k.Q, k.x, event.E))
+
+
+def row_to_kline(row, symbol: str, interval: str, event_time_ms: int) -> Kline:
+    """A 12-column kline row (REST or file, ``binance.rows``) as a closed candle, checked like a streamed one;
+    ``KlineParseError`` for anything else. Whether a REST row is final is the caller's (``binance.finality``)."""
+    r: BinanceKlineRow = parse_kline_row(row)
+    return checked(Kline(symbol, interval, r.open_time, r.close_time, r.open, r.high, r.low, r.close, r.volume,
+                         r.quote_volume, r.trades, r.taker_buy_base_volume, r.taker_buy_quote_volume, True, event_time_ms))
 
 
 def checked(kline: Kline) -> Kline:
@@ -137,7 +107,7 @@ def checked(kline: Kline) -> Kline:
         raise KlineParseError(f"times out of range: open {t}, close {close_time}, event {kline.event_time} (epoch ms)")
     if kline.trades is not None and not 0 <= kline.trades <= MAX_BIGINT:
         raise KlineParseError(f"trade count out of range: {kline.trades}")
-    if close_time != t + length - 1 and interval not in VARIABLE_LENGTH:
+    if close_time != (t + length - 1 if interval not in VARIABLE_LENGTH else close_time_of(t, interval)):
         raise KlineParseError(f"close time {close_time} does not match open time {t} + {interval}")
     q, bv, bq = kline.quote_volume, kline.taker_buy_base_volume, kline.taker_buy_quote_volume
     if _DECIMALS(f"{o} {h} {lo} {c} {kline.volume} {q or 0} {bv or 0} {bq or 0}") is None:

@@ -26,8 +26,8 @@ from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
+from klinepipe.binance.intervals import INTERVAL_MS, VARIABLE_LENGTH
 from klinepipe.db import raw_transaction
-from klinepipe.intervals import INTERVAL_MS, VARIABLE_LENGTH
 
 _STEP = "(%(step)s * interval '1 millisecond')"
 

@@ -2,7 +2,7 @@
 
 ``PendingKlinesTrigger`` runs in Airflow's triggerer. Every ``poll_interval`` seconds it reads the loader's
 stored offsets from PostgreSQL and peeks at the topic from there (no consumer group, nothing committed):
-when it finds a closing kline event (``"x":true``) it fires one ``TriggerEvent``, and the Asset watcher
+when it finds a closing kline event (``k.x`` true: ``binance.finality.is_closing_event``) it fires one ``TriggerEvent``, and the Asset watcher
 turns that into an ``ingest_klines`` run. In-progress updates alone do not fire it; the 1-minute cron
 picks those up. Connections come from ``klinepipe_db`` / ``klinepipe_kafka`` (or the env fallbacks).
 
@@ -23,9 +23,9 @@ from contextlib import closing
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from klinepipe import KLINES_TOPIC
+from klinepipe.binance.finality import is_closing_event
 from klinepipe.outage import Outage
 
-CLOSED = b'"x":true'
 MAX_BACKOFF_S = 30.0
 log = logging.getLogger(__name__)
 _LIBRDKAFKA = logging.getLogger("klinepipe.triggers.librdkafka")
@@ -135,7 +135,7 @@ def pending_closed_klines(topic: str, consumer: str, limit: int = 100_000, *, wa
     def count_closed():
         closed = 0
         for chunk in read_chunks(kafka, topic, stored, BatchRead(topic), max_messages=limit, max_seconds=5):
-            closed += sum(1 for m in chunk if CLOSED in (m.value() or b""))
+            closed += sum(1 for m in chunk if is_closing_event(m.value()))
             if closed:
                 break
         return closed

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from klinepipe.backfill import load_klines
-from klinepipe.binance_files import row_to_kline
+from klinepipe.kline import row_to_kline
 from tests.conftest import ROOT, airflow_connections
 from tests.helpers import sample_rows
 

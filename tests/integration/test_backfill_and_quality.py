@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from klinepipe.backfill import fetch_klines, fill_gaps, find_gaps, import_files, load_history, load_klines
-from klinepipe.binance_files import row_to_kline
+from klinepipe.kline import row_to_kline
 from klinepipe.errors import KlineParseError
 from klinepipe.quality import configured_streams, run_quality_checks
 from tests.fake_binance import Fault

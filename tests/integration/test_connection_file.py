@@ -14,7 +14,7 @@ import pytest
 
 from klinepipe import connection_file
 from klinepipe.backfill import load_klines
-from klinepipe.binance_files import row_to_kline
+from klinepipe.kline import row_to_kline
 from klinepipe.ingest import ingest_batch
 from tests.conftest import ROOT, SAMPLE
 from tests.helpers import sample_rows

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from confluent_kafka.admin import AdminClient
 
 from klinepipe.backfill import load_klines
-from klinepipe.binance_files import row_to_kline
 from devstack.restart_recovery import forget_offsets, replay_resume_point
+from klinepipe.kline import row_to_kline
 from klinepipe.ingest import ingest_batch
 from streaming.kafka_topics import ensure_topics
 from tests.conftest import ROOT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from klinepipe.backfill import load_klines
-from klinepipe.binance_files import row_to_kline
+from klinepipe.kline import row_to_kline
 from klinepipe_trading import queries
 from tests.conftest import ROOT
 from tests.helpers import sample_rows

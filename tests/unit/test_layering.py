@@ -40,7 +40,8 @@ MAY_IMPORT = {
     "devstack": {"devstack", "klinepipe"},
 }
 
-PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.intervals", "klinepipe.errors", "klinepipe.outage",
+PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.binance.intervals", "klinepipe.binance.events",
+        "klinepipe.binance.rows", "klinepipe.binance.times", "klinepipe.binance.finality", "klinepipe.errors", "klinepipe.outage",
         "klinepipe.connection_file", "klinepipe.logging_setup", "klinepipe.lineage",
         "streaming.envelope", "streaming.replay", "streaming.demo_market", "streaming.closed_candle_ledger",
         "streaming.universe", "streaming.limits", "streaming.kafka_security", "streaming.kafka_sink_state",
@@ -147,7 +148,7 @@ def test_the_rule_catches_a_violation():
     assert not _allowed("streaming", "trader.orders") and not _allowed("trader", "streaming.envelope")
     assert not _allowed("streaming", "klinepipe.kafka_batch") and not _allowed("trader", "klinepipe.db")
     assert not _allowed("trader", "devstack.embedded") and not _allowed("devstack", "streaming.kafka_sink")
-    assert _allowed("streaming", "klinepipe.intervals") and _allowed("trader", "klinepipe.features")
+    assert _allowed("streaming", "klinepipe.binance.intervals") and _allowed("trader", "klinepipe.features")
     assert _allowed("dags", "trader.backtest.service") and not _allowed("dags", "trader.loop")
 
 

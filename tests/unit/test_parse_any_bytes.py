@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from klinepipe.backfill import fetch_klines
-from klinepipe.binance_files import read_kline_file, row_to_kline
+from klinepipe.binance_files import read_klines_from_file
 from klinepipe.errors import KlineParseError
 from klinepipe.ingest import parse_into
-from klinepipe.kline import Kline, parse_kline_event
+from klinepipe.kline import Kline, parse_kline_event, row_to_kline
 from streaming.envelope import KlineFrame, control_kind, read_frame
 from streaming.errors import FrameError, RowError
 from streaming.kafka_sink import KafkaSink
@@ -229,7 +229,7 @@ def test_a_kline_file_of_any_bytes_gives_candles_or_a_parse_error_naming_it(tmp_
     path.write_bytes(content)
 
     try:
-        assert all(isinstance(k, Kline) for k in read_kline_file(path, 1))
+        assert all(isinstance(k, Kline) for k in read_klines_from_file(path, 1))
     except KlineParseError as exc:
         assert path.name in str(exc)
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import gzip
 import io
-import re
 import zipfile
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
-_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\d+[smhdwM])")
-_US_THRESHOLD = 10**15  # epoch values at or above this are microseconds
+from klinepipe.binance.rows import BinanceKlineRow, series_from_file_name
+from klinepipe.binance.times import MICROSECONDS_FROM, datetime_to_ms, parse_utc
+
+CANDLE_COLUMNS = BinanceKlineRow.__struct_fields__[:6]  # ("open_time", "open", "high", "low", "close", "volume")
 
 
 def read_kline_file(path: str | Path) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def normalise_candles(frame: pd.DataFrame) -> pd.DataFrame:
     """Times to ms, columns in order, checked: strictly increasing open times, no missing prices."""
     out = frame.loc[:, list(CANDLE_COLUMNS)].reset_index(drop=True)
     times = out["open_time"].to_numpy(dtype=np.int64)
-    out["open_time"] = np.where(times >= _US_THRESHOLD, times // 1000, times)
+    out["open_time"] = np.where(times >= MICROSECONDS_FROM, times // 1000, times)  # binance.times.epoch_ms, vectorised
     if len(out) > 1 and not (np.diff(out["open_time"].to_numpy()) > 0).all():
         raise ValueError("candle open times must be strictly increasing (duplicates or unsorted rows)")
     if out[list(CANDLE_COLUMNS[1:5])].isna().to_numpy().any():
@@ -49,15 +49,17 @@ def normalise_candles(frame: pd.DataFrame) -> pd.DataFrame:
 def slice_candles(candles: pd.DataFrame, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
     """Candles with ``start <= open_time < end`` (either bound optional)."""
     times = candles["open_time"].to_numpy()
-    lo = 0 if start is None else int(np.searchsorted(times, to_ms(start), side="left"))
-    hi = len(times) if end is None else int(np.searchsorted(times, to_ms(end), side="left"))
+    lo = 0 if start is None else int(np.searchsorted(times, datetime_to_ms(start), side="left"))
+    hi = len(times) if end is None else int(np.searchsorted(times, datetime_to_ms(end), side="left"))
     return candles.iloc[lo:hi].reset_index(drop=True)
 
 
 def series_from_name(path: str | Path) -> tuple[str, str]:
     """``BTCUSDT-1m.csv.gz`` -> ``("BTCUSDT", "1m")``; ``("", "")`` when the name does not say."""
-    m = _NAME.match(Path(path).name)
-    return (m["symbol"], m["interval"]) if m else ("", "")
+    try:
+        return series_from_file_name(Path(path).name)
+    except ValueError:
+        return "", ""
 
 
 def infer_interval_ms(candles: pd.DataFrame) -> int:
@@ -69,18 +71,9 @@ def infer_interval_ms(candles: pd.DataFrame) -> int:
     return int(steps[np.argmax(counts)])
 
 
-def to_ms(t: datetime) -> int:
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    return int(t.timestamp() * 1000)
-
-
 def parse_time(text: str | None) -> datetime | None:
     """``2024-03-01`` or ``2024-03-01T12:00`` (UTC unless an offset is given) -> aware datetime."""
-    if not text:
-        return None
-    t = datetime.fromisoformat(text)
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return parse_utc(text) if text else None
 
 
 def _open_binary(path: Path):
