@@ -31,7 +31,8 @@ def _count(engine) -> int:
 
 
 @pytest.mark.parametrize(("base", "cause"), [("http://api.binance.invalid", "name resolution failed"),
-                                             (f"http://127.0.0.1:{free_port()}", "connection refused")])
+                                             (f"http://127.0.0.1:{free_port()}", "connection refused")],
+                         ids=["unresolvable-host", "closed-port"])  # the same ids on every xdist worker
 def test_binance_unreachable_fails_the_run_once_with_the_cause_in_the_final_error(dags, engine, monkeypatch, capfd, base, cause):
     monkeypatch.setenv("BINANCE_REST_URL", base)
 

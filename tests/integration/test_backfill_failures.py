@@ -23,7 +23,8 @@ TIMEOUT = {"timeout": (5, 30)}
 
 
 @pytest.mark.parametrize(("base", "cause"), [("http://api.binance.invalid", "name resolution failed"),
-                                             (f"http://127.0.0.1:{free_port()}", "connection refused")])
+                                             (f"http://127.0.0.1:{free_port()}", "connection refused")],
+                         ids=["unresolvable-host", "closed-port"])  # the same ids on every xdist worker
 def test_an_unreachable_binance_fails_after_three_quick_tries_naming_url_and_cause(engine, base, cause):
     slept = []
 
