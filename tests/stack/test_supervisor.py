@@ -207,7 +207,10 @@ def _still(pids: list[int]) -> list[str]:
     out = []
     for pid in pids:
         if not _gone(pid):
-            out.append(f"{pid}: {' '.join(psutil.Process(pid).cmdline())}")
+            try:
+                out.append(f"{pid}: {' '.join(psutil.Process(pid).cmdline())}")
+            except psutil.Error as exc:  # a zombie not reaped yet, or gone meanwhile: no command line to show
+                out.append(f"{pid}: {type(exc).__name__}")
     return out
 
 
