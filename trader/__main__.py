@@ -11,7 +11,6 @@ import argparse
 import signal
 import sys
 import time
-from decimal import Decimal
 
 import psycopg2
 
@@ -66,11 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_sleeves(settings: TraderSettings) -> list[Sleeve]:
     sleeves = []
-    for spec in settings.sleeves:
-        symbol, interval, name, *alloc = spec.split(":")
-        strategy = build_strategy(name, **settings.strategy_params.get(name, {}))
-        allocation = Decimal(alloc[0]) if alloc else settings.order_quote
-        sleeves.append(Sleeve(f"{symbol.upper()}:{interval}:{name}", symbol.upper(), interval, strategy, allocation))
+    for spec in settings.sleeve_specs():
+        strategy = build_strategy(spec.strategy, **settings.strategy_params.get(spec.strategy, {}))
+        sleeves.append(Sleeve(spec.name, spec.symbol, spec.interval, strategy, spec.allocation or settings.order_quote))
     return sleeves
 
 
@@ -234,7 +231,7 @@ def cmd_accept_reconciliation(settings: TraderSettings, args) -> int:
 
 def cmd_status(settings: TraderSettings, args) -> int:
     with Transaction(_connector(settings)()) as cur:
-        print(render_status(cur, settings.mode, split_symbol(settings.sleeves[0].split(":")[0].upper())[1]))
+        print(render_status(cur, settings.mode, split_symbol(settings.sleeve_specs()[0].symbol)[1]))
     return 0
 
 

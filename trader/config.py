@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from trader.errors import ConfigError
+from trader.sleeve import SleeveSpec
 
 
 log = logging.getLogger(__name__)
@@ -77,13 +78,11 @@ class TraderSettings(BaseSettings):
         from trader.strategies import REGISTRY
 
         for item in items:
-            parts = item.split(":")
-            if len(parts) not in (3, 4) or (len(parts) == 4 and not _is_decimal(parts[3])):
-                raise ValueError(f"sleeve {item!r} must look like SYMBOL:interval:strategy[:allocation], e.g. BTCUSDT:1m:sma_cross:1000")
-            if parts[1] not in INTERVAL_MS:
-                raise ValueError(f"sleeve {item!r}: unknown kline interval {parts[1]!r}; valid: {', '.join(INTERVAL_MS)}")
-            if parts[2] not in REGISTRY:
-                raise ValueError(f"sleeve {item!r}: unknown strategy {parts[2]!r}; known: {', '.join(sorted(REGISTRY))}")
+            spec = SleeveSpec.parse(item)  # ValueError naming the shape
+            if spec.interval not in INTERVAL_MS:
+                raise ValueError(f"sleeve {item!r}: unknown kline interval {spec.interval!r}; valid: {', '.join(INTERVAL_MS)}")
+            if spec.strategy not in REGISTRY:
+                raise ValueError(f"sleeve {item!r}: unknown strategy {spec.strategy!r}; known: {', '.join(sorted(REGISTRY))}")
         if not items:
             raise ValueError("at least one sleeve is needed")
         return items
@@ -94,6 +93,10 @@ class TraderSettings(BaseSettings):
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:8080, got {v!r}")
         return v.rstrip("/").removesuffix("/api") if v is not None else None  # /api: the deprecated name's form
+
+    def sleeve_specs(self) -> tuple[SleeveSpec, ...]:
+        """``TRADER_SLEEVES`` parsed (checked when the settings were built)."""
+        return tuple(SleeveSpec.parse(item) for item in self.sleeves)
 
     def api_credentials(self) -> tuple[SecretStr, SecretStr]:
         """The Binance key and secret from the environment or the named key file."""
@@ -122,13 +125,6 @@ class BacktestSettings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, v):
         return v or None
-
-
-def _is_decimal(text: str) -> bool:
-    try:
-        return Decimal(text) > 0
-    except ArithmeticError:
-        return False
 
 
 def read_key_file(path: Path) -> tuple[SecretStr, SecretStr]:
@@ -169,7 +165,7 @@ def load_settings(require_keys: bool = True, **overrides) -> TraderSettings:
         raise SettingsError(f"invalid setting {_env_name(field)}: not valid JSON, e.g. "
                             '\'{"sma_cross": {"fast": 10, "slow": 30}}\'') from None
     check_strategies(settings)
-    quotes = {_quote(s.split(":")[0]) for s in settings.sleeves}
+    quotes = {_quote(spec.symbol) for spec in settings.sleeve_specs()}
     if len(quotes) > 1:
         raise SettingsError(f"TRADER_SLEEVES: all sleeves must share one quote asset, got {', '.join(sorted(quotes))}")
     if settings.mode != "paper" and require_keys:
@@ -194,7 +190,7 @@ def check_strategies(settings: TraderSettings) -> None:
     for name in settings.strategy_params:
         if name not in REGISTRY:
             raise SettingsError(f"TRADER_STRATEGY_PARAMS: unknown strategy {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    for name in sorted({s.split(":")[2] for s in settings.sleeves} | set(settings.strategy_params)):
+    for name in sorted({spec.strategy for spec in settings.sleeve_specs()} | set(settings.strategy_params)):
         try:
             build_strategy(name, **settings.strategy_params.get(name, {}))
         except (ValueError, TypeError) as exc:

@@ -117,16 +117,16 @@ def pending_closed_klines(topic: str, consumer: str, limit: int = 100_000, *, wa
     import psycopg2
 
     from klinepipe.airflow_conn import database_url, kafka_config
-    from klinepipe.kafka_offsets import read_offsets
+    from klinepipe.db import libpq_dsn
     from klinepipe.kafka_batch import BatchRead, read_chunks, topic_id
+    from klinepipe.kafka_offsets import read_offsets
 
     def settings():
         # librdkafka's errors surface as the exception of the call instead of lines in the triggerer's log
         return {**kafka_config(), "logger": _LIBRDKAFKA, "error_cb": _ignore}, database_url()
 
     def connect():
-        scheme, sep, rest = url.partition("://")
-        return psycopg2.connect(f"{scheme.split('+')[0]}{sep}{rest}", connect_timeout=10)
+        return psycopg2.connect(libpq_dsn(url), connect_timeout=10)
 
     def stored_offsets():
         with conn.cursor() as cur:
