@@ -427,7 +427,7 @@ def run_trader_synopsis(cmd: str, ctx: Context):
 
 
 @runs(r"python -m trader status")
-def run_status(cmd: str, ctx: Context):
+def run_trader_status(cmd: str, ctx: Context):
     ctx.seed_candles(sample_rows(300))
     _paper_trader(ctx).interrupt()
 
