@@ -1,4 +1,5 @@
-"""Kline close -> feature row committed, on the embedded make-run stack (Airflow's four components), for each ingest schedule.
+"""Kline close -> feature row committed, on the embedded make-run stack (Airflow's four components), for each
+ingest schedule.
 
 For each mode of ``KLINEPIPE_INGEST_SCHEDULE`` (``cron``: every minute; ``event``: the Asset watcher that
 fires when a closed kline waits; ``both``: the default) the stack is started without its sidecars; this
