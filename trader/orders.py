@@ -32,7 +32,7 @@ class OrderIntent:
         return self.stored_id or client_order_id(self.sleeve, self.signal_open_time_ms, self.intent or self.side, self.mode)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Fill:
     trade_id: str
     quantity: Decimal
@@ -42,7 +42,7 @@ class Fill:
     filled_at_ms: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OrderReport:
     """What the venue says about one order right now."""
 

@@ -131,8 +131,9 @@ class BinanceBroker:
         fills: tuple[Fill, ...] = ()
         if Decimal(answer.get("executedQty", "0")) > 0:
             trades = self._read(self.client.get_my_trades, symbol=order.symbol, orderId=answer["orderId"])
-            fills = tuple(Fill(str(t["id"]), Decimal(t["qty"]), Decimal(t["price"]), Decimal(t["commission"]),
-                               t["commissionAsset"], int(t["time"])) for t in trades)
+            fills = tuple(Fill(trade_id=str(t["id"]), quantity=Decimal(t["qty"]), price=Decimal(t["price"]),
+                               fee=Decimal(t["commission"]), fee_asset=t["commissionAsset"],
+                               filled_at_ms=int(t["time"])) for t in trades)
         return _report(answer, fills)
 
     def balances(self) -> dict[str, Decimal]:
@@ -179,10 +180,11 @@ def _s(v: Decimal) -> str:
 
 
 def _fills(raw: list[dict], at_ms: int) -> tuple[Fill, ...]:
-    return tuple(Fill(str(f["tradeId"]), Decimal(f["qty"]), Decimal(f["price"]), Decimal(f["commission"]),
-                      f["commissionAsset"], at_ms) for f in raw)
+    return tuple(Fill(trade_id=str(f["tradeId"]), quantity=Decimal(f["qty"]), price=Decimal(f["price"]),
+                      fee=Decimal(f["commission"]), fee_asset=f["commissionAsset"], filled_at_ms=at_ms) for f in raw)
 
 
 def _report(answer: dict, fills: tuple[Fill, ...]) -> OrderReport:
-    return OrderReport(answer["clientOrderId"], answer.get("status", "NEW"), str(answer["orderId"]),
-                       Decimal(answer.get("executedQty", "0")), fills)
+    return OrderReport(client_order_id=answer["clientOrderId"], status=answer.get("status", "NEW"),
+                       exchange_order_id=str(answer["orderId"]), executed_qty=Decimal(answer.get("executedQty", "0")),
+                       fills=fills)

@@ -44,10 +44,11 @@ class PaperBroker:
         for candle in candles:
             price = self._fill_price(order, candle)
             if price is not None:
-                return OrderReport(order.client_order_id, "FILLED", None, order.quantity, (self._fill(order, price, candle),))
+                return OrderReport(client_order_id=order.client_order_id, status="FILLED", exchange_order_id=None,
+                                   executed_qty=order.quantity, fills=(self._fill(order, price, candle),))
         if candles and order.time_in_force == "IOC":
-            return OrderReport(order.client_order_id, "EXPIRED")
-        return OrderReport(order.client_order_id, "NEW")
+            return OrderReport(client_order_id=order.client_order_id, status="EXPIRED")
+        return OrderReport(client_order_id=order.client_order_id, status="NEW")
 
     def _fill_price(self, order: OrderIntent, c: Candle) -> Decimal | None:
         buy = order.side == "BUY"
@@ -66,4 +67,5 @@ class PaperBroker:
 
     def _fill(self, order: OrderIntent, price: Decimal, candle: Candle) -> Fill:
         fee = order.quantity * price * self._fee_bps / _BPS
-        return Fill(f"{order.client_order_id}-1", order.quantity, price, fee, split_symbol(order.symbol)[1], candle.open_time_ms)
+        return Fill(trade_id=f"{order.client_order_id}-1", quantity=order.quantity, price=price, fee=fee,
+                    fee_asset=split_symbol(order.symbol)[1], filled_at_ms=candle.open_time_ms)
