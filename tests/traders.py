@@ -31,7 +31,8 @@ def connector(database_url: str):
 def make_trader(database_url, **kw):
     """The paper trader of one sma_cross(10, 30) sleeve on BTCUSDT 1m: 1000 USDT of 10000, 10 bps fees."""
     connect = connector(database_url)
-    sleeve = Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross", fast=10, slow=30), allocation=D("1000"))
+    sleeve = Sleeve(name=SLEEVE, symbol="BTCUSDT", interval="1m",
+                    strategy=build_strategy("sma_cross", fast=10, slow=30), allocation=D("1000"))
     broker = PaperBroker(db_candles(connect), fee_bps=D("10"))
     return Trader(connect, [sleeve], broker, paper_balance=D("10000"), **kw)
 
@@ -39,7 +40,8 @@ def make_trader(database_url, **kw):
 def kill_switch_trader(database_url, strategies, limits=KillLimits(D("0.5"), D("0.10"))):
     """A paper trader of one 10000 USDT sleeve per strategy, no fees, its kill switch at ``limits``."""
     connect = connector(database_url)
-    sleeves = [Sleeve(f"BTCUSDT:1m:{s.name}", "BTCUSDT", "1m", s, allocation=D("10000")) for s in strategies]
+    sleeves = [Sleeve(name=f"BTCUSDT:1m:{s.name}", symbol="BTCUSDT", interval="1m", strategy=s, allocation=D("10000"))
+               for s in strategies]
     return Trader(connect, sleeves, PaperBroker(db_candles(connect), fee_bps=D("0")), risk=RiskConfig(kill=limits),
                   paper_balance=D("10000"))
 

@@ -64,11 +64,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_sleeves(settings: TraderSettings) -> list[Sleeve]:
-    sleeves = []
-    for spec in settings.sleeve_specs():
-        strategy = build_strategy(spec.strategy, **settings.strategy_params.get(spec.strategy, {}))
-        sleeves.append(Sleeve(spec.name, spec.symbol, spec.interval, strategy, spec.allocation or settings.order_quote))
-    return sleeves
+    return [Sleeve(name=spec.name, symbol=spec.symbol, interval=spec.interval,
+                   strategy=build_strategy(spec.strategy, **settings.strategy_params.get(spec.strategy, {})),
+                   allocation=spec.allocation or settings.order_quote) for spec in settings.sleeve_specs()]
 
 
 def build_risk(settings: TraderSettings) -> RiskConfig:

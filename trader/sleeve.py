@@ -42,7 +42,7 @@ def _positive(text: str) -> bool:
         return False
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Sleeve:
     name: str  # SYMBOL:interval:strategy
     symbol: str

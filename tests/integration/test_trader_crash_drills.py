@@ -61,7 +61,8 @@ def binance_broker(fake, sleeps=None):
 
 
 def start_trader(database_url, broker, **risk):
-    sleeve = Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
+    sleeve = Sleeve(name=SLEEVE, symbol="BTCUSDT", interval="1m",
+                    strategy=build_strategy("sma_cross"), allocation=D("1000"))
     trader = Trader(connector(database_url), [sleeve], broker, risk=RiskConfig(**risk), sleep=lambda s: None)
     with trader._transaction() as cur:
         account_records.seed_balance(cur, "testnet", "USDT", D("10000"))
@@ -123,7 +124,8 @@ def test_429_on_submit_waits_retry_after_then_places_once(db, database_url, fake
     seed_features(db, ROWS[: EXPECTED[0][0] + 1])
     fake.inject(Fault("POST", "/api/v3/order", 429, -1003, retry_after=3))
     sleeps = []
-    sleeve = Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
+    sleeve = Sleeve(name=SLEEVE, symbol="BTCUSDT", interval="1m",
+                    strategy=build_strategy("sma_cross"), allocation=D("1000"))
     trader = Trader(connector(database_url), [sleeve], binance_broker(fake), sleep=sleeps.append)
     with trader._transaction() as cur:
         account_records.seed_balance(cur, "testnet", "USDT", D("10000"))

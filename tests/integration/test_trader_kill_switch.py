@@ -94,7 +94,8 @@ def test_a_raising_strategy_halts_only_its_sleeve_and_stays_halted(db, database_
 def test_stale_data_blocks_entries_but_not_exits_and_is_recorded(db, database_url):
     seed_features(db, sample_rows(200))  # March 2024: by the wall clock, long stale
     connect = connector(database_url)
-    sleeve = Sleeve("BTCUSDT:1m:sma_cross", "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
+    sleeve = Sleeve(name="BTCUSDT:1m:sma_cross", symbol="BTCUSDT", interval="1m",
+                    strategy=build_strategy("sma_cross"), allocation=D("1000"))
     trader = Trader(connect, [sleeve], PaperBroker(db_candles(connect)),
                     risk=RiskConfig(rules=(StaleData(2),), staleness_basis="close_time"), paper_balance=D("10000"))
     trader.step()

@@ -37,7 +37,8 @@ def fake(fake_binance):
 
 
 def sleeve():
-    return Sleeve(SLEEVE, "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
+    return Sleeve(name=SLEEVE, symbol="BTCUSDT", interval="1m",
+                  strategy=build_strategy("sma_cross"), allocation=D("1000"))
 
 
 def paper_trader(database_url):

@@ -23,7 +23,8 @@ def test_every_bundled_strategy_trades_its_own_sleeve_and_allocation(db, databas
     rows = sample_rows(700)
     seed_features(db, rows)
     connect = connector(database_url)
-    sleeves = [Sleeve(f"BTCUSDT:1m:{n}", "BTCUSDT", "1m", build_strategy(n), allocation=a) for n, a in ALLOCATIONS.items()]
+    sleeves = [Sleeve(name=f"BTCUSDT:1m:{n}", symbol="BTCUSDT", interval="1m", strategy=build_strategy(n), allocation=a)
+               for n, a in ALLOCATIONS.items()]
     trader = Trader(connect, sleeves, PaperBroker(db_candles(connect)), risk=RiskConfig(), paper_balance=D("100000"))
 
     trader.step()

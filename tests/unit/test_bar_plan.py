@@ -12,7 +12,8 @@ from trader.strategies import build_strategy
 from trader.strategies.base import Action
 
 RULES = SymbolRules("BTCUSDT", tick=D("0.01"), lot=Lot(D("0.00001"), D("9000"), D("0.00001")), min_notional=D("5"))
-SLEEVE = Sleeve("BTCUSDT:1m:sma_cross", "BTCUSDT", "1m", build_strategy("sma_cross"), allocation=D("1000"))
+SLEEVE = Sleeve(name="BTCUSDT:1m:sma_cross", symbol="BTCUSDT", interval="1m",
+                strategy=build_strategy("sma_cross"), allocation=D("1000"))
 
 
 def snap(**kw) -> BarSnapshot:
