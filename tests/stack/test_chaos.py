@@ -78,11 +78,29 @@ def _running_task(run: Run) -> psutil.Process | None:
     return None
 
 
-def _unread(run: Run, url: str) -> int:
-    """How many candles the broker acknowledged that are not stored yet (from the sidecar's progress lines)."""
-    acked = [int(m.group(1)) for line in list(run.lines) if (m := re.search(r"streaming: published=\d+ acked=(\d+)", line))]
-    stored = _stored(url)
-    return acked[-1] - stored if acked and stored >= 0 else 0
+def _acked(run: Run) -> int | None:
+    """The broker's acknowledged count in the sidecar's newest progress (or final) line; it only grows, so the true
+    count is at least this (None: no line yet)."""
+    acked = [int(m.group(1)) for text in list(run.lines) if (m := re.search(r"streaming: .*published=\d+ acked=(\d+)", text))]
+    return acked[-1] if acked else None
+
+
+def _kill_tansu_holding_unread(run: Run, url: str) -> str:
+    """kill -9 of tansu while it holds candles it acknowledged and the loader has not stored (they go with it): the
+    scheduler is paused (SIGSTOP) until a progress line says the broker acknowledged more than is stored, so the
+    loader cannot catch up meanwhile, whatever the machine's speed; it goes on (SIGCONT) once tansu is dead."""
+    scheduler = run.pid_of("airflow-scheduler")
+    os.killpg(scheduler, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 120
+        while (acked := _acked(run)) is None or (unread := acked - _stored(url)) <= 0:
+            assert time.monotonic() < deadline, "the broker never held unread candles:\n" + "".join(run.lines[-40:])
+            time.sleep(0.2)
+        pid = run.pid_of("tansu")
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        os.killpg(scheduler, signal.SIGCONT)
+    return f"pid {pid}, holding {unread} acknowledged candles not stored"
 
 
 def _inject(run: Run, fault: str, url: str, data) -> str:
@@ -99,16 +117,13 @@ def _inject(run: Run, fault: str, url: str, data) -> str:
         pid = int((data / "pg" / "postmaster.pid").read_text().split()[0])
         os.kill(pid, signal.SIGINT)  # a fast shutdown, as `pg_ctl stop -m fast`
         return f"postmaster {pid}"
-    if fault == "tansu":  # when it holds candles it acknowledged and the loader has not stored: they go with it
-        deadline = time.monotonic() + 120
-        while (unread := _unread(run, url)) <= 0:
-            assert time.monotonic() < deadline, "the loader never lagged behind the broker:\n" + "".join(run.lines[-40:])
-            time.sleep(0.1)
+    if fault == "tansu":
+        return _kill_tansu_holding_unread(run, url)
     pid = run.pid_of(fault)
     assert not (fault == "streaming" and run.lines_since(0, r"supervisor: streaming finished")), \
         "the replay ended before the streaming fault: replay more candles or slower"
     os.kill(pid, signal.SIGKILL)
-    return f"pid {pid}" + (f", holding {unread} acknowledged candles not stored" if fault == "tansu" else "")
+    return f"pid {pid}"
 
 
 def _recovered(run: Run, fault: str, before: dict, url: str) -> bool:
@@ -132,6 +147,7 @@ def test_chaos(tmp_path):
     rng = random.Random(seed)
     faults = FAULTS[:]
     rng.shuffle(faults)
+    faults.insert(rng.randrange(4), faults.pop(faults.index("tansu")))  # early: while the replay still publishes
     rows = sample_rows(N)
     csv_path = write_csv(tmp_path / "BTCUSDT-1m.csv", rows)
     data = tmp_path / "data"
