@@ -113,26 +113,24 @@ def _group_exists(pgid: int) -> bool:
         return False
 
 
-def cleanup(groups: set[int], procs: list[psutil.Process], datadirs: list[Path]) -> None:
+def _signal_all(groups: set[int], procs: list[psutil.Process], sig: int) -> None:
     for pgid in groups:
-        _signal_group(pgid, signal.SIGTERM)
+        _signal_group(pgid, sig)
     for p in procs:
         try:
-            p.terminate()
+            p.send_signal(sig)
         except psutil.Error:
             pass
+
+
+def cleanup(groups: set[int], procs: list[psutil.Process], datadirs: list[Path]) -> None:
+    _signal_all(groups, procs, signal.SIGTERM)
     for d in datadirs:
         _stop_postgres(d, signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint, exit
     deadline = time.monotonic() + GRACE
     while time.monotonic() < deadline and (any(_group_exists(g) for g in groups) or any(p.is_running() for p in procs)):
         time.sleep(0.2)
-    for pgid in groups:
-        _signal_group(pgid, signal.SIGKILL)
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
+    _signal_all(groups, procs, signal.SIGKILL)
     for d in datadirs:
         pid = _postgres_pid(d)
         end = time.monotonic() + GRACE
