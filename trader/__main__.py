@@ -15,6 +15,7 @@ import time
 import psycopg2
 
 from klinepipe import FEATURES_CHANNEL, connection_file, logging_setup
+from klinepipe.dsn import libpq_dsn
 from trader import account_records, sleeve_records
 from trader.backtest.cli import add_backtest_parser
 from trader.brokers.paper import PaperBroker
@@ -101,8 +102,7 @@ def build_broker(settings: TraderSettings, connect):
 
 
 def _connector(settings: TraderSettings):
-    scheme, sep, rest = settings.database_url.partition("://")
-    dsn = f"{scheme.split('+')[0]}{sep}{rest}"  # a libpq DSN from a SQLAlchemy-style URL
+    dsn = libpq_dsn(settings.database_url)
     return lambda: psycopg2.connect(dsn)
 
 
