@@ -34,19 +34,22 @@ LIVE_WINDOW = timedelta(days=30)   # a series counts as streamed when candles ar
 
 
 # One row per stored series, O(series) whatever the history (sql/020_series_summary.sql): the counts and write
-# times from market.series_summary, kept by triggers; the newest candle, the newest closed one and the newest
-# feature row by a backward index scan of each table's primary key (LIMIT 1).
+# times from market.series_summary, kept by the merge and triggers; the open candles (the bars being built) from a
+# partial index of them; the newest candle, the newest closed one and the newest feature row by a backward scan of
+# each table's primary key (LIMIT 1).
 SERIES_SQL = """
-    SELECT s.symbol, s.interval, s.candles, s.closed, s.features, s.newest_ingested_at, now() AS db_now,
+    SELECT s.symbol, s.interval, s.candles, s.candles - o.open AS closed, s.features, s.newest_ingested_at, now() AS db_now,
            coalesce(s.last_live_ingested_at > now() - :live_window, false) AS arrived_live,
            n.open_time AS newest_open_time, n.source AS newest_source,
            nc.open_time AS newest_closed_open_time, nc.close_time AS newest_closed_close_time,
            nf.open_time AS newest_feature_open_time
     FROM market.series_summary s
+    CROSS JOIN LATERAL (SELECT count(*) AS open FROM market.candles c WHERE c.symbol = s.symbol AND c.interval = s.interval
+                        AND NOT c.is_closed) o
     LEFT JOIN LATERAL (SELECT open_time, source FROM market.candles c WHERE c.symbol = s.symbol AND c.interval = s.interval
                        ORDER BY open_time DESC LIMIT 1) n ON true
     LEFT JOIN LATERAL (SELECT open_time, close_time FROM market.candles c WHERE c.symbol = s.symbol
-                       AND c.interval = s.interval AND c.is_closed AND s.closed > 0 ORDER BY open_time DESC LIMIT 1) nc ON true
+                       AND c.interval = s.interval AND c.is_closed AND s.candles > o.open ORDER BY open_time DESC LIMIT 1) nc ON true
     LEFT JOIN LATERAL (SELECT open_time FROM market.features f WHERE f.symbol = s.symbol AND f.interval = s.interval
                        AND s.features > 0 ORDER BY open_time DESC LIMIT 1) nf ON true
     WHERE s.candles > 0
@@ -54,7 +57,11 @@ SERIES_SQL = """
 
 
 def series_summary(conn, live_window: timedelta = timedelta(days=30)) -> list[dict]:
-    """``SERIES_SQL``'s rows: what the Trading page's series list and the ETL metrics show per series."""
+    """``SERIES_SQL``'s rows: what the Trading page's series list and the ETL metrics show per series. When
+    market.candles was written outside the merge (SQL by hand), the summary is rebuilt first, once."""
+    if conn.execute(sa.text("SELECT EXISTS (SELECT FROM market.series_summary_stale)")).scalar():
+        with conn.engine.begin() as writer:  # its own transaction, committed before the read below
+            writer.execute(sa.text("SELECT market.rebuild_series_summary()"))
     return _rows(conn, SERIES_SQL, live_window=live_window)
 
 

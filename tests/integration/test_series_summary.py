@@ -15,7 +15,7 @@ from klinepipe.feature_store import compute_pending_features
 from klinepipe.kline import parse_kline_event
 from klinepipe.quality import arrived_live_sql
 from klinepipe_trading.etl_metrics import read_snapshot
-from klinepipe_trading.queries import LIVE_WINDOW, SERIES_SQL, list_series
+from klinepipe_trading.queries import LIVE_WINDOW, SERIES_SQL, list_series, series_summary
 from tests.helpers import closed_events, sample_rows
 
 pytestmark = pytest.mark.integration
@@ -43,9 +43,14 @@ COLUMNS = ("symbol", "interval", "candles", "closed", "features", "newest_open_t
 def both(engine) -> tuple[list[tuple], list[tuple]]:
     with engine.connect() as conn:
         params = {"live_window": LIVE_WINDOW}
-        summary = [tuple(r._mapping[c] for c in COLUMNS) for r in conn.execute(sa.text(SERIES_SQL), params)]
+        summary = [tuple(r[c] for c in COLUMNS) for r in series_summary(conn, LIVE_WINDOW)]
         full = [tuple(r._mapping[c] for c in COLUMNS) for r in conn.execute(sa.text(FULL_SCAN), params)]
     return summary, full
+
+
+def stale(engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT EXISTS (SELECT FROM market.series_summary_stale)")).scalar()
 
 
 def merge(engine, events: list[bytes], source: str) -> None:
@@ -85,6 +90,7 @@ def test_the_summary_equals_the_full_scan_through_every_kind_of_write(db):
     merge(db, events[-1:], "gap_fill")                                        # the last one closes by REST
     merge(db, closed_events(history[:10]), "backfill")                        # the same candles again: no change
     compute_pending_features(db)
+    assert not stale(db)  # the merge kept the summary itself: nothing to rebuild
     assert both(db)[0] == both(db)[1]
 
     with db.begin() as conn:                                                  # a recompute from a point on
@@ -92,6 +98,13 @@ def test_the_summary_equals_the_full_scan_through_every_kind_of_write(db):
                              "(SELECT max(open_time) - interval '100 minutes' FROM market.features WHERE symbol = 'BTCUSDT')"))
         conn.execute(sa.text("DELETE FROM market.candles WHERE symbol = 'ETHUSDT' AND open_time < "
                              "(SELECT min(open_time) + interval '5 minutes' FROM market.candles WHERE symbol = 'ETHUSDT')"))
+    assert stale(db)  # candles deleted by hand: the next read rebuilds the summary, once
+    assert both(db)[0] == both(db)[1] and not stale(db)
+    with db.begin() as conn:                                                  # a candle written by hand
+        conn.execute(sa.text("INSERT INTO market.candles SELECT * FROM market.candles WHERE symbol = 'ETHUSDT' LIMIT 0"))
+        conn.execute(sa.text("UPDATE market.candles SET volume = volume + 1 WHERE symbol = 'ETHUSDT' AND open_time = "
+                             "(SELECT max(open_time) FROM market.candles WHERE symbol = 'ETHUSDT')"))
+    assert stale(db)
     assert both(db)[0] == both(db)[1]
     with db.begin() as conn:
         conn.execute(sa.text("TRUNCATE market.features"))
