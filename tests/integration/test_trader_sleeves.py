@@ -40,3 +40,64 @@ def test_every_bundled_strategy_trades_its_own_sleeve_and_allocation(db, databas
         mine = [b for b in buys if b.sleeve == f"BTCUSDT:1m:{name}"]
         assert mine, f"{name} never bought"
         assert all(alloc - D("1") < b.quantity * b.ref_price <= alloc for b in mine), name
+
+
+SLEEVES_FILE = """
+[[sleeve]]
+symbol = "BTCUSDT"
+interval = "1m"
+strategy = "sma_cross"
+allocation = "500"
+params = { fast = 10, slow = 30 }
+
+[[sleeve]]
+name = "BTCUSDT:1m:sma_slow"
+symbol = "BTCUSDT"
+interval = "1m"
+strategy = "sma_cross"
+allocation = "700"
+params = { fast = 10, slow = 50 }
+order_type = "LIMIT"
+limit_offset_bps = "0"
+"""
+
+
+def test_the_same_strategy_twice_on_one_symbol_with_its_own_params_allocation_and_orders(db, database_url, tmp_path, monkeypatch):
+    from trader.__main__ import build_risk, build_sleeves
+    from trader.config import load_settings
+    from trader.orders import client_order_id
+
+    (tmp_path / "sleeves.toml").write_text(SLEEVES_FILE)
+    for k, v in {"DATABASE_URL": database_url, "TRADER_SLEEVES_FILE": str(tmp_path / "sleeves.toml"),
+                 "TRADER_STALE_INTERVALS": "0", "TRADER_MAX_ORDERS_PER_MINUTE": "0"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("TRADER_SLEEVES", raising=False)
+    seed_features(db, sample_rows(700))
+    settings = load_settings()
+    connect = connector(database_url)
+    trader = Trader(connect, build_sleeves(settings), PaperBroker(db_candles(connect)), risk=build_risk(settings),
+                    paper_balance=D("100000"))
+
+    trader.step()
+
+    features = pd.read_sql("SELECT * FROM market.features ORDER BY open_time", db)
+    with db.connect() as c:
+        signals = pd.read_sql("SELECT sleeve, action FROM trading.signals ORDER BY open_time", c)
+        orders = c.execute(sa.text("SELECT sleeve, client_order_id, type, side, quantity, ref_price, signal_open_time"
+                                   " FROM trading.orders")).fetchall()
+        held = dict(c.execute(sa.text("SELECT sleeve, quantity FROM trading.positions WHERE mode = 'paper'")).fetchall())
+    fast, slow = "BTCUSDT:1m:sma_cross", "BTCUSDT:1m:sma_slow"
+    want = {fast: build_strategy("sma_cross", fast=10, slow=30).signals(features),
+            slow: build_strategy("sma_cross", fast=10, slow=50).signals(features)}
+    assert list(want[fast]) != list(want[slow])
+    for name in (fast, slow):
+        got = signals[signals.sleeve == name].action.map({"BUY": 1, "SELL": -1, "HOLD": 0}).to_numpy()
+        assert list(got) == list(want[name]), name
+    mine = {name: [o for o in orders if o.sleeve == name] for name in (fast, slow)}
+    assert mine[fast] and mine[slow] and set(held) == {fast, slow}
+    assert {o.type for o in mine[fast]} == {"MARKET"} and {o.type for o in mine[slow]} == {"LIMIT"}
+    assert all(D("499") < o.quantity * o.ref_price <= D("500") for o in mine[fast] if o.side == "BUY")
+    assert all(D("699") < o.quantity * o.ref_price <= D("700") for o in mine[slow] if o.side == "BUY")
+    first = mine[fast][0]  # the sleeve's id is what TRADER_SLEEVES=BTCUSDT:1m:sma_cross has always given it
+    assert first.client_order_id == client_order_id(fast, int(first.signal_open_time.timestamp() * 1000), first.side, "paper")
+    assert not {o.client_order_id for o in mine[fast]} & {o.client_order_id for o in mine[slow]}
