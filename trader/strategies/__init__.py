@@ -32,5 +32,6 @@ def build_strategy(name: str, **params) -> Strategy:
     try:
         cls = REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+        hint = " (a strategy of your own loads from TRADER_STRATEGY_DIR)" if REGISTRY.keys() == BUNDLED.keys() else ""
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(REGISTRY))}{hint}") from None
     return cls(**check_params(cls, params))
