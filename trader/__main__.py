@@ -1,4 +1,4 @@
-"""Composition root and CLI of the trader: ``python -m trader run|status|kill|resume|reconcile|backtest|new-strategy|check-strategy``.
+"""Composition root and CLI of the trader: ``python -m trader run|status|kill|resume|reconcile|backtest|...`` (``--help``).
 
 Reads settings (the only place that does), builds the strategies, the broker (paper, or Binance through
 python-binance for testnet/live) and the loop, reconciles with the exchange, then runs until
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_sleeves(settings: TraderSettings) -> list[Sleeve]:
-    return [Sleeve(name=spec.name, symbol=spec.symbol, interval=spec.interval, strategy=build_strategy(spec.strategy, **spec.params),
-                   allocation=spec.allocation or settings.order_quote, orders=spec.orders or OrderSettings())
+    return [Sleeve(name=spec.name, symbol=spec.symbol, interval=spec.interval, orders=spec.orders or OrderSettings(),
+                   strategy=build_strategy(spec.strategy, **spec.params), allocation=spec.allocation or settings.order_quote)
             for spec in settings.sleeve_specs()]
 
 
@@ -109,15 +109,11 @@ def _connector(settings: TraderSettings):
 
 def banner(settings: TraderSettings, sleeves: list[Sleeve], account: str) -> str:
     return (f"trader: mode={settings.mode.upper()} account={account}\n"
-            f"trader: sleeves={', '.join(f'{s.name} ({s.allocation}{_shown(s.strategy.params)})' for s in sleeves)}\n"
+            f"trader: sleeves={', '.join(s.shown() for s in sleeves)}\n"
             f"trader: limits max_symbol_notional={settings.max_symbol_notional} max_total_notional={settings.max_total_notional}"
             f" max_orders_per_minute={settings.max_orders_per_minute} max_daily_loss={settings.max_daily_loss:%}"
             f" max_drawdown={settings.max_drawdown:%} stale_intervals={settings.stale_intervals} order_type={settings.order_type}"
             f" fee_bps={settings.fee_bps}")
-
-
-def _shown(params: dict) -> str:
-    return "".join(f" {k}={v}" for k, v in params.items())
 
 
 def cmd_run(settings: TraderSettings, args) -> int:

@@ -68,6 +68,10 @@ class Sleeve:
     orders: OrderSettings = field(default_factory=OrderSettings)
     halted: str | None = None
 
+    def shown(self) -> str:
+        """For the banner: ``BTCUSDT:1m:sma_cross (1000 fast=10 slow=30)``."""
+        return f"{self.name} ({self.allocation}{''.join(f' {k}={v}' for k, v in self.strategy.params.items())})"
+
 
 @dataclass(frozen=True)
 class RiskConfig:
