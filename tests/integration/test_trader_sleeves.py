@@ -86,6 +86,9 @@ def test_the_same_strategy_twice_on_one_symbol_with_its_own_params_allocation_an
         orders = c.execute(sa.text("SELECT sleeve, client_order_id, type, side, quantity, ref_price, signal_open_time"
                                    " FROM trading.orders")).fetchall()
         held = dict(c.execute(sa.text("SELECT sleeve, quantity FROM trading.positions WHERE mode = 'paper'")).fetchall())
+        filled = dict(c.execute(sa.text(
+            "SELECT o.sleeve, sum(CASE WHEN f.side = 'BUY' THEN f.quantity ELSE -f.quantity END) FROM trading.fills f"
+            " JOIN trading.orders o USING (client_order_id) GROUP BY o.sleeve")).fetchall())
     fast, slow = "BTCUSDT:1m:sma_cross", "BTCUSDT:1m:sma_slow"
     want = {fast: build_strategy("sma_cross", fast=10, slow=30).signals(features),
             slow: build_strategy("sma_cross", fast=10, slow=50).signals(features)}
@@ -95,6 +98,7 @@ def test_the_same_strategy_twice_on_one_symbol_with_its_own_params_allocation_an
         assert list(got) == list(want[name]), name
     mine = {name: [o for o in orders if o.sleeve == name] for name in (fast, slow)}
     assert mine[fast] and mine[slow] and set(held) == {fast, slow}
+    assert held == {name: filled.get(name, D(0)) for name in (fast, slow)}  # each position is its own orders' fills
     assert {o.type for o in mine[fast]} == {"MARKET"} and {o.type for o in mine[slow]} == {"LIMIT"}
     assert all(D("499") < o.quantity * o.ref_price <= D("500") for o in mine[fast] if o.side == "BUY")
     assert all(D("699") < o.quantity * o.ref_price <= D("700") for o in mine[slow] if o.side == "BUY")

@@ -73,3 +73,15 @@ def test_the_backtest_cli_refuses_an_unknown_parameter_in_one_line(tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "strategy 'sma_cross' has no parameter period; it takes: fast (int 2..500" in err
+
+
+@pytest.mark.parametrize(("grid", "message"), [
+    ('{"fast": [1, 10], "slow": [30]}', "parameter fast must be int 2..500, got 1"),
+    ('{"fats": [5, 10]}', "strategy 'sma_cross' has no parameter fats; it takes: fast"),
+])
+def test_a_sweep_grid_value_out_of_range_is_refused_before_any_work(tmp_path, capsys, grid, message):
+    code = backtest_main(["--csv", str(SAMPLE / "BTCUSDT-1d.csv"), "--sweep", grid, "--out", str(tmp_path / "out")])
+
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trader.strategies.base import Strategy, check_params
+from trader.strategies.base import Strategy, check_params, check_values
 from trader.strategies.bollinger_breakout import BollingerBreakout
 from trader.strategies.ema_cross import EmaCross
 from trader.strategies.macd_trend import MacdTrend
@@ -28,10 +28,23 @@ def register_strategy_dir(path: Path) -> list[str]:
     return sorted(found)
 
 
-def build_strategy(name: str, **params) -> Strategy:
+def strategy_class(name: str) -> type[Strategy]:
     try:
-        cls = REGISTRY[name]
+        return REGISTRY[name]
     except KeyError:
         hint = " (a strategy of your own loads from TRADER_STRATEGY_DIR)" if REGISTRY.keys() == BUNDLED.keys() else ""
         raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(REGISTRY))}{hint}") from None
+
+
+def build_strategy(name: str, **params) -> Strategy:
+    cls = strategy_class(name)
     return cls(**check_params(cls, params))
+
+
+def check_grid(name: str, grid: dict[str, list]) -> None:
+    """Every value of a sweep's grid on its own (``ValueError`` naming it); points breaking a constraint between
+    parameters (``fast < slow``) are left to the sweep, which reports them as invalid rows."""
+    cls = strategy_class(name)
+    for key, values in grid.items():
+        for value in values if isinstance(values, list) else [values]:
+            check_values(cls, {key: value})

@@ -19,7 +19,7 @@ import pandas as pd
 from trader.errors import StrategyError
 
 __all__ = ["BUY", "HOLD", "INTERFACE_VERSION", "SELL", "Action", "Constraint", "Param", "Signal", "Strategy", "StrategyError", "check_params",
-           "decide_safely"]
+           "check_values",            "decide_safely"]
 
 # The version of this interface. A user strategy states the one it was written for (``interface_version``);
 # a strategy written for another one is refused when it is loaded. 2: ``signals(frame)`` over feature rows,
@@ -102,8 +102,16 @@ def _is_int(value) -> bool:
 
 
 def check_params(cls: type[Strategy], params: dict) -> dict:
-    """``params`` checked against ``cls.declared_params`` (defaults filled in); ``ValueError`` naming the
-    unknown or invalid parameter and listing what the strategy takes."""
+    """``params`` checked against ``cls.declared_params`` and ``cls.constraints`` (defaults filled in);
+    ``ValueError`` naming the unknown or invalid parameter and listing what the strategy takes."""
+    check_values(cls, params)
+    full = {key: params.get(key, cls.declared_params[key].default) for key in cls.declared_params}
+    check_constraints(cls, full)
+    return full
+
+
+def check_values(cls: type[Strategy], params: dict) -> None:
+    """Each of ``params`` on its own: declared, of its type, in its range (constraints between them aside)."""
     declared = cls.declared_params
     takes = ", ".join(f"{k} ({p.valid()}, default {p.default})" for k, p in declared.items()) or "none"
     unknown = sorted(set(params) - set(declared))
@@ -113,9 +121,6 @@ def check_params(cls: type[Strategy], params: dict) -> dict:
         why = declared[key].check(value)
         if why is not None:
             raise ValueError(f"strategy {cls.name!r}: parameter {key} {why}; it takes: {takes}")
-    full = {key: params.get(key, p.default) for key, p in declared.items()}
-    check_constraints(cls, full)
-    return full
 
 
 def check_constraints(cls: type[Strategy], params: dict) -> None:
