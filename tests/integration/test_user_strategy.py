@@ -56,7 +56,7 @@ def test_a_strategy_from_the_template_is_checked_backtested_and_traded_on_paper(
     try:
         for line in run.stdout:  # the trader decides every stored candle on its first step, in time order
             lines.append(line)
-            if f"{SLEEVE} SELL" in line and "filled" in line and len([ln for ln in lines if "SELL" in ln and "filled" in ln]) >= 3:
+            if sum(f"{SLEEVE} SELL" in ln and "filled" in ln for ln in lines) >= 3:
                 break
     finally:
         watchdog.cancel()

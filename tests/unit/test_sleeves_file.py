@@ -72,8 +72,10 @@ def test_the_settings_read_the_file(sleeves_env):
 @pytest.mark.parametrize(("text", "env", "message"), [
     (TWO, {"TRADER_SLEEVES": "BTCUSDT:1m:sma_cross"}, "TRADER_SLEEVES_FILE and TRADER_SLEEVES (or --sleeves) are both set"),
     (TWO, {"TRADER_STRATEGY_PARAMS": "{}"}, "TRADER_SLEEVES_FILE and TRADER_STRATEGY_PARAMS are both set"),
-    (TWO.replace("slow = 50", "slow = 5"), {}, "TRADER_SLEEVES_FILE: sleeve 'BTCUSDT:1m:sma_slow': strategy 'sma_cross' needs fast < slow"),
-    (TWO.replace("slow = 50", "slw = 50"), {}, "sleeve 'BTCUSDT:1m:sma_slow': strategy 'sma_cross' has no parameter slw; it takes"),
+    (TWO.replace("slow = 50", "slow = 5"), {},
+     "TRADER_SLEEVES_FILE: sleeve 'BTCUSDT:1m:sma_slow': strategy 'sma_cross' needs fast < slow"),
+    (TWO.replace("slow = 50", "slw = 50"), {},
+     "sleeve 'BTCUSDT:1m:sma_slow': strategy 'sma_cross' has no parameter slw; it takes"),
     (TWO.replace('interval = "1m"', 'interval = "7m"', 1), {}, "sleeve 'BTCUSDT:7m:sma_cross': unknown kline interval '7m'"),
     (TWO.replace('"sma_cross"', '"sma_crosss"', 1), {}, "unknown strategy 'sma_crosss'; known: bollinger_breakout"),
 ])

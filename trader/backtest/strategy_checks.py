@@ -115,8 +115,8 @@ def warmup_findings(frame: pd.DataFrame, strategy: Strategy, bars: Sequence[int]
         return [Finding("warm-up", f"declared warmup = {declared}: the signals on the newest {declared} rows equal the "
                                    f"full-history ones at all {len(bars)} sampled bars (it needs {needed})")]
     need = f"it needs warmup = {needed}" if needed else f"not even {upto} rows reproduce them (does it depend on all history?)"
-    return [Finding("warm-up", f"declared warmup = {declared}, but the live trader's signals on the newest {declared} rows differ "
-                               f"from the full-history ones at {len(wrong)} of {len(bars)} sampled bars (first: bar {wrong[0]}); "
+    return [Finding("warm-up", f"declared warmup = {declared}, but the live trader's signals on the newest {declared} rows "
+                               f"differ from the full-history ones at {len(wrong)} of {len(bars)} sampled bars (first: bar {wrong[0]}); "
                                + need, problem=True)]
 
 
@@ -141,8 +141,8 @@ def feature_findings(candles: pd.DataFrame, strategy: Strategy) -> list[Finding]
     offset = len(candles) // 5
     settle = feature_settling(candles, columns, offset)
     shown = ", ".join(f"{c} {n} bars" for c, n in settle.items())
-    return [Finding("features", f"history each feature needs before it equals the pipeline's full-history value: {shown} "
-                                "(a backtest's first bars are that much less reliable; live features are computed over all history)")]
+    return [Finding("features", f"history each feature needs before it equals the pipeline's full-history value: {shown} (a "
+                                "backtest's first bars are that much less reliable; live features are computed over all history)")]
 
 
 def check_strategy(candles: pd.DataFrame, make: Callable[[], Strategy], samples: int = 100) -> list[Finding]:

@@ -18,8 +18,8 @@ import pandas as pd
 
 from trader.errors import StrategyError
 
-__all__ = ["BUY", "HOLD", "INTERFACE_VERSION", "SELL", "Action", "Constraint", "Param", "Signal", "Strategy", "StrategyError", "check_params",
-           "check_values",            "decide_safely"]
+__all__ = ["BUY", "HOLD", "INTERFACE_VERSION", "SELL", "Action", "Constraint", "Param", "Signal", "Strategy", "StrategyError",
+           "check_params", "check_values", "decide_safely"]
 
 # The version of this interface. A user strategy states the one it was written for (``interface_version``);
 # a strategy written for another one is refused when it is loaded. 2: ``signals(frame)`` over feature rows,
