@@ -124,7 +124,8 @@ def check_values(cls: type[Strategy], params: dict) -> None:
 
 
 def check_constraints(cls: type[Strategy], params: dict) -> None:
-    """``ValueError`` naming the first of ``cls.constraints`` that ``params`` break."""
+    """``ValueError`` naming the first of ``cls.constraints`` that ``params`` (defaults filling the gaps) break."""
+    params = {**{k: p.default for k, p in cls.declared_params.items()}, **params}
     for rule in cls.constraints:
         if not rule.holds(params):
             shown = ", ".join(f"{k}={v}" for k, v in params.items())
