@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "BTCUSDT-1m.csv.gz"
@@ -41,6 +42,14 @@ def strategy_dir(args: argparse.Namespace, required: bool) -> Path | None:
     return found
 
 
+def raised_at(exc: BaseException, directory: Path | None) -> str:
+    """`` at my_trend.py:12``: the innermost line of a file in the strategy directory that ``exc`` passed, else ``""``."""
+    if directory is None:
+        return ""
+    inside = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).parent == directory.resolve()]
+    return f" at {Path(inside[-1].filename).name}:{inside[-1].lineno}" if inside else ""
+
+
 def cmd_new_strategy(args: argparse.Namespace) -> int:
     from trader.strategy_template import write_template
 
@@ -59,6 +68,7 @@ def cmd_check_strategy(args: argparse.Namespace) -> int:
     from trader.backtest.strategy_checks import check_strategy
     from trader.strategies import build_strategy, register_strategy_dir
 
+    directory = None
     try:
         directory = strategy_dir(args, required=False)
         if directory is not None:
@@ -68,6 +78,9 @@ def cmd_check_strategy(args: argparse.Namespace) -> int:
         findings = check_strategy(candles, lambda: build_strategy(args.name, **args.params))
     except (ValueError, LookupError, OSError) as exc:
         print(f"check-strategy: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the user's strategy raised: say where, not a traceback
+        print(f"check-strategy: {args.name} raised {type(exc).__name__}{raised_at(exc, directory)}: {exc}", file=sys.stderr)
         return 2
     shown = ", ".join(f"{k}={v}" for k, v in strategy.params.items())
     print(f"check-strategy: {args.name} ({shown}) on {len(candles)} candles of {args.csv.name}")

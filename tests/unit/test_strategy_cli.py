@@ -111,3 +111,13 @@ def test_check_strategy_refuses_a_strategy_of_another_interface_version(strategy
     err = capsys.readouterr().err
     assert f"cold was written for strategy interface 1, this trader runs interface {INTERFACE_VERSION}" in err
     assert err.count("\n") == 1
+
+
+def test_check_strategy_names_the_line_where_the_strategy_raised(strategy_dir, capsys):
+    strategy_dir.mkdir()
+    (strategy_dir / "cold.py").write_text(COLD.replace('mean = close.rolling(20).mean().to_numpy()', 'mean = 1 / 0'))
+
+    assert main(["check-strategy", "cold"]) == 2
+
+    err = capsys.readouterr().err
+    assert err == "check-strategy: cold raised ZeroDivisionError at cold.py:10: division by zero\n"
