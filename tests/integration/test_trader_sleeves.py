@@ -1,12 +1,14 @@
 """Several sleeves in one trader on real features: every bundled strategy, each with its own allocation;
 the live loop's decisions equal the strategy's vectorised signals over the stored features (backtest parity)."""
 
+import re
 from decimal import Decimal as D
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import ROOT
 from tests.helpers import sample_rows, seed_features
 from tests.traders import connector
 from trader.brokers.paper import PaperBroker
@@ -42,24 +44,10 @@ def test_every_bundled_strategy_trades_its_own_sleeve_and_allocation(db, databas
         assert all(alloc - D("1") < b.quantity * b.ref_price <= alloc for b in mine), name
 
 
-SLEEVES_FILE = """
-[[sleeve]]
-symbol = "BTCUSDT"
-interval = "1m"
-strategy = "sma_cross"
-allocation = "500"
-params = { fast = 10, slow = 30 }
-
-[[sleeve]]
-name = "BTCUSDT:1m:sma_slow"
-symbol = "BTCUSDT"
-interval = "1m"
-strategy = "sma_cross"
-allocation = "700"
-params = { fast = 10, slow = 50 }
-order_type = "LIMIT"
-limit_offset_bps = "0"
-"""
+def readme_sleeves_file() -> str:
+    """The sleeves file the README shows (its only ```toml block): the test trades exactly what a user copies."""
+    text = (ROOT / "README.md").read_text()
+    return re.search(r"```toml\n(.*?)```", text, re.S).group(1)
 
 
 def test_the_same_strategy_twice_on_one_symbol_with_its_own_params_allocation_and_orders(db, database_url, tmp_path, monkeypatch):
@@ -67,7 +55,7 @@ def test_the_same_strategy_twice_on_one_symbol_with_its_own_params_allocation_an
     from trader.config import load_settings
     from trader.orders import client_order_id
 
-    (tmp_path / "sleeves.toml").write_text(SLEEVES_FILE)
+    (tmp_path / "sleeves.toml").write_text(readme_sleeves_file())
     for k, v in {"DATABASE_URL": database_url, "TRADER_SLEEVES_FILE": str(tmp_path / "sleeves.toml"),
                  "TRADER_STALE_INTERVALS": "0", "TRADER_MAX_ORDERS_PER_MINUTE": "0"}.items():
         monkeypatch.setenv(k, v)
@@ -83,7 +71,7 @@ def test_the_same_strategy_twice_on_one_symbol_with_its_own_params_allocation_an
     features = pd.read_sql("SELECT * FROM market.features ORDER BY open_time", db)
     with db.connect() as c:
         signals = pd.read_sql("SELECT sleeve, action FROM trading.signals ORDER BY open_time", c)
-        orders = c.execute(sa.text("SELECT sleeve, client_order_id, type, side, quantity, ref_price, signal_open_time"
+        orders = c.execute(sa.text("SELECT sleeve, client_order_id, type, side, quantity, ref_price, price, signal_open_time"
                                    " FROM trading.orders")).fetchall()
         held = dict(c.execute(sa.text("SELECT sleeve, quantity FROM trading.positions WHERE mode = 'paper'")).fetchall())
         filled = dict(c.execute(sa.text(
@@ -101,7 +89,9 @@ def test_the_same_strategy_twice_on_one_symbol_with_its_own_params_allocation_an
     assert held == {name: filled.get(name, D(0)) for name in (fast, slow)}  # each position is its own orders' fills
     assert {o.type for o in mine[fast]} == {"MARKET"} and {o.type for o in mine[slow]} == {"LIMIT"}
     assert all(D("499") < o.quantity * o.ref_price <= D("500") for o in mine[fast] if o.side == "BUY")
-    assert all(D("699") < o.quantity * o.ref_price <= D("700") for o in mine[slow] if o.side == "BUY")
+    limit = [o for o in mine[slow] if o.side == "BUY"]  # 5 bps below the close (on the tick); TRADER_ORDER_QUOTE's 1000
+    assert limit and all(o.ref_price * D("0.9995") - D("0.01") < o.price <= o.ref_price * D("0.9995") for o in limit)
+    assert all(D("999") < o.quantity * o.price <= D("1000") for o in limit)
     first = mine[fast][0]  # the sleeve's id is what TRADER_SLEEVES=BTCUSDT:1m:sma_cross has always given it
     assert first.client_order_id == client_order_id(fast, int(first.signal_open_time.timestamp() * 1000), first.side, "paper")
     assert not {o.client_order_id for o in mine[fast]} & {o.client_order_id for o in mine[slow]}
