@@ -44,8 +44,8 @@ class {cls}(Strategy):
     interface_version = {version}
     warmup = 2  # rows one decision reads: this candle's and the one before (a crossing needs both)
     declared_params = {{
-        "fast": Param(10, "fast SMA period: reads the column sma_<fast>", low=2, high=500),
-        "slow": Param(30, "slow SMA period: reads the column sma_<slow>", low=3, high=1000),
+        "fast": Param(10, "fast SMA period: reads the column sma_<fast> (stored today: 10, 30, 50)", low=2, high=500),
+        "slow": Param(30, "slow SMA period: reads the column sma_<slow> (stored today: 10, 30, 50)", low=3, high=1000),
         "min_gap_bps": Param(0.0, "buy only if the fast SMA ends this far above the slow one (basis points)", low=0, high=1000),
     }}
     constraints = (Constraint("fast < slow", lambda p: p["fast"] < p["slow"]),)
