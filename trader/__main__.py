@@ -1,4 +1,4 @@
-"""Composition root and CLI of the trader: ``python -m trader run|status|kill|resume|reconcile|backtest``.
+"""Composition root and CLI of the trader: ``python -m trader run|status|kill|resume|reconcile|backtest|...`` (``--help``).
 
 Reads settings (the only place that does), builds the strategies, the broker (paper, or Binance through
 python-binance for testnet/live) and the loop, reconciles with the exchange, then runs until
@@ -24,7 +24,7 @@ from trader.dependencies import DependencyDown, Outages, classify_pg, wait_for, 
 from trader.errors import EXIT_FAILED, EXIT_SETTINGS, EXIT_UNRECONCILED, AuthError, FatalError, TraderError, exit_code
 from trader.loop import Trader
 from trader.run_loop import run_forever
-from trader.sleeve import RiskConfig, Sleeve
+from trader.sleeve import OrderSettings, RiskConfig, Sleeve
 from trader.transaction import Transaction, db_candles
 from trader.metrics import LoopStats, serve_metrics
 from trader.reconcile import reconcile, require_reconciled
@@ -33,13 +33,14 @@ from trader.risk.killswitch import KillLimits
 from trader.risk.order_rate import MaxOrderRate
 from trader.risk.staleness import StaleData
 from trader.status import render_status
+from trader.strategy_cli import add_strategy_parsers
 from trader.strategies import build_strategy
 from trader.symbols import split_symbol
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "backtest":
-        return args.func(args)  # offline: reads files or market.candles, needs no trader settings
+    if args.command in OFFLINE:
+        return args.func(args)  # reads files or market.candles, needs no trader settings
     logging_setup.configure("trader")  # UTC time and level on every line
     connection_file.fill_unset(("DATABASE_URL",), "trader", also_set_by={"DATABASE_URL": "TRADER_DATABASE_URL"})
     try:
@@ -65,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_sleeves(settings: TraderSettings) -> list[Sleeve]:
-    return [Sleeve(name=spec.name, symbol=spec.symbol, interval=spec.interval,
-                   strategy=build_strategy(spec.strategy, **settings.strategy_params.get(spec.strategy, {})),
-                   allocation=spec.allocation or settings.order_quote) for spec in settings.sleeve_specs()]
+    return [Sleeve(name=spec.name, symbol=spec.symbol, interval=spec.interval, orders=spec.orders or OrderSettings(),
+                   strategy=build_strategy(spec.strategy, **spec.params), allocation=spec.allocation or settings.order_quote)
+            for spec in settings.sleeve_specs()]
 
 
 def build_risk(settings: TraderSettings) -> RiskConfig:
@@ -108,7 +109,7 @@ def _connector(settings: TraderSettings):
 
 def banner(settings: TraderSettings, sleeves: list[Sleeve], account: str) -> str:
     return (f"trader: mode={settings.mode.upper()} account={account}\n"
-            f"trader: sleeves={', '.join(f'{s.name} ({s.allocation})' for s in sleeves)}\n"
+            f"trader: sleeves={', '.join(s.shown() for s in sleeves)}\n"
             f"trader: limits max_symbol_notional={settings.max_symbol_notional} max_total_notional={settings.max_total_notional}"
             f" max_orders_per_minute={settings.max_orders_per_minute} max_daily_loss={settings.max_daily_loss:%}"
             f" max_drawdown={settings.max_drawdown:%} stale_intervals={settings.stale_intervals} order_type={settings.order_type}"
@@ -254,6 +255,7 @@ def cmd_resume(settings: TraderSettings, args) -> int:
     return 0
 
 
+OFFLINE = ("backtest", "new-strategy", "check-strategy")
 NEEDS_KEYS = ("run", "reconcile", "accept-reconciliation")
 COMMANDS = {"run": cmd_run, "status": cmd_status, "kill": cmd_kill, "resume": cmd_resume, "reconcile": cmd_reconcile,
             "accept-reconciliation": cmd_accept_reconciliation}
@@ -288,6 +290,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="accept the current differences (recorded in trading.events): the ledger adopts the exchange's balances,"
                         " caps positions at what the account holds, and the next `run` starts")
     add_backtest_parser(sub)
+    add_strategy_parsers(sub)
     return p
 
 

@@ -15,7 +15,7 @@ from trader.filters import SymbolRules, check_balance, is_dust, prepare_order
 from trader.orders import OrderIntent
 from trader.risk import RiskBlock, RiskContext, RiskRule, first_block
 from trader.risk.killswitch import KillState
-from trader.sleeve import RiskConfig, Sleeve
+from trader.sleeve import RiskConfig, Sleeve, sleeve_risk
 from trader.strategies.base import Action
 from trader.symbols import split_symbol
 
@@ -51,6 +51,7 @@ def plan_order(snap: BarSnapshot, *, sleeve: Sleeve, action: Action, reason: str
                interval_ms: int, risk: RiskConfig, rules: list[RiskRule], mode: str) -> OrderPlan:
     """Size the order ``action`` asks for, fit it to the exchange filters and the balance, check the risk rules."""
     base, quote = split_symbol(sleeve.symbol)
+    risk = sleeve_risk(risk, sleeve)
     long = snap.held > 0 and not is_dust(snap.rules, snap.held, close)
     if action is Action.BUY and long or action is Action.SELL and not long:
         return OrderPlan(intent=None, reason=f"{reason}; {'already long' if long else 'nothing to sell'}")

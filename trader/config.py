@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from decimal import Decimal
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, IPvAnyAddress, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, IPvAnyAddress, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -43,6 +44,9 @@ class TraderSettings(BaseSettings):
     database_url: str = Field(validation_alias=AliasChoices("TRADER_DATABASE_URL", "DATABASE_URL"))
     sleeves: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT:1m:sma_cross",)
     strategy_params: dict[str, dict[str, int | float | str]] = Field(default_factory=lambda: {"sma_cross": {"fast": 10, "slow": 30}})
+    sleeves_file: Path | None = Field(None, description="TOML file of [[sleeve]] tables (trader.sleeves_file), instead of "
+                                                        "TRADER_SLEEVES and TRADER_STRATEGY_PARAMS")
+    strategy_dir: Path | None = Field(None, description="directory of the user's own strategies (trader.strategies.user_dir)")
     order_quote: Decimal = Field(Decimal("1000"), gt=0, description="quote spent per entry unless the sleeve names its own")
     order_type: Literal["MARKET", "LIMIT"] = "MARKET"
     limit_tif: Literal["GTC", "IOC"] = "GTC"
@@ -69,20 +73,14 @@ class TraderSettings(BaseSettings):
     recv_window: int = Field(10000, gt=0, le=60000)
     startup_wait: float = Field(60.0, ge=0, description="seconds to wait at start for PostgreSQL / Binance before exit 1")
     retry_max_delay: float = Field(30.0, gt=0, description="cap of the reconnect backoff while a dependency is down")
+    _file_specs: tuple[SleeveSpec, ...] | None = PrivateAttr(None)  # TRADER_SLEEVES_FILE's, read by load_settings
 
     @field_validator("sleeves", mode="before")
     @classmethod
     def _split(cls, v):
         items = tuple(s.strip() for s in v.split(",") if s.strip()) if isinstance(v, str) else tuple(v)
-        from klinepipe.binance.intervals import INTERVAL_MS
-        from trader.strategies import REGISTRY
-
         for item in items:
-            spec = SleeveSpec.parse(item)  # ValueError naming the shape
-            if spec.interval not in INTERVAL_MS:
-                raise ValueError(f"sleeve {item!r}: unknown kline interval {spec.interval!r}; valid: {', '.join(INTERVAL_MS)}")
-            if spec.strategy not in REGISTRY:
-                raise ValueError(f"sleeve {item!r}: unknown strategy {spec.strategy!r}; known: {', '.join(sorted(REGISTRY))}")
+            SleeveSpec.parse(item)  # ValueError naming the shape; intervals and strategies: check_strategies
         if not items:
             raise ValueError("at least one sleeve is needed")
         return items
@@ -95,8 +93,12 @@ class TraderSettings(BaseSettings):
         return v.rstrip("/").removesuffix("/api") if v is not None else None  # /api: the deprecated name's form
 
     def sleeve_specs(self) -> tuple[SleeveSpec, ...]:
-        """``TRADER_SLEEVES`` parsed (checked when the settings were built)."""
-        return tuple(SleeveSpec.parse(item) for item in self.sleeves)
+        """The sleeves of ``TRADER_SLEEVES_FILE``, else ``TRADER_SLEEVES`` parsed, each with its strategy's
+        ``TRADER_STRATEGY_PARAMS`` (checked by ``load_settings``)."""
+        if self._file_specs is not None:
+            return self._file_specs
+        return tuple(replace(spec, params=dict(self.strategy_params.get(spec.strategy, {})))
+                     for spec in map(SleeveSpec.parse, self.sleeves))
 
     def api_credentials(self) -> tuple[SecretStr, SecretStr]:
         """The Binance key and secret from the environment or the named key file."""
@@ -115,13 +117,15 @@ class TraderSettings(BaseSettings):
 
 
 class BacktestSettings(BaseSettings):
-    """``python -m trader backtest``'s one setting (everything else is a flag): the database of stored candles."""
+    """The offline commands' settings (``backtest``, ``new-strategy``, ``check-strategy``; everything else is a
+    flag): the database of stored candles and the user's strategy directory."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    strategy_dir: Path | None = Field(None, validation_alias="TRADER_STRATEGY_DIR")
 
-    @field_validator("database_url", mode="before")
+    @field_validator("database_url", "strategy_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, v):
         return v or None
@@ -164,6 +168,8 @@ def load_settings(require_keys: bool = True, **overrides) -> TraderSettings:
         field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "?"
         raise SettingsError(f"invalid setting {_env_name(field)}: not valid JSON, e.g. "
                             '\'{"sma_cross": {"fast": 10, "slow": 30}}\'') from None
+    if settings.sleeves_file is not None:
+        settings._file_specs = _read_sleeves_file(settings)
     check_strategies(settings)
     quotes = {_quote(spec.symbol) for spec in settings.sleeve_specs()}
     if len(quotes) > 1:
@@ -183,16 +189,47 @@ def _env_name(field: str) -> str:
     return f"TRADER_{field.upper()}"
 
 
-def check_strategies(settings: TraderSettings) -> None:
-    """Build every configured strategy once, so a bad TRADER_STRATEGY_PARAMS is refused at start, named."""
-    from trader.strategies import REGISTRY, build_strategy
+def _read_sleeves_file(settings: TraderSettings) -> tuple[SleeveSpec, ...]:
+    from trader.sleeves_file import read_sleeves_file
 
+    for field, env in (("sleeves", "TRADER_SLEEVES (or --sleeves)"), ("strategy_params", "TRADER_STRATEGY_PARAMS")):
+        if field in settings.model_fields_set:
+            raise SettingsError(f"TRADER_SLEEVES_FILE and {env} are both set: give the sleeves and their params in the file only")
+    try:
+        return read_sleeves_file(settings.sleeves_file)
+    except ValueError as exc:
+        raise SettingsError(f"TRADER_SLEEVES_FILE: {settings.sleeves_file}: {exc}") from None
+
+
+def check_strategies(settings: TraderSettings) -> None:
+    """Load the user's strategies (``TRADER_STRATEGY_DIR``), then build every sleeve's strategy once, so an
+    unknown strategy, interval or parameter, or one out of range, is refused at start, named."""
+    from klinepipe.binance.intervals import INTERVAL_MS
+    from trader.strategies import REGISTRY, build_strategy, register_strategy_dir
+
+    if settings.strategy_dir is not None:
+        try:
+            register_strategy_dir(settings.strategy_dir)
+        except ValueError as exc:
+            raise SettingsError(f"TRADER_STRATEGY_DIR: {exc}") from None
+    known = ", ".join(sorted(REGISTRY))
     for name in settings.strategy_params:
         if name not in REGISTRY:
-            raise SettingsError(f"TRADER_STRATEGY_PARAMS: unknown strategy {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    for name in sorted({spec.strategy for spec in settings.sleeve_specs()} | set(settings.strategy_params)):
+            raise SettingsError(f"TRADER_STRATEGY_PARAMS: unknown strategy {name!r}; known: {known}")
+    source = "TRADER_SLEEVES_FILE" if settings.sleeves_file is not None else "TRADER_SLEEVES"
+    for spec in settings.sleeve_specs():
+        where = f"{source}: sleeve {spec.name!r}"
+        if spec.interval not in INTERVAL_MS:
+            raise SettingsError(f"{where}: unknown kline interval {spec.interval!r}; valid: {', '.join(INTERVAL_MS)}")
+        if spec.strategy not in REGISTRY:
+            raise SettingsError(f"{where}: unknown strategy {spec.strategy!r}; known: {known}")
         try:
-            build_strategy(name, **settings.strategy_params.get(name, {}))
+            build_strategy(spec.strategy, **(spec.params or {}))
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"{where if source.endswith('FILE') else 'TRADER_STRATEGY_PARAMS'}: {exc}") from None
+    for name, params in settings.strategy_params.items():
+        try:
+            build_strategy(name, **params)
         except (ValueError, TypeError) as exc:
             raise SettingsError(f"TRADER_STRATEGY_PARAMS: {exc}") from None
 

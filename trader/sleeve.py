@@ -1,10 +1,11 @@
-"""A sleeve (one strategy on one series, with what it spends per entry), its ``TRADER_SLEEVES`` spelling, and
-the risk configuration the loop applies to every sleeve (pure)."""
+"""A sleeve (one strategy with its parameters on one series, with what it spends per entry and how it orders),
+its ``TRADER_SLEEVES`` spelling, and the risk configuration the loop applies to every sleeve (pure)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
 from trader.risk.killswitch import KillLimits
 from trader.strategies.base import Strategy
@@ -12,17 +13,23 @@ from trader.strategies.base import Strategy
 
 @dataclass(frozen=True, kw_only=True)
 class SleeveSpec:
-    """One item of ``TRADER_SLEEVES``: ``SYMBOL:interval:strategy[:allocation]``, parsed in one place (``parse``)."""
+    """One sleeve as configured: an item of ``TRADER_SLEEVES`` (``SYMBOL:interval:strategy[:allocation]``, parsed
+    in one place, ``parse``) or a ``[[sleeve]]`` of the sleeves file (``trader.sleeves_file``), which may also
+    give the sleeve its own name, strategy parameters and order settings."""
 
     symbol: str  # upper case
     interval: str
     strategy: str
     allocation: Decimal | None = None  # quote per entry; None: TRADER_ORDER_QUOTE
+    params: dict[str, Any] | None = None  # None: TRADER_STRATEGY_PARAMS of the strategy (or its defaults)
+    label: str | None = None  # the sleeve's name in the records; None: SYMBOL:interval:strategy
+    orders: OrderSettings | None = None  # None: TRADER_ORDER_TYPE, TRADER_LIMIT_TIF, TRADER_LIMIT_OFFSET_BPS
 
     @property
     def name(self) -> str:
-        """The sleeve's name in every record: ``SYMBOL:interval:strategy``."""
-        return f"{self.symbol}:{self.interval}:{self.strategy}"
+        """The sleeve's name in every record (client order ids, ``trading.*`` rows): its own, else
+        ``SYMBOL:interval:strategy``."""
+        return self.label or f"{self.symbol}:{self.interval}:{self.strategy}"
 
     @classmethod
     def parse(cls, text: str) -> SleeveSpec:
@@ -42,14 +49,28 @@ def _positive(text: str) -> bool:
         return False
 
 
+@dataclass(frozen=True, kw_only=True)
+class OrderSettings:
+    """How one sleeve orders, overriding the trader's ``TRADER_ORDER_TYPE`` etc. (``None``: the trader's)."""
+
+    order_type: str | None = None  # MARKET | LIMIT
+    limit_tif: str | None = None  # GTC | IOC
+    limit_offset_bps: Decimal | None = None
+
+
 @dataclass(kw_only=True)
 class Sleeve:
-    name: str  # SYMBOL:interval:strategy
+    name: str  # SYMBOL:interval:strategy, or the name the sleeves file gives it
     symbol: str
     interval: str
     strategy: Strategy
     allocation: Decimal = Decimal("1000")  # quote spent per entry
+    orders: OrderSettings = field(default_factory=OrderSettings)
     halted: str | None = None
+
+    def shown(self) -> str:
+        """For the banner: ``BTCUSDT:1m:sma_cross (1000 fast=10 slow=30)``."""
+        return f"{self.name} ({self.allocation}{''.join(f' {k}={v}' for k, v in self.strategy.params.items())})"
 
 
 @dataclass(frozen=True)
@@ -60,3 +81,9 @@ class RiskConfig:
     order_type: str = "MARKET"  # entries and exits: MARKET | LIMIT
     limit_tif: str = "GTC"
     limit_offset_bps: Decimal = Decimal(0)
+
+
+def sleeve_risk(risk: RiskConfig, sleeve: Sleeve) -> RiskConfig:
+    """``risk`` with the sleeve's own order settings in place of the trader's."""
+    own = {k: v for k, v in vars(sleeve.orders).items() if v is not None}
+    return replace(risk, **own) if own else risk

@@ -69,11 +69,14 @@ NOT_RUN: dict[str, str] = {
                                                      "against the fake Binance in the testnet commands",
     r"make bench|python -m bench .*": "benchmarks: minutes of both cores each; they check their own results when run "
                                       "(`make bench`), their figures are in the README",
-    r"python -m trader run\|status\|kill\|resume\|reconcile\|accept-reconciliation\|backtest": "a synopsis of the "
+    r"python -m trader run\|status\|kill\|resume\|reconcile\|accept-reconciliation\|backtest\|new-strategy\|check-strategy":
+        "a synopsis of the "
         "subcommands, not a command: each is run from its own line",
     r"STREAMING_DEMO_SPEED=60x make run|STREAMING_MODE=replay make run": "`make run` (run above) with one streaming setting; "
         "the demo market's speed and the historical replay are run by tests/integration/test_demo_market.py and "
         "the `streaming demo` / `streaming replay` lines here",
+    r"export TRADER_STRATEGY_DIR=\S+": "the first half of the 'Write your own strategy' step 1, run with the second "
+                                       "(new-strategy) by every runner of that section",
     r"scripts/backfill\.py": "named in prose (the lineage of `backfill` rows); its commands are run from their own lines",
     r"python -m streaming|python -m trader|python -m trader backtest": "named in prose (the CLIs that read the running "
         "stack's connection file); tests/integration/test_connection_file.py runs each against one",
@@ -571,6 +574,65 @@ def run_backtest_db(cmd: str, ctx: Context):
     assert done.returncode == 0, done.stdout
     (summary,) = _reports(ctx)
     assert json.loads(summary.read_text())["bars"] == in_range
+
+
+# --- runners: write your own strategy ------------------------------------------------------------------
+
+_STRATEGY_STEPS = r"export TRADER_STRATEGY_DIR=\S+|\.venv/bin/python -m trader new-strategy (\w+)"
+
+
+def _new_strategy(ctx: Context) -> tuple[str, dict[str, str]]:
+    """The section's first step, as typed: the strategy's name and the environment it leaves."""
+    export, new = (c.text for c in COMMANDS if c.section == "Write your own strategy" and re.fullmatch(_STRATEGY_STEPS, c.text))
+    done = ctx.run(f"{export} && {new} && echo \"dir=$TRADER_STRATEGY_DIR\"")
+    assert done.returncode == 0 and "wrote" in done.stdout, done.stdout
+    return new.split()[-1], {"TRADER_STRATEGY_DIR": re.search(r"dir=(\S+)", done.stdout).group(1)}
+
+
+@runs(r"\.venv/bin/python -m trader new-strategy \w+")
+def run_new_strategy(cmd: str, ctx: Context):
+    """Writes the strategy and its test into the directory the export names (under the home), and never over them."""
+    name, env = _new_strategy(ctx)
+    assert env["TRADER_STRATEGY_DIR"].startswith(str(ctx.work.home))
+    again = ctx.run(f"python -m trader new-strategy {name}", **env)
+    assert again.returncode == 2 and "not overwriting" in again.stdout, again.stdout
+
+
+@runs(r"\.venv/bin/python -m pytest \$TRADER_STRATEGY_DIR")
+def run_strategy_tests(cmd: str, ctx: Context):
+    _, env = _new_strategy(ctx)
+    done = ctx.run(cmd, **env)
+    assert done.returncode == 0 and "2 passed" in done.stdout, done.stdout
+
+
+@runs(r"\.venv/bin/python -m trader check-strategy (\w+) .*")
+def run_check_strategy(cmd: str, ctx: Context):
+    """With the optional ``--params`` (``--csv FILE`` left out: the bundled sample): no problems found, exit 0."""
+    _, env = _new_strategy(ctx)
+    done = ctx.run(re.sub(r"\[--csv FILE\]", "", cmd).replace("[", "").replace("]", ""), **env)
+    assert done.returncode == 0 and "no problems found" in done.stdout and "slow=50" in done.stdout, done.stdout
+
+
+@runs(r"\.venv/bin/python -m trader backtest --strategy \w+ .*")
+def run_backtest_user_strategy(cmd: str, ctx: Context):
+    _, env = _new_strategy(ctx)
+    done = ctx.run(cmd, timeout=300, **env)
+    assert done.returncode == 0 and "total return" in done.stdout, done.stdout
+    (summary,) = _reports(ctx)
+    assert json.loads(summary.read_text())["params"] == {"fast": 10, "slow": 50, "min_gap_bps": 0.0}
+
+
+@runs(r"TRADER_SLEEVES=BTCUSDT:1m:(\w+) TRADER_STRATEGY_PARAMS='[^']*' \.venv/bin/python -m trader run")
+def run_user_strategy_on_paper(cmd: str, ctx: Context):
+    """The user's strategy trades on paper over stored features: its fills on the console and in the ledger."""
+    name, env = _new_strategy(ctx)
+    ctx.seed_candles(sample_rows(400))
+    proc = ctx.start(cmd, **env, TRADER_STALE_INTERVALS="0", TRADER_MAX_ORDERS_PER_MINUTE="0")
+    proc.wait_for(rf"trader: sleeves=BTCUSDT:1m:{name} \(1000 fast=10 slow=50 min_gap_bps=0.0\)", 60)
+    proc.wait_for(rf"BTCUSDT:1m:{name} (BUY|SELL) \S+ filled @ ", 90)
+    assert proc.interrupt() == 0, proc.output
+    assert ctx.count("SELECT count(*) FROM trading.fills f JOIN trading.orders o USING (client_order_id)"
+                     " WHERE o.sleeve = :s", s=f"BTCUSDT:1m:{name}") >= 1
 
 
 # --- runners: Docker Compose's helper, history loads ----------------------------------------------------

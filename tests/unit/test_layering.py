@@ -48,6 +48,7 @@ PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.dsn", "klinepipe.bin
         "trader.errors", "trader.filters", "trader.risk", "trader.risk.exposure", "trader.risk.killswitch",
         "trader.risk.order_rate", "trader.risk.staleness", "trader.strategies", "trader.orders", "trader.brokers.paper",
         "trader.symbols", "trader.market", "trader.timestamps", "trader.bar_plan", "trader.sleeve", "trader.trades",
+        "trader.sleeves_file", "trader.strategies.user_dir", "trader.backtest.strategy_checks",
         # the backtest core, CLI included: files and arrays only
         "trader.backtest.candles", "trader.backtest.engine", "trader.backtest.metrics", "trader.backtest.runner",
         "trader.backtest.sweep", "trader.backtest.outputs", "trader.backtest.service", "trader.backtest.cli"]

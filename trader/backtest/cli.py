@@ -32,6 +32,7 @@ def add_backtest_parser(subparsers) -> argparse.ArgumentParser:
     src.add_argument("--end", type=parse_time, help="open times before this, ISO (UTC)")
     src.add_argument("--database-url", help="default: $DATABASE_URL")
     p.add_argument("--strategy", default="sma_cross", help=f"one of: {', '.join(sorted(REGISTRY))} (default sma_cross)")
+    p.add_argument("--strategy-dir", type=Path, help="directory of your own strategies (default: $TRADER_STRATEGY_DIR)")
     p.add_argument("--params", type=json.loads, default={}, help='strategy params as JSON, e.g. \'{"fast": 10, "slow": 30}\'')
     fills = p.add_argument_group("fill model")
     fills.add_argument("--fee-bps", type=float, default=10.0, help="fee per side in basis points (default 10)")
@@ -59,15 +60,19 @@ def add_backtest_parser(subparsers) -> argparse.ArgumentParser:
 def run_backtest_command(args: argparse.Namespace) -> int:
     from trader.backtest.service import BacktestRequest, execute
 
-    if not args.database_url:
-        from trader.config import BacktestSettings
+    from trader.config import BacktestSettings
+    from trader.strategies import register_strategy_dir
 
+    if not args.database_url:
         if not args.csv:  # stored candles: the running make-run stack's database
             from klinepipe import connection_file
 
             connection_file.fill_unset(("DATABASE_URL",), "backtest")
         args.database_url = BacktestSettings().database_url
     try:
+        strategy_dir = getattr(args, "strategy_dir", None) or BacktestSettings().strategy_dir
+        if strategy_dir is not None:
+            register_strategy_dir(strategy_dir)
         model = FillModel(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, size=args.size, cash=args.cash,
                           allow_short=args.allow_short, order_quote=args.order_quote, qty_step=args.qty_step,
                           size_at=args.size_at)

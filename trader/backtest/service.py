@@ -18,7 +18,7 @@ from trader.backtest.candles import infer_interval_ms, read_kline_file, series_f
 from trader.backtest.engine import FillModel
 from trader.backtest.outputs import json_safe, write_outputs
 from trader.backtest.runner import feature_frame, run_backtest
-from trader.strategies import build_strategy
+from trader.strategies import build_strategy, check_grid
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,10 @@ def _no_progress(step: str, done: int, total: int) -> None:
 
 def execute(req: BacktestRequest, progress: Progress = _no_progress) -> dict:
     """Run the request and write its directory; return ``{"out_dir", "report", "summary", ...}``."""
+    if req.sweep:  # the strategy and its parameters are checked before any work
+        check_grid(req.strategy, {**req.params, **req.sweep})
+    else:
+        build_strategy(req.strategy, **req.params)
     progress("load candles", 0, 1)
     candles, symbol, interval = load_candles(req)
     if len(candles) < 2:

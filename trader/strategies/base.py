@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -17,8 +18,12 @@ import pandas as pd
 
 from trader.errors import StrategyError
 
-__all__ = ["BUY", "HOLD", "INTERFACE_VERSION", "SELL", "Action", "Param", "Signal", "Strategy", "StrategyError", "decide_safely"]
+__all__ = ["BUY", "HOLD", "INTERFACE_VERSION", "SELL", "Action", "Constraint", "Param", "Signal", "Strategy", "StrategyError",
+           "check_params", "check_values", "decide_safely"]
 
+# The version of this interface. A user strategy states the one it was written for (``interface_version``);
+# a strategy written for another one is refused when it is loaded. 2: ``signals(frame)`` over feature rows,
+# ``warmup``, ``required_features``, ``declared_params`` of typed, bounded ``Param``.
 INTERFACE_VERSION = 2
 
 BUY, SELL, HOLD = 1, -1, 0
@@ -41,25 +46,110 @@ class Signal:
 
 @dataclass(frozen=True)
 class Param:
-    """A declared strategy parameter: its default and an optional description (shown by ``--help``-like tools)."""
+    """A declared strategy parameter: default, description, and what is valid.
 
-    default: int | float
+    ``kind`` is ``"int"``, ``"float"`` or ``"categorical"``; unset, it is ``"categorical"`` when ``choices``
+    are given, else the type of ``default``. ``low``/``high`` bound numbers (inclusive); ``choices`` lists
+    the valid values of a categorical one. Optimisers read ``kind``/``low``/``high``/``choices``.
+    """
+
+    default: int | float | str
     help: str = ""
+    low: int | float | None = None
+    high: int | float | None = None
+    choices: tuple | None = None
+    kind: str | None = None
+
+    def __post_init__(self) -> None:
+        kind = self.kind or ("categorical" if self.choices is not None else "int" if _is_int(self.default) else "float")
+        object.__setattr__(self, "kind", kind)
+        if kind not in ("int", "float", "categorical"):
+            raise ValueError(f"Param kind must be int, float or categorical, got {kind!r}")
+        if kind == "categorical" and not self.choices:
+            raise ValueError("a categorical Param needs choices")
+        if self.check(self.default) is not None:
+            raise ValueError(f"Param default {self.default!r} is not valid: {self.check(self.default)}")
+
+    def valid(self) -> str:
+        """What is valid, e.g. ``int 2..500`` or ``one of 0, 1``."""
+        if self.kind == "categorical":
+            return "one of " + ", ".join(map(str, self.choices))
+        if self.low is None and self.high is None:
+            return self.kind
+        return f"{self.kind} {'' if self.low is None else self.low}..{'' if self.high is None else self.high}"
+
+    def check(self, value) -> str | None:
+        """``None`` when ``value`` is valid, else why not."""
+        if self.kind == "categorical":
+            return None if value in self.choices else f"must be {self.valid()}, got {value!r}"
+        if not (_is_int(value) if self.kind == "int" else _is_int(value) or isinstance(value, float)):
+            return f"must be {'an integer' if self.kind == 'int' else 'a number'} ({self.valid()}), got {value!r}"
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            return f"must be {self.valid()}, got {value!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A named rule between parameters, e.g. ``Constraint("fast < slow", lambda p: p["fast"] < p["slow"])``."""
+
+    name: str
+    holds: Callable[[dict], bool]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_params(cls: type[Strategy], params: dict) -> dict:
+    """``params`` checked against ``cls.declared_params`` and ``cls.constraints`` (defaults filled in);
+    ``ValueError`` naming the unknown or invalid parameter and listing what the strategy takes."""
+    check_values(cls, params)
+    full = {key: params.get(key, cls.declared_params[key].default) for key in cls.declared_params}
+    check_constraints(cls, full)
+    return full
+
+
+def check_values(cls: type[Strategy], params: dict) -> None:
+    """Each of ``params`` on its own: declared, of its type, in its range (constraints between them aside)."""
+    declared = cls.declared_params
+    takes = ", ".join(f"{k} ({p.valid()}, default {p.default})" for k, p in declared.items()) or "none"
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ValueError(f"strategy {cls.name!r} has no parameter {', '.join(unknown)}; it takes: {takes}")
+    for key, value in params.items():
+        why = declared[key].check(value)
+        if why is not None:
+            raise ValueError(f"strategy {cls.name!r}: parameter {key} {why}; it takes: {takes}")
+
+
+def check_constraints(cls: type[Strategy], params: dict) -> None:
+    """``ValueError`` naming the first of ``cls.constraints`` that ``params`` (defaults filling the gaps) break."""
+    params = {**{k: p.default for k, p in cls.declared_params.items()}, **params}
+    for rule in cls.constraints:
+        if not rule.holds(params):
+            shown = ", ".join(f"{k}={v}" for k, v in params.items())
+            raise ValueError(f"strategy {cls.name!r} needs {rule.name}, got {shown}")
 
 
 class Strategy:
     """Base class. Subclasses set ``name``, ``warmup`` and ``required_features`` and implement ``signals``.
 
-    Optional metadata: ``params`` declares parameters with defaults (``{"fast": Param(10)}``), so config
-    and backtests can list them; ``describe()`` gives name, warm-up, features and the actual parameters.
+    ``declared_params`` declares every parameter with its default and what is valid
+    (``{"fast": Param(10, low=2, high=500)}``): ``build_strategy`` refuses an unknown or invalid one, and
+    config, backtests and optimisers list them. Constraints between parameters (``fast < slow``) are
+    checked in ``__init__``, named; ``describe()`` gives name, warm-up, features and the actual parameters.
     """
 
     name: ClassVar[str]
+    interface_version: ClassVar[int] = INTERFACE_VERSION  # user strategies must state it themselves
     warmup: ClassVar[int] = 1  # rows of history one decision needs, the decided row included
     required_features: tuple[str, ...] = ()
     declared_params: ClassVar[dict[str, Param]] = {}
+    constraints: ClassVar[tuple[Constraint, ...]] = ()
 
     def __init__(self, **params) -> None:
+        check_constraints(type(self), params)
         self.params = params
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:  # pragma: no cover - interface

@@ -8,6 +8,6 @@ from trader.strategies.sma_cross import SmaCross
 
 class EmaCross(SmaCross):
     name = "ema_cross"
-    declared_params = {"fast": Param(10, "fast EMA period (ema_10 available)"),
-                       "slow": Param(30, "slow EMA period (ema_30, ema_50 available)")}
+    declared_params = {"fast": Param(10, "fast EMA period (ema_10 available)", low=2, high=500),
+                       "slow": Param(30, "slow EMA period (ema_30, ema_50 available)", low=3, high=1000)}
     column_prefix = "ema"

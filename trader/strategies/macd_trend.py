@@ -17,7 +17,7 @@ class MacdTrend(Strategy):
     name = "macd_trend"
     warmup = 2
     required_features = ("macd", "macd_signal")
-    declared_params = {"above_zero": Param(0, "1: only buy while the MACD line is above zero")}
+    declared_params = {"above_zero": Param(0, "1: only buy while the MACD line is above zero", choices=(0, 1))}
 
     def __init__(self, above_zero: int = 0) -> None:
         super().__init__(above_zero=int(above_zero))

@@ -9,20 +9,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trader.strategies.base import Action, Param, Strategy
+from trader.strategies.base import Action, Constraint, Param, Strategy
 from trader.strategies.signals import column, to_signals
 
 
 class RsiReversion(Strategy):
     name = "rsi_reversion"
     warmup = 2
-    declared_params = {"period": Param(14, "RSI period (rsi_14 available)"),
-                       "lower": Param(30, "oversold level: buy on entering below it"),
-                       "upper": Param(70, "overbought level: sell on entering above it")}
+    declared_params = {"period": Param(14, "RSI period (rsi_14 available)", low=2, high=500),
+                       "lower": Param(30.0, "oversold level: buy on entering below it", low=0, high=100),
+                       "upper": Param(70.0, "overbought level: sell on entering above it", low=0, high=100)}
+
+    constraints = (Constraint("lower < upper", lambda p: p["lower"] < p["upper"]),)
 
     def __init__(self, period: int = 14, lower: float = 30, upper: float = 70) -> None:
-        if not 0 < lower < upper < 100:
-            raise ValueError(f"rsi_reversion needs 0 < lower < upper < 100, got lower={lower} upper={upper}")
         super().__init__(period=period, lower=lower, upper=upper)
         self.col = f"rsi_{period}"
         self.required_features = (self.col,)

@@ -9,20 +9,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trader.strategies.base import Action, Param, Strategy
+from trader.strategies.base import Action, Constraint, Param, Strategy
 from trader.strategies.signals import column, crossed_above, crossed_below, to_signals
 
 
 class SmaCross(Strategy):
     name = "sma_cross"
     warmup = 2
-    declared_params = {"fast": Param(10, "fast SMA period (sma_10 available)"),
-                       "slow": Param(30, "slow SMA period (sma_30, sma_50 available)")}
+    declared_params = {"fast": Param(10, "fast SMA period (sma_10 available)", low=2, high=500),
+                       "slow": Param(30, "slow SMA period (sma_30, sma_50 available)", low=3, high=1000)}
+    constraints = (Constraint("fast < slow", lambda p: p["fast"] < p["slow"]),)
     column_prefix = "sma"
 
     def __init__(self, fast: int = 10, slow: int = 30) -> None:
-        if not 0 < fast < slow:
-            raise ValueError(f"{self.name} needs 0 < fast < slow, got fast={fast} slow={slow}")
         super().__init__(fast=fast, slow=slow)
         self.fast_col, self.slow_col = f"{self.column_prefix}_{fast}", f"{self.column_prefix}_{slow}"
         self.required_features = (self.fast_col, self.slow_col)
