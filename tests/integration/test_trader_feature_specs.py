@@ -28,7 +28,7 @@ def _signals(engine) -> list[str]:
 
 
 def test_a_sleeve_waits_for_its_registered_specs_then_decides_as_the_backtest(db, database_url, tmp_path):
-    rows = sample_rows(500)
+    rows = sample_rows(300)
     seed_features(db, rows)  # the default set only: sma_5 and sma_20 are not computed
     strategy = build_strategy("sma_cross", fast=5, slow=20)
     connect = connector(database_url)
