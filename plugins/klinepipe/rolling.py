@@ -49,9 +49,14 @@ def decimal_units(x: np.ndarray) -> tuple[np.ndarray, int] | None:
     return None
 
 
-def exact_rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
-    """The exact mean of each full window of ``n`` decimals, correctly rounded (see the module doc)."""
-    found = decimal_units(x) if len(x) >= n else None
+_UNSET = object()
+
+
+def exact_rolling_mean(x: np.ndarray, n: int, units=_UNSET) -> np.ndarray:
+    """The exact mean of each full window of ``n`` decimals, correctly rounded (see the module doc).
+
+    ``units``: ``decimal_units(x)`` when the caller has it already (several means of one series)."""
+    found = (decimal_units(x) if units is _UNSET else units) if len(x) >= n else None
     if found is None:
         return rolling_mean(x, n)
     units, d = found
