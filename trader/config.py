@@ -203,7 +203,8 @@ def _read_sleeves_file(settings: TraderSettings) -> tuple[SleeveSpec, ...]:
 
 def check_strategies(settings: TraderSettings) -> None:
     """Load the user's strategies (``TRADER_STRATEGY_DIR``), then build every sleeve's strategy once, so an
-    unknown strategy, interval or parameter, or one out of range, is refused at start, named."""
+    unknown strategy, interval or parameter, one out of range, or a feature spec that no indicator provides,
+    is refused at start, named, in one line."""
     from klinepipe.binance.intervals import INTERVAL_MS
     from trader.strategies import REGISTRY, build_strategy, register_strategy_dir
 
@@ -216,17 +217,21 @@ def check_strategies(settings: TraderSettings) -> None:
     for name in settings.strategy_params:
         if name not in REGISTRY:
             raise SettingsError(f"TRADER_STRATEGY_PARAMS: unknown strategy {name!r}; known: {known}")
-    source = "TRADER_SLEEVES_FILE" if settings.sleeves_file is not None else "TRADER_SLEEVES"
+    from_file = settings.sleeves_file is not None
     for spec in settings.sleeve_specs():
-        where = f"{source}: sleeve {spec.name!r}"
+        where = f"{'TRADER_SLEEVES_FILE' if from_file else 'TRADER_SLEEVES'}: sleeve {spec.name if not from_file else repr(spec.name)}"
         if spec.interval not in INTERVAL_MS:
             raise SettingsError(f"{where}: unknown kline interval {spec.interval!r}; valid: {', '.join(INTERVAL_MS)}")
         if spec.strategy not in REGISTRY:
             raise SettingsError(f"{where}: unknown strategy {spec.strategy!r}; known: {known}")
         try:
-            build_strategy(spec.strategy, **(spec.params or {}))
+            strategy = build_strategy(spec.strategy, **(spec.params or {}))
         except (ValueError, TypeError) as exc:
-            raise SettingsError(f"{where if source.endswith('FILE') else 'TRADER_STRATEGY_PARAMS'}: {exc}") from None
+            raise SettingsError(f"{where if from_file else f'TRADER_STRATEGY_PARAMS: sleeve {spec.name}'}: {exc}") from None
+        try:  # the feature specs it reads (a column no indicator produces: named, with the valid indicators)
+            strategy.feature_specs()
+        except ValueError as exc:
+            raise SettingsError(f"{where}: strategy {spec.strategy} reads {exc}") from None
     for name, params in settings.strategy_params.items():
         try:
             build_strategy(name, **params)

@@ -67,6 +67,7 @@ class Sleeve:
     allocation: Decimal = Decimal("1000")  # quote spent per entry
     orders: OrderSettings = field(default_factory=OrderSettings)
     halted: str | None = None
+    specs: tuple = ()  # the strategy's feature specs, as registered at start
 
     def shown(self) -> str:
         """For the banner: ``BTCUSDT:1m:sma_cross (1000 fast=10 slow=30)``."""

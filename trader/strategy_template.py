@@ -14,8 +14,9 @@ How klinepipe uses it (strategy interface {version}):
 
 - ``signals(frame)`` is the whole strategy, the same code live and in backtests. ``frame`` has one row per
   closed candle, oldest first: ``open_time`` (UTC), ``close`` and the feature columns ``required_features``
-  names. The pipeline's columns today: sma_10/30/50, ema_10/30/50, rsi_14, macd, macd_signal, macd_hist,
-  bb_upper_20, bb_middle_20, bb_lower_20, atr_14, volatility_30, volume_z_30, ret_1, log_ret_1.
+  names: the columns of any feature spec (``sma_5`` is ``sma(5)``, ``rsi_7``, ``ema_21``, ``bb_upper_20_2p5``
+  ...; see the README's Features section). The features DAG stores the specs your sleeves read, backtests
+  compute them from the candles with the same code; a column no indicator makes is refused at start.
   It returns one value per row: +1 BUY, -1 SELL, 0 HOLD (long-only spot: BUY when flat, SELL when long).
 - Row ``i`` may depend only on rows ``<= i`` (no look-ahead). Backtests call ``signals`` once over the
   whole history; the live trader calls it on the newest ``warmup`` rows and acts on the last value.
@@ -44,8 +45,8 @@ class {cls}(Strategy):
     interface_version = {version}
     warmup = 2  # rows one decision reads: this candle's and the one before (a crossing needs both)
     declared_params = {{
-        "fast": Param(10, "fast SMA period: reads the column sma_<fast> (stored today: 10, 30, 50)", low=2, high=500),
-        "slow": Param(30, "slow SMA period: reads the column sma_<slow> (stored today: 10, 30, 50)", low=3, high=1000),
+        "fast": Param(10, "fast SMA period: reads the column sma_<fast>", low=2, high=500),
+        "slow": Param(30, "slow SMA period: reads the column sma_<slow>", low=3, high=1000),
         "min_gap_bps": Param(0.0, "buy only if the fast SMA ends this far above the slow one (basis points)", low=0, high=1000),
     }}
     constraints = (Constraint("fast < slow", lambda p: p["fast"] < p["slow"]),)

@@ -16,10 +16,12 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from klinepipe.feature_specs import FeatureSpec
+from klinepipe.features import make_spec, specs_for_columns
 from trader.errors import StrategyError
 
 __all__ = ["BUY", "HOLD", "INTERFACE_VERSION", "SELL", "Action", "Constraint", "Param", "Signal", "Strategy", "StrategyError",
-           "check_params", "check_values", "decide_safely"]
+           "check_params", "check_values", "decide_safely", "need_spec"]
 
 # The version of this interface. A user strategy states the one it was written for (``interface_version``);
 # a strategy written for another one is refused when it is loaded. 2: ``signals(frame)`` over feature rows,
@@ -138,7 +140,11 @@ class Strategy:
     ``declared_params`` declares every parameter with its default and what is valid
     (``{"fast": Param(10, low=2, high=500)}``): ``build_strategy`` refuses an unknown or invalid one, and
     config, backtests and optimisers list them. Constraints between parameters (``fast < slow``) are
-    checked in ``__init__``, named; ``describe()`` gives name, warm-up, features and the actual parameters.
+    declared in ``constraints``, named; ``describe()`` gives name, warm-up, features and the actual parameters.
+
+    The feature specs a strategy needs follow from its parameters: ``feature_specs()`` gives them (by default
+    the specs whose columns ``required_features`` names, so ``("sma_5", "sma_20")`` means ``sma(5)``,
+    ``sma(20)``); the features DAG stores them, backtests compute them, the trader checks them at start.
     """
 
     name: ClassVar[str]
@@ -156,9 +162,13 @@ class Strategy:
         """+1/-1/0 per row, causal. Must not mutate ``frame``."""
         raise NotImplementedError
 
+    def feature_specs(self) -> tuple[FeatureSpec, ...]:
+        """The feature specs ``signals`` reads (``ValueError`` naming a column no indicator produces)."""
+        return specs_for_columns(self.required_features)
+
     def describe(self) -> dict:
         return {"name": self.name, "warmup": self.warmup, "required_features": list(self.required_features),
-                "params": dict(self.params)}
+                "feature_specs": [s.text for s in self.feature_specs()], "params": dict(self.params)}
 
     def reason(self, action: Action) -> str:
         """Why ``action`` was taken, for the records (override for something more specific)."""
@@ -170,6 +180,15 @@ class Strategy:
             return Signal(Action.HOLD, "no data")
         action = _ACTIONS[int(self.signals(window)[-1])]
         return Signal(action, self.reason(action))
+
+
+def need_spec(strategy: str, indicator: str, *args) -> FeatureSpec:
+    """The spec ``indicator(*args)`` a strategy needs for its parameters; ``ValueError`` naming the strategy, the
+    spec and what is valid (e.g. ``sma_cross needs sma(20000): sma: period must be in 1..10000, got 20000``)."""
+    try:
+        return make_spec(indicator, *args)
+    except ValueError as exc:
+        raise ValueError(f"{strategy} needs {indicator}({', '.join(map(str, args))}): {exc}") from None
 
 
 def decide_safely(strategy: Strategy, window: pd.DataFrame) -> Signal:

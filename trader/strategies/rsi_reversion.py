@@ -1,5 +1,6 @@
 """RSI mean reversion: buy when RSI falls into the oversold zone, sell when it rises into the overbought one.
 
+Needs the spec ``rsi(period)`` (column ``rsi_<period>``).
 BUY on the row where ``rsi_<period>`` crosses below ``lower`` (from at or above it); SELL where it crosses
 above ``upper``. Rows before the RSI is defined never signal.
 """
@@ -9,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trader.strategies.base import Action, Constraint, Param, Strategy
+from trader.strategies.base import Action, Constraint, Param, Strategy, need_spec
 from trader.strategies.signals import column, to_signals
 
 
 class RsiReversion(Strategy):
     name = "rsi_reversion"
     warmup = 2
-    declared_params = {"period": Param(14, "RSI period (rsi_14 available)", low=2, high=500),
+    declared_params = {"period": Param(14, "RSI period (spec rsi(period))", low=2, high=500),
                        "lower": Param(30.0, "oversold level: buy on entering below it", low=0, high=100),
                        "upper": Param(70.0, "overbought level: sell on entering above it", low=0, high=100)}
 
@@ -24,7 +25,7 @@ class RsiReversion(Strategy):
 
     def __init__(self, period: int = 14, lower: float = 30, upper: float = 70) -> None:
         super().__init__(period=period, lower=lower, upper=upper)
-        self.col = f"rsi_{period}"
+        self.col = need_spec(self.name, "rsi", period).columns[0]
         self.required_features = (self.col,)
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:
