@@ -17,6 +17,7 @@ import psycopg2
 from klinepipe import FEATURES_CHANNEL, connection_file, logging_setup
 from trader import account_records, sleeve_records
 from trader.backtest.cli import add_backtest_parser
+from trader.backtest.optimize.cli import add_optimize_parser
 from trader.brokers.paper import PaperBroker
 from trader.config import SettingsError, TraderSettings, load_settings
 from trader.dependencies import DependencyDown, Outages, classify_pg, wait_for, wait_for_database
@@ -37,7 +38,7 @@ from trader.symbols import split_symbol
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "backtest":
+    if args.command in ("backtest", "optimize"):
         return args.func(args)  # offline: reads files or market.candles, needs no trader settings
     logging_setup.configure("trader")  # UTC time and level on every line
     connection_file.fill_unset(("DATABASE_URL",), "trader", also_set_by={"DATABASE_URL": "TRADER_DATABASE_URL"})
@@ -288,6 +289,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="accept the current differences (recorded in trading.events): the ledger adopts the exchange's balances,"
                         " caps positions at what the account holds, and the next `run` starts")
     add_backtest_parser(sub)
+    add_optimize_parser(sub)
     return p
 
 
