@@ -141,23 +141,52 @@ def run_jobs(jobs: list[Job], evaluator: Evaluator, setup: Setup, storage_url: s
     return results
 
 
-def execute(req: OptimizeRequest, progress: Progress | None = None) -> dict:
-    """Load, create or resume the studies, run the trials, write the report; return the (JSON-safe) result."""
-    from trader.backtest.optimize.report import write_report
-    from trader.backtest.optimize.results import collect
+@dataclass
+class Prepared:
+    """An optimisation ready to run trials: its candles, setup, storage and study names."""
+
+    req: OptimizeRequest
+    candles: pd.DataFrame
+    symbol: str
+    interval: str
+    setup: Setup
+    storage: object
+    names: list[str]
+
+    def evaluator(self) -> Evaluator:
+        return evaluator_for(self.setup, self.candles, self.req.model)
+
+
+def prepare(req: OptimizeRequest, create: bool = True) -> Prepared:
+    """Load the candles and create (or find again) the studies; ``create=False`` in workers that only add trials."""
     from trader.backtest.optimize.storage import open_storage
     from trader.backtest.service import load_candles
 
     candles, symbol, interval = load_candles(req)
     setup = resolve_setup(req, candles)
-    storage = open_storage(req.storage, create=True)
+    storage = _STORAGES.get(req.storage) if not create else None
+    storage = storage or open_storage(req.storage, create=create)
     _STORAGES[req.storage] = storage
     names = create_studies(storage, req.study, setup)
+    return Prepared(req, candles, symbol, interval, setup, storage, names)
+
+
+def finish(p: Prepared, evaluator: Evaluator, trials_run: int, workers: int) -> dict:
+    """Collect what the studies found and write the report directory."""
+    from trader.backtest.optimize.report import write_report
+    from trader.backtest.optimize.results import collect
+
+    result = collect(p.storage, p.names, p.setup, evaluator, p.req.model)
+    result |= {"strategy": p.req.strategy, "symbol": p.symbol, "interval": p.interval, "study": p.req.study,
+               "trials_run": trials_run, "workers": workers}
+    return write_report(result, p.storage, p.names, Path(p.req.out_dir), html=p.req.html, png=p.req.png)
+
+
+def execute(req: OptimizeRequest, progress: Progress | None = None) -> dict:
+    """Load, create or resume the studies, run the trials on every core, write the report; return the result."""
+    p = prepare(req)
     workers = max(1, min(req.workers or os.cpu_count() or 1, req.trials))
-    evaluator = evaluator_for(setup, candles, req.model)
-    stats = run_jobs(plan_jobs(names, len(candles), setup, req.trials, workers), evaluator, setup, req.storage, workers,
-                     progress)
-    result = collect(storage, names, setup, evaluator, req.model)
-    result |= {"strategy": req.strategy, "symbol": symbol, "interval": interval, "study": req.study,
-               "trials_run": sum(s["ran"] for s in stats), "workers": workers}
-    return write_report(result, storage, names, Path(req.out_dir), html=req.html, png=req.png)
+    evaluator = p.evaluator()
+    stats = run_jobs(plan_jobs(p.names, len(p.candles), p.setup, req.trials, workers), evaluator, p.setup, req.storage,
+                     workers, progress)
+    return finish(p, evaluator, sum(s["ran"] for s in stats), workers)
