@@ -6,7 +6,7 @@ package sits in Airflow's plugins folder so that DAG tasks can import it, and th
 modules so that backtests compute features with the very code the DAG runs.
 """
 
-FEATURE_SET_VERSION = "v2"
+FEATURE_SET_VERSION = "v3"  # v3: feature specs; exact SMA means (klinepipe.rolling); warm-up per spec
 KLINES_TOPIC = "binance.klines"  # default of KAFKA_TOPIC, for the sidecar and the DAGs alike
 DLQ_TOPIC = "binance.klines.dlq"  # default of KAFKA_DLQ_TOPIC
 FEATURES_CHANNEL = "klinepipe_features"  # NOTIFY'd by the features task, LISTEN'd by the trader

@@ -6,9 +6,15 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+from klinepipe.features import parse_spec
 from tests.conftest import ROOT
 from tests.helpers import SAMPLE
+from trader.backtest.candles import read_kline_file
 from trader.backtest.cli import add_backtest_parser, main
+from trader.backtest.runner import feature_frame, strategy_signals
+from trader.strategies import build_strategy
 
 
 def test_cli_backtests_a_csv_into_the_output_directory(tmp_path, capsys):
@@ -43,14 +49,30 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert code == 2 and "unknown strategy 'nope'" in capsys.readouterr().err
 
 
-def test_a_feature_the_feature_set_lacks_is_named_with_the_ones_it_has(tmp_path, capsys):
-    """It said only ``backtest: 'sma_5'`` (a KeyError's text)."""
-    code = main(["--csv", str(SAMPLE / "BTCUSDT-1d.csv"), "--params", '{"fast": 5, "slow": 20}', "--out", str(tmp_path / "x")])
+def test_any_sma_periods_backtest_and_an_impossible_one_is_named_with_its_range(tmp_path, capsys):
+    """It said only ``backtest: 'sma_5'`` (a KeyError's text); then that sma_5 is not in the feature set (issue 15:
+    any period works, computed from the candles with the DAG's function)."""
+    code = main(["--csv", str(SAMPLE / "BTCUSDT-1d.csv"), "--params", '{"fast": 5, "slow": 20}', "--out", str(tmp_path / "x"),
+                 "--no-html", "--no-png"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "x" / "summary.json").read_text())["params"] == {"fast": 5, "slow": 20}
+
+    code = main(["--csv", str(SAMPLE / "BTCUSDT-1d.csv"), "--params", '{"fast": 5, "slow": 20000}', "--out", str(tmp_path / "y")])
 
     err = capsys.readouterr().err
     assert code == 2
-    assert "sma_cross (fast=5, slow=20) needs sma_5, sma_20, which the feature set does not compute" in err
-    assert "(it has sma_10, sma_30, sma_50)" in err
+    assert err.strip().splitlines() == ["backtest: sma: period must be in 1..10000, got 20000"]
+
+
+def test_a_column_the_frame_lacks_is_named_with_the_ones_it_has():
+    candles = read_kline_file(SAMPLE / "BTCUSDT-1d.csv")
+    frame = feature_frame(candles, specs=[parse_spec("sma(10)")])
+
+    with pytest.raises(ValueError) as err:
+        strategy_signals(build_strategy("sma_cross", fast=5, slow=20), frame)
+
+    assert str(err.value) == ("sma_cross (fast=5, slow=20) needs sma_5, sma_20, which this feature frame lacks"
+                              " (it has close, sma_10)")
 
 
 def test_the_parser_plugs_into_another_cli():

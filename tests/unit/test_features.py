@@ -115,4 +115,4 @@ def test_a_column_subset_equals_the_same_columns_of_the_full_set():
     for column, values in subset.items():
         np.testing.assert_array_equal(values, full[column])
     with pytest.raises(ValueError, match="unknown feature"):
-        compute_features(**data, columns=["sma_7"])
+        compute_features(**data, columns=["smaa_7"])

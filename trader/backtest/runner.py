@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from klinepipe.features import FEATURE_COLUMNS, compute_feature_frame
+from collections.abc import Iterable
+
+from klinepipe.feature_specs import FeatureSpec
+from klinepipe.features import compute_feature_frame
 from trader.backtest.candles import infer_interval_ms
 from trader.backtest.engine import Fills, FillModel, simulate, trades_frame
 from trader.backtest.metrics import summarise
@@ -34,14 +37,17 @@ class BacktestResult:
         return trades_frame(self.fills, self.candles["open_time"].to_numpy())
 
 
-def feature_frame(candles: pd.DataFrame, strategy: Strategy | None = None) -> pd.DataFrame:
+def feature_frame(candles: pd.DataFrame, strategy: Strategy | None = None,
+                  specs: Iterable[FeatureSpec] | None = None) -> pd.DataFrame:
     """The strategy's input: what the live trader reads from ``market.features`` for these candles.
 
-    With a ``strategy``, only the feature columns it declares are computed (each column's values do not
-    depend on the others, so the result is the same as computing all of them); without one, all of them.
+    With a ``strategy`` (or ``specs``), only the feature specs it declares are computed, whatever their
+    parameters: the very function the features DAG runs, and each column's values do not depend on the
+    others, so the result is the same as the stored one. Without either, the default set.
     """
-    columns = None if strategy is None else [c for c in strategy.required_features if c in FEATURE_COLUMNS]
-    frame = compute_feature_frame(candles, columns=columns)
+    if strategy is not None:
+        specs = strategy.feature_specs()
+    frame = compute_feature_frame(candles) if specs is None else compute_feature_frame(candles, columns=(), specs=specs)
     frame.insert(1, "close", candles["close"].to_numpy())
     frame["open_time"] = pd.to_datetime(candles["open_time"].to_numpy(), unit="ms", utc=True)
     return frame
@@ -50,15 +56,13 @@ def feature_frame(candles: pd.DataFrame, strategy: Strategy | None = None) -> pd
 def strategy_signals(strategy: Strategy, frame: pd.DataFrame) -> np.ndarray:
     """``strategy.signals`` over the whole frame, checked: one of -1/0/+1 per row.
 
-    A strategy asking for a feature the feature set does not compute (``sma_5``) is told so by name, with the
-    columns of that family that exist, instead of failing with a bare ``KeyError: 'sma_5'``."""
+    A strategy asking for a column the frame lacks (``sma_5`` when the frame was computed for other specs) is
+    told so by name, with the columns the frame has, instead of failing with a bare ``KeyError: 'sma_5'``."""
     missing = [c for c in strategy.required_features if c not in frame.columns]
     if missing:
-        families = {c.rsplit("_", 1)[0] for c in missing}
-        have = [c for c in FEATURE_COLUMNS if c.rsplit("_", 1)[0] in families]
         params = ", ".join(f"{k}={v}" for k, v in strategy.params.items())
-        raise ValueError(f"{strategy.name} ({params}) needs {', '.join(missing)}, which the feature set does"
-                         f" not compute" + (f" (it has {', '.join(have)})" if have else ""))
+        raise ValueError(f"{strategy.name} ({params}) needs {', '.join(missing)}, which this feature frame lacks"
+                         f" (it has {', '.join(c for c in frame.columns if c != 'open_time')})")
     out = np.asarray(strategy.signals(frame))
     if out.shape != (len(frame),):
         raise ValueError(f"{strategy.name}.signals returned shape {out.shape} for {len(frame)} rows")

@@ -70,7 +70,7 @@ def execute(req: BacktestRequest, progress: Progress = _no_progress) -> dict:
     progress("load candles", 1, 1)
     interval_ms = infer_interval_ms(candles)
     progress("features", 0, 1)
-    frame = feature_frame(candles)
+    frame = feature_frame(candles, specs=needed_specs(req))
     progress("features", 1, 1)
     meta = {"symbol": symbol, "interval": interval, "source": str(req.csv) if req.csv else "postgresql:market.candles"}
     out = Path(req.out_dir)
@@ -89,6 +89,22 @@ def execute(req: BacktestRequest, progress: Progress = _no_progress) -> dict:
     report = (out / "report.html").resolve() if req.html else None
     return json_safe({"out_dir": str(out.resolve()), "report": str(report) if report else None,
                       "report_url": report.as_uri() if report else None, "summary": result.summary, **extra})
+
+
+def needed_specs(req: BacktestRequest) -> tuple:
+    """The feature specs of the request's strategy at its parameters and at every valid point of its sweep grid,
+    each once: computed once, shared by every grid point that uses them (an invalid point is a row of the sweep
+    table; the request's own parameters must be valid)."""
+    from klinepipe.features import union_specs
+    from trader.backtest.sweep import param_grid
+
+    groups = [build_strategy(req.strategy, **req.params).feature_specs()]
+    for point in param_grid({**{k: [v] for k, v in req.params.items()}, **(req.sweep or {})}) if req.sweep else []:
+        try:
+            groups.append(build_strategy(req.strategy, **point).feature_specs())
+        except (ValueError, TypeError):
+            continue
+    return union_specs(*groups)
 
 
 def _sweeps(req: BacktestRequest, candles, frame, interval_ms: int, out: Path, progress: Progress = _no_progress) -> dict:

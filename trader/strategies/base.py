@@ -15,6 +15,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from klinepipe.feature_specs import FeatureSpec
+from klinepipe.features import specs_for_columns
 from trader.errors import StrategyError
 
 __all__ = ["BUY", "HOLD", "INTERFACE_VERSION", "SELL", "Action", "Param", "Signal", "Strategy", "StrategyError", "decide_safely"]
@@ -50,6 +52,10 @@ class Param:
 class Strategy:
     """Base class. Subclasses set ``name``, ``warmup`` and ``required_features`` and implement ``signals``.
 
+    The feature specs a strategy needs follow from its parameters: ``feature_specs()`` gives them (by default
+    the specs whose columns ``required_features`` names, so ``("sma_5", "sma_20")`` means ``sma(5)``,
+    ``sma(20)``); the features DAG stores them, backtests compute them, the trader checks them at start.
+
     Optional metadata: ``params`` declares parameters with defaults (``{"fast": Param(10)}``), so config
     and backtests can list them; ``describe()`` gives name, warm-up, features and the actual parameters.
     """
@@ -66,9 +72,13 @@ class Strategy:
         """+1/-1/0 per row, causal. Must not mutate ``frame``."""
         raise NotImplementedError
 
+    def feature_specs(self) -> tuple[FeatureSpec, ...]:
+        """The feature specs ``signals`` reads (``ValueError`` naming a column no indicator produces)."""
+        return specs_for_columns(self.required_features)
+
     def describe(self) -> dict:
         return {"name": self.name, "warmup": self.warmup, "required_features": list(self.required_features),
-                "params": dict(self.params)}
+                "feature_specs": [s.text for s in self.feature_specs()], "params": dict(self.params)}
 
     def reason(self, action: Action) -> str:
         """Why ``action`` was taken, for the records (override for something more specific)."""

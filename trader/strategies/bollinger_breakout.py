@@ -1,6 +1,7 @@
 """Bollinger breakout: buy when the close breaks above the upper band, sell when it falls back below the middle.
 
-Uses ``close``, ``bb_upper_20`` and ``bb_middle_20`` (20 bars, 2 standard deviations), strict crossings.
+Needs the spec ``bbands(period, stddev)`` (default 20 bars, 2 standard deviations: ``bb_upper_20``,
+``bb_middle_20``; ``bbands(20, 2.5)`` gives ``bb_upper_20_2p5``, ...) and ``close``; strict crossings.
 """
 
 from __future__ import annotations
@@ -8,19 +9,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trader.strategies.base import Action, Strategy
+from klinepipe.features import make_spec
+from trader.strategies.base import Action, Param, Strategy
 from trader.strategies.signals import column, crossed_above, crossed_below, to_signals
 
 
 class BollingerBreakout(Strategy):
     name = "bollinger_breakout"
     warmup = 2
-    required_features = ("close", "bb_upper_20", "bb_middle_20")
+    declared_params = {"period": Param(20, "Bollinger window in bars"),
+                       "stddev": Param(2.0, "band width in standard deviations")}
+
+    def __init__(self, period: int = 20, stddev: float = 2.0) -> None:
+        super().__init__(period=period, stddev=stddev)
+        self.upper_col, self.middle_col, _ = make_spec("bbands", period, stddev).columns
+        self.required_features = ("close", self.upper_col, self.middle_col)
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:
         close = column(frame, "close")
-        return to_signals(crossed_above(close, column(frame, "bb_upper_20")),
-                          crossed_below(close, column(frame, "bb_middle_20")))
+        return to_signals(crossed_above(close, column(frame, self.upper_col)),
+                          crossed_below(close, column(frame, self.middle_col)))
 
     def reason(self, action: Action) -> str:
-        return {Action.BUY: "close broke above bb_upper_20", Action.SELL: "close fell below bb_middle_20"}.get(action, "")
+        return {Action.BUY: f"close broke above {self.upper_col}",
+                Action.SELL: f"close fell below {self.middle_col}"}.get(action, "")

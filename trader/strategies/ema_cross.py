@@ -1,4 +1,4 @@
-"""Long-only EMA crossover: the SMA crossover's rules over exponential averages (``ema_<fast>``/``ema_<slow>``)."""
+"""Long-only EMA crossover: the SMA crossover's rules over exponential averages (specs ``ema(fast)``, ``ema(slow)``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,5 @@ from trader.strategies.sma_cross import SmaCross
 
 class EmaCross(SmaCross):
     name = "ema_cross"
-    declared_params = {"fast": Param(10, "fast EMA period (ema_10 available)"),
-                       "slow": Param(30, "slow EMA period (ema_30, ema_50 available)")}
+    declared_params = {"fast": Param(10, "fast EMA period"), "slow": Param(30, "slow EMA period")}
     column_prefix = "ema"

@@ -1,7 +1,8 @@
 """MACD trend: buy when the MACD line crosses above its signal line, sell when it crosses below.
 
-Uses the stored ``macd`` and ``macd_signal`` (12/26/9). With ``above_zero=1`` a BUY also needs the MACD
-line above zero (trend confirmation); exits are never filtered.
+Needs the spec ``macd(fast, slow, signal)`` (default 12/26/9: columns ``macd``, ``macd_signal``; other
+periods name their columns, e.g. ``macd_8_21_5``). With ``above_zero=1`` a BUY also needs the MACD line
+above zero (trend confirmation); exits are never filtered.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from klinepipe.features import make_spec
 from trader.strategies.base import Action, Param, Strategy
 from trader.strategies.signals import column, crossed_above, crossed_below, to_signals
 
@@ -16,18 +18,22 @@ from trader.strategies.signals import column, crossed_above, crossed_below, to_s
 class MacdTrend(Strategy):
     name = "macd_trend"
     warmup = 2
-    required_features = ("macd", "macd_signal")
-    declared_params = {"above_zero": Param(0, "1: only buy while the MACD line is above zero")}
+    declared_params = {"fast": Param(12, "fast EMA period"), "slow": Param(26, "slow EMA period"),
+                       "signal": Param(9, "signal line EMA period"),
+                       "above_zero": Param(0, "1: only buy while the MACD line is above zero")}
 
-    def __init__(self, above_zero: int = 0) -> None:
-        super().__init__(above_zero=int(above_zero))
+    def __init__(self, fast: int = 12, slow: int = 26, signal: int = 9, above_zero: int = 0) -> None:
+        super().__init__(fast=fast, slow=slow, signal=signal, above_zero=int(above_zero))
+        self.macd_col, self.signal_col, _ = make_spec("macd", fast, slow, signal).columns
+        self.required_features = (self.macd_col, self.signal_col)
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:
-        macd, sig = column(frame, "macd"), column(frame, "macd_signal")
+        macd, sig = column(frame, self.macd_col), column(frame, self.signal_col)
         buy = crossed_above(macd, sig)
         if self.params["above_zero"]:
             buy &= macd > 0
         return to_signals(buy, crossed_below(macd, sig))
 
     def reason(self, action: Action) -> str:
-        return {Action.BUY: "macd crossed above macd_signal", Action.SELL: "macd crossed below macd_signal"}.get(action, "")
+        return {Action.BUY: f"{self.macd_col} crossed above {self.signal_col}",
+                Action.SELL: f"{self.macd_col} crossed below {self.signal_col}"}.get(action, "")

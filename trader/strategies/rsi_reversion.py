@@ -1,5 +1,6 @@
 """RSI mean reversion: buy when RSI falls into the oversold zone, sell when it rises into the overbought one.
 
+Needs the spec ``rsi(period)`` (column ``rsi_<period>``).
 BUY on the row where ``rsi_<period>`` crosses below ``lower`` (from at or above it); SELL where it crosses
 above ``upper``. Rows before the RSI is defined never signal.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from klinepipe.features import make_spec
 from trader.strategies.base import Action, Param, Strategy
 from trader.strategies.signals import column, to_signals
 
@@ -16,7 +18,7 @@ from trader.strategies.signals import column, to_signals
 class RsiReversion(Strategy):
     name = "rsi_reversion"
     warmup = 2
-    declared_params = {"period": Param(14, "RSI period (rsi_14 available)"),
+    declared_params = {"period": Param(14, "RSI period (spec rsi(period))"),
                        "lower": Param(30, "oversold level: buy on entering below it"),
                        "upper": Param(70, "overbought level: sell on entering above it")}
 
@@ -24,7 +26,7 @@ class RsiReversion(Strategy):
         if not 0 < lower < upper < 100:
             raise ValueError(f"rsi_reversion needs 0 < lower < upper < 100, got lower={lower} upper={upper}")
         super().__init__(period=period, lower=lower, upper=upper)
-        self.col = f"rsi_{period}"
+        self.col = make_spec("rsi", period).columns[0]
         self.required_features = (self.col,)
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:

@@ -1,7 +1,10 @@
 """Long-only SMA crossover: buy when the fast SMA crosses above the slow one, sell when it crosses below.
 
 The cross is strict, as ``backtesting.lib.crossover``: ``fast[-2] < slow[-2] and fast[-1] > slow[-1]``.
-Rows where either average is not defined yet never signal.
+Rows where either average is not defined yet never signal. It needs the specs ``sma(fast)`` and
+``sma(slow)`` (columns ``sma_<fast>``, ``sma_<slow>``), any periods. The SMAs are the exact decimal means of
+the closes, correctly rounded (``klinepipe.rolling``), so two means that exact arithmetic finds equal are
+equal here too, and a tie is never a cross.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from klinepipe.feature_specs import FeatureSpec
+from klinepipe.features import make_spec
 from trader.strategies.base import Action, Param, Strategy
 from trader.strategies.signals import column, crossed_above, crossed_below, to_signals
 
@@ -16,16 +21,19 @@ from trader.strategies.signals import column, crossed_above, crossed_below, to_s
 class SmaCross(Strategy):
     name = "sma_cross"
     warmup = 2
-    declared_params = {"fast": Param(10, "fast SMA period (sma_10 available)"),
-                       "slow": Param(30, "slow SMA period (sma_30, sma_50 available)")}
+    declared_params = {"fast": Param(10, "fast SMA period"), "slow": Param(30, "slow SMA period")}
     column_prefix = "sma"
 
     def __init__(self, fast: int = 10, slow: int = 30) -> None:
         if not 0 < fast < slow:
             raise ValueError(f"{self.name} needs 0 < fast < slow, got fast={fast} slow={slow}")
         super().__init__(fast=fast, slow=slow)
-        self.fast_col, self.slow_col = f"{self.column_prefix}_{fast}", f"{self.column_prefix}_{slow}"
+        self.specs = (make_spec(self.column_prefix, fast), make_spec(self.column_prefix, slow))
+        self.fast_col, self.slow_col = (s.columns[0] for s in self.specs)
         self.required_features = (self.fast_col, self.slow_col)
+
+    def feature_specs(self) -> tuple[FeatureSpec, ...]:
+        return self.specs
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:
         fast, slow = column(frame, self.fast_col), column(frame, self.slow_col)
