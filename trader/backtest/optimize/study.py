@@ -98,10 +98,27 @@ def run_trials(storage, study_name: str, evaluator: Evaluator, setup: Setup, bar
         return value
 
     if setup.sampler == "grid":
-        n_trials = _waiting(study)
-    if n_trials > 0:
+        _drain_queue(study, storage, objective)
+    elif n_trials > 0:
         study.optimize(objective, n_trials=n_trials, gc_after_trial=False)
     return ran
+
+
+def _drain_queue(study, storage, objective) -> None:
+    """Run the study's waiting (enqueued) trials until none is left; each is claimed atomically in the storage, so
+    processes and tasks draining the same queue never run a point twice nor sample a point off the grid."""
+    import optuna
+
+    while True:
+        claimed = next((t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+                        if storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.RUNNING)), None)
+        if claimed is None:
+            return
+        trial = optuna.trial.Trial(study, claimed._trial_id)
+        try:
+            study.tell(trial, objective(trial))
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
 
 def suggest(trial, space: SearchSpace) -> dict:
@@ -172,12 +189,6 @@ def _sampler(setup: Setup, worker: int):
     if setup.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
-
-
-def _waiting(study) -> int:
-    import optuna
-
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
 
 
 def _diff(stored: str, setup: Setup) -> str:
