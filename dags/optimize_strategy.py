@@ -54,7 +54,7 @@ def _request(params: dict, run_id: str):
         "space": Param({"lower": {"float": [10, 45]}, "upper": {"float": [55, 90]}}, type="object", title="Search space",
                        description='JSON: {"name": {"int": [lo, hi]}} / {"float": [lo, hi]} / {"choices": [...]}; '
                                    "{} = the strategy's declared ranges"),
-        "constraints": Param([], type="array", items={"type": "string"}, title="Constraints",
+        "constraints": Param([], type=["array", "null"], items={"type": "string"}, title="Constraints",
                              description='e.g. ["fast < slow"]'),
         "params": Param({}, type="object", title="Fixed parameters", description="held at these values"),
         "objective": Param("sharpe", type="string", enum=OBJECTIVES, title="Objective (maximised)"),
