@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -157,12 +158,13 @@ class Prepared:
         return evaluator_for(self.setup, self.candles, self.req.model)
 
 
-def prepare(req: OptimizeRequest, create: bool = True) -> Prepared:
-    """Load the candles and create (or find again) the studies; ``create=False`` in workers that only add trials."""
+def prepare(req: OptimizeRequest, create: bool = True, candles: pd.DataFrame | None = None) -> Prepared:
+    """Load the candles (unless given) and create (or find again) the studies; ``create=False`` in workers that only
+    add trials."""
     from trader.backtest.optimize.storage import open_storage
     from trader.backtest.service import load_candles
 
-    candles, symbol, interval = load_candles(req)
+    candles, symbol, interval = load_candles(req) if candles is None else (candles, req.symbol, req.interval)
     setup = resolve_setup(req, candles)
     storage = _STORAGES.get(req.storage) if not create else None
     storage = storage or open_storage(req.storage, create=create)
@@ -182,11 +184,15 @@ def finish(p: Prepared, evaluator: Evaluator, trials_run: int, workers: int) -> 
     return write_report(result, p.storage, p.names, Path(p.req.out_dir), html=p.req.html, png=p.req.png)
 
 
-def execute(req: OptimizeRequest, progress: Progress | None = None) -> dict:
+def execute(req: OptimizeRequest, progress: Progress | None = None, candles: pd.DataFrame | None = None) -> dict:
     """Load, create or resume the studies, run the trials on every core, write the report; return the result."""
-    p = prepare(req)
+    p = prepare(req, candles=candles)
     workers = max(1, min(req.workers or os.cpu_count() or 1, req.trials))
     evaluator = p.evaluator()
+    started = time.perf_counter()
     stats = run_jobs(plan_jobs(p.names, len(p.candles), p.setup, req.trials, workers), evaluator, p.setup, req.storage,
                      workers, progress)
-    return finish(p, evaluator, sum(s["ran"] for s in stats), workers)
+    trials_s = time.perf_counter() - started
+    result = finish(p, evaluator, sum(s["ran"] for s in stats), workers)
+    # compute_s: time inside the strategy and the backtest; trials_s: wall time of the trials (all workers)
+    return result | {"compute_s": sum(s["compute_s"] for s in stats), "trials_s": trials_s}

@@ -73,8 +73,11 @@ def load_setup(storage, study_name: str) -> Setup:
 
 
 def run_trials(storage, study_name: str, evaluator: Evaluator, setup: Setup, bars: tuple[int, int], n_trials: int,
-               worker: int = 0) -> int:
-    """Add ``n_trials`` trials to the study (a grid: until its queue is empty); return how many this call ran."""
+               worker: int = 0, threads: int = 1) -> int:
+    """Add ``n_trials`` trials to the study (a grid: until its queue is empty); return how many this call ran.
+
+    ``threads`` > 1 is Optuna's ``n_jobs`` (threads in this process; the GIL serialises much of a trial, which is
+    why the CLI and the DAG use processes instead: ``python -m bench optimize`` measures both)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -100,7 +103,7 @@ def run_trials(storage, study_name: str, evaluator: Evaluator, setup: Setup, bar
     if setup.sampler == "grid":
         _drain_queue(study, storage, objective)
     elif n_trials > 0:
-        study.optimize(objective, n_trials=n_trials, gc_after_trial=False)
+        study.optimize(objective, n_trials=n_trials, gc_after_trial=False, n_jobs=threads)
     return ran
 
 
@@ -109,16 +112,25 @@ def _drain_queue(study, storage, objective) -> None:
     processes and tasks draining the same queue never run a point twice nor sample a point off the grid."""
     import optuna
 
-    while True:
-        claimed = next((t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-                        if storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.RUNNING)), None)
-        if claimed is None:
-            return
-        trial = optuna.trial.Trial(study, claimed._trial_id)
+    while (trial_id := _claim(study, storage)) is not None:
+        trial = optuna.trial.Trial(study, trial_id)
         try:
             study.tell(trial, objective(trial))
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
+
+def _claim(study, storage) -> int | None:
+    """A waiting trial set to running by this call (as Optuna's own queue does), or ``None`` when none is left."""
+    import optuna
+
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        try:
+            if storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.RUNNING):
+                return t._trial_id
+        except optuna.exceptions.UpdateFinishedTrialError:  # another process claimed and finished it meanwhile
+            continue
+    return None
 
 
 def suggest(trial, space: SearchSpace) -> dict:
