@@ -27,7 +27,14 @@ test: $(STAMP)
 	@sh scripts/ensure-chromium.sh  # Debian's chromium for the Trading page's browser test, only when missing
 	$(PYTHON) -m pytest -n 2 --dist loadgroup  # two workers: see tests/conftest.py
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-$(shell cat bench/requirements.txt | sha1sum | cut -c1-12)
+
+$(BENCH_STAMP): bench/requirements.txt $(STAMP)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r bench/requirements.txt  # vectorbt: bench only
+	@rm -f $(VENV)/.bench-*
+	@touch $@
+
+bench: $(STAMP) $(BENCH_STAMP)
 	$(PYTHON) -m bench
 
 clean-data:

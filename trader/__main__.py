@@ -18,6 +18,7 @@ from klinepipe import FEATURES_CHANNEL, connection_file, logging_setup
 from klinepipe.dsn import libpq_dsn
 from trader import account_records, sleeve_records
 from trader.backtest.cli import add_backtest_parser
+from trader.backtest.optimize.cli import add_optimize_parser
 from trader.brokers.paper import PaperBroker
 from trader.config import SettingsError, TraderSettings, load_settings
 from trader.dependencies import DependencyDown, Outages, classify_pg, wait_for, wait_for_database
@@ -255,7 +256,7 @@ def cmd_resume(settings: TraderSettings, args) -> int:
     return 0
 
 
-OFFLINE = ("backtest", "new-strategy", "check-strategy")
+OFFLINE = ("backtest", "optimize", "new-strategy", "check-strategy")
 NEEDS_KEYS = ("run", "reconcile", "accept-reconciliation")
 COMMANDS = {"run": cmd_run, "status": cmd_status, "kill": cmd_kill, "resume": cmd_resume, "reconcile": cmd_reconcile,
             "accept-reconciliation": cmd_accept_reconciliation}
@@ -291,6 +292,7 @@ def _parser() -> argparse.ArgumentParser:
                         " caps positions at what the account holds, and the next `run` starts")
     add_backtest_parser(sub)
     add_strategy_parsers(sub)
+    add_optimize_parser(sub)
     return p
 
 

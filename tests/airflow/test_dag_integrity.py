@@ -7,7 +7,8 @@ import pytest
 
 pytestmark = pytest.mark.airflow
 DAG_FILES = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "dags").glob("*.py"))  # a new file: a new case
-EXPECTED = {"ingest_klines", "compute_features", "backfill_klines", "import_kline_files", "data_quality", "backtest_strategy"}
+EXPECTED = {"ingest_klines", "compute_features", "backfill_klines", "import_kline_files", "data_quality", "backtest_strategy",
+            "optimize_strategy"}
 REQUIRED_PARAMS = {("import_kline_files", "files")}  # a form field the user must fill: no default can mean anything
 
 
@@ -92,7 +93,17 @@ def test_trigger_form_opens_submittable_and_optional_fields_may_stay_empty(dagba
             assert param.description or schema.get("title") or schema.get("enum"), f"{dag_id}.{name}: no help text"
 
 
-def test_the_backtest_form_offers_exactly_the_trader_strategies(dagbag):
+@pytest.mark.parametrize("dag_id", ["backtest_strategy", "optimize_strategy"])
+def test_the_backtest_forms_offer_exactly_the_trader_strategies(dagbag, dag_id):
     from trader.strategies import REGISTRY
 
-    assert sorted(dagbag.dags["backtest_strategy"].params.get_param("strategy").schema["enum"]) == sorted(REGISTRY)
+    assert sorted(dagbag.dags[dag_id].params.get_param("strategy").schema["enum"]) == sorted(REGISTRY)
+
+
+def test_the_optimisation_form_offers_exactly_the_objectives_and_samplers(dagbag):
+    from trader.backtest.optimize.evaluate import OBJECTIVES
+    from trader.backtest.optimize.study import SAMPLERS
+
+    params = dagbag.dags["optimize_strategy"].params
+    assert params.get_param("objective").schema["enum"] == list(OBJECTIVES)
+    assert params.get_param("sampler").schema["enum"] == list(SAMPLERS)

@@ -560,6 +560,24 @@ def run_backtest_csv(cmd: str, ctx: Context):
         assert (summary.parent / "sweep.csv").exists() and (summary.parent / "walk_forward.csv").exists()
 
 
+@runs(r"\.venv/bin/python -m trader optimize --csv .*")
+def run_optimize_csv(cmd: str, ctx: Context):
+    """Studies in $DATABASE_URL's schema optuna; the folds, the verdict and the report directory; the same command
+    again resumes the study (its trials add up)."""
+    done = ctx.run(cmd, timeout=300)
+
+    assert done.returncode == 0, done.stdout
+    (summary,) = _reports(ctx)
+    data = json.loads(summary.read_text())
+    assert "best parameters:" in done.stdout and data["best_params"] and f"output: {summary.parent}" in done.stdout
+    assert {"report.html", "trials.csv", "folds.csv"} <= {p.name for p in summary.parent.iterdir()}
+    if "--study" in cmd:
+        again = ctx.run(cmd, timeout=300)
+        assert again.returncode == 0, again.stdout
+        last = json.loads(_reports(ctx)[-1].read_text())
+        assert [f["trials"] for f in last["folds"]] == [2 * f["trials"] for f in data["folds"]]
+
+
 @runs(r"\.venv/bin/python -m trader backtest --symbol (\S+) --interval (\S+) --start (\S+) --end (\S+)")
 def run_backtest_db(cmd: str, ctx: Context):
     """From market.candles at $DATABASE_URL: exactly the stored candles of the range."""

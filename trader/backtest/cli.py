@@ -24,26 +24,11 @@ DEFAULT_REPORTS = Path(".data") / "reports"
 def add_backtest_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("backtest", help="backtest a strategy over a kline file or stored candles",
                               description="Backtest a live strategy over history with the paper broker's fill model.")
-    src = p.add_argument_group("candles (a file, or PostgreSQL market.candles)")
-    src.add_argument("--csv", type=Path, help="Binance 12-column kline CSV (.csv, .csv.gz or .zip; ms or µs times)")
-    src.add_argument("--symbol", default="", help="e.g. BTCUSDT (taken from the file name for a CSV)")
-    src.add_argument("--interval", default="", help="e.g. 1m (taken from the file name for a CSV)")
-    src.add_argument("--start", type=parse_time, help="first open time, ISO (UTC), e.g. 2024-03-01")
-    src.add_argument("--end", type=parse_time, help="open times before this, ISO (UTC)")
-    src.add_argument("--database-url", help="default: $DATABASE_URL")
+    add_candle_args(p)
     p.add_argument("--strategy", default="sma_cross", help=f"one of: {', '.join(sorted(REGISTRY))} (default sma_cross)")
     p.add_argument("--strategy-dir", type=Path, help="directory of your own strategies (default: $TRADER_STRATEGY_DIR)")
     p.add_argument("--params", type=json.loads, default={}, help='strategy params as JSON, e.g. \'{"fast": 10, "slow": 30}\'')
-    fills = p.add_argument_group("fill model")
-    fills.add_argument("--fee-bps", type=float, default=10.0, help="fee per side in basis points (default 10)")
-    fills.add_argument("--slippage-bps", type=float, default=0.0)
-    fills.add_argument("--size", type=float, default=1.0, help="fraction of equity per entry (default 1)")
-    fills.add_argument("--cash", type=float, default=10_000.0, help="starting equity in the quote asset")
-    fills.add_argument("--order-quote", type=float, help="spend this quote amount per entry instead of --size")
-    fills.add_argument("--qty-step", type=float, help="round quantities down to this step (LOT_SIZE)")
-    fills.add_argument("--size-at", choices=["fill", "signal"], default="fill",
-                       help="size with the fill price, or with the decision candle's close as the live trader does")
-    fills.add_argument("--allow-short", action="store_true", help="SELL when flat opens a short (default: long-only spot)")
+    add_fill_args(p)
     sweep = p.add_argument_group("sweeps")
     sweep.add_argument("--sweep", type=json.loads, help='grid as JSON, e.g. \'{"fast": [5, 10, 20], "slow": [30, 50]}\'')
     sweep.add_argument("--metric", default="sharpe", choices=METRICS, help="sort the sweep table by this, highest first (default sharpe)")
@@ -57,25 +42,65 @@ def add_backtest_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def run_backtest_command(args: argparse.Namespace) -> int:
-    from trader.backtest.service import BacktestRequest, execute
+def add_candle_args(p: argparse.ArgumentParser) -> None:
+    """The candle source: a kline file, or stored candles of a series (shared by ``backtest`` and ``optimize``)."""
+    src = p.add_argument_group("candles (a file, or PostgreSQL market.candles)")
+    src.add_argument("--csv", type=Path, help="Binance 12-column kline CSV (.csv, .csv.gz or .zip; ms or µs times)")
+    src.add_argument("--symbol", default="", help="e.g. BTCUSDT (taken from the file name for a CSV)")
+    src.add_argument("--interval", default="", help="e.g. 1m (taken from the file name for a CSV)")
+    src.add_argument("--start", type=parse_time, help="first open time, ISO (UTC), e.g. 2024-03-01")
+    src.add_argument("--end", type=parse_time, help="open times before this, ISO (UTC)")
+    src.add_argument("--database-url", help="default: $DATABASE_URL")
 
+
+def add_fill_args(p: argparse.ArgumentParser) -> None:
+    """The fill model's flags (shared by ``backtest`` and ``optimize``); ``fill_model(args)`` builds it."""
+    fills = p.add_argument_group("fill model")
+    fills.add_argument("--fee-bps", type=float, default=10.0, help="fee per side in basis points (default 10)")
+    fills.add_argument("--slippage-bps", type=float, default=0.0)
+    fills.add_argument("--size", type=float, default=1.0, help="fraction of equity per entry (default 1)")
+    fills.add_argument("--cash", type=float, default=10_000.0, help="starting equity in the quote asset")
+    fills.add_argument("--order-quote", type=float, help="spend this quote amount per entry instead of --size")
+    fills.add_argument("--qty-step", type=float, help="round quantities down to this step (LOT_SIZE)")
+    fills.add_argument("--size-at", choices=["fill", "signal"], default="fill",
+                       help="size with the fill price, or with the decision candle's close as the live trader does")
+    fills.add_argument("--allow-short", action="store_true", help="SELL when flat opens a short (default: long-only spot)")
+
+
+def fill_model(args: argparse.Namespace) -> FillModel:
+    return FillModel(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, size=args.size, cash=args.cash,
+                     allow_short=args.allow_short, order_quote=args.order_quote, qty_step=args.qty_step, size_at=args.size_at)
+
+
+def resolve_database_url(args: argparse.Namespace, command: str, needed: bool = False) -> None:
+    """``--database-url``, else ``$DATABASE_URL``, else (for stored candles, or when ``needed``) the running make-run stack's."""
+    if not args.database_url:
+        from trader.config import BacktestSettings
+
+        if needed or not args.csv:
+            from klinepipe import connection_file
+
+            connection_file.fill_unset(("DATABASE_URL",), command)
+        args.database_url = BacktestSettings().database_url
+
+
+def load_user_strategies(args: argparse.Namespace) -> None:
+    """Register the strategies of ``--strategy-dir`` (else ``$TRADER_STRATEGY_DIR``) beside the bundled ones."""
     from trader.config import BacktestSettings
     from trader.strategies import register_strategy_dir
 
-    if not args.database_url:
-        if not args.csv:  # stored candles: the running make-run stack's database
-            from klinepipe import connection_file
+    strategy_dir = getattr(args, "strategy_dir", None) or BacktestSettings().strategy_dir
+    if strategy_dir is not None:
+        register_strategy_dir(strategy_dir)
 
-            connection_file.fill_unset(("DATABASE_URL",), "backtest")
-        args.database_url = BacktestSettings().database_url
+
+def run_backtest_command(args: argparse.Namespace) -> int:
+    from trader.backtest.service import BacktestRequest, execute
+
+    resolve_database_url(args, "backtest")  # stored candles: the running make-run stack's database
     try:
-        strategy_dir = getattr(args, "strategy_dir", None) or BacktestSettings().strategy_dir
-        if strategy_dir is not None:
-            register_strategy_dir(strategy_dir)
-        model = FillModel(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, size=args.size, cash=args.cash,
-                          allow_short=args.allow_short, order_quote=args.order_quote, qty_step=args.qty_step,
-                          size_at=args.size_at)
+        load_user_strategies(args)
+        model = fill_model(args)
         req = BacktestRequest(out_dir=args.out or _default_out(args), strategy=args.strategy, params=args.params, model=model,
                               csv=args.csv, database_url=args.database_url, symbol=args.symbol, interval=args.interval,
                               start=args.start, end=args.end, sweep=args.sweep, walk_forward=args.walk_forward,
