@@ -12,8 +12,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from trader.backtest.cli import DEFAULT_REPORTS, ProgressBars, add_candle_args, add_fill_args, fill_model, load_user_strategies,
-    resolve_database_url
+from trader.backtest.cli import (DEFAULT_REPORTS, ProgressBars, add_candle_args, add_fill_args, fill_model, load_user_strategies,
+                                 resolve_database_url)
 from trader.backtest.optimize.evaluate import OBJECTIVES
 from trader.backtest.optimize.study import SAMPLERS
 from trader.strategies import REGISTRY
