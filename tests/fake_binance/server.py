@@ -93,14 +93,30 @@ class FakeBinance:
             self.state.engine.on_price(symbol, self.state.market.price(symbol), self.state.now_ms())
 
     def set_price(self, symbol: str, price: Decimal | str) -> None:
-        """Move the price; resting LIMIT/STOP orders that it reaches are filled."""
+        """One trade at ``price``: the last price moves; resting LIMIT orders it reaches fill, stops it reaches trigger."""
         with self.state.lock:
             self.state.market.set_price(symbol, Decimal(price))
             self.state.engine.on_price(symbol, Decimal(price), self.state.now_ms())
 
-    def deposit(self, asset: str, amount: Decimal | str) -> None:
+    def trade(self, symbol: str, *prices: Decimal | str) -> None:
+        """A run of trades, one ``set_price`` each (a trailing stop sees every one)."""
+        for price in prices:
+            self.set_price(symbol, price)
+
+    def set_symbol(self, symbol: str, **wire) -> None:
+        """Switch exchangeInfo fields of ``symbol`` by wire name: ``status="CANCEL_ONLY"``, ``ocoAllowed=False``,
+        ``orderTypes=[...]``, ``allowTrailingStop=False``, ``allowedSelfTradePreventionModes=[...]``, ``filters=[...]``."""
         with self.state.lock:
-            self.state.engine.deposit(asset, Decimal(amount))
+            self.state.market.symbol(symbol).update(**wire)
+
+    def deposit(self, asset: str, amount: Decimal | str, stream: bool = False) -> None:
+        """Credit the account; ``stream=True`` also reports it as a deposit (``balanceUpdate``) on the user data stream."""
+        with self.state.lock:
+            self.state.engine.deposit(asset, Decimal(amount), self.state.now_ms() if stream else None)
+
+    def lists(self) -> list[dict]:
+        with self.state.lock:
+            return [dict(x) for x in self.state.engine.lists.values()]
 
     def inject(self, fault: Fault) -> None:
         self.state.inject(fault)
