@@ -4,19 +4,21 @@ Routes under ``/api/v3``: ping, time, exchangeInfo, klines, avgPrice (public); o
 DELETE), order/test, openOrders (GET, DELETE), orderList/oco|oto|otoco, orderList (GET, DELETE), allOrderList,
 openOrderList, account, myTrades (signed: ``X-MBX-APIKEY``, HMAC-SHA256 over the raw
 query string + raw body without the ``signature`` pair, ``timestamp``/``recvWindow`` rules). Every
-answer carries ``X-MBX-USED-WEIGHT-1M``; past the configured weight limit the answer is 429 with
+answer carries ``X-MBX-USED-WEIGHT-1M``; the WebSocket API (user data stream) is at ``/ws-api/v3`` (``wsapi.py``); past the configured weight limit the answer is 429 with
 ``Retry-After`` and code -1003. Faults injected through ``FakeState.inject`` come first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from tests.fake_binance import wsapi
 from tests.fake_binance.errors import TOO_MANY_REQUESTS, FakeBinanceError, mandatory, weight_message
 from tests.fake_binance.signing import check_signed
 from tests.fake_binance.state import FakeState
@@ -82,6 +84,7 @@ STATE = web.AppKey("state", FakeState)
 def build_app(state: FakeState) -> web.Application:
     app = web.Application()
     app[STATE] = state
+    app.router.add_get(wsapi.PATH, functools.partial(wsapi.handle, state))
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     return app
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from aiohttp import web
 
+from tests.fake_binance import wsapi
 from tests.fake_binance.app import build_app
 from tests.fake_binance.state import Fault, FakeState
 
@@ -48,6 +49,11 @@ class FakeBinance:
     @property
     def api_url(self) -> str:
         return f"{self.url}/api"
+
+    @property
+    def ws_api_url(self) -> str:
+        """What python-binance's ``WS_API_URL`` must be set to (the WebSocket API, user data stream)."""
+        return f"ws://{self.host}:{self.port}{wsapi.PATH}"
 
     def start(self) -> FakeBinance:
         ready = threading.Event()
@@ -113,6 +119,27 @@ class FakeBinance:
         """Credit the account; ``stream=True`` also reports it as a deposit (``balanceUpdate``) on the user data stream."""
         with self.state.lock:
             self.state.engine.deposit(asset, Decimal(amount), self.state.now_ms() if stream else None)
+
+    # --- user data stream (WebSocket API) controls ---------------------------------------------
+    def _on_loop(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    def drop_user_streams(self) -> int:
+        """Cut every WebSocket API connection (no close frame); returns how many."""
+        return self._on_loop(wsapi.drop_all(self.state))
+
+    def terminate_user_streams(self) -> int:
+        """Send ``eventStreamTerminated`` to every user-data subscription and end it (connections stay open)."""
+        return self._on_loop(wsapi.terminate_all(self.state))
+
+    def shutdown_user_streams(self, grace: float = 0.2) -> None:
+        """``serverShutdown`` then close, on every WebSocket API connection."""
+        self._on_loop(wsapi.shutdown_all(self.state, grace))
+
+    def user_stream_subscriptions(self) -> list[list[int]]:
+        """The active subscription ids of each open WebSocket API connection."""
+        with self.state.lock:
+            return [list(s.subscriptions) for s in self.state.user_streams]
 
     def lists(self) -> list[dict]:
         with self.state.lock:
