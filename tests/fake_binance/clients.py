@@ -23,3 +23,13 @@ async def async_client(fake, *, key: str | None = None, secret: str | None = Non
     client = await async_client_class(fake).create(key or fake.api_key, secret or fake.api_secret)
     client.ws_api.TIMEOUT = ws_timeout
     return client
+
+
+def api_error(call):
+    """The ``BinanceAPIException`` that ``call()`` raises (fails the test when it raises none)."""
+    import pytest
+    from binance.exceptions import BinanceAPIException
+
+    with pytest.raises(BinanceAPIException) as err:
+        call()
+    return err.value

@@ -4,8 +4,8 @@
 from decimal import Decimal
 
 import pytest
-from binance.exceptions import BinanceAPIException
 
+from tests.fake_binance.clients import api_error
 from tests.helpers import binance_client
 
 
@@ -19,12 +19,6 @@ def fake(fake_binance):
 @pytest.fixture
 def client(fake):
     return binance_client(fake, signed=True)
-
-
-def api_error(call) -> BinanceAPIException:
-    with pytest.raises(BinanceAPIException) as err:
-        call()
-    return err.value
 
 
 def status(client, order) -> dict:
