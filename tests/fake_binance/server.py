@@ -76,6 +76,7 @@ class FakeBinance:
     def stop(self) -> None:
         if self._loop is None:
             return
+        self._on_loop(wsapi.drop_all(self.state))  # open WebSocket API connections would hold the shutdown
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
