@@ -1,4 +1,4 @@
-"""``python -m tests.fake_binance --port 8080``: the fake Binance REST API by itself.
+"""``python -m tests.fake_binance --port 8080``: the fake Binance REST API and WebSocket API by itself.
 
 Seeds BTCUSDT (and any ``--seed`` file named ``SYMBOL-INTERVAL.csv[.gz]``) from the bundled real klines,
 prints the API key and secret of its one account (the public test vector of the Binance docs) and serves
@@ -45,6 +45,7 @@ async def serve(args) -> None:
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
     print(f"fake binance REST on http://{args.host}:{args.port}/api  key={state.api_key} secret={state.api_secret}", flush=True)
+    print(f"fake binance WebSocket API (user data stream) on ws://{args.host}:{args.port}/ws-api/v3", flush=True)
     tasks = []
     if args.ws_port:
         try:

@@ -1,21 +1,24 @@
 """The fake Binance REST API as an aiohttp application (``build_app(state)``).
 
 Routes under ``/api/v3``: ping, time, exchangeInfo, klines, avgPrice (public); order (POST, GET,
-DELETE), order/test, openOrders, account, myTrades (signed: ``X-MBX-APIKEY``, HMAC-SHA256 over the raw
+DELETE), order/test, openOrders (GET, DELETE), orderList/oco|oto|otoco, orderList (GET, DELETE), allOrderList,
+openOrderList, account, myTrades (signed: ``X-MBX-APIKEY``, HMAC-SHA256 over the raw
 query string + raw body without the ``signature`` pair, ``timestamp``/``recvWindow`` rules). Every
-answer carries ``X-MBX-USED-WEIGHT-1M``; past the configured weight limit the answer is 429 with
+answer carries ``X-MBX-USED-WEIGHT-1M``; the WebSocket API (user data stream) is at ``/ws-api/v3`` (``wsapi.py``); past the configured weight limit the answer is 429 with
 ``Retry-After`` and code -1003. Faults injected through ``FakeState.inject`` come first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from tests.fake_binance import wsapi
 from tests.fake_binance.errors import TOO_MANY_REQUESTS, FakeBinanceError, mandatory, weight_message
 from tests.fake_binance.signing import check_signed
 from tests.fake_binance.state import FakeState
@@ -61,17 +64,27 @@ ROUTES: dict[tuple[str, str], tuple[int, bool, Handler]] = {
     ("GET", "/api/v3/order"): (4, True, lambda s, p: s.engine.query(p)),
     ("DELETE", "/api/v3/order"): (1, True, lambda s, p: s.engine.cancel(p, s.now_ms())),
     ("GET", "/api/v3/openOrders"): (6, True, lambda s, p: s.engine.open_orders(p.get("symbol"))),
+    ("DELETE", "/api/v3/openOrders"): (1, True, lambda s, p: s.engine.cancel_open(p, s.now_ms())),
+    ("POST", "/api/v3/orderList/oco"): (1, True, lambda s, p: s.engine.place_oco(p, s.now_ms())),
+    ("POST", "/api/v3/orderList/oto"): (1, True, lambda s, p: s.engine.place_oto(p, s.now_ms())),
+    ("POST", "/api/v3/orderList/otoco"): (1, True, lambda s, p: s.engine.place_otoco(p, s.now_ms())),
+    ("DELETE", "/api/v3/orderList"): (1, True, lambda s, p: s.engine.cancel_list(p, s.now_ms())),
+    ("GET", "/api/v3/orderList"): (4, True, lambda s, p: s.engine.get_list(p)),
+    ("GET", "/api/v3/allOrderList"): (20, True, lambda s, p: s.engine.all_lists(p)),
+    ("GET", "/api/v3/openOrderList"): (6, True, lambda s, p: s.engine.open_lists_wire(p)),
     ("GET", "/api/v3/account"): (20, True, lambda s, p: s.engine.account(s.now_ms())),
     ("GET", "/api/v3/myTrades"): (20, True, lambda s, p: s.engine.my_trades(p)),
 }
 
 
+ORDER_PATHS = ("/api/v3/order", "/api/v3/orderList/oco", "/api/v3/orderList/oto", "/api/v3/orderList/otoco")
 STATE = web.AppKey("state", FakeState)
 
 
 def build_app(state: FakeState) -> web.Application:
     app = web.Application()
     app[STATE] = state
+    app.router.add_get(wsapi.PATH, functools.partial(wsapi.handle, state))
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     return app
 
@@ -97,7 +110,7 @@ async def _dispatch(request: web.Request) -> web.Response:
                 check_signed(state.keys, request.headers.get("X-MBX-APIKEY"), raw_query, raw_body, params, state.now_ms())
             result = handler(state, params)
             headers = state.weight_headers()
-            if request.path == "/api/v3/order" and request.method == "POST":
+            if request.method == "POST" and request.path in ORDER_PATHS:
                 headers.update(state.order_count_headers())
         if fault is not None:
             return await _fault_answer(state, fault)

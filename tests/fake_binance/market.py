@@ -25,7 +25,22 @@ def default_filters(tick: str = "0.01000000", step: str = "0.00001000", min_noti
         {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": "100.00000000", "stepSize": "0.00000000"},
         {"filterType": "NOTIONAL", "minNotional": min_notional, "applyMinToMarket": True,
          "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+        {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": 10, "maxTrailingAboveDelta": 2000,
+         "minTrailingBelowDelta": 10, "maxTrailingBelowDelta": 2000},
+        {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+        {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
+        {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": 20},
     ]
+
+
+ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+STP_MODES = ("NONE", "EXPIRE_MAKER", "EXPIRE_TAKER", "EXPIRE_BOTH", "DECREMENT", "TRANSFER")
+STATUSES = ("TRADING", "END_OF_DAY", "HALT", "BREAK", "CANCEL_ONLY")
+# exchangeInfo name -> SymbolInfo attribute, for ``SymbolInfo.update`` (tests switch these per symbol)
+WIRE_FLAGS = {"status": "status", "orderTypes": "order_types", "ocoAllowed": "oco_allowed", "otoAllowed": "oto_allowed",
+              "allowTrailingStop": "allow_trailing_stop", "quoteOrderQtyMarketAllowed": "quote_order_qty_market_allowed",
+              "icebergAllowed": "iceberg_allowed", "defaultSelfTradePreventionMode": "default_stp",
+              "allowedSelfTradePreventionModes": "allowed_stp", "filters": "filters"}
 
 
 @dataclass
@@ -35,20 +50,38 @@ class SymbolInfo:
     quote: str
     filters: list[dict] = field(default_factory=default_filters)
     status: str = "TRADING"
+    order_types: tuple[str, ...] = ORDER_TYPES
+    oco_allowed: bool = True
+    oto_allowed: bool = True
+    allow_trailing_stop: bool = True
+    quote_order_qty_market_allowed: bool = True
+    iceberg_allowed: bool = True
+    default_stp: str = "EXPIRE_MAKER"
+    allowed_stp: tuple[str, ...] = STP_MODES
 
     def filter(self, name: str) -> dict | None:
         return next((f for f in self.filters if f["filterType"] == name), None)
+
+    def update(self, **wire) -> None:
+        """Switch exchangeInfo fields by their wire names: ``update(status="HALT", ocoAllowed=False)``."""
+        for name, value in wire.items():
+            if name not in WIRE_FLAGS:
+                raise ValueError(f"unknown symbol field {name!r}; one of {sorted(WIRE_FLAGS)}")
+            if name == "status" and value not in STATUSES:
+                raise ValueError(f"status must be one of {STATUSES}, not {value!r}")
+            setattr(self, WIRE_FLAGS[name], tuple(value) if isinstance(value, list) else value)
 
     def to_wire(self) -> dict:
         return {
             "symbol": self.symbol, "status": self.status, "baseAsset": self.base, "baseAssetPrecision": 8,
             "quoteAsset": self.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
             "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
-            "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True, "quoteOrderQtyMarketAllowed": True,
-            "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
-            "isMarginTradingAllowed": False, "filters": self.filters, "permissions": [], "permissionSets": [["SPOT"]],
-            "defaultSelfTradePreventionMode": "EXPIRE_MAKER", "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_MAKER"],
+            "orderTypes": list(self.order_types), "icebergAllowed": self.iceberg_allowed, "ocoAllowed": self.oco_allowed,
+            "otoAllowed": self.oto_allowed, "opoAllowed": False, "quoteOrderQtyMarketAllowed": self.quote_order_qty_market_allowed,
+            "allowTrailingStop": self.allow_trailing_stop, "cancelReplaceAllowed": False, "amendAllowed": False,
+            "pegInstructionsAllowed": False, "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
+            "filters": self.filters, "permissions": [], "permissionSets": [["SPOT"]],
+            "defaultSelfTradePreventionMode": self.default_stp, "allowedSelfTradePreventionModes": list(self.allowed_stp),
         }
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from aiohttp import web
 
+from tests.fake_binance import wsapi
 from tests.fake_binance.app import build_app
 from tests.fake_binance.state import Fault, FakeState
 
@@ -49,6 +50,11 @@ class FakeBinance:
     def api_url(self) -> str:
         return f"{self.url}/api"
 
+    @property
+    def ws_api_url(self) -> str:
+        """What python-binance's ``WS_API_URL`` must be set to (the WebSocket API, user data stream)."""
+        return f"ws://{self.host}:{self.port}{wsapi.PATH}"
+
     def start(self) -> FakeBinance:
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -70,6 +76,7 @@ class FakeBinance:
     def stop(self) -> None:
         if self._loop is None:
             return
+        self._on_loop(wsapi.drop_all(self.state))  # open WebSocket API connections would hold the shutdown
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
@@ -93,14 +100,51 @@ class FakeBinance:
             self.state.engine.on_price(symbol, self.state.market.price(symbol), self.state.now_ms())
 
     def set_price(self, symbol: str, price: Decimal | str) -> None:
-        """Move the price; resting LIMIT/STOP orders that it reaches are filled."""
+        """One trade at ``price``: the last price moves; resting LIMIT orders it reaches fill, stops it reaches trigger."""
         with self.state.lock:
             self.state.market.set_price(symbol, Decimal(price))
             self.state.engine.on_price(symbol, Decimal(price), self.state.now_ms())
 
-    def deposit(self, asset: str, amount: Decimal | str) -> None:
+    def trade(self, symbol: str, *prices: Decimal | str) -> None:
+        """A run of trades, one ``set_price`` each (a trailing stop sees every one)."""
+        for price in prices:
+            self.set_price(symbol, price)
+
+    def set_symbol(self, symbol: str, **wire) -> None:
+        """Switch exchangeInfo fields of ``symbol`` by wire name: ``status="CANCEL_ONLY"``, ``ocoAllowed=False``,
+        ``orderTypes=[...]``, ``allowTrailingStop=False``, ``allowedSelfTradePreventionModes=[...]``, ``filters=[...]``."""
         with self.state.lock:
-            self.state.engine.deposit(asset, Decimal(amount))
+            self.state.market.symbol(symbol).update(**wire)
+
+    def deposit(self, asset: str, amount: Decimal | str, stream: bool = False) -> None:
+        """Credit the account; ``stream=True`` also reports it as a deposit (``balanceUpdate``) on the user data stream."""
+        with self.state.lock:
+            self.state.engine.deposit(asset, Decimal(amount), self.state.now_ms() if stream else None)
+
+    # --- user data stream (WebSocket API) controls ---------------------------------------------
+    def _on_loop(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    def drop_user_streams(self) -> int:
+        """Cut every WebSocket API connection (no close frame); returns how many."""
+        return self._on_loop(wsapi.drop_all(self.state))
+
+    def terminate_user_streams(self) -> int:
+        """Send ``eventStreamTerminated`` to every user-data subscription and end it (connections stay open)."""
+        return self._on_loop(wsapi.terminate_all(self.state))
+
+    def shutdown_user_streams(self, grace: float = 0.2) -> None:
+        """``serverShutdown`` then close, on every WebSocket API connection."""
+        self._on_loop(wsapi.shutdown_all(self.state, grace))
+
+    def user_stream_subscriptions(self) -> list[list[int]]:
+        """The active subscription ids of each open WebSocket API connection."""
+        with self.state.lock:
+            return [list(s.subscriptions) for s in self.state.user_streams]
+
+    def lists(self) -> list[dict]:
+        with self.state.lock:
+            return [dict(x) for x in self.state.engine.lists.values()]
 
     def inject(self, fault: Fault) -> None:
         self.state.inject(fault)

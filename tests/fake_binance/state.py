@@ -42,7 +42,7 @@ class Fault:
 
 
 class FakeState:
-    def __init__(self, clock: Callable[[], float] = time.time, weight_limit: int = 6000) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, weight_limit: int = 6000, ws_ping_interval: float = 20.0) -> None:
         self.lock = threading.RLock()
         self.market = Market()
         self.engine = OrderEngine(self.market)
@@ -55,6 +55,8 @@ class FakeState:
         self._weight_minute, self._weight = -1, 0
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, str, str]] = []  # (method, path, raw query, raw body)
+        self.ws_ping_interval = ws_ping_interval  # WebSocket API server pings (Binance: 20 s)
+        self.user_streams: set = set()  # open WebSocket API sessions (wsapi.WsSession)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000) + self.skew_ms
@@ -74,6 +76,9 @@ class FakeState:
             raise FakeBinanceError(429, TOO_MANY_REQUESTS, weight_message(self.weight_limit),
                                    {"Retry-After": str(self.retry_after)})
         self._weight += weight
+
+    def used_weight(self) -> int:
+        return self._weight
 
     def weight_headers(self) -> dict[str, str]:
         return {"X-MBX-USED-WEIGHT-1M": str(self._weight)}

@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 import requests
-from binance.exceptions import BinanceAPIException
 
 from tests.fake_binance import Fault
+from tests.fake_binance.clients import api_error
 from tests.fake_binance.signing import sign, signed_payload
 from tests.helpers import binance_client
 
@@ -19,12 +19,6 @@ def fake(fake_binance):
 @pytest.fixture
 def client(fake):
     return binance_client(fake, signed=True)
-
-
-def api_error(call) -> BinanceAPIException:
-    with pytest.raises(BinanceAPIException) as err:
-        call()
-    return err.value
 
 
 def test_official_hmac_test_vectors():
