@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from trader.risk.killswitch import KillLimits
+from trader.risk.killswitch import KillLimits, KillPolicy
 from trader.strategies.base import Strategy
 
 
@@ -60,3 +60,4 @@ class RiskConfig:
     order_type: str = "MARKET"  # entries and exits: MARKET | LIMIT
     limit_tif: str = "GTC"
     limit_offset_bps: Decimal = Decimal(0)
+    kill_policy: KillPolicy = KillPolicy()  # what REDUCING and HALTED do besides blocking (flatten, cancel)
