@@ -192,3 +192,17 @@ def test_binance_halted_cancels_the_resting_order_at_the_exchange(db, database_u
     assert [(o["clientOrderId"], o["status"]) for o in fake.orders()] == [(orders[0].client_order_id, "CANCELED")]
     assert [a.rule for a in actions] == ["cancel"]
     assert fake.state.engine.free("USDT") == D("10000")  # the reserved quote is free again
+
+
+def test_a_flatten_the_symbol_status_forbids_is_refused_once_with_the_reason(db, database_url, fake):
+    seed_features(db, ROWS[: FIRST_BUY + 2])
+    binance_trader(database_url, binance_broker(fake)).step()
+    trip(db, "testnet", "REDUCING")
+    fake.state.market.symbols["BTCUSDT"].status = "CANCEL_ONLY"
+    trader = binance_trader(database_url, binance_broker(fake))
+    trader.step()
+    trader.step()
+
+    orders, held, actions = ledger(db, "testnet")
+    assert [o.side for o in orders] == ["BUY"] and held > 0 and [o["side"] for o in fake.orders()] == ["BUY"]
+    assert [a.rule for a in actions] == ["flatten_refused"] and "status CANCEL_ONLY" in actions[0].detail
