@@ -60,6 +60,7 @@ class Trader:
                 s.halted = s.halted or sleeve_records.halted_reason(cur, self.mode, s.name)
                 if paper_balance is not None:
                     account_records.seed_balance(cur, self.mode, split_symbol(s.symbol)[1], paper_balance)
+            self.executor.hold = account_records.kill_state(cur, self.mode).state is KillState.HALTED  # reconcile submits nothing
 
     def step(self) -> list[Decision | Filled]:
         """Decide every new candle of every active sleeve; return the BUY/SELL orders recorded and the fills

@@ -63,6 +63,7 @@ def build_broker(settings: TraderSettings, connect):
         return err if isinstance(err, FatalError) else DependencyDown(f"Binance ({settings.mode}) unreachable: {err}")
 
     wait_for(broker.sync_time, down, settings.startup_wait, settings.retry_max_delay)
+    broker.check_self_trade_prevention(sorted({spec.symbol for spec in settings.sleeve_specs()}))
     return broker
 
 

@@ -206,3 +206,24 @@ def test_a_flatten_the_symbol_status_forbids_is_refused_once_with_the_reason(db,
     orders, held, actions = ledger(db, "testnet")
     assert [o.side for o in orders] == ["BUY"] and held > 0 and [o["side"] for o in fake.orders()] == ["BUY"]
     assert [a.rule for a in actions] == ["flatten_refused"] and "status CANCEL_ONLY" in actions[0].detail
+
+
+def test_halted_never_sends_a_recorded_order_and_cancels_it_in_the_ledger(db, database_url, fake):
+    from trader import order_records
+    from trader.orders import OrderIntent
+
+    trader = binance_trader(database_url, binance_broker(fake), KillPolicy(on_halted="keep"))
+    intent = OrderIntent(sleeve="BTCUSDT:1m:sma_cross", symbol="BTCUSDT", side="BUY", quantity=D("0.001"),
+                         signal_open_time_ms=1_700_000_000_000, interval="1m", mode="testnet")
+    with trader._transaction() as cur:
+        order_records.insert_order(cur, intent, "testnet", D("60000"))
+    trip(db, "testnet", "HALTED")
+
+    binance_trader(database_url, binance_broker(fake), KillPolicy(on_halted="keep")).step()
+    kept, _, _ = ledger(db, "testnet")
+    binance_trader(database_url, binance_broker(fake)).step()
+
+    orders, _, actions = ledger(db, "testnet")
+    assert [o.status for o in kept] == ["PENDING_SUBMIT"] and fake.orders() == []
+    assert [o.status for o in orders] == ["CANCELED"] and fake.orders() == []
+    assert "was PENDING_SUBMIT): now CANCELED" in actions[0].detail

@@ -15,6 +15,7 @@ from trader import account_records
 from trader.brokers.binance import BinanceBroker
 from trader.brokers.paper import PaperBroker
 from trader.config import load_settings
+from trader.errors import ConfigError
 from trader.loop import Trader
 from trader.orders import OrderIntent
 from trader.risk.killswitch import KillLimits
@@ -132,3 +133,10 @@ def test_demo_mode_trades_through_its_base_into_its_own_rows(db, database_url, f
     assert [(r.mode, r.status) for r in rows] == [("demo", "FILLED")] and rows[0].client_order_id.startswith("kp-d-")
     assert sleeves == ["demo"]
     assert [o["clientOrderId"] for o in fake.orders()] == [rows[0].client_order_id]
+
+
+def test_a_self_trade_prevention_mode_the_symbol_does_not_allow_is_refused_at_start(db, database_url, fake, settings_env):
+    settings_env.setenv("TRADER_SELF_TRADE_PREVENTION", "EXPIRE_BOTH")  # the fake's BTCUSDT allows NONE, EXPIRE_MAKER
+    with pytest.raises(ConfigError, match="TRADER_SELF_TRADE_PREVENTION=EXPIRE_BOTH: BTCUSDT allows only NONE, EXPIRE_MAKER"):
+        build_broker(load_settings(mode="testnet"), connector(database_url))
+    assert sent_orders(fake) == []

@@ -25,7 +25,7 @@ import requests
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from trader.errors import (
-    AuthError, ClockSkew, ExchangeUnavailable, FilterRejected, InsufficientBalance, OrderRejected, RateLimited,
+    AuthError, ClockSkew, ConfigError, ExchangeUnavailable, FilterRejected, InsufficientBalance, OrderRejected, RateLimited,
     RequestTimeout, RetryableError, TraderError, TransportError,
 )
 from trader.filters import SymbolRules
@@ -118,6 +118,17 @@ class BinanceBroker:
             for s in info["symbols"]:
                 self._rules[s["symbol"]] = SymbolRules.from_exchange_info(s)
         return self._rules[symbol]
+
+    def check_self_trade_prevention(self, symbols: list[str]) -> None:
+        """Refuse at start a ``stp_mode`` a symbol does not allow (``allowedSelfTradePreventionModes``): Binance would
+        reject every order with -1013."""
+        if not self.stp_mode:
+            return
+        info = {s["symbol"]: s for s in self._read(self.client.get_exchange_info)["symbols"]}
+        for symbol in symbols:
+            allowed = info.get(symbol, {}).get("allowedSelfTradePreventionModes")
+            if allowed is not None and self.stp_mode not in allowed:
+                raise ConfigError(f"TRADER_SELF_TRADE_PREVENTION={self.stp_mode}: {symbol} allows only {', '.join(allowed)}")
 
     def symbol_status(self, symbol: str) -> str:
         """exchangeInfo ``status`` of ``symbol``, re-read (for every symbol at once) when older than ``status_ttl``."""
