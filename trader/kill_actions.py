@@ -3,7 +3,8 @@
 ``KillActions.act()`` runs at the start and at the end of every step of the loop; it is idempotent, so a crash
 anywhere in it is repaired by the next run:
 
-* REDUCING + ``flatten``: every sleeve holding more than dust, with no order of its own still open, gets ONE
+* REDUCING + ``flatten``: the sleeve's open orders other than MARKET exits (a resting entry, a resting LIMIT exit,
+  its protective stops) are cancelled first, then every sleeve holding more than dust, with no order of its own still open, gets ONE
   MARKET SELL of its whole position, recorded PENDING_SUBMIT (with a ``kill_switch_action`` event) in the same
   transaction, under the sleeve's lock, before it is sent. Its client order id is deterministic
   (``(mode, sleeve, the sleeve's last decided candle, FLATTEN)`` -> ``...-F``), so a restart finds the recorded
@@ -50,10 +51,12 @@ class KillActions:
         try:
             if state is KillState.REDUCING and self.policy.on_reducing == "flatten":
                 for sleeve in self.sleeves:
+                    self._cancel_open_orders("REDUCING", lambda intent, s=sleeve.name: intent.sleeve == s
+                                             and not _market_exit(intent))
                     if self._flatten(sleeve):
                         self.executor.settle(sleeve.name)
-            elif state is KillState.HALTED:
-                self._cancel_open_orders()
+            elif state is KillState.HALTED and self.policy.on_halted != "keep":
+                self._cancel_open_orders("HALTED", lambda intent: self.policy.cancels(intent.intent))
         except RetryableError as err:  # the venue is away: the next step tries again
             self.executor.on_retryable(err)
         return state
@@ -93,13 +96,11 @@ class KillActions:
             log.error("kill switch %s", detail)
             sleeve_records.record_event(cur, self.mode, EVENT, detail, sleeve.name, last, "flatten_refused")
 
-    def _cancel_open_orders(self) -> None:
-        if self.policy.on_halted == "keep":
-            return
+    def _cancel_open_orders(self, state: str, applies: Callable[[OrderIntent], bool]) -> None:
         with self._tx() as cur:
             pending = order_records.open_orders(cur, self.mode)
         for intent, status, attempts in pending:
-            if not self.policy.cancels(intent.intent) or intent.client_order_id in self._failed:
+            if not applies(intent) or intent.client_order_id in self._failed:
                 continue
             try:
                 report = self.broker.cancel(intent) if status != "PENDING_SUBMIT" or attempts > 0 else None
@@ -111,8 +112,13 @@ class KillActions:
             report = report or OrderReport(client_order_id=intent.client_order_id, status="CANCELED")  # never sent
             with self._tx() as cur:
                 self.executor.stored_fills += [(intent, f) for f in order_records.apply_report(cur, self.mode, intent, report)]
-                detail = (f"HALTED: cancel {intent.client_order_id} ({intent.side} {intent.quantity} {intent.symbol}, "
+                detail = (f"{state}: cancel {intent.client_order_id} ({intent.side} {intent.quantity} {intent.symbol}, "
                           f"was {status}): now {report.status}")
                 sleeve_records.record_event(cur, self.mode, EVENT, detail, intent.sleeve,
                                             timestamps.from_ms(intent.signal_open_time_ms), "cancel")
             log.warning("kill switch %s", detail)
+
+
+def _market_exit(intent: OrderIntent) -> bool:
+    """A MARKET SELL (the strategy's exit or a flatten): it takes the position off by itself, so REDUCING lets it be."""
+    return intent.side == "SELL" and intent.type == "MARKET"

@@ -227,3 +227,14 @@ def test_halted_never_sends_a_recorded_order_and_cancels_it_in_the_ledger(db, da
     assert [o.status for o in kept] == ["PENDING_SUBMIT"] and fake.orders() == []
     assert [o.status for o in orders] == ["CANCELED"] and fake.orders() == []
     assert "was PENDING_SUBMIT): now CANCELED" in actions[0].detail
+
+
+def test_paper_reducing_cancels_a_resting_entry(db, database_url):
+    seed_features(db, crash_rows()[:40])
+    paper_trader(database_url, **LIMIT).step()
+    trip(db, "paper", "REDUCING")
+    paper_trader(database_url, **LIMIT).step()
+
+    orders, held, actions = ledger(db, "paper")
+    assert [(o.side, o.status) for o in orders] == [("BUY", "CANCELED")] and held == 0
+    assert [a.rule for a in actions] == ["cancel"] and actions[0].detail.startswith("REDUCING: cancel")
