@@ -191,3 +191,13 @@ def test_the_daily_summary_is_enqueued_once_per_day(db, database_url):
         rows = cur.fetchone()[0]
     assert summary["orders"] > 0 and summary["decisions"] == 200 and summary["kill_switch"] == "ACTIVE"
     assert (first, again, rows) == (True, False, 1)
+
+
+def test_status_shows_what_the_outbox_has_not_delivered(db, database_url, monkeypatch, capsys):
+    from trader.__main__ import main
+
+    record_events(database_url, 3)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    main(["status"])
+
+    assert "notifications (last 24 h): 3 not delivered to any channel yet; newest" in capsys.readouterr().out
