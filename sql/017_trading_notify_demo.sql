@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS trading.notifications (
     id         bigserial   PRIMARY KEY,  -- the message's stable id: sent with every delivery attempt
     mode       text        NOT NULL,
     kind       text        NOT NULL,     -- fill | risk_block | kill_switch | kill_switch_action | strategy_error |
-                                         -- order_error | protection_placed | protection_triggered | daily_summary
+                                         -- order_error | outage | protection_placed | protection_triggered | daily_summary
     payload    jsonb       NOT NULL,
     dedupe_key text        UNIQUE,       -- e.g. daily_summary:<mode>:<day>: one message however often it is asked for
     created_at timestamptz NOT NULL DEFAULT now()
@@ -41,7 +41,7 @@ END $$;
 DROP TRIGGER IF EXISTS events_notify ON trading.events;
 CREATE TRIGGER events_notify AFTER INSERT ON trading.events FOR EACH ROW
     WHEN (NEW.kind IN ('risk_block', 'kill_switch', 'kill_switch_action', 'strategy_error', 'protection_placed',
-                       'protection_triggered') OR (NEW.kind = 'order_error' AND NEW.rule = 'fatal'))
+                       'protection_triggered', 'outage') OR (NEW.kind = 'order_error' AND NEW.rule = 'fatal'))
     EXECUTE FUNCTION trading.notify_event();
 
 CREATE OR REPLACE FUNCTION trading.notify_fill() RETURNS trigger LANGUAGE plpgsql AS $$

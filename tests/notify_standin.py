@@ -31,6 +31,7 @@ class StandIn:
         self.received: list[Received] = []
         self.accepted_ids: dict[str, int] = {}  # message id -> times it was accepted after dedupe (always 1)
         self.statuses: list[int] = []  # the next answers' statuses, then 200
+        self.retry_after = 7  # what a 429 asks to wait (Telegram's body, no header)
         self.hold = threading.Event()  # set: requests wait for ``release`` (a channel that does not answer)
         self.release = threading.Event()
         self.waiting = threading.Event()  # a request is waiting on ``release``
@@ -75,7 +76,10 @@ class StandIn:
             def do_POST(self):  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = standin._answer(self.path, dict(self.headers), body)
-                answer = json.dumps({"ok": status == 200, "result": {"message_id": len(standin.received)}}).encode()
+                doc = {"ok": status == 200, "result": {"message_id": len(standin.received)}}
+                if status == 429:  # Telegram's shape: parameters.retry_after (seconds)
+                    doc = {"ok": False, "error_code": 429, "parameters": {"retry_after": standin.retry_after}}
+                answer = json.dumps(doc).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))

@@ -151,13 +151,24 @@ def _serve(trader: Trader, connect, settings: TraderSettings, stopping: list[boo
         drainer.start()
     try:
         run_forever(trader, listen, lambda: bool(stopping), settings.poll_interval, emit, loop_stats.observe_step,
-                    Outages(emit, loop_stats), settings.retry_max_delay)
+                    Outages(_telling(trader, emit), loop_stats), settings.retry_max_delay)
     finally:
         trader.close()
         if drainer is not None:
             drainer.stop()
     print("trader: stopped", flush=True)
     return 0
+
+
+def _telling(trader: Trader, emit):
+    """Outage lines printed and recorded as events (so the operator is told), except "postgres down": that one cannot be
+    recorded, and trying could wait out a TCP timeout; "postgres back after ..." is."""
+    def tell(line: str) -> None:
+        emit(line)
+        if not line.startswith("postgres down"):
+            trader.record_outage(line)
+
+    return tell
 
 
 def _start_metrics(connect, mode: str, port: int, host: str = "127.0.0.1") -> LoopStats:

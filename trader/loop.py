@@ -199,6 +199,19 @@ class Trader:
             return False
         return True
 
+    def record_outage(self, line: str) -> bool:
+        """Record an outage line (``binance down: ...``, ``postgres back after ...``) as an event, which the outbox
+        tells the operator; ``False`` when PostgreSQL itself is away (the line was printed, nothing waits for it)."""
+        try:
+            with self._transaction() as cur:
+                sleeve_records.record_event(cur, self.mode, "outage", line)
+            return True
+        except (psycopg2.DatabaseError, psycopg2.InterfaceError) as exc:
+            if not isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) and not self.connection_lost():
+                raise  # an SQL error on a live connection is a bug, not an outage
+            self.reset_connection()
+            return False
+
     def connection_lost(self) -> bool:
         """Whether the ledger's connection died (e.g. "SSL SYSCALL error: EOF detected" is a plain DatabaseError)."""
         return getattr(self, "_conn", None) is None or bool(self._conn.closed)

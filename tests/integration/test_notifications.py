@@ -201,3 +201,37 @@ def test_status_shows_what_the_outbox_has_not_delivered(db, database_url, monkey
     main(["status"])
 
     assert "notifications (last 24 h): 3 not delivered to any channel yet; newest" in capsys.readouterr().out
+
+
+def test_an_outage_line_is_told_and_a_dead_database_costs_only_the_record(db, database_url):
+    import psycopg2
+
+    trader = make_trader(database_url)
+    told = trader.record_outage("binance down: cannot talk to Binance (ConnectionError); retrying")
+
+    def refused():
+        raise psycopg2.OperationalError("connection refused")
+
+    trader.reset_connection()
+    trader._connect = refused
+    lost = trader.record_outage("postgres down: connection refused")
+
+    with db.connect() as c:
+        rows = c.execute(sa.text("SELECT kind, payload->>'detail' FROM trading.notifications")).fetchall()
+    assert (told, lost) == (True, False)
+    assert [tuple(r) for r in rows] == [("outage", "binance down: cannot talk to Binance (ConnectionError); retrying")]
+
+
+def test_a_429_waits_what_telegram_asks_before_the_next_attempt(db, database_url, standin):
+    record_events(database_url)
+    standin.statuses = [429]
+    clock = Clock()
+    d = drainer(database_url, [TelegramChannel(standin.url, SecretStr(TOKEN), "42")], clock, first_delay=5.0)
+
+    sent = [d.drain_once()]
+    clock.now += 5  # the backoff alone would retry now; Telegram asked for 7 s
+    sent.append(d.drain_once())
+    clock.now += 2
+    sent.append(d.drain_once())
+
+    assert sent == [0, 0, 1] and [r.status for r in standin.received] == [429, 200]

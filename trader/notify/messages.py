@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-KINDS = ("fill", "risk_block", "kill_switch", "kill_switch_action", "strategy_error", "order_error",
+KINDS = ("fill", "risk_block", "kill_switch", "kill_switch_action", "strategy_error", "order_error", "outage",
          "protection_placed", "protection_triggered", "daily_summary")
 _TITLES = {"fill": "Fill", "risk_block": "Risk block", "kill_switch": "Kill switch", "kill_switch_action": "Kill switch action",
-           "strategy_error": "Strategy error", "order_error": "Order error", "protection_placed": "Protection placed",
+           "strategy_error": "Strategy error", "order_error": "Order error", "outage": "Outage",
+           "protection_placed": "Protection placed",
            "protection_triggered": "Protection triggered", "daily_summary": "Daily summary"}
 
 
