@@ -56,7 +56,8 @@ def database_url(pg_admin_url) -> str:
 _TABLES = ("market.candles", "market.features", "etl.kafka_offsets", "etl.dead_letters", "etl.quality_checks",
            "etl.features_pending", "etl.feature_state", "etl.feature_specs", "etl.candle_conflicts",
            "trading.fills", "trading.orders", "trading.signals", "trading.positions", "trading.balances",
-           "trading.sleeves", "trading.trader_state", "trading.events", "trading.equity", "trading.reconciliations")
+           "trading.sleeves", "trading.trader_state", "trading.events", "trading.equity", "trading.reconciliations",
+           "trading.notifications", "trading.notification_deliveries")
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Composition root and CLI of the trader: ``python -m trader run|status|kill|resume|reconcile|backtest|...`` (``--help``).
 
 Reads settings (the only place that does), builds the strategies, the broker (paper, or Binance through
-python-binance for testnet/live) and the loop, reconciles with the exchange, then runs until
+python-binance for testnet/demo/live), the loop and the notification drainer (``trader.wiring``), reconciles with the exchange, then runs until
 SIGINT/SIGTERM. The schema is owned by the pipeline's migrations (``sql/``).
 """
 
@@ -15,28 +15,23 @@ import time
 import psycopg2
 
 from klinepipe import FEATURES_CHANNEL, connection_file, logging_setup
-from klinepipe.dsn import libpq_dsn
 from trader import account_records, sleeve_records
 from trader.backtest.cli import add_backtest_parser
 from trader.backtest.optimize.cli import add_optimize_parser
-from trader.brokers.paper import PaperBroker
 from trader.config import SettingsError, TraderSettings, load_settings
-from trader.dependencies import DependencyDown, Outages, classify_pg, wait_for, wait_for_database
-from trader.errors import EXIT_FAILED, EXIT_SETTINGS, EXIT_UNRECONCILED, AuthError, FatalError, TraderError, exit_code
+from trader.dependencies import Outages, classify_pg, wait_for_database
+from trader.errors import EXIT_FAILED, EXIT_SETTINGS, EXIT_UNRECONCILED, AuthError, TraderError, exit_code
 from trader.loop import Trader
 from trader.run_loop import run_forever
-from trader.sleeve import OrderSettings, RiskConfig, Sleeve
-from trader.transaction import Transaction, db_candles
+from trader.sleeve import Sleeve
+from trader.transaction import Transaction
 from trader.metrics import LoopStats, serve_metrics
 from trader.reconcile import reconcile, require_reconciled
-from trader.risk.exposure import MaxExposure
-from trader.risk.killswitch import KillLimits
-from trader.risk.order_rate import MaxOrderRate
-from trader.risk.staleness import StaleData
 from trader.status import render_status
 from trader.strategy_cli import add_strategy_parsers
-from trader.strategies import build_strategy
 from trader.symbols import split_symbol
+from trader.wiring import build_broker, build_drainer, build_risk, build_sleeves, connector
+
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -47,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(require_keys=args.command in NEEDS_KEYS, mode=args.mode,
                                  sleeves=getattr(args, "sleeves", None))
-        wait_for_database(_connector(settings), settings.startup_wait, settings.retry_max_delay)
+        wait_for_database(connector(settings), settings.startup_wait, settings.retry_max_delay)
         return COMMANDS[args.command](settings, args)
     except TraderError as exc:
         if isinstance(exc, AuthError):
@@ -66,55 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-def build_sleeves(settings: TraderSettings) -> list[Sleeve]:
-    return [Sleeve(name=spec.name, symbol=spec.symbol, interval=spec.interval, orders=spec.orders or OrderSettings(),
-                   strategy=build_strategy(spec.strategy, **spec.params), allocation=spec.allocation or settings.order_quote)
-            for spec in settings.sleeve_specs()]
-
-
-def build_risk(settings: TraderSettings) -> RiskConfig:
-    rules = (StaleData(settings.stale_intervals), MaxExposure(settings.max_symbol_notional, settings.max_total_notional),
-             MaxOrderRate(settings.max_orders_per_minute, 60))
-    return RiskConfig(rules, KillLimits(settings.max_daily_loss, settings.max_drawdown), settings.effective_staleness_basis(),
-                      settings.order_type, settings.limit_tif, settings.limit_offset_bps)
-
-
-def build_broker(settings: TraderSettings, connect):
-    """The paper broker, or the Binance one once Binance answers (waiting up to TRADER_STARTUP_WAIT)."""
-    if settings.mode == "paper":
-        return PaperBroker(db_candles(connect), fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps, qty_step=settings.qty_step)
-    from binance import Client
-
-    from trader.brokers.binance import BinanceBroker
-
-    key, secret = settings.api_credentials()
-    client = Client(key.get_secret_value(), secret.get_secret_value(), testnet=settings.mode == "testnet", ping=False)
-    if settings.binance_rest_url:
-        client.API_URL = client.API_TESTNET_URL = f"{settings.binance_rest_url}/api"
-    client.REQUEST_RECVWINDOW = settings.recv_window
-    broker = BinanceBroker(client, settings.mode, fee_bps=settings.fee_bps)
-    from trader.brokers.binance import classify
-
-    def down(exc: Exception) -> TraderError:
-        err = classify(exc)
-        return err if isinstance(err, FatalError) else DependencyDown(f"Binance ({settings.mode}) unreachable: {err}")
-
-    wait_for(broker.sync_time, down, settings.startup_wait, settings.retry_max_delay)
-    return broker
-
-
-def _connector(settings: TraderSettings):
-    dsn = libpq_dsn(settings.database_url)
-    return lambda: psycopg2.connect(dsn)
-
-
 def banner(settings: TraderSettings, sleeves: list[Sleeve], account: str) -> str:
     return (f"trader: mode={settings.mode.upper()} account={account}\n"
             f"trader: sleeves={', '.join(s.shown() for s in sleeves)}\n"
             f"trader: limits max_symbol_notional={settings.max_symbol_notional} max_total_notional={settings.max_total_notional}"
             f" max_orders_per_minute={settings.max_orders_per_minute} max_daily_loss={settings.max_daily_loss:%}"
             f" max_drawdown={settings.max_drawdown:%} stale_intervals={settings.stale_intervals} order_type={settings.order_type}"
-            f" fee_bps={settings.fee_bps}")
+            f" fee_bps={settings.fee_bps}\n"
+            f"trader: kill switch REDUCING={settings.kill_reducing} HALTED={settings.kill_halted}"
+            f" recv_window={settings.recv_window} self_trade_prevention={settings.self_trade_prevention or 'exchange default'}")
 
 
 def cmd_run(settings: TraderSettings, args) -> int:
@@ -125,7 +80,7 @@ def cmd_run(settings: TraderSettings, args) -> int:
     stopping: list[bool] = []  # SIGINT/SIGTERM from now on: finish what is under way, then stop
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.append(True))
-    connect, sleeves = _connector(settings), build_sleeves(settings)
+    connect, sleeves = connector(settings), build_sleeves(settings)
     broker = build_broker(settings, connect)
     trader = Trader(connect, sleeves, broker, risk=build_risk(settings),
                     paper_balance=settings.paper_balance if settings.mode == "paper" else None)
@@ -192,13 +147,30 @@ def _serve(trader: Trader, connect, settings: TraderSettings, stopping: list[boo
     def emit(line: str) -> None:
         print(f"trader: {line}", flush=True)
 
+    drainer = build_drainer(settings, connect)
+    if drainer is not None:
+        print(f"trader: notifications to {', '.join(c.name for c in drainer.channels)}", flush=True)
+        drainer.start()
     try:
         run_forever(trader, listen, lambda: bool(stopping), settings.poll_interval, emit, loop_stats.observe_step,
-                    Outages(emit, loop_stats), settings.retry_max_delay)
+                    Outages(_telling(trader, emit), loop_stats), settings.retry_max_delay)
     finally:
         trader.close()
+        if drainer is not None:
+            drainer.stop()
     print("trader: stopped", flush=True)
     return 0
+
+
+def _telling(trader: Trader, emit):
+    """Outage lines printed and recorded as events (so the operator is told), except "postgres down": that one cannot be
+    recorded, and trying could wait out a TCP timeout; "postgres back after ..." is."""
+    def tell(line: str) -> None:
+        emit(line)
+        if not line.startswith("postgres down"):
+            trader.record_outage(line)
+
+    return tell
 
 
 def _start_metrics(connect, mode: str, port: int, host: str = "127.0.0.1") -> LoopStats:
@@ -218,7 +190,7 @@ def cmd_reconcile(settings: TraderSettings, args) -> int:
     if settings.mode == "paper":
         print("trader: paper mode: the ledger is the account, nothing to reconcile")
         return 0
-    connect, sleeves = _connector(settings), build_sleeves(settings)
+    connect, sleeves = connector(settings), build_sleeves(settings)
     trader = Trader(connect, sleeves, build_broker(settings, connect), risk=build_risk(settings))
     diffs = _reconcile(trader, sleeves, accept=args.accept)
     return EXIT_UNRECONCILED if diffs and not args.accept else 0
@@ -230,21 +202,21 @@ def cmd_accept_reconciliation(settings: TraderSettings, args) -> int:
 
 
 def cmd_status(settings: TraderSettings, args) -> int:
-    with Transaction(_connector(settings)()) as cur:
+    with Transaction(connector(settings)()) as cur:
         print(render_status(cur, settings.mode, split_symbol(settings.sleeve_specs()[0].symbol)[1]))
     return 0
 
 
 def cmd_kill(settings: TraderSettings, args) -> int:
     state = "REDUCING" if args.reducing else "HALTED"
-    with Transaction(_connector(settings)()) as cur:
+    with Transaction(connector(settings)()) as cur:
         account_records.set_kill_state(cur, settings.mode, state, args.reason, "operator")
     print(f"trader: kill switch {state} ({settings.mode})")
     return 0
 
 
 def cmd_resume(settings: TraderSettings, args) -> int:
-    with Transaction(_connector(settings)()) as cur:
+    with Transaction(connector(settings)()) as cur:
         if args.sleeve:
             if not sleeve_records.halt_sleeve(cur, settings.mode, args.sleeve, None):
                 raise SettingsError(f"--sleeve: no sleeve {args.sleeve!r} in {settings.mode} mode")
@@ -265,10 +237,10 @@ COMMANDS = {"run": cmd_run, "status": cmd_status, "kill": cmd_kill, "resume": cm
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m trader",
-        description="Features -> strategy -> risk -> orders (paper, Binance testnet or live). Settings come from "
+        description="Features -> strategy -> risk -> orders (paper, Binance testnet, Demo Mode or live). Settings come from "
                     "TRADER_* environment variables (TRADER_MODE, TRADER_SLEEVES, ...), DATABASE_URL and, for testnet/live, "
-                    "BINANCE_API_KEY/BINANCE_API_SECRET or TRADER_BINANCE_KEY_FILE.")
-    p.add_argument("--mode", choices=["paper", "testnet", "live"], help="overrides TRADER_MODE")
+                    "BINANCE_API_KEY/BINANCE_API_SECRET or TRADER_BINANCE_KEY_FILE (testnet/demo/live).")
+    p.add_argument("--mode", choices=["paper", "testnet", "demo", "live"], help="overrides TRADER_MODE")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="reconcile with the exchange, then trade on every new closed candle until stopped")
     run.add_argument("--sleeves", help="comma-separated SYMBOL:interval:strategy[:allocation], e.g. BTCUSDT:1m:sma_cross:1000")

@@ -36,6 +36,7 @@ class BarSnapshot:
     newest_data_ms: int | None  # when the series' newest closed candle ended (or arrived)
     now_ms: int
     kill: KillState
+    symbol_status: str = "TRADING"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,7 +80,7 @@ def risk_context(snap: BarSnapshot, *, sleeve: Sleeve, intent: OrderIntent, clos
                        notional=intent.quantity * close, symbol_exposure=snap.exposure.get(sleeve.symbol, Decimal(0)),
                        total_exposure=sum(snap.exposure.values(), Decimal(0)), now_ms=snap.now_ms,
                        recent_orders_ms=snap.recent_orders_ms, newest_data_ms=snap.newest_data_ms, interval_ms=interval_ms,
-                       kill_state=snap.kill)
+                       kill_state=snap.kill, symbol_status=snap.symbol_status)
 
 
 def limit_price(risk: RiskConfig, action: Action, close: Decimal) -> Decimal | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import replace
+import re
 from decimal import Decimal
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -40,7 +41,7 @@ class SettingsError(ConfigError):
 class TraderSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRADER_", frozen=True)
 
-    mode: Literal["paper", "testnet", "live"] = "paper"
+    mode: Literal["paper", "testnet", "demo", "live"] = "paper"
     database_url: str = Field(validation_alias=AliasChoices("TRADER_DATABASE_URL", "DATABASE_URL"))
     sleeves: Annotated[tuple[str, ...], NoDecode] = ("BTCUSDT:1m:sma_cross",)
     strategy_params: dict[str, dict[str, int | float | str]] = Field(default_factory=lambda: {"sma_cross": {"fast": 10, "slow": 30}})
@@ -70,7 +71,22 @@ class TraderSettings(BaseSettings):
     binance_key_file: Path | None = None
     binance_rest_url: str | None = Field(None, validation_alias=AliasChoices("TRADER_BINANCE_REST_URL", "TRADER_BINANCE_API_URL"),
                                         description="REST base of the account (no /api), e.g. http://127.0.0.1:8080")
-    recv_window: int = Field(10000, gt=0, le=60000)
+    recv_window: int = Field(5000, gt=0, le=60000, description="ms a signed request stays valid (Binance's default 5000)")
+    self_trade_prevention: Literal["", "NONE", "EXPIRE_MAKER", "EXPIRE_TAKER", "EXPIRE_BOTH", "DECREMENT", "TRANSFER"] = Field(
+        "", description="selfTradePreventionMode sent on every order; empty: not sent (the symbol's default applies)")
+    kill_reducing: Literal["flatten", "exits_only"] = Field("flatten", description="REDUCING: close every position now, or block entries only")
+    kill_halted: Literal["cancel", "cancel_all", "keep"] = Field(
+        "cancel", description="HALTED: cancel open entries/exits (cancel), those and protective stops (cancel_all), or nothing")
+    notify_webhook_url: SecretStr | None = Field(None, description="JSON POST of every notification (a secret: it may hold a token)")
+    notify_webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key: X-Klinepipe-Signature over the body")
+    notify_webhook_secret_file: Path | None = None
+    telegram_bot_token: SecretStr | None = None
+    telegram_bot_token_file: Path | None = None
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = Field("https://api.telegram.org", description="Bot API base (a stand-in in tests)")
+    notify_rate_per_minute: int = Field(20, gt=0, description="messages per minute and channel at most")
+    notify_max_delay: float = Field(300.0, gt=0, description="cap of the retry backoff, seconds")
+    notify_max_age_hours: float = Field(24.0, gt=0, description="older undelivered messages are dropped, not sent late")
     startup_wait: float = Field(60.0, ge=0, description="seconds to wait at start for PostgreSQL / Binance before exit 1")
     retry_max_delay: float = Field(30.0, gt=0, description="cap of the reconnect backoff while a dependency is down")
     _file_specs: tuple[SleeveSpec, ...] | None = PrivateAttr(None)  # TRADER_SLEEVES_FILE's, read by load_settings
@@ -84,6 +100,34 @@ class TraderSettings(BaseSettings):
         if not items:
             raise ValueError("at least one sleeve is needed")
         return items
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _base_url(cls, v):
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL such as https://api.telegram.org, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("notify_webhook_secret", "telegram_bot_token")
+    @classmethod
+    def _not_empty(cls, v):
+        if v is not None and not v.get_secret_value().strip():
+            raise ValueError("is empty; unset it, or give the secret")
+        return v
+
+    @field_validator("telegram_chat_id")
+    @classmethod
+    def _chat(cls, v):
+        if v is not None and not re.fullmatch(r"-?\d+|@\w{5,}", v):
+            raise ValueError(f"must be a chat id (e.g. 123456789 or -100123456789) or @channelname, got {v!r}")
+        return v
+
+    @field_validator("notify_webhook_url")
+    @classmethod
+    def _webhook_url(cls, v):
+        if v is not None and not v.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")  # the value itself is not repeated: it may hold a token
+        return v
 
     @field_validator("binance_rest_url")
     @classmethod
@@ -110,6 +154,24 @@ class TraderSettings(BaseSettings):
                                 "(or TRADER_BINANCE_KEY_FILE naming a file that holds them)")
         return key, secret
 
+    def webhook_secret(self) -> SecretStr | None:
+        """The webhook's HMAC key from the environment or its named private file (``None``: unsigned)."""
+        if self.notify_webhook_secret is not None or self.notify_webhook_secret_file is None:
+            return self.notify_webhook_secret
+        return SecretStr(read_private_file(self.notify_webhook_secret_file, "TRADER_NOTIFY_WEBHOOK_SECRET_FILE").strip())
+
+    def telegram_token(self) -> SecretStr | None:
+        """The Telegram bot token from the environment or its named private file (``None``: no Telegram)."""
+        token = self.telegram_bot_token
+        if token is None and self.telegram_bot_token_file is not None:
+            token = SecretStr(read_private_file(self.telegram_bot_token_file, "TRADER_TELEGRAM_BOT_TOKEN_FILE").strip())
+        if token is not None and not self.telegram_chat_id:
+            raise SettingsError("TRADER_TELEGRAM_CHAT_ID: needed with a Telegram bot token (the chat the bot writes to)")
+        if token is None and self.telegram_chat_id:
+            raise SettingsError("TRADER_TELEGRAM_BOT_TOKEN: needed with TRADER_TELEGRAM_CHAT_ID "
+                                "(or TRADER_TELEGRAM_BOT_TOKEN_FILE naming a private file that holds it)")
+        return token
+
     def effective_staleness_basis(self) -> str:
         if self.staleness_basis != "auto":
             return self.staleness_basis
@@ -131,19 +193,22 @@ class BacktestSettings(BaseSettings):
         return v or None
 
 
-def read_key_file(path: Path) -> tuple[SecretStr, SecretStr]:
-    """The key and secret in ``path``; refused when group or others may read or write the file."""
+def read_private_file(path: Path, setting: str) -> str:
+    """The text of the secret file ``path`` (named by ``setting``); refused when group or others may read or write it."""
     try:
         mode = path.stat().st_mode
+        if mode & 0o077:
+            raise SettingsError(f"{setting}: {path} is readable by others (mode {mode & 0o777:o}); "
+                                f"make it private with `chmod 600 {path}`")
+        return path.read_text()
     except OSError as exc:
-        raise SettingsError(f"TRADER_BINANCE_KEY_FILE: cannot read {path} ({exc.strerror})") from None
-    if mode & 0o077:
-        raise SettingsError(f"TRADER_BINANCE_KEY_FILE: {path} is readable by others (mode {mode & 0o777:o}); "
-                            f"make it private with `chmod 600 {path}`")
-    try:
-        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-    except OSError as exc:
-        raise SettingsError(f"TRADER_BINANCE_KEY_FILE: cannot read {path} ({exc.strerror})") from None
+        raise SettingsError(f"{setting}: cannot read {path} ({exc.strerror})") from None
+
+
+def read_key_file(path: Path) -> tuple[SecretStr, SecretStr]:
+    """The key and secret in ``path``; refused when group or others may read or write the file."""
+    text = read_private_file(path, "TRADER_BINANCE_KEY_FILE")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     pairs = dict(ln.split("=", 1) for ln in lines if "=" in ln)
     if "BINANCE_API_KEY" in pairs and "BINANCE_API_SECRET" in pairs:
         return SecretStr(pairs["BINANCE_API_KEY"].strip()), SecretStr(pairs["BINANCE_API_SECRET"].strip())
@@ -176,6 +241,7 @@ def load_settings(require_keys: bool = True, **overrides) -> TraderSettings:
         raise SettingsError(f"TRADER_SLEEVES: all sleeves must share one quote asset, got {', '.join(sorted(quotes))}")
     if settings.mode != "paper" and require_keys:
         settings.api_credentials()
+    settings.webhook_secret(), settings.telegram_token()  # a bad secret file or a token without a chat: refused now
     return settings
 
 

@@ -6,6 +6,7 @@ For every order the ledger holds as not final:
   leaves either an order the venue does not know (submitted on restart) or one it knows (found by the
   lookup): never two.
 * NEW / PARTIALLY_FILLED: look it up and apply what changed (new fills only).
+While ``hold`` is set (the kill switch is HALTED) nothing is submitted; open orders are still refreshed.
 429/418 are honoured by waiting ``Retry-After`` (injected ``sleep``); other retryable errors leave the
 order for the next pass; fatal errors reject it. Every error is recorded.
 """
@@ -28,6 +29,7 @@ class Executor:
         self._tx, self.broker, self._sleep, self._max_waits = transaction, broker, sleep, max_waits
         self.stored_fills: list[tuple[OrderIntent, Fill]] = []  # fills new to the ledger; the trader's console drains it
         self.on_retryable: Callable[[RetryableError], None] = lambda err: None  # the loop's outage tracking
+        self.hold = False  # HALTED: submit nothing (the kill switch's actions set it)
 
     def settle(self, sleeve: str | None = None) -> None:
         """Submit pending orders and refresh open ones (of ``sleeve``, or all)."""
@@ -35,7 +37,8 @@ class Executor:
             pending = order_records.open_orders(cur, self.broker.mode, sleeve)
         for intent, status, _ in pending:
             if status == "PENDING_SUBMIT":
-                self.submit(intent)
+                if not self.hold:
+                    self.submit(intent)
             else:
                 self.refresh(intent)
 

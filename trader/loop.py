@@ -2,12 +2,14 @@
 
 ``Trader.step()`` is the whole process on one screen:
 
-1. ``settle``: pending orders go to the venue, open ones are refreshed (paper: filled at the next open).
+1. the kill switch acts (``kill_actions``: REDUCING flattens, HALTED cancels, both as configured), then ``settle``:
+   pending orders go to the venue, open ones are refreshed (paper: filled at the next open).
 2. for each active sleeve, for each candle not decided yet, in ONE transaction holding the sleeve's lock:
    ``decide`` (strategy via a guard) -> ``mark_equity`` + kill switch -> read the bar's snapshot once ->
    ``bar_plan.plan_order`` (pure: size, exchange filters, balance, risk rules) -> record signal, order intent
    (PENDING_SUBMIT), events, progress; then ``settle`` that sleeve. A crash between any two steps leaves the
    ledger consistent.
+3. the kill switch acts again (it may have tripped while deciding).
 A strategy that raises halts its own sleeve (persisted, recorded); the others go on. A sleeve reads only the
 columns its strategy declares; at start, every sleeve's feature specs are registered in ``etl.feature_specs``,
 so that the features task stores them.
@@ -30,7 +32,9 @@ from trader.bar_plan import BarSnapshot, OrderPlan, plan_order
 from trader.brokers.base import Broker
 from trader.errors import RetryableError, StrategyError
 from trader.execution import Executor
+from trader.kill_actions import KillActions
 from trader.risk.killswitch import KillState, KillSwitchRule, evaluate
+from trader.risk.symbol_status import SymbolStatusRule
 from trader.sleeve import RiskConfig, Sleeve
 from trader.strategies.base import Action, Signal, decide_safely
 from trader.symbols import split_symbol
@@ -51,7 +55,8 @@ class Trader:
         self.executor = Executor(self._transaction, broker, sleep)
         self.broker_error: str | None = None  # the newest retryable broker error of the current step
         self.executor.on_retryable = self._broker_failed
-        self._rules = (KillSwitchRule(), *risk.rules)
+        self._rules = (KillSwitchRule(), SymbolStatusRule(), *risk.rules)
+        self.kill_actions = KillActions(self._transaction, self.executor, sleeves, risk.kill_policy)
         with self._transaction() as cur:
             for s in sleeves:
                 sleeve_records.ensure_sleeve(cur, self.mode, s.name, s.symbol, s.interval, s.strategy.name, s.allocation)
@@ -60,11 +65,13 @@ class Trader:
                 s.halted = s.halted or sleeve_records.halted_reason(cur, self.mode, s.name)
                 if paper_balance is not None:
                     account_records.seed_balance(cur, self.mode, split_symbol(s.symbol)[1], paper_balance)
+            self.executor.hold = account_records.kill_state(cur, self.mode).state is KillState.HALTED  # reconcile submits nothing
 
     def step(self) -> list[Decision | Filled]:
         """Decide every new candle of every active sleeve; return the BUY/SELL orders recorded and the fills
         stored, in the order they happened (the console prints one line each)."""
         self.broker_error = None
+        self.kill_actions.act()
         self.executor.settle()
         trades: list[Decision | Filled] = self._fills()
         if self.broker_error is not None:
@@ -79,6 +86,7 @@ class Trader:
                 log.debug("sleeve %s: %s; retrying on the next step", sleeve.name, err)
                 with self._transaction() as cur:
                     sleeve_records.record_event(cur, self.mode, "retry", str(err), sleeve.name)
+        self.kill_actions.act()
         return trades + self._fills()
 
     def _fills(self) -> list[Filled]:
@@ -156,7 +164,8 @@ class Trader:
                            exposure=account_records.exposures(cur, self.mode, open_time),
                            recent_orders_ms=order_records.recent_order_times(cur, self.mode,
                                                                              timestamps.from_ms(now_ms - 3_600_000)),
-                           newest_data_ms=self._newest_data_ms(cur, sleeve), now_ms=now_ms, kill=kill)
+                           newest_data_ms=self._newest_data_ms(cur, sleeve), now_ms=now_ms, kill=kill,
+                           symbol_status=self.broker.symbol_status(sleeve.symbol))
 
     def _newest_data_ms(self, cur, sleeve: Sleeve) -> int | None:
         newest = market_reads.newest_candle(cur, sleeve.symbol, sleeve.interval)
@@ -168,6 +177,7 @@ class Trader:
         state = account_records.kill_state(cur, self.mode).state
         equity, peak, day_start = account_records.mark_equity(cur, self.mode, self.quote, at)
         new, reason = evaluate(state, equity, peak, day_start, self.risk.kill)
+        self.executor.hold = new is KillState.HALTED
         if new is not state:
             log.error("kill switch %s: %s", new.value, reason)
             account_records.set_kill_state(cur, self.mode, new.value, f"{reason} at {at:%Y-%m-%d %H:%M}", "risk")
@@ -194,6 +204,19 @@ class Trader:
             self.broker_error = str(err)
             return False
         return True
+
+    def record_outage(self, line: str) -> bool:
+        """Record an outage line (``binance down: ...``, ``postgres back after ...``) as an event, which the outbox
+        tells the operator; ``False`` when PostgreSQL itself is away (the line was printed, nothing waits for it)."""
+        try:
+            with self._transaction() as cur:
+                sleeve_records.record_event(cur, self.mode, "outage", line)
+            return True
+        except (psycopg2.DatabaseError, psycopg2.InterfaceError) as exc:
+            if not isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) and not self.connection_lost():
+                raise  # an SQL error on a live connection is a bug, not an outage
+            self.reset_connection()
+            return False
 
     def connection_lost(self) -> bool:
         """Whether the ledger's connection died (e.g. "SSL SYSCALL error: EOF detected" is a plain DatabaseError)."""

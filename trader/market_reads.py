@@ -56,6 +56,14 @@ def newest_candle(cur, symbol: str, interval: str) -> tuple[datetime, datetime] 
     return cur.fetchone()
 
 
+def latest_close(cur, symbol: str, interval: str):
+    """The close of the newest closed candle of the series (``None``: none yet)."""
+    cur.execute("SELECT close FROM market.candles WHERE symbol = %s AND interval = %s AND is_closed"
+                " ORDER BY open_time DESC LIMIT 1", (symbol, interval))
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
 def candles_after(cur, symbol: str, interval: str, after_ms: int, limit: int, sleeve: str | None = None,
                   mode: str = "paper") -> list[Candle]:
     """Candles opening after ``after_ms``; with ``sleeve``, only those the sleeve has reached: up to the candle

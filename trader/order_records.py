@@ -48,7 +48,7 @@ def open_orders(cur, mode: str, sleeve: str | None = None) -> list[tuple[OrderIn
 
 
 def _intent_of(cid: str, side: str) -> str:
-    return "STOP_LOSS" if cid.endswith("-L") else side
+    return {"-L": "STOP_LOSS", "-F": "FLATTEN"}.get(cid[-2:], side)
 
 
 def bump_attempts(cur, client_order_id: str) -> int:
@@ -73,9 +73,11 @@ def apply_report(cur, mode: str, intent: OrderIntent, report: OrderReport) -> li
         _move(cur, mode, intent, fill)
     cur.execute(
         "UPDATE trading.orders SET status = %s, exchange_order_id = coalesce(%s, exchange_order_id), executed_qty = %s,"
+        " expiry_reason = coalesce(%s, expiry_reason),"
         " price = coalesce((SELECT sum(quantity * price) / nullif(sum(quantity), 0) FROM trading.fills WHERE client_order_id = %s), price),"
         " updated_at = now() WHERE client_order_id = %s",
         (report.status, report.exchange_order_id, sum((f.quantity for f in report.fills), Decimal(0)) or report.executed_qty,
+         report.expiry_reason,
          intent.client_order_id, intent.client_order_id),
     )
     return new

@@ -8,7 +8,7 @@ from decimal import ROUND_DOWN, Decimal
 
 OPEN_STATUSES = ("PENDING_SUBMIT", "NEW", "PARTIALLY_FILLED")
 FINAL_STATUSES = ("FILLED", "CANCELED", "REJECTED", "EXPIRED", "EXPIRED_IN_MATCH")
-_INTENT_CODES = {"BUY": "B", "SELL": "S", "STOP_LOSS": "L"}
+_INTENT_CODES = {"BUY": "B", "SELL": "S", "STOP_LOSS": "L", "FLATTEN": "F"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,9 +22,10 @@ class OrderIntent:
     price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: str | None = None  # GTC | IOC for LIMIT
-    intent: str = ""  # what the order is for; defaults to the side ("STOP_LOSS" for a protective stop)
+    intent: str = ""  # what the order is for; defaults to the side ("STOP_LOSS" for a protective stop, "FLATTEN" for
+    # the kill switch's exit)
     interval: str = ""
-    mode: str = ""  # paper | testnet | live: part of the client order id
+    mode: str = ""  # paper | testnet | demo | live: part of the client order id
     stored_id: str = ""  # the id the ledger recorded (orders from before ids carried the mode keep theirs)
 
     @property
@@ -51,6 +52,7 @@ class OrderReport:
     exchange_order_id: str | None = None
     executed_qty: Decimal = Decimal(0)
     fills: tuple[Fill, ...] = field(default_factory=tuple)
+    expiry_reason: str | None = None  # Binance's expiryReason of an EXPIRED order (2026), when the report carries it
 
 
 _MODE_CODES = {"paper": "p", "testnet": "t", "demo": "d", "live": "l"}
@@ -60,7 +62,7 @@ def client_order_id(sleeve: str, open_time_ms: int, intent: str, mode: str) -> s
     """Same (mode, sleeve, candle, intent) -> same id, so a retry or a restart can never order twice, and
     the same sleeve in another mode never shares an id (nor reads another mode's order as its own).
 
-    Fits Binance's ``^[a-zA-Z0-9-_]{1,36}$``: ``kp-<p|t|d|l>-<10 hex of mode:sleeve>-<open ms>-<B|S|L>`` (31 chars).
+    Fits Binance's ``^[a-zA-Z0-9-_]{1,36}$``: ``kp-<p|t|d|l>-<10 hex of mode:sleeve>-<open ms>-<B|S|L|F>`` (31 chars).
     """
     if mode not in _MODE_CODES:
         raise ValueError(f"client order id needs a trading mode ({', '.join(_MODE_CODES)}), got {mode!r}")

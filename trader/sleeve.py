@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from trader.risk.killswitch import KillLimits
+from trader.risk.killswitch import KillLimits, KillPolicy
 from trader.strategies.base import Strategy
 
 
@@ -82,6 +82,7 @@ class RiskConfig:
     order_type: str = "MARKET"  # entries and exits: MARKET | LIMIT
     limit_tif: str = "GTC"
     limit_offset_bps: Decimal = Decimal(0)
+    kill_policy: KillPolicy = KillPolicy()  # what REDUCING and HALTED do besides blocking (flatten, cancel)
 
 
 def sleeve_risk(risk: RiskConfig, sleeve: Sleeve) -> RiskConfig:

@@ -1,4 +1,5 @@
-"""``python -m trader status``: positions, P&L, kill-switch state, open orders, last decision per sleeve, events."""
+"""``python -m trader status``: positions, P&L, kill-switch state, open orders, last decision per sleeve, the
+notification outbox, events."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ def render_status(cur, mode: str, quote: str) -> str:
     open_orders = order_records.open_orders(cur, mode)
     lines.append(f"open orders: {len(open_orders)}")
     lines += [f"  {i.client_order_id} {i.side} {i.quantity} {i.symbol} {status} attempts={n}" for i, status, n in open_orders]
+    cur.execute("SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM trading.notification_deliveries d"
+                " WHERE d.notification_id = n.id AND d.delivered_at IS NOT NULL)), max(n.created_at) FROM trading.notifications n"
+                " WHERE n.mode = %s AND n.created_at > now() - interval '1 day'", (mode,))
+    undelivered, newest = cur.fetchone()
+    lines.append(f"notifications (last 24 h): {undelivered} not delivered to any channel yet"
+                 + (f"; newest {newest:%Y-%m-%d %H:%M:%S}" if newest else "; none"))
     cur.execute("SELECT at, kind, coalesce(sleeve, ''), coalesce(rule, ''), detail FROM trading.events WHERE mode = %s"
                 " ORDER BY id DESC LIMIT 10", (mode,))
     events = cur.fetchall()

@@ -37,7 +37,7 @@ from klinepipe import DLQ_TOPIC, KLINES_TOPIC
 from klinepipe.errors import KlinepipeConfigError
 
 SCHEDULES = ("cron", "event", "both")
-TRADER_MODES = ("paper", "testnet", "live")
+TRADER_MODES = ("paper", "testnet", "demo", "live")
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _URL = re.compile(r"https?://[^\s/]+(/\S*)?")
 

@@ -39,7 +39,7 @@ from klinepipe.settings import lenient_settings
 from klinepipe_trading import actions, auth, etl_metrics, queries
 
 STATIC = Path(__file__).resolve().parent / "static"
-MODES = "^(paper|testnet|live)$"
+MODES = "^(paper|testnet|demo|live)$"
 log = logging.getLogger(__name__)
 
 

@@ -22,7 +22,7 @@ KEYS = {"BINANCE_API_KEY": "k" * 16, "BINANCE_API_SECRET": "s" * 16}
 
 # field -> (extra environment, the setting's name the line must contain)
 BAD_VALUES = {
-    "mode": ({"TRADER_MODE": "demo"}, "TRADER_MODE"),
+    "mode": ({"TRADER_MODE": "mainnet"}, "TRADER_MODE"),
     "database_url": ({"DATABASE_URL": "garbage"}, "DATABASE_URL"),
     "sleeves": ({"TRADER_SLEEVES": "BTCUSDT:7m:sma_cross"}, "TRADER_SLEEVES"),
     "strategy_params": ({"TRADER_STRATEGY_PARAMS": "{bad json"}, "TRADER_STRATEGY_PARAMS"),
@@ -53,6 +53,20 @@ BAD_VALUES = {
     "recv_window": ({"TRADER_RECV_WINDOW": "70000"}, "TRADER_RECV_WINDOW"),
     "startup_wait": ({"TRADER_STARTUP_WAIT": "-1"}, "TRADER_STARTUP_WAIT"),
     "retry_max_delay": ({"TRADER_RETRY_MAX_DELAY": "0"}, "TRADER_RETRY_MAX_DELAY"),
+    "self_trade_prevention": ({"TRADER_SELF_TRADE_PREVENTION": "EXPIRE"}, "TRADER_SELF_TRADE_PREVENTION"),
+    "kill_reducing": ({"TRADER_KILL_REDUCING": "sell"}, "TRADER_KILL_REDUCING"),
+    "kill_halted": ({"TRADER_KILL_HALTED": "panic"}, "TRADER_KILL_HALTED"),
+    "notify_webhook_url": ({"TRADER_NOTIFY_WEBHOOK_URL": "hooks.example"}, "TRADER_NOTIFY_WEBHOOK_URL"),
+    "notify_webhook_secret": ({"TRADER_NOTIFY_WEBHOOK_SECRET": " "}, "TRADER_NOTIFY_WEBHOOK_SECRET"),
+    "notify_webhook_secret_file": ({"TRADER_NOTIFY_WEBHOOK_SECRET_FILE": "/nonexistent/s"}, "TRADER_NOTIFY_WEBHOOK_SECRET_FILE"),
+    "telegram_bot_token": ({"TRADER_TELEGRAM_BOT_TOKEN": " "}, "TRADER_TELEGRAM_BOT_TOKEN"),
+    "telegram_bot_token_file": ({"TRADER_TELEGRAM_BOT_TOKEN_FILE": "/nonexistent/t", "TRADER_TELEGRAM_CHAT_ID": "42"},
+                                "TRADER_TELEGRAM_BOT_TOKEN_FILE"),
+    "telegram_chat_id": ({"TRADER_TELEGRAM_CHAT_ID": "my chat"}, "TRADER_TELEGRAM_CHAT_ID"),
+    "telegram_api_url": ({"TRADER_TELEGRAM_API_URL": "api.telegram.org"}, "TRADER_TELEGRAM_API_URL"),
+    "notify_rate_per_minute": ({"TRADER_NOTIFY_RATE_PER_MINUTE": "0"}, "TRADER_NOTIFY_RATE_PER_MINUTE"),
+    "notify_max_delay": ({"TRADER_NOTIFY_MAX_DELAY": "-1"}, "TRADER_NOTIFY_MAX_DELAY"),
+    "notify_max_age_hours": ({"TRADER_NOTIFY_MAX_AGE_HOURS": "0"}, "TRADER_NOTIFY_MAX_AGE_HOURS"),
 }
 
 STRATEGY_CASES = {

@@ -49,6 +49,12 @@ class CrashAfterSubmit:
     def fee_bps(self):
         return self.inner.fee_bps()
 
+    def symbol_status(self, symbol):
+        return self.inner.symbol_status(symbol)
+
+    def cancel(self, order):
+        return self.inner.cancel(order)
+
 
 @pytest.fixture
 def fake(fake_binance):

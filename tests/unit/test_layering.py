@@ -48,6 +48,7 @@ PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.dsn", "klinepipe.fea
         "streaming.envelope", "streaming.replay", "streaming.demo_market", "streaming.closed_candle_ledger",
         "streaming.universe", "streaming.limits", "streaming.kafka_security", "streaming.kafka_sink_state",
         "trader.errors", "trader.filters", "trader.risk", "trader.risk.exposure", "trader.risk.killswitch",
+        "trader.risk.symbol_status", "trader.notify.messages",
         "trader.risk.order_rate", "trader.risk.staleness", "trader.strategies", "trader.orders", "trader.brokers.paper",
         "trader.symbols", "trader.market", "trader.timestamps", "trader.bar_plan", "trader.sleeve", "trader.trades",
         "trader.sleeves_file", "trader.strategies.user_dir", "trader.backtest.strategy_checks",

@@ -10,7 +10,7 @@ from trader.orders import OrderIntent, OrderReport
 
 
 class Broker(Protocol):
-    mode: str  # paper | testnet | live
+    mode: str  # paper | testnet | demo | live
 
     def rules(self, symbol: str) -> SymbolRules:
         """The symbol's exchange filters."""
@@ -21,6 +21,13 @@ class Broker(Protocol):
 
     def lookup(self, order: OrderIntent) -> OrderReport | None:
         """The venue's state of ``order`` by client order id, with its fills; ``None``: the venue never saw it."""
+
+    def cancel(self, order: OrderIntent) -> OrderReport | None:
+        """Cancel ``order`` at the venue (an order already final stays as it is) and return its state then, with its
+        fills; ``None``: the venue never saw it."""
+
+    def symbol_status(self, symbol: str) -> str:
+        """The symbol's trading status now (exchangeInfo ``status``: TRADING, CANCEL_ONLY, HALT, BREAK, ...)."""
 
     def fee_bps(self) -> Decimal:
         """Fee per side used to refuse orders the balance cannot pay for."""

@@ -1,4 +1,4 @@
-"""Binance spot broker over python-binance's ``Client`` (testnet or live; the client is injected).
+"""Binance spot broker over python-binance's ``Client`` (testnet, demo or live; the client is injected).
 
 * Server-time offset: ``sync_time()`` sets ``client.timestamp_offset`` from ``GET /api/v3/time``; a -1021
   answer resyncs and retries once (a -1021 rejection was never executed).
@@ -9,6 +9,9 @@
 * 429/418 become ``RateLimited`` with ``Retry-After``; reads wait that long (injected ``sleep``) and retry.
 * Errors are classified into ``trader.errors``; messages carry Binance's code and text only, never
   URLs, parameters, signatures, keys or secrets.
+* 2026 rules: ``selfTradePreventionMode`` is sent on every order when configured (``stp_mode``; unset, the
+  symbol's default applies); an ``expiryReason`` in an answer is kept on the report; the symbol's ``status``
+  (TRADING, CANCEL_ONLY, HALT, BREAK, END_OF_DAY) is re-read at most every ``status_ttl`` seconds.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import requests
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from trader.errors import (
-    AuthError, ClockSkew, ExchangeUnavailable, FilterRejected, InsufficientBalance, OrderRejected, RateLimited,
+    AuthError, ClockSkew, ConfigError, ExchangeUnavailable, FilterRejected, InsufficientBalance, OrderRejected, RateLimited,
     RequestTimeout, RetryableError, TraderError, TransportError,
 )
 from trader.filters import SymbolRules
 from trader.orders import Fill, OrderIntent, OrderReport
+from trader.symbols import symbol_status
 
 log = logging.getLogger(__name__)
 _AUTH_CODES = (-2014, -2015, -1022, -2008)
@@ -63,11 +67,14 @@ def classify(exc: Exception) -> TraderError:
 
 class BinanceBroker:
     def __init__(self, client, mode: str, *, fee_bps: Decimal = Decimal("10"), read_retries: int = 3,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time) -> None:
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
+                 stp_mode: str | None = None, status_ttl: float = 30.0) -> None:
         self.client, self.mode = client, mode
         self._fee_bps, self._read_retries = fee_bps, read_retries
         self._sleep, self._clock = sleep, clock
         self._rules: dict[str, SymbolRules] = {}
+        self.stp_mode, self._status_ttl = stp_mode, status_ttl
+        self._status: dict[str, tuple[float, str]] = {}  # symbol -> (read at, status)
 
     # --- plumbing -------------------------------------------------------------------------------
     def sync_time(self) -> int:
@@ -112,8 +119,36 @@ class BinanceBroker:
                 self._rules[s["symbol"]] = SymbolRules.from_exchange_info(s)
         return self._rules[symbol]
 
+    def check_self_trade_prevention(self, symbols: list[str]) -> None:
+        """Refuse at start a ``stp_mode`` a symbol does not allow (``allowedSelfTradePreventionModes``): Binance would
+        reject every order with -1013."""
+        if not self.stp_mode:
+            return
+        info = {s["symbol"]: s for s in self._read(self.client.get_exchange_info)["symbols"]}
+        for symbol in symbols:
+            allowed = info.get(symbol, {}).get("allowedSelfTradePreventionModes")
+            if allowed is not None and self.stp_mode not in allowed:
+                raise ConfigError(f"TRADER_SELF_TRADE_PREVENTION={self.stp_mode}: {symbol} allows only {', '.join(allowed)}")
+
+    def symbol_status(self, symbol: str) -> str:
+        """exchangeInfo ``status`` of ``symbol``, re-read (for every symbol at once) when older than ``status_ttl``."""
+        read_at, status = self._status.get(symbol, (None, ""))
+        if read_at is None or self._clock() - read_at >= self._status_ttl:
+            info, now = self._read(self.client.get_exchange_info), self._clock()
+            self._status.update({s["symbol"]: (now, symbol_status(s)) for s in info["symbols"]})
+            read_at, status = self._status.get(symbol, (now, "UNKNOWN"))
+        return status
+
+    def cancel(self, order: OrderIntent) -> OrderReport | None:
+        try:
+            self._read(self.client.cancel_order, symbol=order.symbol, origClientOrderId=order.client_order_id)
+        except OrderRejected as err:
+            if err.code != -2011:  # Unknown order sent: already final, or never seen; the lookup tells which
+                raise
+        return self.lookup(order)
+
     def submit(self, order: OrderIntent) -> OrderReport:
-        params = order_params(order)
+        params = order_params(order, self.stp_mode)
         try:
             answer = self._once(self.client.create_order, **params)
         except ClockSkew:
@@ -162,10 +197,12 @@ class BinanceBroker:
         return f"{account.get('accountType', '?')} uid={account.get('uid', '?')} canTrade={account.get('canTrade')}"
 
 
-def order_params(order: OrderIntent) -> dict:
+def order_params(order: OrderIntent, stp_mode: str | None = None) -> dict:
     """``POST /api/v3/order`` parameters for ``order`` (decimals as plain strings, never floats)."""
     params = {"symbol": order.symbol, "side": order.side, "type": order.type, "quantity": _s(order.quantity),
               "newClientOrderId": order.client_order_id}
+    if stp_mode:
+        params["selfTradePreventionMode"] = stp_mode
     if order.type == "LIMIT":
         params.update(timeInForce=order.time_in_force or "GTC", price=_s(order.price))
     if order.type == "STOP_LOSS":
@@ -187,4 +224,10 @@ def _fills(raw: list[dict], at_ms: int) -> tuple[Fill, ...]:
 def _report(answer: dict, fills: tuple[Fill, ...]) -> OrderReport:
     return OrderReport(client_order_id=answer["clientOrderId"], status=answer.get("status", "NEW"),
                        exchange_order_id=str(answer["orderId"]), executed_qty=Decimal(answer.get("executedQty", "0")),
-                       fills=fills)
+                       fills=fills, expiry_reason=_expiry_reason(answer))
+
+
+def _expiry_reason(answer: dict) -> str | None:
+    """``expiryReason`` as Binance sends it (RESULT/FULL since 2026-03-26, queries from 2026-05-08); ``NONE``: none."""
+    reason = answer.get("expiryReason")
+    return reason if reason and reason != "NONE" else None

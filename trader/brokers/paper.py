@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from trader.filters import Lot, SymbolRules
 from trader.market import Candle, CandlesAfter
-from trader.orders import Fill, OrderIntent, OrderReport
+from trader.orders import FINAL_STATUSES, Fill, OrderIntent, OrderReport
 from trader.symbols import split_symbol
 
 _BPS = Decimal(10_000)
@@ -38,6 +38,14 @@ class PaperBroker:
     def submit(self, order: OrderIntent) -> OrderReport:
         return self.lookup(order)
 
+    def cancel(self, order: OrderIntent) -> OrderReport:
+        """An order that has not filled by the candles reached is cancelled (a filled one stays filled)."""
+        report = self.lookup(order)
+        return report if report.status in FINAL_STATUSES else OrderReport(client_order_id=order.client_order_id, status="CANCELED")
+
+    def symbol_status(self, symbol: str) -> str:
+        return "TRADING"
+
     def lookup(self, order: OrderIntent) -> OrderReport:
         limit = 1 if order.type == "MARKET" or order.time_in_force == "IOC" else 1000
         candles = self._candles_after(order.symbol, order.interval, order.signal_open_time_ms, limit, order.sleeve)
@@ -47,7 +55,7 @@ class PaperBroker:
                 return OrderReport(client_order_id=order.client_order_id, status="FILLED", exchange_order_id=None,
                                    executed_qty=order.quantity, fills=(self._fill(order, price, candle),))
         if candles and order.time_in_force == "IOC":
-            return OrderReport(client_order_id=order.client_order_id, status="EXPIRED")
+            return OrderReport(client_order_id=order.client_order_id, status="EXPIRED", expiry_reason="UNFILLED_IOC_QUANTITY_EXPIRED")
         return OrderReport(client_order_id=order.client_order_id, status="NEW")
 
     def _fill_price(self, order: OrderIntent, c: Candle) -> Decimal | None:

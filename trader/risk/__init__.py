@@ -2,7 +2,7 @@
 
 One rule per module, each configurable and small: ``exposure`` (max position notional per symbol and in
 total), ``order_rate`` (max orders per window), ``staleness`` (no new entries on stale data),
-``killswitch`` (daily loss / drawdown -> REDUCING / HALTED). The loop records every block as a risk event.
+``killswitch`` (daily loss / drawdown -> REDUCING / HALTED), ``symbol_status`` (the exchange trades the symbol). The loop records every block as a risk event.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class RiskContext:
     newest_data_ms: int | None = None  # when the newest closed candle of the series ended (or arrived)
     interval_ms: int = 60_000
     kill_state: KillState = KillState.ACTIVE
+    symbol_status: str = "TRADING"  # exchangeInfo status of ``symbol`` (CANCEL_ONLY, HALT, ...: no new orders)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """Kill switch (pure): ACTIVE -> REDUCING (max daily loss) -> HALTED (max drawdown), escalating only.
 
 * ACTIVE: everything allowed.
-* REDUCING: no new entries; exits (orders that reduce a position) still go out.
-* HALTED: no orders at all.
+* REDUCING: no new entries; exits (orders that reduce a position) still go out. With ``KillPolicy.on_reducing``
+  ``flatten`` (the default) the trader also closes every open position at once with one MARKET exit per sleeve
+  (``trader.kill_actions``); ``exits_only`` leaves the positions to the strategies' own exits.
+* HALTED: no orders at all. With ``KillPolicy.on_halted`` ``cancel`` (the default) the trader cancels its open
+  entry and exit orders at the exchange (protective stops stay); ``cancel_all`` cancels those too; ``keep`` none.
 The state is persisted by the ledger and survives restarts; automatic transitions only ever escalate.
 Only the operator returns it to ACTIVE (``python -m trader resume``) or trips it by hand (``kill``).
 """
@@ -45,6 +48,33 @@ class KillSwitch:
 
     def to_value(self) -> dict:
         return {"state": self.state.value, "reason": self.reason, "by": self.by}
+
+
+REDUCING_ACTIONS = ("flatten", "exits_only")
+HALTED_ACTIONS = ("cancel", "cancel_all", "keep")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KillPolicy:
+    """What the trader does on entering (and while in) REDUCING and HALTED, besides blocking orders."""
+
+    on_reducing: str = "flatten"  # REDUCING_ACTIONS
+    on_halted: str = "cancel"  # HALTED_ACTIONS
+
+    def __post_init__(self) -> None:
+        if self.on_reducing not in REDUCING_ACTIONS:
+            raise ValueError(f"on_reducing must be one of {', '.join(REDUCING_ACTIONS)}, got {self.on_reducing!r}")
+        if self.on_halted not in HALTED_ACTIONS:
+            raise ValueError(f"on_halted must be one of {', '.join(HALTED_ACTIONS)}, got {self.on_halted!r}")
+
+    def cancels(self, intent: str) -> bool:
+        """Whether HALTED cancels an open order placed for ``intent`` (protective intents only under cancel_all)."""
+        if self.on_halted == "keep":
+            return False
+        return self.on_halted == "cancel_all" or intent not in PROTECTIVE_INTENTS
+
+
+PROTECTIVE_INTENTS = ("STOP_LOSS", "TAKE_PROFIT", "PROTECT")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,124 @@
+"""What the kill switch does beyond blocking orders: REDUCING flattens, HALTED cancels (``KillPolicy``).
+
+``KillActions.act()`` runs at the start and at the end of every step of the loop; it is idempotent, so a crash
+anywhere in it is repaired by the next run:
+
+* REDUCING + ``flatten``: the sleeve's open orders other than MARKET exits (a resting entry, a resting LIMIT exit,
+  its protective stops) are cancelled first, then every sleeve holding more than dust, with no order of its own still open, gets ONE
+  MARKET SELL of its whole position, recorded PENDING_SUBMIT (with a ``kill_switch_action`` event) in the same
+  transaction, under the sleeve's lock, before it is sent. Its client order id is deterministic
+  (``(mode, sleeve, the sleeve's last decided candle, FLATTEN)`` -> ``...-F``), so a restart finds the recorded
+  order and the executor looks it up before any resend: killed mid-flatten, restarted, never two exits.
+* HALTED + ``cancel`` / ``cancel_all``: every open order of the ledger it applies to (protective stops only under
+  ``cancel_all``) is cancelled at the venue and its final state applied (fills it got before are kept); an order
+  the venue never saw is cancelled in the ledger only. Each cancel is one event. While HALTED the executor submits
+  nothing (``Executor.hold``).
+Every action is logged at WARNING and recorded in ``trading.events`` (kind ``kill_switch_action``), which the
+notification outbox reports.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from trader import account_records, market_reads, order_records, sleeve_records, timestamps
+from trader.brokers.base import Broker
+from trader.errors import FatalError, RetryableError
+from trader.execution import Executor
+from trader.filters import is_dust, prepare_order
+from trader.orders import OrderIntent, OrderReport
+from trader.risk.killswitch import KillPolicy, KillState
+from trader.sleeve import Sleeve
+from trader.symbols import status_block
+
+log = logging.getLogger(__name__)
+EVENT = "kill_switch_action"
+
+
+class KillActions:
+    def __init__(self, transaction: Callable, executor: Executor, sleeves: list[Sleeve], policy: KillPolicy) -> None:
+        self._tx, self.executor, self.sleeves, self.policy = transaction, executor, sleeves, policy
+        self.broker: Broker = executor.broker
+        self.mode = self.broker.mode
+        self._failed: set[str] = set()  # orders whose cancel was refused: not retried every step of this process
+
+    def act(self) -> KillState:
+        """Apply the policy of the current kill-switch state; return that state."""
+        with self._tx() as cur:
+            state = account_records.kill_state(cur, self.mode).state
+        self.executor.hold = state is KillState.HALTED
+        try:
+            if state is KillState.REDUCING and self.policy.on_reducing == "flatten":
+                for sleeve in self.sleeves:
+                    self._cancel_open_orders("REDUCING", lambda intent, s=sleeve.name: intent.sleeve == s
+                                             and not _market_exit(intent))
+                    if self._flatten(sleeve):
+                        self.executor.settle(sleeve.name)
+            elif state is KillState.HALTED and self.policy.on_halted != "keep":
+                self._cancel_open_orders("HALTED", lambda intent: self.policy.cancels(intent.intent))
+        except RetryableError as err:  # the venue is away: the next step tries again
+            self.executor.on_retryable(err)
+        return state
+
+    def _flatten(self, sleeve: Sleeve) -> bool:
+        """Record the sleeve's flattening exit when it needs one; whether one was recorded."""
+        with self._tx() as cur:
+            last = sleeve_records.lock_sleeve(cur, self.mode, sleeve.name)
+            held = sleeve_records.position(cur, self.mode, sleeve.name)
+            close = market_reads.latest_close(cur, sleeve.symbol, sleeve.interval)
+            if held <= 0 or last is None or close is None or order_records.open_orders(cur, self.mode, sleeve.name):
+                return False
+            rules = self.broker.rules(sleeve.symbol)
+            if is_dust(rules, held, close):
+                return False
+            blocked = status_block(sleeve.symbol, self.broker.symbol_status(sleeve.symbol))
+            try:
+                if blocked:
+                    raise FatalError(blocked)
+                prepared = prepare_order(rules, "SELL", "MARKET", held, close)
+            except FatalError as err:
+                self._record_once(cur, sleeve, last, f"REDUCING: cannot flatten {sleeve.name}: {err}")
+                return False
+            intent = OrderIntent(sleeve=sleeve.name, symbol=sleeve.symbol, side="SELL", quantity=prepared.quantity,
+                                 signal_open_time_ms=timestamps.to_ms(last), type="MARKET", intent="FLATTEN",
+                                 interval=sleeve.interval, mode=self.mode)
+            if not order_records.insert_order(cur, intent, self.mode, close):
+                return False  # this candle's flatten was recorded before (and is final): one per sleeve and candle
+            detail = f"REDUCING: flatten {sleeve.name}: MARKET SELL {prepared.quantity} {sleeve.symbol} ({intent.client_order_id})"
+            sleeve_records.record_event(cur, self.mode, EVENT, detail, sleeve.name, last, "flatten")
+        log.warning("kill switch %s", detail)
+        return True
+
+    def _record_once(self, cur, sleeve: Sleeve, last, detail: str) -> None:
+        if detail not in self._failed:
+            self._failed.add(detail)
+            log.error("kill switch %s", detail)
+            sleeve_records.record_event(cur, self.mode, EVENT, detail, sleeve.name, last, "flatten_refused")
+
+    def _cancel_open_orders(self, state: str, applies: Callable[[OrderIntent], bool]) -> None:
+        with self._tx() as cur:
+            pending = order_records.open_orders(cur, self.mode)
+        for intent, status, attempts in pending:
+            if not applies(intent) or intent.client_order_id in self._failed:
+                continue
+            try:
+                report = self.broker.cancel(intent) if status != "PENDING_SUBMIT" or attempts > 0 else None
+            except FatalError as err:
+                self._failed.add(intent.client_order_id)
+                with self._tx() as cur:
+                    order_records.record_order_error(cur, self.mode, intent, "fatal", f"cancel refused: {err}", final=False)
+                continue
+            report = report or OrderReport(client_order_id=intent.client_order_id, status="CANCELED")  # never sent
+            with self._tx() as cur:
+                self.executor.stored_fills += [(intent, f) for f in order_records.apply_report(cur, self.mode, intent, report)]
+                detail = (f"{state}: cancel {intent.client_order_id} ({intent.side} {intent.quantity} {intent.symbol}, "
+                          f"was {status}): now {report.status}")
+                sleeve_records.record_event(cur, self.mode, EVENT, detail, intent.sleeve,
+                                            timestamps.from_ms(intent.signal_open_time_ms), "cancel")
+            log.warning("kill switch %s", detail)
+
+
+def _market_exit(intent: OrderIntent) -> bool:
+    """A MARKET SELL (the strategy's exit or a flatten): it takes the position off by itself, so REDUCING lets it be."""
+    return intent.side == "SELL" and intent.type == "MARKET"
