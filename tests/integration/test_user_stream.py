@@ -53,17 +53,16 @@ class RunningStream:
         rest = executor_on(database_url, fake)
         self.stream = UserStream(lambda: async_client(fake), lambda: Transaction(conn), MODE,
                                  lambda: refresh_open_orders(rest, rest._tx), retry_wait=0.1)
-        self.loop = asyncio.new_event_loop()
-        self.stop = asyncio.Event()
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._main(),), daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.started = threading.Event()
+        self.thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)  # asyncio.run cleans up
 
     async def _main(self):
-        self.stop = asyncio.Event()
+        self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
         self.started.set()
         await self.stream.run(self.stop)
 
     def __enter__(self):
-        self.started = threading.Event()
         self.thread.start()
         self.started.wait(5)
         return self.stream
