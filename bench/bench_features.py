@@ -21,6 +21,7 @@ from klinepipe.backfill import load_klines
 from klinepipe.binance_files import read_klines_from_file
 from klinepipe.db import make_engine
 from klinepipe import FEATURE_SET_VERSION
+from klinepipe.feature_set import DEFAULT_SET
 from klinepipe.feature_store import _PENDING, compute_pending_features, compute_series, write_series
 from klinepipe.features import compute_features
 from klinepipe.kline import Kline
@@ -81,7 +82,7 @@ def _halves(engine) -> tuple[float, float]:
             cur.execute(_PENDING, {"v": FEATURE_SET_VERSION})
             pending = cur.fetchall()
             t = time.perf_counter()
-            computed = [compute_series(cur, *p) for p in pending]
+            computed = [compute_series(cur, *p, DEFAULT_SET) for p in pending]
             read_s = time.perf_counter() - t
             t = time.perf_counter()
             for c in computed:

@@ -1,5 +1,7 @@
-"""Compute features (feature set v2: returns, SMA/EMA, RSI, MACD, Bollinger, ATR, volatility, volume
-z-score; see ``klinepipe.features``) for new closed candles.
+"""Compute features for new closed candles: the default set (returns, SMA/EMA, RSI, MACD, Bollinger, ATR,
+volatility, volume z-score; see ``klinepipe.features``) plus every feature spec the trader registered for its
+sleeves in ``etl.feature_specs`` (e.g. ``sma(5)``), one ``market.features`` column per output. When that set
+grows, the new columns are added and every series' history is computed once; then incrementally again.
 
 Runs whenever ``ingest_klines`` updates the ``market.candles`` Asset. Only series with closed candles
 that changed since the last run (queued by every candle merge in ``etl.features_pending``) are touched,

@@ -54,7 +54,7 @@ def database_url(pg_admin_url) -> str:
 
 
 _TABLES = ("market.candles", "market.features", "etl.kafka_offsets", "etl.dead_letters", "etl.quality_checks",
-           "etl.features_pending", "etl.feature_state", "etl.candle_conflicts",
+           "etl.features_pending", "etl.feature_state", "etl.feature_specs", "etl.candle_conflicts",
            "trading.fills", "trading.orders", "trading.signals", "trading.positions", "trading.balances",
            "trading.sleeves", "trading.trader_state", "trading.events", "trading.equity", "trading.reconciliations")
 

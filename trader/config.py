@@ -184,17 +184,24 @@ def _env_name(field: str) -> str:
 
 
 def check_strategies(settings: TraderSettings) -> None:
-    """Build every configured strategy once, so a bad TRADER_STRATEGY_PARAMS is refused at start, named."""
+    """Build every configured strategy once, so a bad TRADER_STRATEGY_PARAMS, or a feature spec that is invalid
+    for its parameters (``sma(20000)``) or that no indicator provides, is refused at start, named, in one line."""
     from trader.strategies import REGISTRY, build_strategy
 
     for name in settings.strategy_params:
         if name not in REGISTRY:
             raise SettingsError(f"TRADER_STRATEGY_PARAMS: unknown strategy {name!r}; known: {', '.join(sorted(REGISTRY))}")
     for name in sorted({spec.strategy for spec in settings.sleeve_specs()} | set(settings.strategy_params)):
+        sleeves = ", ".join(s.name for s in settings.sleeve_specs() if s.strategy == name)
+        where = f"sleeve {sleeves}: " if sleeves else ""
         try:
-            build_strategy(name, **settings.strategy_params.get(name, {}))
+            strategy = build_strategy(name, **settings.strategy_params.get(name, {}))
         except (ValueError, TypeError) as exc:
-            raise SettingsError(f"TRADER_STRATEGY_PARAMS: {exc}") from None
+            raise SettingsError(f"TRADER_STRATEGY_PARAMS: {where}{exc}") from None
+        try:  # the feature specs it reads (a column no indicator produces: named, with the valid indicators)
+            strategy.feature_specs()
+        except ValueError as exc:
+            raise SettingsError(f"TRADER_SLEEVES: {where}strategy {name} reads {exc}") from None
 
 
 def _quote(symbol: str) -> str:

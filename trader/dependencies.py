@@ -20,7 +20,7 @@ import psycopg2
 
 from trader.errors import ConfigError, DependencyDown, FatalError, TraderError
 
-SCHEMA_MIGRATION = "015_trading_per_mode.sql"  # the newest migration this trader needs
+SCHEMA_MIGRATION = "017_feature_specs.sql"  # the newest migration this trader needs
 
 
 class BadDatabaseURL(ConfigError):

@@ -8,7 +8,9 @@
    ``bar_plan.plan_order`` (pure: size, exchange filters, balance, risk rules) -> record signal, order intent
    (PENDING_SUBMIT), events, progress; then ``settle`` that sleeve. A crash between any two steps leaves the
    ledger consistent.
-A strategy that raises halts its own sleeve (persisted, recorded); the others go on.
+A strategy that raises halts its own sleeve (persisted, recorded); the others go on. A sleeve reads only the
+columns its strategy declares; at start, every sleeve's feature specs are registered in ``etl.feature_specs``,
+so that the features task stores them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from decimal import Decimal
 import psycopg2
 
 from klinepipe.binance.intervals import interval_ms
+from klinepipe.feature_set import register_specs
 from trader import account_records, market_reads, order_records, sleeve_records, timestamps
 from trader.bar_plan import BarSnapshot, OrderPlan, plan_order
 from trader.brokers.base import Broker
@@ -52,6 +55,8 @@ class Trader:
         with self._transaction() as cur:
             for s in sleeves:
                 sleeve_records.ensure_sleeve(cur, self.mode, s.name, s.symbol, s.interval, s.strategy.name, s.allocation)
+                s.specs = s.strategy.feature_specs()
+                register_specs(cur, s.specs, f"trader:{self.mode}:{s.name}")  # the features task stores them
                 s.halted = s.halted or sleeve_records.halted_reason(cur, self.mode, s.name)
                 if paper_balance is not None:
                     account_records.seed_balance(cur, self.mode, split_symbol(s.symbol)[1], paper_balance)
@@ -87,7 +92,8 @@ class Trader:
     def _run_sleeve(self, sleeve: Sleeve) -> list[Decision | Filled]:
         with self._transaction() as cur:
             last = sleeve_records.lock_sleeve(cur, self.mode, sleeve.name)
-            frame = market_reads.load_new_features(cur, sleeve.symbol, sleeve.interval, last, max(sleeve.strategy.warmup - 1, 0))
+            frame = market_reads.load_new_features(cur, sleeve.symbol, sleeve.interval, last, max(sleeve.strategy.warmup - 1, 0),
+                                                   sleeve.strategy.required_features, sleeve.specs)
         first_new = 0 if last is None else int((frame["open_time"] <= last).sum())
         trades = []
         for i in range(first_new, len(frame)):

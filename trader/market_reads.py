@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import pandas as pd
@@ -9,22 +10,43 @@ import pandas as pd
 from trader.market import Candle
 from trader.timestamps import from_ms, to_ms
 
+log = logging.getLogger(__name__)
+_WAITING_SAID: set = set()  # (symbol, interval, specs) already logged as waiting: one line each, not one per poll
 
-def load_new_features(cur, symbol: str, interval: str, after: datetime | None, history: int) -> pd.DataFrame:
-    """Feature rows newer than ``after`` plus ``history`` rows before them, oldest first."""
+
+def load_new_features(cur, symbol: str, interval: str, after: datetime | None, history: int,
+                      columns: tuple[str, ...], specs: tuple = ()) -> pd.DataFrame:
+    """``open_time``, ``close`` and ``columns`` of the feature rows newer than ``after`` plus ``history`` rows before
+    them, oldest first. Only the columns a strategy declares are read. Until the features task vouches for every
+    one of ``specs`` (``etl.feature_state.spec_set``: computed over the whole history), no rows: nothing is decided
+    on a column that is missing or not filled yet (a spec registered moments ago)."""
+    wanted = tuple(dict.fromkeys(("open_time", "close", *columns)))
+    if waiting := unvouched_specs(cur, specs):
+        if (symbol, interval, waiting) not in _WAITING_SAID:
+            _WAITING_SAID.add((symbol, interval, waiting))
+            log.info("%s %s: waiting for the features task to compute %s", symbol, interval, ", ".join(waiting))
+        return pd.DataFrame(columns=list(wanted))
+    select = ", ".join(wanted)  # column names from the spec naming rule: plain identifiers
     cur.execute(
-        """
-        (SELECT * FROM market.features WHERE symbol = %(s)s AND interval = %(i)s
+        f"""
+        (SELECT {select} FROM market.features WHERE symbol = %(s)s AND interval = %(i)s
            AND open_time <= coalesce(%(a)s::timestamptz, '-infinity') ORDER BY open_time DESC LIMIT %(h)s)
         UNION ALL
-        (SELECT * FROM market.features WHERE symbol = %(s)s AND interval = %(i)s
+        (SELECT {select} FROM market.features WHERE symbol = %(s)s AND interval = %(i)s
            AND open_time > coalesce(%(a)s::timestamptz, '-infinity'))
         ORDER BY open_time
         """,
         {"s": symbol, "i": interval, "a": after, "h": history},
     )
-    cols = [d[0] for d in cur.description]
-    return pd.DataFrame(cur.fetchall(), columns=cols)
+    return pd.DataFrame(cur.fetchall(), columns=list(wanted))
+
+
+def unvouched_specs(cur, specs) -> tuple[str, ...]:
+    """The texts of ``specs`` that ``market.features`` is not complete for yet."""
+    cur.execute("SELECT spec_set FROM etl.feature_state")
+    row = cur.fetchone()
+    have = set(row[0].split("; ")) if row is not None and row[0] else set()
+    return tuple(s.text for s in specs if s.text not in have)
 
 
 def newest_candle(cur, symbol: str, interval: str) -> tuple[datetime, datetime] | None:

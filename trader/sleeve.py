@@ -50,6 +50,7 @@ class Sleeve:
     strategy: Strategy
     allocation: Decimal = Decimal("1000")  # quote spent per entry
     halted: str | None = None
+    specs: tuple = ()  # the strategy's feature specs, as registered at start
 
 
 @dataclass(frozen=True)

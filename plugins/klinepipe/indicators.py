@@ -20,7 +20,7 @@ import numpy as np
 import talib
 
 from klinepipe.feature_specs import Arg, Indicator
-from klinepipe.rolling import exact_rolling_mean, rolling_extreme, rolling_mean, rolling_mean_abs_dev, rolling_std, shifted
+from klinepipe.rolling import decimal_units, exact_rolling_mean, rolling_extreme, rolling_mean, rolling_mean_abs_dev, rolling_std, shifted
 
 _WIN = 10_000  # longest window
 _REC = 1_000  # longest recursive period: the warm-up grows ~ 46 * period
@@ -47,8 +47,15 @@ def _nan_if_missing(*arrays) -> bool:
     return any(a is None for a in arrays)
 
 
+def _close_units(x):
+    """``decimal_units`` of the close, found once per series for every exact mean asked of it."""
+    if "close_units" not in x:
+        x["close_units"] = decimal_units(x["close"])
+    return x["close_units"]
+
+
 def _sma(x, n):
-    return (exact_rolling_mean(x["close"], n),)
+    return (exact_rolling_mean(x["close"], n, _close_units(x)),)
 
 
 def _wma(x, n):
@@ -57,7 +64,7 @@ def _wma(x, n):
 
 
 def _bbands(x, n, k):
-    mid, sd = exact_rolling_mean(x["close"], n), rolling_std(x["close"], n)
+    mid, sd = exact_rolling_mean(x["close"], n, _close_units(x)), rolling_std(x["close"], n)
     return mid + k * sd, mid, mid - k * sd
 
 

@@ -36,8 +36,11 @@ def decimal_units(x: np.ndarray) -> tuple[np.ndarray, int] | None:
     decimal, and ``K / 10**d`` in floating point is the double nearest ``K / 10**d``, so the test is exact."""
     if len(x) == 0 or not np.isfinite(x).all():
         return None
+    probe = np.concatenate((x[:256], x[:: max(len(x) // 1024, 1)], x[-256:]))  # most d fail on a sample: try it first
     for d in range(MAX_DECIMALS + 1):
         scale = 10.0**d
+        if not np.array_equal(np.rint(probe * scale) / scale, probe):
+            continue
         k = np.rint(x * scale)
         if np.abs(k).max() >= _EXACT:
             return None
@@ -46,9 +49,14 @@ def decimal_units(x: np.ndarray) -> tuple[np.ndarray, int] | None:
     return None
 
 
-def exact_rolling_mean(x: np.ndarray, n: int) -> np.ndarray:
-    """The exact mean of each full window of ``n`` decimals, correctly rounded (see the module doc)."""
-    found = decimal_units(x) if len(x) >= n else None
+_UNSET = object()
+
+
+def exact_rolling_mean(x: np.ndarray, n: int, units=_UNSET) -> np.ndarray:
+    """The exact mean of each full window of ``n`` decimals, correctly rounded (see the module doc).
+
+    ``units``: ``decimal_units(x)`` when the caller has it already (several means of one series)."""
+    found = (decimal_units(x) if units is _UNSET else units) if len(x) >= n else None
     if found is None:
         return rolling_mean(x, n)
     units, d = found

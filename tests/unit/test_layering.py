@@ -41,6 +41,7 @@ MAY_IMPORT = {
 }
 
 PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.feature_specs", "klinepipe.indicators", "klinepipe.rolling",
+        "klinepipe.feature_set",
         "klinepipe.binance.intervals", "klinepipe.binance.events",
         "klinepipe.binance.rows", "klinepipe.binance.times", "klinepipe.binance.finality", "klinepipe.errors", "klinepipe.outage",
         "klinepipe.connection_file", "klinepipe.logging_setup", "klinepipe.lineage",

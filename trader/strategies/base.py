@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from klinepipe.feature_specs import FeatureSpec
-from klinepipe.features import specs_for_columns
+from klinepipe.features import make_spec, specs_for_columns
 from trader.errors import StrategyError
 
-__all__ = ["BUY", "HOLD", "INTERFACE_VERSION", "SELL", "Action", "Param", "Signal", "Strategy", "StrategyError", "decide_safely"]
+__all__ = ["BUY", "HOLD", "INTERFACE_VERSION", "SELL", "Action", "Param", "Signal", "Strategy", "StrategyError", "decide_safely",
+           "need_spec"]
 
 INTERFACE_VERSION = 2
 
@@ -90,6 +91,15 @@ class Strategy:
             return Signal(Action.HOLD, "no data")
         action = _ACTIONS[int(self.signals(window)[-1])]
         return Signal(action, self.reason(action))
+
+
+def need_spec(strategy: str, indicator: str, *args) -> FeatureSpec:
+    """The spec ``indicator(*args)`` a strategy needs for its parameters; ``ValueError`` naming the strategy, the
+    spec and what is valid (e.g. ``sma_cross needs sma(20000): sma: period must be in 1..10000, got 20000``)."""
+    try:
+        return make_spec(indicator, *args)
+    except ValueError as exc:
+        raise ValueError(f"{strategy} needs {indicator}({', '.join(map(str, args))}): {exc}") from None
 
 
 def decide_safely(strategy: Strategy, window: pd.DataFrame) -> Signal:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from klinepipe.features import make_spec
-from trader.strategies.base import Action, Param, Strategy
+from trader.strategies.base import Action, Param, Strategy, need_spec
 from trader.strategies.signals import column, crossed_above, crossed_below, to_signals
 
 
@@ -22,7 +21,7 @@ class BollingerBreakout(Strategy):
 
     def __init__(self, period: int = 20, stddev: float = 2.0) -> None:
         super().__init__(period=period, stddev=stddev)
-        self.upper_col, self.middle_col, _ = make_spec("bbands", period, stddev).columns
+        self.upper_col, self.middle_col, _ = need_spec(self.name, "bbands", period, stddev).columns
         self.required_features = ("close", self.upper_col, self.middle_col)
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from klinepipe.features import make_spec
-from trader.strategies.base import Action, Param, Strategy
+from trader.strategies.base import Action, Param, Strategy, need_spec
 from trader.strategies.signals import column, crossed_above, crossed_below, to_signals
 
 
@@ -24,7 +23,7 @@ class MacdTrend(Strategy):
 
     def __init__(self, fast: int = 12, slow: int = 26, signal: int = 9, above_zero: int = 0) -> None:
         super().__init__(fast=fast, slow=slow, signal=signal, above_zero=int(above_zero))
-        self.macd_col, self.signal_col, _ = make_spec("macd", fast, slow, signal).columns
+        self.macd_col, self.signal_col, _ = need_spec(self.name, "macd", fast, slow, signal).columns
         self.required_features = (self.macd_col, self.signal_col)
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from klinepipe.features import make_spec
-from trader.strategies.base import Action, Param, Strategy
+from trader.strategies.base import Action, Param, Strategy, need_spec
 from trader.strategies.signals import column, to_signals
 
 
@@ -26,7 +25,7 @@ class RsiReversion(Strategy):
         if not 0 < lower < upper < 100:
             raise ValueError(f"rsi_reversion needs 0 < lower < upper < 100, got lower={lower} upper={upper}")
         super().__init__(period=period, lower=lower, upper=upper)
-        self.col = make_spec("rsi", period).columns[0]
+        self.col = need_spec(self.name, "rsi", period).columns[0]
         self.required_features = (self.col,)
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:

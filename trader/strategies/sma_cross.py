@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from klinepipe.feature_specs import FeatureSpec
-from klinepipe.features import make_spec
-from trader.strategies.base import Action, Param, Strategy
+from trader.strategies.base import Action, Param, Strategy, need_spec
 from trader.strategies.signals import column, crossed_above, crossed_below, to_signals
 
 
@@ -28,7 +27,7 @@ class SmaCross(Strategy):
         if not 0 < fast < slow:
             raise ValueError(f"{self.name} needs 0 < fast < slow, got fast={fast} slow={slow}")
         super().__init__(fast=fast, slow=slow)
-        self.specs = (make_spec(self.column_prefix, fast), make_spec(self.column_prefix, slow))
+        self.specs = (need_spec(self.name, self.column_prefix, fast), need_spec(self.name, self.column_prefix, slow))
         self.fast_col, self.slow_col = (s.columns[0] for s in self.specs)
         self.required_features = (self.fast_col, self.slow_col)
 
