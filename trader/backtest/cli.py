@@ -34,12 +34,17 @@ def add_backtest_parser(subparsers) -> argparse.ArgumentParser:
     sweep.add_argument("--metric", default="sharpe", choices=METRICS, help="sort the sweep table by this, highest first (default sharpe)")
     sweep.add_argument("--walk-forward", type=int, default=0, metavar="FOLDS", help="with --sweep: out-of-sample folds")
     sweep.add_argument("--workers", type=int, help="processes for the sweep (default: all cores)")
-    p.add_argument("--out", type=Path, help="output directory (default .data/reports/<strategy>-<series>-<UTC time>)")
-    p.add_argument("--no-html", action="store_true", help="skip report.html")
-    p.add_argument("--no-png", action="store_true", help="skip equity.png")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (they are drawn only on a terminal anyway)")
+    add_output_args(p, "<strategy>-<series>-<UTC time>", "equity.png")
     p.set_defaults(func=run_backtest_command)
     return p
+
+
+def add_output_args(p: argparse.ArgumentParser, default_dir: str, images: str) -> None:
+    """``--out``, ``--no-html``, ``--no-png``, ``--no-progress`` (shared by ``backtest`` and ``optimize``)."""
+    p.add_argument("--out", type=Path, help=f"output directory (default .data/reports/{default_dir})")
+    p.add_argument("--no-html", action="store_true", help="skip report.html")
+    p.add_argument("--no-png", action="store_true", help=f"skip {images}")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (they are drawn only on a terminal anyway)")
 
 
 def add_candle_args(p: argparse.ArgumentParser) -> None:

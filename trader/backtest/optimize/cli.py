@@ -12,7 +12,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from trader.backtest.cli import (DEFAULT_REPORTS, ProgressBars, add_candle_args, add_fill_args, fill_model, load_user_strategies,
+from trader.backtest.cli import (DEFAULT_REPORTS, ProgressBars, add_candle_args, add_fill_args, add_output_args, fill_model,
+                                 load_user_strategies,
                                  resolve_database_url)
 from trader.backtest.optimize.evaluate import OBJECTIVES
 from trader.backtest.optimize.study import SAMPLERS
@@ -44,10 +45,7 @@ def add_optimize_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--study", help="study name: the same name resumes it (default <strategy>-<series>)")
     p.add_argument("--storage", help="database URL of the studies (default: the candles' database, schema optuna)")
     add_fill_args(p)
-    p.add_argument("--out", type=Path, help="output directory (default .data/reports/optimize-<study>-<UTC time>)")
-    p.add_argument("--no-html", action="store_true", help="skip report.html")
-    p.add_argument("--no-png", action="store_true", help="skip the plots")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_output_args(p, "optimize-<study>-<UTC time>", "the plots")
     p.set_defaults(func=run_optimize_command)
     return p
 
