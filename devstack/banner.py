@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from klinepipe import connection_file
-from klinepipe.db import libpq_dsn
+from klinepipe.dsn import libpq_dsn
 
 
 def banner(*, url: str, database_url: str, bootstrap: str, answered: bool, logs: Path, passwords: Path,

@@ -30,10 +30,11 @@ from devstack.banner import banner, ui_answers
 from devstack.embedded import broker_argv, broker_env, free_port, port_is_free, start_postgres, wait_listening
 from devstack.restart_recovery import fill_lost_candles, forget_offsets, newest_per_series, replay_resume_point
 from devstack.stack_lock import StackLock
-from devstack.supervisor import Child, GiveUp, Supervisor, private_log
+from devstack.supervisor import Child, GiveUp, Supervisor, log_limits, private_log
 from devstack.watchdog import Watchdog
 from klinepipe import connection_file, logging_setup
-from klinepipe.db import apply_migrations, ensure_database, libpq_dsn, make_engine
+from klinepipe.db import apply_migrations, ensure_database, make_engine
+from klinepipe.dsn import libpq_dsn
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("KLINEPIPE_DATA_DIR", ROOT / ".data")).resolve()
@@ -102,7 +103,7 @@ class Stack:
 
     def start(self) -> None:
         self.watchdog = Watchdog(self._lock_fd, LOGS / "watchdog.log")
-        self.sup = Supervisor(cwd=ROOT, mask=lambda: [self.password], watchdog=self.watchdog)
+        self.sup = Supervisor(cwd=ROOT, mask=lambda: [self.password], watchdog=self.watchdog, log_limits=log_limits(os.environ))
         database_url, airflow_db_url = self._postgres()
         bootstrap = self._kafka()
         if self._broker_port is not None:

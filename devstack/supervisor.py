@@ -86,11 +86,23 @@ class Child:
     family: dict[int, psutil.Process] = field(default_factory=dict)  # descendants seen (some leave its group)
 
 
+def log_limits(environ) -> tuple[int, int]:
+    """``KLINEPIPE_LOG_MAX_BYTES`` / ``KLINEPIPE_LOG_BACKUPS`` (defaults 10 MiB / 3); ``GiveUp`` naming a bad one."""
+    limits = []
+    for name, default in (("KLINEPIPE_LOG_MAX_BYTES", logging_setup.DEFAULT_MAX_BYTES), ("KLINEPIPE_LOG_BACKUPS", logging_setup.DEFAULT_BACKUPS)):
+        text = environ.get(name, "").strip() or str(default)
+        if not text.isdigit() or (name.endswith("BYTES") and int(text) == 0):
+            raise GiveUp(f"invalid setting {name}: {text!r} is not a whole number" + (" above 0" if name.endswith("BYTES") else ""))
+        limits.append(int(text))
+    return limits[0], limits[1]
+
+
 class Supervisor:
     def __init__(self, *, cwd: Path, mask: Callable[[], list[str]] = list, backoff_start: float = 1.0,
                  backoff_cap: float = 30.0, quick: float = 60.0, max_quick_deaths: int = 5, grace: float = 20.0,
-                 watchdog=None) -> None:
+                 watchdog=None, log_limits: tuple[int, int] = (logging_setup.DEFAULT_MAX_BYTES, logging_setup.DEFAULT_BACKUPS)) -> None:
         self.children: dict[str, Child] = {}
+        self.log_limits = log_limits  # each child's log: rotated at this many bytes, keeping this many old files
         self.cwd, self._mask = cwd, mask
         self.backoff_start, self.backoff_cap, self.quick = backoff_start, backoff_cap, quick
         self.max_quick_deaths, self.grace = max_quick_deaths, grace
@@ -105,7 +117,7 @@ class Supervisor:
         return child
 
     def _spawn(self, child: Child) -> None:
-        logfile = logging_setup.rotating_file(child.log_path)  # private, capped and rotated
+        logfile = logging_setup.rotating_file(child.log_path, *self.log_limits)  # private, capped and rotated
         child.proc = subprocess.Popen(child.argv, cwd=self.cwd, env=child.env(), stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       preexec_fn=_die_with_parent(os.getpid()))

@@ -25,7 +25,9 @@ from pathlib import Path
 import msgspec
 
 from klinepipe.binance.intervals import VARIABLE_LENGTH, interval_ms
-from streaming.replay import csv_row_to_event, series_from_name
+from klinepipe.binance.rows import BinanceKlineRow, closing_event, parse_kline_row
+from klinepipe.errors import KlineParseError
+from streaming.replay import series_from_name
 
 _LONGEST = interval_ms("1d")  # 3d and 1w candles do not open on multiples of their length since 1970
 
@@ -51,7 +53,11 @@ class DemoSeries:
             raise ValueError(f"the demo market needs an interval of fixed length up to 1d, not {interval}")
         if not rows:
             raise ValueError(f"no candles to build the demo {symbol} {interval} market from")
-        self.rows, self.symbol, self.interval = rows, symbol, interval
+        try:
+            self.rows: list[BinanceKlineRow] = [parse_kline_row(r) for r in rows]
+        except KlineParseError as exc:
+            raise ValueError(f"the demo {symbol} {interval} market: {exc}") from None
+        self.symbol, self.interval = symbol, interval
         self.interval_ms = interval_ms(interval)
         self.series = f"{symbol}:{interval}"
 
@@ -70,11 +76,11 @@ class DemoSeries:
         n = len(self.rows)
         step = open_time // self.interval_ms % (2 * n)
         mirrored = step >= n
-        row = list(self.rows[2 * n - 1 - step if mirrored else step])
+        row = self.rows[2 * n - 1 - step if mirrored else step]
         if mirrored:
-            row[1], row[4] = row[4], row[1]
-        row[0], row[6] = str(open_time), str(open_time + self.interval_ms - 1)
-        event = csv_row_to_event(row, self.symbol, self.interval)
+            row = msgspec.structs.replace(row, open=row.close, close=row.open)
+        row = msgspec.structs.replace(row, open_time=open_time, close_time=open_time + self.interval_ms - 1)
+        event = closing_event(row, self.symbol, self.interval)
         return DemoCandle(open_time, open_time + self.interval_ms, open_time // self.interval_ms // n, mirrored, event)
 
     def first_open_after(self, after_ms: int) -> int:

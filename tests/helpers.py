@@ -14,7 +14,8 @@ import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from klinepipe.candle_store import stage_and_merge
-from klinepipe.db import libpq_dsn, raw_transaction
+from klinepipe.db import raw_transaction
+from klinepipe.dsn import libpq_dsn
 from klinepipe.kline import parse_kline_event
 from streaming.kafka_sink import KafkaSink
 from streaming.kafka_sink_state import OutgoingRecord

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import psycopg2
 
+from klinepipe.dsn import libpq_dsn
 from trader.brokers.paper import PaperBroker
 from trader.config import TraderSettings
 from trader.dependencies import DependencyDown, wait_for
@@ -68,8 +69,7 @@ def build_broker(settings: TraderSettings, connect):
 
 
 def connector(settings: TraderSettings):
-    scheme, sep, rest = settings.database_url.partition("://")
-    dsn = f"{scheme.split('+')[0]}{sep}{rest}"  # a libpq DSN from a SQLAlchemy-style URL
+    dsn = libpq_dsn(settings.database_url)
     return lambda: psycopg2.connect(dsn)
 
 

@@ -46,13 +46,6 @@ def raw_transaction(engine: Engine) -> Iterator:
         raw.close()
 
 
-def libpq_dsn(url: str) -> str:
-    """A libpq DSN (``postgresql://...``, as psql and ``psycopg2.connect`` take it) from a SQLAlchemy-style URL
-    (``postgresql+psycopg2://...``): the driver suffix dropped, the rest kept as written."""
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme.split('+')[0]}{sep}{rest}"
-
-
 def apply_migrations(engine: Engine, sql_dir: Path = SQL_DIR) -> list[str]:
     """Apply every not-yet-applied ``NNN_name.sql`` in order; return the names applied now.
 

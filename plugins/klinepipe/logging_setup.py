@@ -54,10 +54,9 @@ def configure(program: str = "", level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
-def rotating_file(path: Path, max_bytes: int | None = None, backups: int | None = None) -> logging.Handler:
-    """A size-capped file: ``path`` plus ``backups`` rotated copies (``path.1`` ...), written line by line."""
-    max_bytes = int(os.environ.get("KLINEPIPE_LOG_MAX_BYTES", DEFAULT_MAX_BYTES)) if max_bytes is None else max_bytes
-    backups = int(os.environ.get("KLINEPIPE_LOG_BACKUPS", DEFAULT_BACKUPS)) if backups is None else backups
+def rotating_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS) -> logging.Handler:
+    """A size-capped file: ``path`` plus ``backups`` rotated copies (``path.1`` ...), written line by line
+    (``make run`` takes both from ``KLINEPIPE_LOG_MAX_BYTES`` / ``KLINEPIPE_LOG_BACKUPS``: ``devstack.stack``)."""
     handler = _PrivateRotatingFile(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(message)s"))
     return handler

@@ -117,7 +117,7 @@ def pending_closed_klines(topic: str, consumer: str, limit: int = 100_000, *, wa
     import psycopg2
 
     from klinepipe.airflow_conn import database_url, kafka_config
-    from klinepipe.db import libpq_dsn
+    from klinepipe.dsn import libpq_dsn
     from klinepipe.kafka_batch import BatchRead, read_chunks, topic_id
     from klinepipe.kafka_offsets import read_offsets
 

@@ -3,8 +3,9 @@ plugin at ``/klinepipe/metrics``.
 
 Why from the database: the ETL runs as short-lived Airflow tasks, so there is no long-lived process to
 hold counters, and PostgreSQL already is the record of what was loaded (``market.candles``,
-``etl.kafka_offsets``, ``etl.dead_letters``, ``etl.quality_checks``). A scrape runs a handful of
-aggregate queries; scrape every 30-60 s, not every second, on large tables.
+``etl.kafka_offsets``, ``etl.dead_letters``, ``etl.quality_checks``). The per-series figures come from
+``market.series_summary`` and index lookups (O(series), whatever the history); the dead-letter and quality
+counts are aggregates over those tables.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+
+from klinepipe_trading.queries import series_summary
 
 # name -> (type, help). The documented list; tests check the dashboard against it.
 ETL_METRICS: dict[str, tuple[str, str]] = {
@@ -40,18 +43,14 @@ class EtlSnapshot:
 
 def read_snapshot(conn) -> EtlSnapshot:
     q = lambda sql: conn.execute(sa.text(sql)).all()  # noqa: E731
-    series = [dict(r._mapping) for r in conn.execute(sa.text("""
-        WITH c AS (
-            SELECT symbol, interval, count(*) AS candles, count(*) FILTER (WHERE is_closed) AS closed,
-                   max(open_time) FILTER (WHERE is_closed) AS newest_closed_open,
-                   extract(epoch FROM now() - max(close_time) FILTER (WHERE is_closed)) AS newest_candle_age_s,
-                   extract(epoch FROM now() - max(ingested_at)) AS ingest_lag_s
-            FROM market.candles GROUP BY symbol, interval),
-        f AS (SELECT symbol, interval, count(*) AS features, max(open_time) AS newest_feature
-              FROM market.features GROUP BY symbol, interval)
-        SELECT c.*, coalesce(f.features, 0) AS features,
-               extract(epoch FROM c.newest_closed_open - f.newest_feature) AS features_lag_s
-        FROM c LEFT JOIN f USING (symbol, interval) ORDER BY symbol, interval"""))]
+    series = [{
+        "symbol": r["symbol"], "interval": r["interval"], "candles": r["candles"], "closed": r["closed"],
+        "features": r["features"],
+        "newest_closed_open": r["newest_closed_open_time"],
+        "newest_candle_age_s": _seconds(r["db_now"], r["newest_closed_close_time"]),
+        "ingest_lag_s": _seconds(r["db_now"], r["newest_ingested_at"]),
+        "features_lag_s": _seconds(r["newest_closed_open_time"], r["newest_feature_open_time"]),
+    } for r in series_summary(conn)]  # O(series): sql/020_series_summary.sql
     return EtlSnapshot(
         series=series,
         dead_letters={t: n for t, n in q("SELECT topic, count(*) FROM etl.dead_letters GROUP BY topic")},
@@ -63,6 +62,10 @@ def read_snapshot(conn) -> EtlSnapshot:
             SELECT check_name, count(*) FROM etl.quality_checks WHERE NOT passed AND run_at > now() - interval '24 hours'
             GROUP BY check_name""")},
     )
+
+
+def _seconds(later, earlier) -> float | None:
+    return None if later is None or earlier is None else (later - earlier).total_seconds()
 
 
 def metric_families(snap: EtlSnapshot | None):

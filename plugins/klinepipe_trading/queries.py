@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from klinepipe.quality import arrived_live_sql
 
 MAX_CANDLES = 2000
 
@@ -30,7 +29,40 @@ def _rows(conn, sql: str, **params) -> list[dict]:
 
 
 LIVE_WINDOW = timedelta(days=30)   # a series counts as streamed when candles arrived live within this window ...
-LIVE_WITHIN = timedelta(minutes=10)  # ... each ingested at most this long after it closed (klinepipe.quality's rule)
+# ... each ingested at most 10 minutes after it closed: klinepipe.quality's rule, written when the candle is
+# (market.arrived_live in sql/020_series_summary.sql)
+
+
+# One row per stored series, O(series) whatever the history (sql/020_series_summary.sql): the counts and write
+# times from market.series_summary, kept by the merge and triggers; the open candles (the bars being built) from a
+# partial index of them; the newest candle, the newest closed one and the newest feature row by a backward scan of
+# each table's primary key (LIMIT 1).
+SERIES_SQL = """
+    SELECT s.symbol, s.interval, s.candles, s.candles - o.open AS closed, s.features, s.newest_ingested_at, now() AS db_now,
+           coalesce(s.last_live_ingested_at > now() - :live_window, false) AS arrived_live,
+           n.open_time AS newest_open_time, n.source AS newest_source,
+           nc.open_time AS newest_closed_open_time, nc.close_time AS newest_closed_close_time,
+           nf.open_time AS newest_feature_open_time
+    FROM market.series_summary s
+    CROSS JOIN LATERAL (SELECT count(*) AS open FROM market.candles c WHERE c.symbol = s.symbol AND c.interval = s.interval
+                        AND NOT c.is_closed) o
+    LEFT JOIN LATERAL (SELECT open_time, source FROM market.candles c WHERE c.symbol = s.symbol AND c.interval = s.interval
+                       ORDER BY open_time DESC LIMIT 1) n ON true
+    LEFT JOIN LATERAL (SELECT open_time, close_time FROM market.candles c WHERE c.symbol = s.symbol
+                       AND c.interval = s.interval AND c.is_closed AND s.candles > o.open ORDER BY open_time DESC LIMIT 1) nc ON true
+    LEFT JOIN LATERAL (SELECT open_time FROM market.features f WHERE f.symbol = s.symbol AND f.interval = s.interval
+                       AND s.features > 0 ORDER BY open_time DESC LIMIT 1) nf ON true
+    WHERE s.candles > 0
+    ORDER BY s.symbol, s.interval"""
+
+
+def series_summary(conn, live_window: timedelta = timedelta(days=30)) -> list[dict]:
+    """``SERIES_SQL``'s rows: what the Trading page's series list and the ETL metrics show per series. When
+    market.candles was written outside the merge (SQL by hand), the summary is rebuilt first, once."""
+    if conn.execute(sa.text("SELECT EXISTS (SELECT FROM market.series_summary_stale)")).scalar():
+        with conn.engine.begin() as writer:  # its own transaction, committed before the read below
+            writer.execute(sa.text("SELECT market.rebuild_series_summary()"))
+    return _rows(conn, SERIES_SQL, live_window=live_window)
 
 
 def list_series(conn, streams: Iterable[tuple[str, str]] = ()) -> list[dict]:
@@ -38,14 +70,6 @@ def list_series(conn, streams: Iterable[tuple[str, str]] = ()) -> list[dict]:
     being streamed (``streams``: the configured subscriptions, or candles that arrived live): only a streamed
     series is expected to be fresh; imported history is not stale, whatever its age."""
     subscribed = set(streams)
-    rows = _rows(conn, f"""
-        SELECT symbol, interval, count(*) AS candles, max(open_time) AS newest_open_time,
-               max(close_time) FILTER (WHERE is_closed) AS newest_closed_close_time,
-               max(ingested_at) AS newest_ingested_at, now() AS db_now,
-               (array_agg(source ORDER BY open_time DESC))[1] = 'replay' AS replayed,
-               coalesce(bool_or({arrived_live_sql(":live_window", ":live_within")}), false) AS arrived_live
-        FROM market.candles GROUP BY symbol, interval ORDER BY symbol, interval""",
-                 live_window=LIVE_WINDOW, live_within=LIVE_WITHIN)
     return [{
         "symbol": r["symbol"], "interval": r["interval"], "candles": r["candles"],
         "newest_open_time": _ts(r["newest_open_time"]),
@@ -53,8 +77,8 @@ def list_series(conn, streams: Iterable[tuple[str, str]] = ()) -> list[dict]:
         if r["newest_closed_close_time"] else None,
         "ingest_lag_s": (r["db_now"] - r["newest_ingested_at"]).total_seconds(),
         "streamed": bool(r["arrived_live"] or (r["symbol"], r["interval"]) in subscribed),
-        "replayed": bool(r["replayed"]),  # its newest candle came from a replay (the demo market): not live prices
-    } for r in rows]
+        "replayed": r["newest_source"] == "replay",  # its newest candle came from a replay (the demo market): not live prices
+    } for r in series_summary(conn, LIVE_WINDOW)]
 
 
 def candles(conn, symbol: str, interval: str, limit: int = 500) -> list[dict]:

@@ -33,7 +33,7 @@ def test_candles_are_the_bundled_ones_shifted_to_the_present_and_close_on_their_
     assert _k(first)["t"] == now and _k(first)["T"] == now + MINUTE - 1 and first.event["E"] == now + MINUTE
     assert second.open_time == now + MINUTE and first.close_ms == now + MINUTE and not first.mirrored
     row = btc_1m.rows[17]  # one real candle of the file, its decimals as written there
-    assert [_k(first)[f] for f in "ohlcv"] == [row[1], row[2], row[3], row[4], row[5]] and _k(first)["x"] is True
+    assert [_k(first)[f] for f in "ohlcv"] == [row.open, row.high, row.low, row.close, row.volume] and _k(first)["x"] is True
 
 
 def test_across_a_lap_prices_continue_and_open_times_only_go_up(btc_1m):
@@ -45,9 +45,9 @@ def test_across_a_lap_prices_continue_and_open_times_only_go_up(btc_1m):
     assert opens == [end_of_lap + i * MINUTE for i in range(8)]
     assert [c.lap for c in candles] == [6, 6, 6, 7, 7, 7, 7, 7] and [c.mirrored for c in candles] == [False] * 3 + [True] * 5
     last_forward, first_back = _k(candles[2]), _k(candles[3])
-    assert first_back["o"] == last_forward["c"] == btc_1m.rows[-1][4]  # the new lap opens at the last close
-    assert (first_back["h"], first_back["l"], first_back["c"]) == (btc_1m.rows[-1][2], btc_1m.rows[-1][3], btc_1m.rows[-1][1])
-    assert _k(candles[4])["o"] == btc_1m.rows[-2][4]
+    assert first_back["o"] == last_forward["c"] == btc_1m.rows[-1].close  # the new lap opens at the last close
+    assert (first_back["h"], first_back["l"], first_back["c"]) == (btc_1m.rows[-1].high, btc_1m.rows[-1].low, btc_1m.rows[-1].open)
+    assert _k(candles[4])["o"] == btc_1m.rows[-2].close
     for c in candles:
         k = c.event["k"]
         assert Decimal(k["l"]) <= min(Decimal(k["o"]), Decimal(k["c"])) <= max(Decimal(k["o"]), Decimal(k["c"])) <= Decimal(k["h"])
@@ -58,7 +58,7 @@ def test_the_backward_lap_ends_where_the_next_forward_lap_begins(btc_1m):
     last_back, first_forward = btc_1m.candle(cycle_start - MINUTE), btc_1m.candle(cycle_start)
 
     assert last_back.mirrored and not first_forward.mirrored and first_forward.lap == last_back.lap + 1
-    assert _k(last_back)["c"] == _k(first_forward)["o"] == btc_1m.rows[0][1]
+    assert _k(last_back)["c"] == _k(first_forward)["o"] == btc_1m.rows[0].open
 
 
 def test_a_restart_produces_the_candles_a_run_without_it_would_have(btc_1m):

@@ -40,7 +40,7 @@ MAY_IMPORT = {
     "devstack": {"devstack", "klinepipe"},
 }
 
-PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.binance.intervals", "klinepipe.binance.events",
+PURE = ["klinepipe.kline", "klinepipe.features", "klinepipe.dsn", "klinepipe.binance.intervals", "klinepipe.binance.events",
         "klinepipe.binance.rows", "klinepipe.binance.times", "klinepipe.binance.finality", "klinepipe.errors", "klinepipe.outage",
         "klinepipe.connection_file", "klinepipe.logging_setup", "klinepipe.lineage",
         "streaming.envelope", "streaming.replay", "streaming.demo_market", "streaming.closed_candle_ledger",

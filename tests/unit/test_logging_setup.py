@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from klinepipe import logging_setup
 from devstack.airflow_env import airflow_quiet_logging
 
@@ -62,3 +64,20 @@ def test_airflow_runs_quiet_under_make_run_unless_asked(monkeypatch):
     assert quiet["AIRFLOW__LOGGING__UVICORN_LOGGING_LEVEL"] == "WARNING"
     monkeypatch.setenv("KLINEPIPE_AIRFLOW_LOG_LEVEL", "info")
     assert airflow_quiet_logging() == {}
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({}, (logging_setup.DEFAULT_MAX_BYTES, logging_setup.DEFAULT_BACKUPS)),
+    ({"KLINEPIPE_LOG_MAX_BYTES": "2048", "KLINEPIPE_LOG_BACKUPS": "0"}, (2048, 0)),
+    ({"KLINEPIPE_LOG_MAX_BYTES": "10MB"}, "invalid setting KLINEPIPE_LOG_MAX_BYTES: '10MB' is not a whole number above 0"),
+    ({"KLINEPIPE_LOG_BACKUPS": "-1"}, "invalid setting KLINEPIPE_LOG_BACKUPS: '-1' is not a whole number"),
+])
+def test_make_run_takes_its_log_limits_from_the_environment_and_names_a_bad_one(env, expected):
+    from devstack.supervisor import GiveUp, log_limits
+
+    if isinstance(expected, tuple):
+        assert log_limits(env) == expected
+    else:
+        with pytest.raises(GiveUp) as err:
+            log_limits(env)
+        assert str(err.value) == expected
