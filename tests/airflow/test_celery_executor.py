@@ -55,29 +55,22 @@ def _broker_and_backend(pg_admin_url: str) -> tuple[str, str]:
 
 
 @pytest.fixture
-def celery_airflow(pg_admin_url, database_url, kafka_bootstrap, topic, tmp_path):
-    """api-server, scheduler, dag-processor and two Celery workers on a fresh metadata database."""
+def celery_airflow(airflow_env, pg_admin_url, database_url, kafka_bootstrap, topic, tmp_path):
+    """api-server, scheduler, dag-processor and two Celery workers on the session's metadata database."""
     broker, backend = _broker_and_backend(pg_admin_url)
-    meta = sa.engine.make_url(_fresh_database(pg_admin_url, "airflow_celery")).set(drivername="postgresql+psycopg2")
     celery = celery_settings(broker_url=broker, result_backend=backend, queue=f"klinepipe-{uuid.uuid4().hex[:8]}")
-    env = {"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta.render_as_string(hide_password=False),
-           **celery,
-           **airflow_connections(database_url, kafka_bootstrap),
+    env = {**airflow_env, **celery, **airflow_connections(database_url, kafka_bootstrap),
            "KAFKA_TOPIC": topic, "KAFKA_DLQ_TOPIC": f"{topic}.dlq", "KLINEPIPE_INGEST_SCHEDULE": "event"}
-    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, cwd=ROOT,
-                   env={**os.environ, **env}, stdout=subprocess.DEVNULL)
     workers = {name.split("@")[0]: ["celery", "worker", "-H", name, "-c", "1", "-q", celery["AIRFLOW__OPERATORS__DEFAULT_QUEUE"],
                                     "--skip-serve-logs", "--without-mingle", "--without-gossip"] for name in WORKERS}
-    stack = start_airflow(env, tmp_path / "logs", overrides=celery,
-                          extra=workers)
+    stack = start_airflow(env, tmp_path / "logs", overrides=celery, extra=workers)
     try:
         for name in WORKERS:  # both must take tasks before the first is queued, or one could run them all
             _wait_for_line(stack, name.split("@")[0], f"{name} ready.")
         stack.wait_for_dags({"ingest_klines"})
+        _wait_until_event_scheduled(stack)
         stack.api("/dags/ingest_klines", "PATCH", {"is_paused": False})
-        yield stack, backend.removeprefix("db+"), meta.render_as_string(hide_password=False)
+        yield stack, backend.removeprefix("db+"), airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     finally:
         stack.stop()
 
@@ -89,7 +82,7 @@ def test_two_celery_workers_load_the_drill_exactly_once(celery_airflow, engine, 
 
     loaded_by: Counter = Counter()  # candles changed per Celery worker
     for i in range(MAX_RUNS):
-        run_id = f"celery-drill-{i}"
+        run_id = f"celery-drill-{uuid.uuid4().hex[:8]}-{i}"  # the metadata database outlives this test
         stack.api("/dags/ingest_klines/dagRuns", "POST", {"dag_run_id": run_id, "logical_date": None,
                                                            "conf": {"tasks": 2, "max_messages": 30_000}})
         assert _wait_for_run(stack, run_id) == "success", stack.tail("scheduler")
@@ -134,6 +127,16 @@ def _wait_for_run(stack: AirflowStack, run_id: str, timeout: float = 180) -> str
             return state
         stack.check_alive()
         assert time.monotonic() < deadline, f"{run_id} still {state}: {stack.tail('scheduler')}"
+        time.sleep(1)
+
+
+def _wait_until_event_scheduled(stack: AirflowStack, timeout: float = 120) -> None:
+    """Until the dag-processor has re-serialized ``ingest_klines`` with this test's ``KLINEPIPE_INGEST_SCHEDULE``
+    (a ``dag.test()`` of another test may have left its every-minute schedule in the shared metadata database):
+    unpaused with that one, the scheduler would start runs of its own."""
+    deadline = time.monotonic() + timeout
+    while (summary := stack.api("/dags/ingest_klines")["timetable_summary"]) != "Asset":
+        assert time.monotonic() < deadline, f"ingest_klines still scheduled {summary!r}: {stack.tail('dag-processor')}"
         time.sleep(1)
 
 
