@@ -63,6 +63,8 @@ NOT_RUN: dict[str, str] = {
     r"KLINEPIPE_UPDATE_DOCS=1 \.venv/bin/python -m pytest tests/\S+": "a test of the suite (`make test` runs it), asked to "
                                                                      "rewrite the pictures in docs/: not to be run from a test",
     r"\.venv/bin/python -c": "a fragment of a sentence ('or .venv/bin/python -c with SQLAlchemy'), not a command",
+    r"airflow celery worker( -H loader-1@%h)?": "run by tests/airflow/test_celery_executor.py (two workers load the "
+                                                "exactly-once drill); a worker serves its queue until stopped",
     r"docker compose .*": "no container engine where the project is developed and tested; docker-compose.yaml is checked "
                           "structurally by tests/unit/test_compose.py",
     r"TRADER_MODE=live python -m trader run --live": "live trading: real money and real keys; the same code path runs "

@@ -98,8 +98,11 @@ class AirflowStack:
                 proc.wait()
 
 
-def start_airflow(env: dict[str, str], logs: Path) -> AirflowStack:
-    """Start the three processes with ``env`` (an ``airflow_env`` + connections); return when the UI answers."""
+def start_airflow(env: dict[str, str], logs: Path, *, overrides: dict[str, str] | None = None,
+                  extra: dict[str, list[str]] | None = None) -> AirflowStack:
+    """Start the three processes with ``env`` (an ``airflow_env`` + connections); return when the UI answers.
+    ``overrides`` replace the sizing below (e.g. the executor's); ``extra`` names more ``airflow`` commands to run
+    beside them (e.g. Celery workers), each logged to ``<name>.log``."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, **env,
@@ -114,11 +117,11 @@ def start_airflow(env: dict[str, str], logs: Path) -> AirflowStack:
            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",  # a busy 2-core test machine: the default 5 s times out
            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]), **(overrides or {})}
     logs.mkdir(parents=True, exist_ok=True)
     stack = AirflowStack(base, Path(env["AIRFLOW_HOME"]), logs)
     for name, cmd in (("api-server", ["api-server", "-p", str(port), "-H", "127.0.0.1"]),
-                      ("scheduler", ["scheduler"]), ("dag-processor", ["dag-processor"])):
+                      ("scheduler", ["scheduler"]), ("dag-processor", ["dag-processor"]), *(extra or {}).items()):
         with open(logs / f"{name}.log", "wb") as out:
             stack.procs[name] = subprocess.Popen([str(AIRFLOW), *cmd], cwd=ROOT, env=env, stdout=out,
                                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
