@@ -33,7 +33,7 @@ class BarSnapshot:
     fee_bps: Decimal
     exposure: dict[str, Decimal]  # notional per symbol, all sleeves of the mode
     recent_orders_ms: tuple[int, ...]  # orders of the mode in the last hour
-    newest_data_ms: int | None  # when the series' newest closed candle ended (or arrived)
+    data_as_of_ms: int | None  # how fresh the series is: when its newest closed candle ended (or arrived), not a candle time
     now_ms: int
     kill: KillState
     symbol_status: str = "TRADING"
@@ -68,7 +68,7 @@ def plan_order(snap: BarSnapshot, *, sleeve: Sleeve, action: Action, reason: str
     except FatalError as err:
         return _blocked(reason, RiskBlock("exchange_filter", str(err)))
     intent = OrderIntent(sleeve=sleeve.name, symbol=sleeve.symbol, side=action.value, quantity=prepared.quantity,
-                         signal_open_time_ms=open_time_ms, type=risk.order_type, price=prepared.price,
+                         open_time_ms=open_time_ms, type=risk.order_type, price=prepared.price,
                          time_in_force=risk.limit_tif if risk.order_type == "LIMIT" else None, interval=sleeve.interval,
                          mode=mode)
     block = first_block(rules, risk_context(snap, sleeve=sleeve, intent=intent, close=close, interval_ms=interval_ms))
@@ -79,7 +79,7 @@ def risk_context(snap: BarSnapshot, *, sleeve: Sleeve, intent: OrderIntent, clos
     return RiskContext(sleeve=sleeve.name, symbol=sleeve.symbol, side=intent.side, is_entry=intent.side == "BUY",
                        notional=intent.quantity * close, symbol_exposure=snap.exposure.get(sleeve.symbol, Decimal(0)),
                        total_exposure=sum(snap.exposure.values(), Decimal(0)), now_ms=snap.now_ms,
-                       recent_orders_ms=snap.recent_orders_ms, newest_data_ms=snap.newest_data_ms, interval_ms=interval_ms,
+                       recent_orders_ms=snap.recent_orders_ms, data_as_of_ms=snap.data_as_of_ms, interval_ms=interval_ms,
                        kill_state=snap.kill, symbol_status=snap.symbol_status)
 
 

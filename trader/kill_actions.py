@@ -81,7 +81,7 @@ class KillActions:
                 self._record_once(cur, sleeve, last, f"REDUCING: cannot flatten {sleeve.name}: {err}")
                 return False
             intent = OrderIntent(sleeve=sleeve.name, symbol=sleeve.symbol, side="SELL", quantity=prepared.quantity,
-                                 signal_open_time_ms=timestamps.to_ms(last), type="MARKET", intent="FLATTEN",
+                                 open_time_ms=timestamps.to_ms(last), type="MARKET", intent="FLATTEN",
                                  interval=sleeve.interval, mode=self.mode)
             if not order_records.insert_order(cur, intent, self.mode, close):
                 return False  # this candle's flatten was recorded before (and is final): one per sleeve and candle
@@ -115,7 +115,7 @@ class KillActions:
                 detail = (f"{state}: cancel {intent.client_order_id} ({intent.side} {intent.quantity} {intent.symbol}, "
                           f"was {status}): now {report.status}")
                 sleeve_records.record_event(cur, self.mode, EVENT, detail, intent.sleeve,
-                                            timestamps.from_ms(intent.signal_open_time_ms), "cancel")
+                                            timestamps.from_ms(intent.open_time_ms), "cancel")
             log.warning("kill switch %s", detail)
 
 

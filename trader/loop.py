@@ -93,8 +93,8 @@ class Trader:
         """The fills the executor stored since the last call."""
         stored, self.executor.stored_fills[:] = list(self.executor.stored_fills), []
         return [Filled(sleeve=i.sleeve, side=i.side, quantity=f.quantity, price=f.price, fee=f.fee, fee_asset=f.fee_asset,
-                       filled_at=timestamps.from_ms(f.filled_at_ms or i.signal_open_time_ms),
-                       signal_open_time=timestamps.from_ms(i.signal_open_time_ms))
+                       filled_at=timestamps.from_ms(f.filled_at_ms or i.open_time_ms),
+                       signal_open_time=timestamps.from_ms(i.open_time_ms))
                 for i, f in stored]
 
     def _run_sleeve(self, sleeve: Sleeve) -> list[Decision | Filled]:
@@ -164,10 +164,10 @@ class Trader:
                            exposure=account_records.exposures(cur, self.mode, open_time),
                            recent_orders_ms=order_records.recent_order_times(cur, self.mode,
                                                                              timestamps.from_ms(now_ms - 3_600_000)),
-                           newest_data_ms=self._newest_data_ms(cur, sleeve), now_ms=now_ms, kill=kill,
+                           data_as_of_ms=self._data_as_of_ms(cur, sleeve), now_ms=now_ms, kill=kill,
                            symbol_status=self.broker.symbol_status(sleeve.symbol))
 
-    def _newest_data_ms(self, cur, sleeve: Sleeve) -> int | None:
+    def _data_as_of_ms(self, cur, sleeve: Sleeve) -> int | None:
         newest = market_reads.newest_candle(cur, sleeve.symbol, sleeve.interval)
         if newest is None:
             return None

@@ -23,7 +23,7 @@ def insert_order(cur, intent: OrderIntent, mode: str, ref_price: Decimal) -> boo
         " time_in_force, ref_price, status, signal_open_time)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'PENDING_SUBMIT', %s) ON CONFLICT (client_order_id) DO NOTHING",
         (intent.client_order_id, intent.sleeve, mode, intent.symbol, intent.side, intent.type, intent.quantity, intent.price,
-         intent.stop_price, intent.time_in_force, ref_price, from_ms(intent.signal_open_time_ms)),
+         intent.stop_price, intent.time_in_force, ref_price, from_ms(intent.open_time_ms)),
     )
     return cur.rowcount == 1
 
@@ -40,7 +40,7 @@ def open_orders(cur, mode: str, sleeve: str | None = None) -> list[tuple[OrderIn
     out = []
     for cid, sl, sym, side, qty, t, type_, price, stop, tif, interval, status, attempts in cur.fetchall():
         # the stored id is the truth: orders recorded before ids carried the mode (sql/015) keep theirs
-        intent = OrderIntent(sleeve=sl, symbol=sym, side=side, quantity=qty, signal_open_time_ms=to_ms(t), type=type_, price=price,
+        intent = OrderIntent(sleeve=sl, symbol=sym, side=side, quantity=qty, open_time_ms=to_ms(t), type=type_, price=price,
                              stop_price=stop, time_in_force=tif, intent=_intent_of(cid, side), interval=interval, mode=mode,
                              stored_id=cid)
         out.append((intent, status, attempts))
@@ -63,7 +63,7 @@ def record_order_error(cur, mode: str, intent: OrderIntent, kind: str, message: 
     cur.execute(f"UPDATE trading.orders SET error = %s, error_kind = %s{status_sql}, updated_at = now() WHERE client_order_id = %s",
                 (message, kind, intent.client_order_id))
     record_event(cur, mode, "order_error", f"{intent.client_order_id}: {message}", intent.sleeve,
-                 from_ms(intent.signal_open_time_ms), kind)
+                 from_ms(intent.open_time_ms), kind)
 
 
 def apply_report(cur, mode: str, intent: OrderIntent, report: OrderReport) -> list[Fill]:
@@ -88,7 +88,7 @@ def _insert_fill(cur, intent: OrderIntent, fill: Fill) -> bool:
         "INSERT INTO trading.fills (client_order_id, trade_id, symbol, side, quantity, price, fee, fee_asset, filled_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (client_order_id, trade_id) DO NOTHING",
         (intent.client_order_id, fill.trade_id, intent.symbol, intent.side, fill.quantity, fill.price, fill.fee, fill.fee_asset,
-         from_ms(fill.filled_at_ms or intent.signal_open_time_ms)),
+         from_ms(fill.filled_at_ms or intent.open_time_ms)),
     )
     return cur.rowcount == 1
 

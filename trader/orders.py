@@ -17,7 +17,7 @@ class OrderIntent:
     symbol: str
     side: str  # BUY | SELL
     quantity: Decimal
-    signal_open_time_ms: int
+    open_time_ms: int  # the candle the order acts on (stored as trading.orders.signal_open_time)
     type: str = "MARKET"  # MARKET | LIMIT | STOP_LOSS
     price: Decimal | None = None
     stop_price: Decimal | None = None
@@ -30,7 +30,7 @@ class OrderIntent:
 
     @property
     def client_order_id(self) -> str:
-        return self.stored_id or client_order_id(self.sleeve, self.signal_open_time_ms, self.intent or self.side, self.mode)
+        return self.stored_id or client_order_id(self.sleeve, self.open_time_ms, self.intent or self.side, self.mode)
 
 
 @dataclass(frozen=True, kw_only=True)

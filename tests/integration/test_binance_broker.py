@@ -29,7 +29,7 @@ def make_broker(fake, secret=None, **kw):
 
 
 def intent(side="BUY", qty="0.01", t=1_000, **kw):
-    return OrderIntent(sleeve="BTCUSDT:1m:test", symbol="BTCUSDT", side=side, quantity=D(qty), signal_open_time_ms=t, interval="1m",
+    return OrderIntent(sleeve="BTCUSDT:1m:test", symbol="BTCUSDT", side=side, quantity=D(qty), open_time_ms=t, interval="1m",
                        mode="testnet", **kw)
 
 

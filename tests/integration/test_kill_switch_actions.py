@@ -214,7 +214,7 @@ def test_halted_never_sends_a_recorded_order_and_cancels_it_in_the_ledger(db, da
 
     trader = binance_trader(database_url, binance_broker(fake), KillPolicy(on_halted="keep"))
     intent = OrderIntent(sleeve="BTCUSDT:1m:sma_cross", symbol="BTCUSDT", side="BUY", quantity=D("0.001"),
-                         signal_open_time_ms=1_700_000_000_000, interval="1m", mode="testnet")
+                         open_time_ms=1_700_000_000_000, interval="1m", mode="testnet")
     with trader._transaction() as cur:
         order_records.insert_order(cur, intent, "testnet", D("60000"))
     trip(db, "testnet", "HALTED")

@@ -75,7 +75,7 @@ def test_orders_carry_recv_window_5000_and_the_self_trade_prevention_mode(db, da
 
 def test_without_the_setting_no_self_trade_prevention_mode_is_sent(db, database_url, fake):
     broker = BinanceBroker(_client(fake), "testnet", sleep=lambda s: None)
-    broker.submit(OrderIntent(sleeve=SLEEVE, symbol="BTCUSDT", side="BUY", quantity=D("0.01"), signal_open_time_ms=1,
+    broker.submit(OrderIntent(sleeve=SLEEVE, symbol="BTCUSDT", side="BUY", quantity=D("0.01"), open_time_ms=1,
                               mode="testnet"))
     assert "selfTradePreventionMode" not in sent_orders(fake)[0]
 

@@ -37,7 +37,7 @@ def executor_on(database_url, fake) -> Executor:
 
 
 def place_limit(executor: Executor, t: int, price: str) -> OrderIntent:
-    intent = OrderIntent(sleeve=SLEEVE, symbol="BTCUSDT", side="BUY", quantity=D("0.01"), signal_open_time_ms=t, type="LIMIT",
+    intent = OrderIntent(sleeve=SLEEVE, symbol="BTCUSDT", side="BUY", quantity=D("0.01"), open_time_ms=t, type="LIMIT",
                          price=D(price), time_in_force="GTC", interval="1m", mode=MODE)
     with executor._tx() as cur:
         order_records.insert_order(cur, intent, MODE, D("60000"))

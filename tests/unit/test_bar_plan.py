@@ -18,7 +18,7 @@ SLEEVE = Sleeve(name="BTCUSDT:1m:sma_cross", symbol="BTCUSDT", interval="1m",
 
 def snap(**kw) -> BarSnapshot:
     base = dict(held=D(0), free_quote=D("10000"), free_base=D(0), rules=RULES, fee_bps=D("10"), exposure={},
-                recent_orders_ms=(), newest_data_ms=59_999, now_ms=60_000, kill=KillState.ACTIVE)
+                recent_orders_ms=(), data_as_of_ms=59_999, now_ms=60_000, kill=KillState.ACTIVE)
     return BarSnapshot(**{**base, **kw})
 
 

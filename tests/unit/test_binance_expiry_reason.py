@@ -31,7 +31,7 @@ class AnsweringClient:
                                               ("NONE", None), (None, None)])
 def test_the_expiry_reason_of_an_answer_is_kept(reason, kept):
     client = AnsweringClient(reason)
-    order = OrderIntent(sleeve="BTCUSDT:1m:x", symbol="BTCUSDT", side="BUY", quantity=D("10"), signal_open_time_ms=1,
+    order = OrderIntent(sleeve="BTCUSDT:1m:x", symbol="BTCUSDT", side="BUY", quantity=D("10"), open_time_ms=1,
                         type="LIMIT", price=D("1"), time_in_force="IOC", mode="live")
 
     report = BinanceBroker(client, "live", stp_mode="EXPIRE_MAKER").submit(order)

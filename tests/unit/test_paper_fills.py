@@ -16,7 +16,7 @@ def test_paper_fill_is_at_the_next_open_with_fee_and_slippage():
         return [Candle(after_ms + 60_000, Decimal("61526.21"), Decimal("61600"), Decimal("61500"))]
 
     broker = PaperBroker(candles_after, fee_bps=Decimal("10"), slippage_bps=Decimal("5"))
-    intent = OrderIntent(sleeve="s", symbol="BTCUSDT", side="BUY", quantity=Decimal("0.01625"), signal_open_time_ms=1_000,
+    intent = OrderIntent(sleeve="s", symbol="BTCUSDT", side="BUY", quantity=Decimal("0.01625"), open_time_ms=1_000,
                          interval="1m", mode="paper")
 
     report = broker.submit(intent)
@@ -31,7 +31,7 @@ def test_paper_fill_is_at_the_next_open_with_fee_and_slippage():
 def test_paper_order_waits_while_the_next_candle_is_unknown():
     broker = PaperBroker(lambda *a: [])
 
-    report = broker.submit(OrderIntent(sleeve="s", symbol="BTCUSDT", side="SELL", quantity=Decimal("1"), signal_open_time_ms=1_000,
+    report = broker.submit(OrderIntent(sleeve="s", symbol="BTCUSDT", side="SELL", quantity=Decimal("1"), open_time_ms=1_000,
                                        interval="1m", mode="paper"))
 
     assert (report.status, report.fills) == ("NEW", ())
@@ -41,7 +41,7 @@ def test_paper_order_waits_while_the_next_candle_is_unknown():
                                                              ("GTC", "59600", "NEW", None)])
 def test_paper_limit_orders(tif, low, status, price):
     broker = PaperBroker(lambda *a: [Candle(2, Decimal("60000"), Decimal("60100"), Decimal(low))])
-    intent = OrderIntent(sleeve="s", symbol="BTCUSDT", side="BUY", quantity=Decimal("0.1"), signal_open_time_ms=1, type="LIMIT",
+    intent = OrderIntent(sleeve="s", symbol="BTCUSDT", side="BUY", quantity=Decimal("0.1"), open_time_ms=1, type="LIMIT",
                          price=Decimal("59500"), time_in_force=tif, interval="1m", mode="paper")
 
     report = broker.submit(intent)
@@ -54,7 +54,7 @@ def test_paper_limit_orders(tif, low, status, price):
                                                                ("60000", "58500", "NEW", None)])
 def test_paper_stop_loss_sells_at_the_stop_or_the_gap_open(open_, low, status, price):
     broker = PaperBroker(lambda *a: [Candle(2, Decimal(open_), Decimal(open_), Decimal(low))])
-    stop = OrderIntent(sleeve="s", symbol="BTCUSDT", side="SELL", quantity=Decimal("0.1"), signal_open_time_ms=1, type="STOP_LOSS",
+    stop = OrderIntent(sleeve="s", symbol="BTCUSDT", side="SELL", quantity=Decimal("0.1"), open_time_ms=1, type="STOP_LOSS",
                        stop_price=Decimal("58000"), intent="STOP_LOSS", interval="1m", mode="paper")
 
     report = broker.submit(stop)

@@ -15,7 +15,7 @@ MIN = 60_000
 
 def ctx(**kw) -> RiskContext:
     base = dict(sleeve="s", symbol="BTCUSDT", side="BUY", is_entry=True, notional=D("1000"), now_ms=100 * MIN,
-                newest_data_ms=100 * MIN - 1, interval_ms=MIN)
+                data_as_of_ms=100 * MIN - 1, interval_ms=MIN)
     return RiskContext(**{**base, **kw})
 
 
@@ -26,11 +26,11 @@ def ctx(**kw) -> RiskContext:
     (MaxExposure(per_symbol=D("1")), {"is_entry": False, "side": "SELL"}, False),  # exits always allowed
     (MaxOrderRate(2, 60), {"recent_orders_ms": (100 * MIN - 61_000, 100 * MIN - 1000)}, False),
     (MaxOrderRate(2, 60), {"recent_orders_ms": (100 * MIN - 59_000, 100 * MIN - 1000)}, True),
-    (StaleData(2), {"newest_data_ms": 98 * MIN}, False),
-    (StaleData(2), {"newest_data_ms": 98 * MIN - 1}, True),
-    (StaleData(2), {"newest_data_ms": None}, True),
-    (StaleData(2), {"newest_data_ms": 10 * MIN, "is_entry": False}, False),
-    (StaleData(0), {"newest_data_ms": 10 * MIN}, False),
+    (StaleData(2), {"data_as_of_ms": 98 * MIN}, False),
+    (StaleData(2), {"data_as_of_ms": 98 * MIN - 1}, True),
+    (StaleData(2), {"data_as_of_ms": None}, True),
+    (StaleData(2), {"data_as_of_ms": 10 * MIN, "is_entry": False}, False),
+    (StaleData(0), {"data_as_of_ms": 10 * MIN}, False),
     (KillSwitchRule(), {"kill_state": KillState.REDUCING}, True),
     (KillSwitchRule(), {"kill_state": KillState.REDUCING, "is_entry": False}, False),
     (KillSwitchRule(), {"kill_state": KillState.HALTED, "is_entry": False}, True),

@@ -103,21 +103,31 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     from trader.backtest.service import BacktestRequest, execute
 
     resolve_database_url(args, "backtest")  # stored candles: the running make-run stack's database
-    try:
+
+    def request() -> BacktestRequest:
         load_user_strategies(args)
-        model = fill_model(args)
-        req = BacktestRequest(out_dir=args.out or _default_out(args), strategy=args.strategy, params=args.params, model=model,
-                              csv=args.csv, database_url=args.database_url, symbol=args.symbol, interval=args.interval,
-                              start=args.start, end=args.end, sweep=args.sweep, walk_forward=args.walk_forward,
-                              metric=args.metric, workers=args.workers, html=not args.no_html, png=not args.no_png)
+        req = BacktestRequest(out_dir=args.out or _default_out(args), strategy=args.strategy, params=args.params,
+                              model=fill_model(args), csv=args.csv, database_url=args.database_url, symbol=args.symbol,
+                              interval=args.interval, start=args.start, end=args.end, sweep=args.sweep,
+                              walk_forward=args.walk_forward, metric=args.metric, workers=args.workers,
+                              html=not args.no_html, png=not args.no_png)
         if req.walk_forward and not req.sweep:
             raise ValueError("--walk-forward needs --sweep (the grid to choose from in each fold)")
+        return req
+
+    return run_reported("backtest", args, request, execute, print_summary)
+
+
+def run_reported(command: str, args: argparse.Namespace, request, execute, present) -> int:
+    """Build the request, run it with progress bars, print what it found (0); bad input: one line on stderr (2)."""
+    try:
+        req = request()
         with ProgressBars(enabled=not getattr(args, "no_progress", False) and sys.stderr.isatty()) as progress:
             result = execute(req, progress)
     except (ValueError, LookupError, FileNotFoundError) as exc:
-        print(f"backtest: {exc}", file=sys.stderr)
+        print(f"{command}: {exc}", file=sys.stderr)
         return 2
-    print_summary(result)
+    present(result)
     return 0
 
 

@@ -48,7 +48,7 @@ class PaperBroker:
 
     def lookup(self, order: OrderIntent) -> OrderReport:
         limit = 1 if order.type == "MARKET" or order.time_in_force == "IOC" else 1000
-        candles = self._candles_after(order.symbol, order.interval, order.signal_open_time_ms, limit, order.sleeve)
+        candles = self._candles_after(order.symbol, order.interval, order.open_time_ms, limit, order.sleeve)
         for candle in candles:
             price = self._fill_price(order, candle)
             if price is not None:

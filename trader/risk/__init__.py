@@ -27,7 +27,7 @@ class RiskContext:
     total_exposure: Decimal = Decimal(0)
     now_ms: int = 0
     recent_orders_ms: tuple[int, ...] = field(default_factory=tuple)
-    newest_data_ms: int | None = None  # when the newest closed candle of the series ended (or arrived)
+    data_as_of_ms: int | None = None  # when the newest closed candle of the series ended (or arrived)
     interval_ms: int = 60_000
     kill_state: KillState = KillState.ACTIVE
     symbol_status: str = "TRADING"  # exchangeInfo status of ``symbol`` (CANCEL_ONLY, HALT, ...: no new orders)

@@ -16,9 +16,9 @@ class StaleData:
     def check(self, ctx) -> str | None:
         if not self.max_intervals or not ctx.is_entry:
             return None
-        if ctx.newest_data_ms is None:
+        if ctx.data_as_of_ms is None:
             return "no closed candle yet"
-        age = ctx.now_ms - ctx.newest_data_ms
+        age = ctx.now_ms - ctx.data_as_of_ms
         if age > self.max_intervals * ctx.interval_ms:
             return f"newest closed candle is {age / 1000:.0f}s old (> {self.max_intervals:g} intervals)"
         return None

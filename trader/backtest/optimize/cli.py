@@ -12,9 +12,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from trader.backtest.cli import (DEFAULT_REPORTS, ProgressBars, add_candle_args, add_fill_args, add_output_args, fill_model,
-                                 load_user_strategies,
-                                 resolve_database_url)
+from trader.backtest.cli import (DEFAULT_REPORTS, add_candle_args, add_fill_args, add_output_args, fill_model,
+                                 load_user_strategies, resolve_database_url, run_reported)
 from trader.backtest.optimize.evaluate import OBJECTIVES
 from trader.backtest.optimize.study import SAMPLERS
 from trader.strategies import REGISTRY
@@ -54,7 +53,8 @@ def run_optimize_command(args: argparse.Namespace) -> int:
     from trader.backtest.optimize.run import OptimizeRequest, execute
 
     resolve_database_url(args, "optimize", needed=not args.storage)
-    try:
+
+    def request() -> OptimizeRequest:
         load_user_strategies(args)
         storage = args.storage or args.database_url
         if not storage:
@@ -62,19 +62,14 @@ def run_optimize_command(args: argparse.Namespace) -> int:
                              "or start `make run`")
         series = args.symbol or (args.csv.name.split(".")[0] if args.csv else "")
         study = args.study or f"{args.strategy}-{series}{'-' + args.interval if args.interval else ''}"
-        req = OptimizeRequest(out_dir=args.out or _default_out(study), storage=storage, study=study, strategy=args.strategy,
-                              space=_space(args), params=args.params, objective=args.objective,
-                              min_trades=args.min_trades, folds=args.folds, trials=args.trials, sampler=args.sampler,
-                              seed=args.seed, workers=args.workers, model=fill_model(args), csv=args.csv,
-                              database_url=args.database_url, symbol=args.symbol, interval=args.interval,
-                              start=args.start, end=args.end, html=not args.no_html, png=not args.no_png)
-        with ProgressBars(enabled=not args.no_progress and sys.stderr.isatty()) as progress:
-            result = execute(req, progress)
-    except (ValueError, LookupError, FileNotFoundError) as exc:
-        print(f"optimize: {exc}", file=sys.stderr)
-        return 2
-    print_verdict(result)
-    return 0
+        return OptimizeRequest(out_dir=args.out or _default_out(study), storage=storage, study=study, strategy=args.strategy,
+                               space=_space(args), params=args.params, objective=args.objective,
+                               min_trades=args.min_trades, folds=args.folds, trials=args.trials, sampler=args.sampler,
+                               seed=args.seed, workers=args.workers, model=fill_model(args), csv=args.csv,
+                               database_url=args.database_url, symbol=args.symbol, interval=args.interval,
+                               start=args.start, end=args.end, html=not args.no_html, png=not args.no_png)
+
+    return run_reported("optimize", args, request, execute, print_verdict)
 
 
 def _space(args: argparse.Namespace):
