@@ -1,5 +1,6 @@
 """A user's strategy from zero, as the README's "Write your own strategy" tells it: ``new-strategy`` writes it,
-``check-strategy`` passes it, ``backtest --strategy NAME`` runs it over a kline file, and ``python -m trader run``
+``check-strategy`` passes it, ``backtest --strategy NAME`` runs it over a kline file, ``optimize`` tunes it (walk-forward,
+studies in PostgreSQL), and ``python -m trader run``
 trades it on paper against real PostgreSQL (TRADER_STRATEGY_DIR) — the paper orders are the backtest's trades."""
 
 import os
@@ -27,7 +28,7 @@ def trader_cli(*args, env):
     return subprocess.run([sys.executable, "-m", "trader", *args], cwd=ROOT, env=env, capture_output=True, text=True)
 
 
-def test_a_strategy_from_the_template_is_checked_backtested_and_traded_on_paper(db, database_url, tmp_path):
+def test_a_strategy_from_the_template_is_checked_backtested_optimised_and_traded_on_paper(db, database_url, tmp_path):
     strategy_dir = tmp_path / "strategies"
     env = {**os.environ, "TRADER_STRATEGY_DIR": str(strategy_dir), "DATABASE_URL": database_url, "TRADER_MODE": "paper",
            "TRADER_SLEEVES": f"{SLEEVE}:1000", "TRADER_STRATEGY_PARAMS": f'{{"{NAME}": {{"fast": 10, "slow": 30}}}}',
@@ -46,6 +47,13 @@ def test_a_strategy_from_the_template_is_checked_backtested_and_traded_on_paper(
     assert tested.returncode == 0, tested.stderr
     trades = pd.read_csv(out / "trades.csv", parse_dates=["entry_time", "exit_time"])
     assert len(trades) >= 3
+
+    tuned = trader_cli("optimize", "--strategy", NAME, "--csv", str(csv), "--symbol", "BTCUSDT", "--interval", "1m",
+                       "--storage", database_url, "--study", "user-strategy", "--space",
+                       '{"fast": {"int": [5, 12]}, "slow": {"int": [20, 40]}, "min_gap_bps": {"float": [0, 5]}}',
+                       "--constraint", "fast < slow", "--trials", "4", "--folds", "2", "--min-trades", "1",
+                       "--workers", "1", "--no-png", "--no-html", "--no-progress", "--out", str(tmp_path / "tuned"), env=env)
+    assert tuned.returncode == 0 and "best parameters: fast=" in tuned.stdout, tuned.stdout + tuned.stderr
 
     seed_features(db, ROWS)
     run = subprocess.Popen([sys.executable, "-m", "trader", "run"], cwd=ROOT, env=env, text=True,
