@@ -61,7 +61,8 @@ def test_any_sma_periods_backtest_and_an_impossible_one_is_named_with_its_range(
 
     err = capsys.readouterr().err
     assert code == 2
-    assert err.strip().splitlines() == ["backtest: sma_cross needs sma(20000): sma: period must be in 1..10000, got 20000"]
+    assert err.strip().splitlines() == ["backtest: strategy 'sma_cross': parameter slow must be int 3..1000, got 20000; it takes:"
+                                        " fast (int 2..500, default 10), slow (int 3..1000, default 30)"]
 
 
 def test_a_column_the_frame_lacks_is_named_with_the_ones_it_has():

@@ -64,7 +64,8 @@ def test_the_trader_refuses_an_out_of_range_parameter_at_start(monkeypatch):
     with pytest.raises(SettingsError) as err:
         load_settings()
 
-    assert str(err.value).startswith("TRADER_STRATEGY_PARAMS: strategy 'sma_cross': parameter slow must be int 3..1000")
+    assert str(err.value).startswith("TRADER_STRATEGY_PARAMS: sleeve BTCUSDT:1m:sma_cross: strategy 'sma_cross':"
+                                     " parameter slow must be int 3..1000")
 
 
 def test_the_backtest_cli_refuses_an_unknown_parameter_in_one_line(tmp_path, capsys):

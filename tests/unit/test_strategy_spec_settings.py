@@ -1,5 +1,6 @@
 """At start, a sleeve whose strategy needs a spec that is invalid, or a column no indicator provides, is refused in
-one line naming the sleeve and what is valid."""
+one line naming the sleeve and what is valid (a parameter out of the strategy's declared range is caught first, naming
+the range; a spec its parameters cannot make, or a column no indicator makes, by the specs)."""
 
 import pytest
 
@@ -12,14 +13,14 @@ URL = "postgresql://x/y"
 
 @pytest.mark.parametrize("sleeves, params, message", [
     ("BTCUSDT:1m:sma_cross", {"sma_cross": {"fast": 5, "slow": 20000}},
-     "TRADER_STRATEGY_PARAMS: sleeve BTCUSDT:1m:sma_cross: sma_cross needs sma(20000): sma: period must be in 1..10000, got 20000"),
+     "TRADER_STRATEGY_PARAMS: sleeve BTCUSDT:1m:sma_cross: strategy 'sma_cross': parameter slow must be int 3..1000, got 20000"),
     ("ETHUSDT:5m:bollinger_breakout", {"bollinger_breakout": {"stddev": 0.05}},
-     "TRADER_STRATEGY_PARAMS: sleeve ETHUSDT:5m:bollinger_breakout: bollinger_breakout needs bbands(20, 0.05): "
-     "bbands: stddev must be in 0.1..10, got 0.05"),
+     "TRADER_STRATEGY_PARAMS: sleeve ETHUSDT:5m:bollinger_breakout: strategy 'bollinger_breakout': "
+     "parameter stddev must be float 0.1..10.0, got 0.05"),
     ("BTCUSDT:1m:macd_trend", {"macd_trend": {"fast": 30, "slow": 10}},
-     "TRADER_STRATEGY_PARAMS: sleeve BTCUSDT:1m:macd_trend: macd_trend needs macd(30, 10, 9): macd needs fast < slow"),
+     "TRADER_STRATEGY_PARAMS: sleeve BTCUSDT:1m:macd_trend: strategy 'macd_trend' needs fast < slow, got fast=30, slow=10"),
     ("BTCUSDT:1m:rsi_reversion", {"rsi_reversion": {"period": 1}},
-     "TRADER_STRATEGY_PARAMS: sleeve BTCUSDT:1m:rsi_reversion: rsi_reversion needs rsi(1): rsi: period must be in 2..1000"),
+     "TRADER_STRATEGY_PARAMS: sleeve BTCUSDT:1m:rsi_reversion: strategy 'rsi_reversion': parameter period must be int 2..500, got 1"),
 ])
 def test_an_invalid_spec_fails_at_start_naming_the_sleeve_and_the_valid_range(sleeves, params, message):
     with pytest.raises(SettingsError) as err:
@@ -32,8 +33,8 @@ class ReadsUnknown(SmaCross):
     name = "reads_unknown"
     required_features = ("sma_10", "vwap_20")
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, fast: int = 10, slow: int = 30):
+        super().__init__(fast, slow)
         self.required_features = ReadsUnknown.required_features
 
     def feature_specs(self):
