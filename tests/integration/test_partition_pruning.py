@@ -9,6 +9,7 @@ import pytest
 
 from klinepipe import feature_store
 from klinepipe.partitions import ensure_partitions
+from tests.conftest import ROOT
 from tests.helpers import rolled_back
 from trader.market_reads import candles_after, load_new_features
 
@@ -90,9 +91,10 @@ def test_the_features_window_reads_and_writes_scan_only_their_range(months):
 
 
 def test_the_readme_bounded_example_scans_one_month(months):
-    sql = ("SELECT open_time, close, sma_10, sma_30, rsi_14, macd FROM market.features WHERE symbol = 'BTCUSDT'"
-           " AND interval = '1m' AND open_time >= '2019-04-01' AND open_time < '2019-05-01' ORDER BY open_time")
+    sql = next(line for line in (ROOT / "README.md").read_text().splitlines() if "open_time >= '2024-03-01'" in line)
+    sql = "SELECT open_time, close, sma_10, sma_30, rsi_14, macd FROM market.features WHERE symbol = 'BTCUSDT'\n" + sql
+    ensure_partitions(months, datetime(2024, 3, 1, tzinfo=timezone.utc), datetime(2024, 3, 2, tzinfo=timezone.utc))
     with rolled_back(months) as raw:
         cur = _Explaining(raw)
         cur.execute(sql)
-    assert cur.scanned[0] == {"features_p20190401"}
+    assert cur.scanned[0] == {"features_p20240301"}
