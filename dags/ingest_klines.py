@@ -52,6 +52,7 @@ def ingest_klines():
         except KlinepipeConfigError as exc:  # a bad setting: retrying cannot help
             raise AirflowFailException(str(exc)) from None
         partitions = list_partitions(config, topic)
+        _partitions_ahead(settings)
         groups = max(1, min(int(params["tasks"]), len(partitions)))
         return [partitions[i::groups] for i in range(groups)] if partitions else []
 
@@ -96,6 +97,17 @@ def ingest_klines():
         if not loaded:
             raise AirflowSkipException("no new dead letters")
         return loaded
+
+    def _partitions_ahead(settings) -> None:
+        """market.candles / market.features partitions for this month and the next two (klinepipe.partitions)."""
+        from klinepipe.airflow_conn import database_engine
+        from klinepipe.partitions import ensure_partitions_ahead
+
+        engine = database_engine(settings)
+        try:
+            ensure_partitions_ahead(engine)
+        finally:
+            engine.dispose()
 
     load_batch.expand(partitions=plan())
     load_dead_letters()

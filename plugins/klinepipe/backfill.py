@@ -26,6 +26,7 @@ from klinepipe.binance_files import read_klines_from_file
 from klinepipe.candle_store import Conflict, insert_conflicts, stage_and_merge
 from klinepipe.errors import BinanceUnreachable, KlineParseError, KlinepipeFatalError, KlinepipeRetryableError
 from klinepipe.kline import Kline, in_conflict, newest, row_to_kline
+from klinepipe.partitions import ensure_partitions
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,7 @@ def import_files(engine: Engine, paths: Iterable[Path], progress: Progress = _no
     done = {}
     for i, p in enumerate(paths):
         done[str(p)] = load_klines(engine, read_klines_from_file(p, now), source="file")
+        ensure_partitions(engine)  # the file's months: its rows move out of the default partition
         progress("files", i + 1, len(paths))
     return done
 
@@ -268,6 +270,7 @@ def load_history(engine: Engine, client, symbols: list[str], interval: str, star
         raise KlinepipeFatalError(f"unknown interval {interval!r}")
     first, last = datetime_to_ms(start), datetime_to_ms(end) - 1
     expected = max(0, (last - first) // INTERVAL_MS[interval] + 1)
+    ensure_partitions(engine, start, end)
     out = {}
     for s in symbols:
         fetched = fetch_klines(client, s.upper(), interval, first, last, **fetch_kw)

@@ -66,7 +66,8 @@ END"""
 
 # The guarded merge (the conflict rule of ``kline.beats``, see ``_guard``). The same statement queues, per series,
 # the range of closed candles it changed for compute_features (etl.features_pending), keeps the series' summary
-# (market.series_summary: candles added, newest write, newest live arrival; ``xmax = 0`` marks an inserted row;
+# (market.series_summary: candles added, newest write, newest live arrival; a row is new when the statement's
+# snapshot, taken before the insert, lacks its key: PostgreSQL 16 cannot return xmax from a partitioned table;
 # ``summary_kept`` tells the table's trigger that this statement kept it, see sql/020),
 # and returns how many candles it changed.
 _MERGE = f"""
@@ -89,15 +90,16 @@ ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
     taker_buy_quote_volume = EXCLUDED.taker_buy_quote_volume, is_closed = EXCLUDED.is_closed,
     event_time = EXCLUDED.event_time, source = EXCLUDED.source, ingested_at = EXCLUDED.ingested_at
 WHERE {_guard()}
-RETURNING symbol, interval, open_time, is_closed, xmax = 0 AS inserted, source, ingested_at, close_time
+RETURNING symbol, interval, open_time, is_closed, source, ingested_at, close_time
 ), queued AS (
 INSERT INTO etl.features_pending (symbol, interval, first_open_time, last_open_time)
 SELECT symbol, interval, min(open_time), max(open_time) FROM merged WHERE is_closed GROUP BY symbol, interval
 ), summarised AS (
 INSERT INTO market.series_summary AS s (symbol, interval, candles, newest_ingested_at, last_live_ingested_at)
-SELECT symbol, interval, count(*) FILTER (WHERE inserted), max(ingested_at),
+SELECT symbol, interval, count(*) FILTER (WHERE NOT EXISTS (SELECT FROM market.candles o WHERE o.symbol = m.symbol
+           AND o.interval = m.interval AND o.open_time = m.open_time)), max(ingested_at),
        max(ingested_at) FILTER (WHERE market.arrived_live(source, ingested_at, close_time))
-FROM merged GROUP BY symbol, interval
+FROM merged m GROUP BY symbol, interval
 ON CONFLICT (symbol, interval) DO UPDATE SET
     candles = s.candles + EXCLUDED.candles,
     newest_ingested_at = greatest(s.newest_ingested_at, EXCLUDED.newest_ingested_at),

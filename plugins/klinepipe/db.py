@@ -75,7 +75,8 @@ def apply_migrations(engine: Engine, sql_dir: Path = SQL_DIR) -> list[str]:
                 if done != checksum:
                     log.warning("migration %s changed after it was applied; not re-running it", path.name)
                 continue
-            conn.exec_driver_sql(body)
+            with conn.connection.cursor() as cur:  # no parameters: a '%' in the SQL (format()) stays literal
+                cur.execute(body)
             conn.execute(
                 sa.text("INSERT INTO etl.schema_migrations (name, checksum) VALUES (:n, :c)"),
                 {"n": path.name, "c": checksum},

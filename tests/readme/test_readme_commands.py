@@ -79,6 +79,9 @@ NOT_RUN: dict[str, str] = {
         "the `streaming demo` / `streaming replay` lines here",
     r"export TRADER_STRATEGY_DIR=\S+": "the first half of the 'Write your own strategy' step 1, run with the second "
                                        "(new-strategy) by every runner of that section",
+    r"DATABASE_URL=postgresql://\.\.\. \.venv/bin/python -m klinepipe\.rebuild from-topic": "needs a topic and a fresh "
+        "database of its own: tests/integration/test_rebuild_from_topic.py runs this command (and `checksum`) as a "
+        "process against the real broker and PostgreSQL",
     r"scripts/backfill\.py": "named in prose (the lineage of `backfill` rows); its commands are run from their own lines",
     r"python -m streaming|python -m trader|python -m trader backtest": "named in prose (the CLIs that read the running "
         "stack's connection file); tests/integration/test_connection_file.py runs each against one",
