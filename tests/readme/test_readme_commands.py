@@ -71,7 +71,7 @@ NOT_RUN: dict[str, str] = {
                                                      "against the fake Binance in the testnet commands",
     r"make bench|python -m bench .*": "benchmarks: minutes of both cores each; they check their own results when run "
                                       "(`make bench`), their figures are in the README",
-    r"python -m trader run\|status\|kill\|resume\|reconcile\|accept-reconciliation\|backtest\|new-strategy\|check-strategy":
+    r"python -m trader run\|status\|kill\|resume\|reconcile\|accept-reconciliation\|backtest\|optimize\|new-strategy\|check-strategy":
         "a synopsis of the "
         "subcommands, not a command: each is run from its own line",
     r"STREAMING_DEMO_SPEED=60x make run|STREAMING_MODE=replay make run": "`make run` (run above) with one streaming setting; "
