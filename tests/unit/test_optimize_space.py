@@ -66,8 +66,10 @@ def test_declared_ranges_give_the_default_space_and_none_is_a_clear_error():
     space = space_from_declared({"fast": Ranged(10, 2, 50), "kind": Ranged(0, choices=(0, 1)), "other": Ranged(3)})
 
     assert space.as_dict() == {"fast": {"int": [2, 50]}, "kind": {"choices": [0, 1]}}
+    assert space_from_declared(build_strategy("sma_cross").declared_params).as_dict() == {
+        "fast": {"int": [2, 500]}, "slow": {"int": [3, 1000]}}  # the bundled strategies declare their ranges
     with pytest.raises(ValueError, match="declares no parameter ranges; give --space"):
-        space_from_declared(build_strategy("sma_cross").declared_params)
+        space_from_declared({"other": Ranged(3)})
 
 
 def test_a_less_than_constraint_narrows_the_later_range_so_no_trial_is_wasted():
