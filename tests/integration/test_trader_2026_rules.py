@@ -136,7 +136,8 @@ def test_demo_mode_trades_through_its_base_into_its_own_rows(db, database_url, f
 
 
 def test_a_self_trade_prevention_mode_the_symbol_does_not_allow_is_refused_at_start(db, database_url, fake, settings_env):
-    settings_env.setenv("TRADER_SELF_TRADE_PREVENTION", "EXPIRE_BOTH")  # the fake's BTCUSDT allows NONE, EXPIRE_MAKER
+    settings_env.setenv("TRADER_SELF_TRADE_PREVENTION", "EXPIRE_BOTH")
+    fake.set_symbol("BTCUSDT", allowedSelfTradePreventionModes=["NONE", "EXPIRE_MAKER"])
     with pytest.raises(ConfigError, match="TRADER_SELF_TRADE_PREVENTION=EXPIRE_BOTH: BTCUSDT allows only NONE, EXPIRE_MAKER"):
         build_broker(load_settings(mode="testnet"), connector(database_url))
     assert sent_orders(fake) == []
