@@ -161,8 +161,8 @@ def db(engine):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
-    """``make test`` runs the suite on two workers (pytest-xdist, ``--dist loadgroup``; most of its time is spent
-    waiting on outages, paced streams and Airflow's scheduler, not computing). Each test file stays on one worker, so
+    """``make test`` runs the suite on three workers on the two cores (pytest-xdist, ``--dist loadgroup``; most of its
+    time is spent waiting on outages, paced streams and Airflow's scheduler, not computing). Each test file stays on one worker, so
     its module fixtures (a browser test's Airflow) start once; every test that starts the whole ``make run`` stack
     runs on one worker, one after another, so two such stacks never compete for the two cores."""
     from _pytest.nodeid import coerce_node_id
@@ -173,5 +173,5 @@ def pytest_collection_modifyitems(config, items) -> None:
         if getattr(config.option, "loadgroup", False):
             # pytest-xdist 3.8 marks a test's group by appending "@group" to ``item._nodeid``, which pytest 9 no
             # longer reads (a node's id is ``item._id``): without this, the groups were ignored and two whole
-            # stacks ran at once on the two workers.
+            # stacks ran at once on two workers.
             item._id = coerce_node_id(f"{item.nodeid}@{group}")
