@@ -163,15 +163,15 @@ def db(engine):
 def pytest_collection_modifyitems(config, items) -> None:
     """``make test`` runs the suite on three workers on the two cores (pytest-xdist, ``--dist loadgroup``; most of its
     time is spent waiting on outages, paced streams and Airflow's scheduler, not computing). Each test file stays on one worker, so
-    its module fixtures (a browser test's Airflow) start once; every test that starts the whole ``make run`` stack
-    runs on one worker, one after another, so two such stacks never compete for the two cores."""
+    its module fixtures (a browser test's Airflow) start once. The files that start the whole ``make run`` stack are
+    groups of their own like any other: all of them on one worker made that worker the suite's long pole (15 min)."""
     from _pytest.nodeid import coerce_node_id
 
     for item in items:
-        group = "make-run-stack" if item.get_closest_marker("stack") else item.nodeid.split("::")[0]
+        group = item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
         if getattr(config.option, "loadgroup", False):
             # pytest-xdist 3.8 marks a test's group by appending "@group" to ``item._nodeid``, which pytest 9 no
-            # longer reads (a node's id is ``item._id``): without this, the groups were ignored and two whole
-            # stacks ran at once on two workers.
+            # longer reads (a node's id is ``item._id``): without this, the groups were ignored and the tests of one
+            # file (and its module fixtures) were spread over the workers.
             item._id = coerce_node_id(f"{item.nodeid}@{group}")
