@@ -32,9 +32,8 @@ from devstack.restart_recovery import fill_lost_candles, forget_offsets, newest_
 from devstack.stack_lock import StackLock
 from devstack.supervisor import Child, GiveUp, Supervisor, log_limits, private_log
 from devstack.watchdog import Watchdog
-from klinepipe import connection_file, logging_setup
+from klinepipe import connection_file, dsn, logging_setup
 from klinepipe.db import apply_migrations, ensure_database, make_engine
-from klinepipe.dsn import libpq_dsn
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("KLINEPIPE_DATA_DIR", ROOT / ".data")).resolve()
@@ -227,7 +226,7 @@ class Stack:
         (``make status``). Rewritten whenever a part was restarted."""
         children = self.sup.children if self.sup is not None else {}
         self._parts = {name: c.proc.pid for name, c in children.items() if c.proc is not None}
-        settings = {"DATABASE_URL": libpq_dsn(self.database_url), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+        settings = {"DATABASE_URL": dsn.libpq_dsn(self.database_url), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                     "AIRFLOW_URL": f"http://127.0.0.1:{self.airflow_port}"}
         self._connection_file = connection_file.write(
             settings, pid=os.getpid(), since=self.since, directory=DATA, parts=dict(self._parts),
