@@ -20,6 +20,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import kombu
 import pytest
 import sqlalchemy as sa
 
@@ -54,6 +55,18 @@ def _broker_and_backend(pg_admin_url: str) -> tuple[str, str]:
     return os.environ.get("REDIS_URL") or f"sqla+{url}", f"db+{url}"
 
 
+def _prepare_broker(broker_url: str, queue: str) -> None:
+    """One message through the broker before any worker starts. kombu's SQLAlchemy transport creates its tables on
+    first use, without the retry Celery's result backend has: two workers starting at once on a fresh database both
+    ran that DDL, and one exited (seen in CI). A deployment on that transport has the same race; README "Scaling
+    out" says to start the first worker alone once, or to use Redis."""
+    with kombu.Connection(broker_url) as conn:
+        probe = conn.SimpleQueue(f"{queue}-prepare")
+        probe.put("ready")
+        probe.get(timeout=30).ack()
+        probe.close()
+
+
 @pytest.fixture
 def celery_airflow(airflow_env, pg_admin_url, database_url, kafka_bootstrap, topic, tmp_path):
     """api-server, scheduler, dag-processor and two Celery workers on the session's metadata database."""
@@ -63,6 +76,7 @@ def celery_airflow(airflow_env, pg_admin_url, database_url, kafka_bootstrap, top
            "KAFKA_TOPIC": topic, "KAFKA_DLQ_TOPIC": f"{topic}.dlq", "KLINEPIPE_INGEST_SCHEDULE": "event"}
     workers = {name.split("@")[0]: ["celery", "worker", "-H", name, "-c", "1", "-q", celery["AIRFLOW__OPERATORS__DEFAULT_QUEUE"],
                                     "--skip-serve-logs", "--without-mingle", "--without-gossip"] for name in WORKERS}
+    _prepare_broker(broker, celery["AIRFLOW__OPERATORS__DEFAULT_QUEUE"])
     stack = start_airflow(env, tmp_path / "logs", overrides=celery, extra=workers)
     try:
         for name in WORKERS:  # both must take tasks before the first is queued, or one could run them all

@@ -185,6 +185,7 @@ class StreamServer:
         self.closed: dict[tuple[str, str], list[int]] = {}  # open times of the candles that closed, per series
         self.clients: set[_Client] = set()
         self.connections_total = 0
+        self.slow_clients_dropped = 0  # connections cut because too much was unsent (a client that does not read)
         self.frozen = False
         self._silent_until = 0.0
         self._refuse_until = 0.0
@@ -278,6 +279,7 @@ class StreamServer:
             return
         if transport.get_write_buffer_size() > self.max_unsent:
             transport.abort()  # a client that does not read is dropped, as Binance does
+            self.slow_clients_dropped += 1
             return
         try:
             for frame in frames:
@@ -292,6 +294,7 @@ class StreamServer:
             return
         if transport.get_write_buffer_size() > self.max_unsent:
             transport.abort()  # a client that does not read is dropped, as Binance does
+            self.slow_clients_dropped += 1
             return
         try:
             await c.ws.send(frame, text=True)
@@ -464,6 +467,10 @@ class FakeStreams:
     @property
     def connections_total(self) -> int:
         return self.server.connections_total
+
+    @property
+    def slow_clients_dropped(self) -> int:
+        return self.server.slow_clients_dropped
 
 
 def _free_port(host: str) -> int:
