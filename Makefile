@@ -25,7 +25,7 @@ status: $(STAMP)  # each part of the running stack, newest candle/feature/order,
 
 test: $(STAMP)
 	@sh scripts/ensure-chromium.sh  # Debian's chromium for the Trading page's browser test, only when missing
-	$(PYTHON) -m pytest -n 3 --dist loadgroup  # three workers: see tests/conftest.py
+	$(PYTHON) -m pytest -n 3 --dist loadgroup --no-loadscope-reorder  # three workers, longest files first: see tests/conftest.py
 
 BENCH_STAMP := $(VENV)/.bench-$(shell cat bench/requirements.txt | sha1sum | cut -c1-12)
 

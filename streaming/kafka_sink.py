@@ -253,6 +253,7 @@ class KafkaSink:
             if len(old):
                 log.error("the old producer still holds %d messages after its purge; they may be lost", len(old))
         finally:
+            self.stats.recycled_messages += len(self._taken_back)
             self._overflow.extendleft(reversed(self._taken_back))
             self._taken_back, self._broken_by, self.state = [], None, ProducerState.DELIVERING
         self._producer = self._factory()

@@ -21,6 +21,7 @@ per call, too much at 50,000 frames/s); ``StatsCollector`` turns them into metri
 | ``streaming_backpressure_pauses_total`` | counter | times reading was paused for the producer |
 | ``streaming_producer_recycles_total`` | counter | stalled producers replaced (messages re-sent, none dropped) |
 | ``streaming_redelivered_total`` | counter | deliveries that failed retriably and were sent again |
+| ``streaming_recycled_messages_total`` | counter | messages taken back from a replaced producer and re-sent (one already written can repeat once) |
 | ``streaming_gaps_unfilled_total`` | counter | gaps seen with ``STREAMING_BACKFILL=false`` (left to the backfill DAG) |
 | ``streaming_receive_to_ack_seconds`` | histogram | frame received -> delivery acknowledged |
 | ``streaming_dependency_up{dependency}`` | gauge | 1 while ``kafka``/``binance_ws``/``binance_rest`` answers, 0 in an outage |
@@ -60,6 +61,7 @@ class Stats:
     backpressure_pauses: int = 0
     producer_recycles: int = 0
     redelivered: int = 0
+    recycled_messages: int = 0
     gaps_unfilled: int = 0
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
     latency_sum_ms: float = 0.0
@@ -108,6 +110,7 @@ class StatsCollector(Collector):
         yield _counter("backpressure_pauses", "Times reading was paused for the producer", s.backpressure_pauses)
         yield _counter("producer_recycles", "Stalled producers replaced", s.producer_recycles)
         yield _counter("redelivered", "Deliveries that failed retriably and were sent again", s.redelivered)
+        yield _counter("recycled_messages", "Messages re-sent on a new producer after a replacement", s.recycled_messages)
         yield _counter("gaps_unfilled", "Gaps seen with backfill off", s.gaps_unfilled)
         yield _histogram(s)
         up = GaugeMetricFamily("streaming_dependency_up", "1 while the dependency answers, 0 during an outage",

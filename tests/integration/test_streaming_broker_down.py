@@ -5,11 +5,14 @@ acknowledged (a real Kafka cluster keeps it). "Nothing lost" is therefore checke
 every candle that closed on the fake market after the broker went down -- received while the producer
 could not deliver, or backfilled over REST after the fake dropped the paused reader (the outage lasts 30 s
 and at least until that drop) -- must be in the
-new broker's topic exactly once, contiguous with the older candles that were still unacknowledged when
+new broker's topic, contiguous with the older candles that were still unacknowledged when
 the broker died (they are re-sent, not lost either). The topic is re-created on the new broker, as a
 persistent broker would still have it -- though tansu auto-creates it (with 4 partitions) on the
 producer's first metadata request, so the messages queued for partitions 4 and 5 fail and are re-sent
 (``redelivered``); their order inside a series can change then, so the check is on the set of candles.
+Each is there once, except messages a replaced producer handed back and the sink re-sent
+(``recycled_messages``): a batch that was in flight may already have been written, and the loader's
+idempotent merge absorbs the repeat.
 The new broker does not know the old producer id either: the sink replaces its stalled producer. When
 that happens while the new broker is still starting, the new producer can be failed for good by
 librdkafka (``_FATAL``, seen once in CI): the sink replaces that one too and re-sends what it held.
@@ -83,11 +86,16 @@ def test_broker_down_for_30s_loses_nothing_and_keeps_memory_bounded(tmp_path):
         rest.stop()
         for b in brokers:
             b.stop()
+    repeats = 0
     for (symbol, interval), opened in truth.items():
         got = sorted(closed[f"{symbol}:{interval}"])
-        assert len(got) == len(set(got)), (symbol, interval)  # exactly once
+        repeats += len(got) - len(set(got))
+        got = sorted(set(got))
         assert got == opened[opened.index(got[0]):], (symbol, interval)  # contiguous, up to the end
         assert got[0] <= opened[closed_at_stop[(symbol, interval)]], (symbol, interval)  # nothing after the stop missing
+    # exactly once, except what a replaced producer handed back and the sink re-sent: a batch it had in flight
+    # may already have been written (seen in a run: a second replacement after a fatal error repeated 280)
+    assert repeats <= sink.stats.recycled_messages, (repeats, sink.stats.recycled_messages)
     assert sink.stats.backpressure_pauses >= 1 and sink.stats.backpressure == 0 and sink.stats.producer_recycles >= 1
     assert sink.stats.reconnects >= 1 and sink.stats.backfilled > 0  # the outage was also bridged over REST
     assert max(rss.samples) - rss.samples[0] < 100 * 2**20, [s // 2**20 for s in rss.samples[::25]]
