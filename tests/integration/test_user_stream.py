@@ -147,3 +147,21 @@ def test_parse_trade_takes_only_trade_executions():
     assert (cid, status, order_id, fill.trade_id, fill.quantity, fill.price, fill.fee, fill.fee_asset) == (
         "kp-1", "FILLED", "32", "7", D("2"), D("1"), D("0.001"), "BNB")
     assert parse_trade({**base, "x": "NEW"}) is None and parse_trade({"e": "outboundAccountPosition"}) is None
+
+
+def test_a_stale_rest_answer_after_a_streamed_fill_does_not_reopen_the_order(db, database_url, fake, executor):
+    intent = place_limit(executor, 60_000, "59000.00")
+    stale = executor.broker.lookup(intent)  # the main loop's lookup, answered before the fill ...
+    conn = connector(database_url)()
+    stream = UserStream(lambda: None, lambda: Transaction(conn), MODE, lambda: None)
+    fake.set_price("BTCUSDT", "58990.00")
+    trade = fake.state.engine.trades[0]
+    assert stream.apply({"e": "executionReport", "x": "TRADE", "X": "FILLED", "c": intent.client_order_id, "i": trade["orderId"],
+                         "l": trade["qty"], "L": trade["price"], "n": trade["commission"], "N": trade["commissionAsset"],
+                         "T": trade["time"], "t": trade["id"], "z": trade["qty"]})
+
+    with executor._tx() as cur:  # ... applied after the stream stored the fill
+        order_records.apply_report(cur, MODE, intent, stale)
+
+    orders, fills, held = ledger(db)
+    assert stale.status == "NEW" and orders == [(intent.client_order_id, "FILLED", D("0.01"))] and len(fills) == 1
