@@ -18,6 +18,19 @@ from devstack.embedded import start_broker, start_postgres
 def services():
     """Yield ``(database_url, bootstrap_servers)`` on fresh embedded services (or ``DATABASE_URL``/``KAFKA_BOOTSTRAP_SERVERS``)."""
     with contextlib.ExitStack() as stack:
+        url = stack.enter_context(database())
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            broker = start_broker()
+            stack.callback(broker.stop)
+            bootstrap = broker.bootstrap_servers
+        yield url, bootstrap
+
+
+@contextlib.contextmanager
+def database():
+    """Yield the URL of a fresh, migrated database on an embedded PostgreSQL (or on ``DATABASE_URL``'s server)."""
+    with contextlib.ExitStack() as stack:
         admin = os.environ.get("DATABASE_URL")
         if admin:
             admin = sa.engine.make_url(admin).set(database="postgres").render_as_string(hide_password=False)
@@ -32,12 +45,7 @@ def services():
         engine = make_engine(url)
         apply_migrations(engine)
         engine.dispose()
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            broker = start_broker()
-            stack.callback(broker.stop)
-            bootstrap = broker.bootstrap_servers
-        yield url, bootstrap
+        yield url
 
 
 class CpuBudget:

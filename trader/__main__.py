@@ -30,7 +30,7 @@ from trader.reconcile import reconcile, require_reconciled
 from trader.status import render_status
 from trader.strategy_cli import add_strategy_parsers
 from trader.symbols import split_symbol
-from trader.wiring import build_broker, build_drainer, build_risk, build_sleeves, connector
+from trader.wiring import build_broker, build_drainer, build_risk, build_sleeves, build_user_stream, connector
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,11 +151,19 @@ def _serve(trader: Trader, connect, settings: TraderSettings, stopping: list[boo
     if drainer is not None:
         print(f"trader: notifications to {', '.join(c.name for c in drainer.channels)}", flush=True)
         drainer.start()
+    stream = build_user_stream(settings, connect, emit)
+    if stream is not None:
+        print("trader: user data stream on (fills as they happen; REST stays the source of truth)", flush=True)
+        loop_stats.user_stream = stream.start().stream
+    elif settings.mode != "paper":
+        print("trader: user data stream off (TRADER_USER_STREAM=false): fills from REST polling only", flush=True)
     try:
         run_forever(trader, listen, lambda: bool(stopping), settings.poll_interval, emit, loop_stats.observe_step,
                     Outages(_telling(trader, emit), loop_stats), settings.retry_max_delay)
     finally:
         trader.close()
+        if stream is not None:
+            stream.stop()
         if drainer is not None:
             drainer.stop()
     print("trader: stopped", flush=True)

@@ -71,6 +71,9 @@ class TraderSettings(BaseSettings):
     binance_key_file: Path | None = None
     binance_rest_url: str | None = Field(None, validation_alias=AliasChoices("TRADER_BINANCE_REST_URL", "TRADER_BINANCE_API_URL"),
                                         description="REST base of the account (no /api), e.g. http://127.0.0.1:8080")
+    binance_ws_api_url: str | None = Field(None, description="WebSocket API of the account, e.g. ws://127.0.0.1:8080/ws-api/v3 "
+                                                          "(unset: derived from TRADER_BINANCE_REST_URL, else Binance's for the mode)")
+    user_stream: bool = Field(True, description="testnet/demo/live: fills from the user data stream as they happen (REST stays the truth)")
     recv_window: int = Field(5000, gt=0, le=60000, description="ms a signed request stays valid (Binance's default 5000)")
     self_trade_prevention: Literal["", "NONE", "EXPIRE_MAKER", "EXPIRE_TAKER", "EXPIRE_BOTH", "DECREMENT", "TRANSFER"] = Field(
         "", description="selfTradePreventionMode sent on every order; empty: not sent (the symbol's default applies)")
@@ -135,6 +138,13 @@ class TraderSettings(BaseSettings):
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:8080, got {v!r}")
         return v.rstrip("/").removesuffix("/api") if v is not None else None  # /api: the deprecated name's form
+
+    @field_validator("binance_ws_api_url")
+    @classmethod
+    def _ws_url(cls, v):
+        if v is not None and not v.startswith(("ws://", "wss://")):
+            raise ValueError(f"must be a ws(s) URL such as ws://127.0.0.1:8080/ws-api/v3, got {v!r}")
+        return v
 
     def sleeve_specs(self) -> tuple[SleeveSpec, ...]:
         """The sleeves of ``TRADER_SLEEVES_FILE``, else ``TRADER_SLEEVES`` parsed, each with its strategy's

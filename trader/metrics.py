@@ -24,6 +24,10 @@ memory (``LoopStats``, updated once per step).
 | ``trader_metrics_up`` | gauge | 1 when the database answered this scrape |
 | ``trader_dependency_up{dependency}`` | gauge | 1 while the loop reaches ``postgres`` / ``binance``, 0 during an outage |
 | ``trader_outages_total{dependency}`` | counter | outages this process rode out (or is riding out) |
+| ``trader_user_stream_connected{mode}`` | gauge | 1 while the user data stream is subscribed (testnet/demo/live, when on) |
+| ``trader_user_stream_last_event_age_seconds{mode}`` | gauge | seconds since the stream's newest event (absent before the first) |
+| ``trader_user_stream_subscriptions_total{mode}`` | counter | subscriptions made by this process (1 + resubscriptions) |
+| ``trader_user_stream_fills_total{mode}`` | counter | fills new to the ledger that came from the stream (the rest came over REST) |
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ TRADER_METRICS: dict[str, tuple[str, str]] = {
     "trader_metrics_up": ("gauge", "1 when the database answered this scrape"),
     "trader_dependency_up": ("gauge", "1 while the loop reaches the dependency, 0 during an outage"),
     "trader_outages": ("counter", "Outages of a dependency seen by this process"),
+    "trader_user_stream_connected": ("gauge", "1 while the user data stream is subscribed"),
+    "trader_user_stream_last_event_age_seconds": ("gauge", "Seconds since the user data stream's newest event"),
+    "trader_user_stream_subscriptions": ("counter", "User data stream subscriptions made by this process"),
+    "trader_user_stream_fills": ("counter", "Fills new to the ledger that came from the user data stream"),
 }
 DEPENDENCIES = ("postgres", "binance")
 
@@ -74,6 +82,7 @@ class LoopStats:
     step_sum: float = 0.0
     dependency_up: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(DEPENDENCIES, True))
     outages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DEPENDENCIES, 0))
+    user_stream: object | None = None  # the running trader.user_stream.UserStream (read only here), None when off
 
     def observe_step(self, seconds: float, ended_at: float | None = None) -> None:
         self.steps += 1
@@ -150,7 +159,7 @@ def metric_families(snap: LedgerSnapshot | None, mode: str, loop: LoopStats):
     for name in sorted(loop.dependency_up):
         dep_up.add_metric([name], 1 if loop.dependency_up[name] else 0)
         outages.add_metric([name], loop.outages.get(name, 0))
-    out += [up, dep_up, outages]
+    out += [up, dep_up, outages, *_stream_families(loop.user_stream, mode, fam)]
     if snap is None:
         return out
     decisions = fam("trader_decisions", ["sleeve", "action"])
@@ -184,6 +193,21 @@ def metric_families(snap: LedgerSnapshot | None, mode: str, loop: LoopStats):
         if a is not None:
             age.add_metric([sleeve], a)
     return [*out, kill, qty, halted, age]
+
+
+def _stream_families(stream, mode: str, fam, now: Callable[[], float] = time.time) -> list:
+    if stream is None:
+        return []
+    out = []
+    for name, value in (("trader_user_stream_connected", 1 if stream.connected else 0),
+                        ("trader_user_stream_subscriptions", stream.subscriptions), ("trader_user_stream_fills", stream.applied),
+                        ("trader_user_stream_last_event_age_seconds",
+                         None if stream.last_event_at is None else max(now() - stream.last_event_at, 0.0))):
+        if value is not None:
+            family = fam(name, ["mode"])
+            family.add_metric([mode], value)
+            out.append(family)
+    return out
 
 
 class TraderCollector:

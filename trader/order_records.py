@@ -67,18 +67,22 @@ def record_order_error(cur, mode: str, intent: OrderIntent, kind: str, message: 
 
 
 def apply_report(cur, mode: str, intent: OrderIntent, report: OrderReport) -> list[Fill]:
-    """Store the venue's state of the order and every fill not stored yet; move positions and balances by those."""
+    """Store the venue's state of the order and every fill not stored yet; move positions and balances by those.
+
+    A report older than what is stored (the user data stream stored a fill while a REST lookup was answered) changes no
+    status: the venue never lowers an order's executed quantity, nor reopens a final order."""
     new = [f for f in report.fills if _insert_fill(cur, intent, f)]
     for fill in new:
         _move(cur, mode, intent, fill)
+    executed = sum((f.quantity for f in report.fills), Decimal(0)) or report.executed_qty
     cur.execute(
         "UPDATE trading.orders SET status = %s, exchange_order_id = coalesce(%s, exchange_order_id), executed_qty = %s,"
         " expiry_reason = coalesce(%s, expiry_reason),"
         " price = coalesce((SELECT sum(quantity * price) / nullif(sum(quantity), 0) FROM trading.fills WHERE client_order_id = %s), price),"
-        " updated_at = now() WHERE client_order_id = %s",
-        (report.status, report.exchange_order_id, sum((f.quantity for f in report.fills), Decimal(0)) or report.executed_qty,
-         report.expiry_reason,
-         intent.client_order_id, intent.client_order_id),
+        " updated_at = now() WHERE client_order_id = %s"
+        " AND coalesce(executed_qty, 0) <= %s AND NOT (status <> ALL(%s) AND %s = ANY(%s))",
+        (report.status, report.exchange_order_id, executed, report.expiry_reason, intent.client_order_id, intent.client_order_id,
+         executed or 0, list(OPEN_STATUSES), report.status, list(OPEN_STATUSES)),
     )
     return new
 

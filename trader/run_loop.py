@@ -50,9 +50,7 @@ def run_forever(trader: Trader, listen: Callable, should_stop: Callable[[], bool
                 pause(backoff.delay())
                 continue
             backoff.reset()
-            if select.select([listen_conn], [], [], poll_interval)[0]:
-                listen_conn.poll()
-                listen_conn.notifies.clear()
+            _wait_for_notify(listen_conn, poll_interval, should_stop)
         except (psycopg2.DatabaseError, psycopg2.InterfaceError) as exc:
             if not isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) and not trader.connection_lost():
                 raise  # an SQL error on a live connection is a bug, not an outage
@@ -67,3 +65,20 @@ def run_forever(trader: Trader, listen: Callable, should_stop: Callable[[], bool
             pause(backoff.delay())
     if listen_conn is not None:
         listen_conn.close()
+
+
+STOP_CHECK_S = 0.5
+
+
+def _wait_for_notify(listen_conn, seconds: float, should_stop: Callable[[], bool]) -> None:
+    """Until a notification arrives, ``seconds`` passed or ``should_stop``: a stop (SIGTERM) is seen within
+    ``STOP_CHECK_S`` however long the poll interval (``select`` is resumed after a signal, PEP 475)."""
+    deadline = time.monotonic() + seconds
+    while not should_stop():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        if select.select([listen_conn], [], [], min(left, STOP_CHECK_S))[0]:
+            listen_conn.poll()
+            listen_conn.notifies.clear()
+            return

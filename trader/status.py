@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from trader import account_records, order_records
+from trader import account_records, order_records, stream_records
 
 
 def render_status(cur, mode: str, quote: str) -> str:
@@ -32,6 +32,10 @@ def render_status(cur, mode: str, quote: str) -> str:
     open_orders = order_records.open_orders(cur, mode)
     lines.append(f"open orders: {len(open_orders)}")
     lines += [f"  {i.client_order_id} {i.side} {i.quantity} {i.symbol} {status} attempts={n}" for i, status, n in open_orders]
+    if mode != "paper":
+        cur.execute("SELECT now()")
+        now = cur.fetchone()[0]
+        lines.append(stream_records.describe(stream_records.stream_state(cur, mode), now))
     cur.execute("SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM trading.notification_deliveries d"
                 " WHERE d.notification_id = n.id AND d.delivered_at IS NOT NULL)), max(n.created_at) FROM trading.notifications n"
                 " WHERE n.mode = %s AND n.created_at > now() - interval '1 day'", (mode,))

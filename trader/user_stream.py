@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from trader import order_records
-from trader.orders import Fill, OrderReport
+from trader.orders import Fill, OrderIntent, OrderReport
 from trader.sleeve_records import record_event
 from trader.timestamps import to_ms
 
 log = logging.getLogger(__name__)
+STATE_EVERY_S = 5.0
 GAP_EVENTS = ("error", "eventStreamTerminated", "serverShutdown")  # python-binance reports a lost connection as e=error
 
 
@@ -60,9 +62,16 @@ def refresh_open_orders(executor, transaction: Callable) -> None:
 
 class UserStream:
     def __init__(self, client_factory: Callable[[], Awaitable], transaction: Callable, mode: str, catch_up: Callable[[], None],
-                 *, retry_wait: float = 1.0, max_wait: float = 30.0) -> None:
+                 *, retry_wait: float = 1.0, max_wait: float = 30.0,
+                 on_fill: Callable[[OrderIntent, Fill], None] = lambda intent, fill: None,
+                 on_state: Callable[["UserStream"], None] = lambda stream: None, clock: Callable[[], float] = time.time) -> None:
         self._client_factory, self._tx, self.mode, self._catch_up = client_factory, transaction, mode, catch_up
         self.retry_wait, self.max_wait = retry_wait, max_wait
+        self._on_fill, self._on_state, self._clock = on_fill, on_state, clock  # on_state: after (un)subscribing; own thread
+        self.connected = False  # subscribed now
+        self.last_event_at: float | None = None  # epoch s of the newest event received (any type)
+        self.state_every = STATE_EVERY_S  # on_state after a fill, and after other events at most this often
+        self._state_told = 0.0
         self.subscriptions = 0  # how many times a subscription was made (1 + resubscriptions)
         self.catch_ups = 0  # REST catch-ups finished (one after each subscription)
         self.applied = 0  # fills new to the ledger that came from the stream
@@ -86,6 +95,8 @@ class UserStream:
                                  executed_qty=sum((f.quantity for f in fills), Decimal(0)), fills=tuple(fills))
             new = order_records.apply_report(cur, self.mode, intent, report)
         self.applied += len(new)
+        for stored in new:
+            self._on_fill(intent, stored)
         return bool(new)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -116,17 +127,30 @@ class UserStream:
         try:
             await socket.__aenter__()  # userDataStream.subscribe.signature
             self.subscriptions += 1
+            self.connected = True
+            await self._tell_state()
             await asyncio.to_thread(self._catch_up)  # REST after subscribing: nothing falls in a gap
             self.catch_ups += 1
             while not stop.is_set():
                 event = await _recv_or_stop(socket, stop)
+                if event is not None:
+                    self.last_event_at = self._clock()
                 if event is None or event.get("e") in GAP_EVENTS:
                     if event is not None:
                         log.info("user data stream: %s; resubscribing", event.get("e"))
                     return
-                await asyncio.to_thread(self.apply, event)
+                stored = await asyncio.to_thread(self.apply, event)
+                if stored or self.last_event_at - self._state_told >= self.state_every:
+                    await self._tell_state()
         finally:
+            was_connected, self.connected = self.connected, False
             await _unsubscribe(socket)
+            if was_connected:
+                await self._tell_state()
+
+    async def _tell_state(self) -> None:
+        self._state_told = self._clock()
+        await asyncio.to_thread(self._on_state, self)
 
 
 async def _recv_or_stop(socket, stop: asyncio.Event) -> dict | None:

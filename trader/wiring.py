@@ -46,18 +46,9 @@ def build_broker(settings: TraderSettings, connect):
     """The paper broker, or the Binance one once Binance answers (waiting up to TRADER_STARTUP_WAIT)."""
     if settings.mode == "paper":
         return PaperBroker(db_candles(connect), fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps, qty_step=settings.qty_step)
-    from binance import Client
+    from trader.brokers.binance import classify
 
-    from trader.brokers.binance import BinanceBroker, classify
-
-    key, secret = settings.api_credentials()
-    client = Client(key.get_secret_value(), secret.get_secret_value(), testnet=settings.mode == "testnet",
-                    demo=settings.mode == "demo", ping=False)
-    base = rest_base(settings)
-    if base:
-        client.API_URL = client.API_TESTNET_URL = client.API_DEMO_URL = f"{base}/api"
-    client.REQUEST_RECVWINDOW = settings.recv_window
-    broker = BinanceBroker(client, settings.mode, fee_bps=settings.fee_bps, stp_mode=settings.self_trade_prevention or None)
+    broker = _binance_broker(settings)
 
     def down(exc: Exception) -> TraderError:
         err = classify(exc)
@@ -66,6 +57,74 @@ def build_broker(settings: TraderSettings, connect):
     wait_for(broker.sync_time, down, settings.startup_wait, settings.retry_max_delay)
     broker.check_self_trade_prevention(sorted({spec.symbol for spec in settings.sleeve_specs()}))
     return broker
+
+
+def _binance_broker(settings: TraderSettings):
+    """A Binance broker on its own python-binance ``Client`` (one per thread: a ``requests`` session is not shared)."""
+    from binance import Client
+
+    from trader.brokers.binance import BinanceBroker
+
+    key, secret = settings.api_credentials()
+    client = Client(key.get_secret_value(), secret.get_secret_value(), testnet=settings.mode == "testnet",
+                    demo=settings.mode == "demo", ping=False)
+    base = rest_base(settings)
+    if base:
+        client.API_URL = client.API_TESTNET_URL = client.API_DEMO_URL = f"{base}/api"
+    client.REQUEST_RECVWINDOW = settings.recv_window
+    return BinanceBroker(client, settings.mode, fee_bps=settings.fee_bps, stp_mode=settings.self_trade_prevention or None)
+
+
+def ws_api_base(settings: TraderSettings) -> str | None:
+    """The WebSocket API the user data stream subscribes on: ``TRADER_BINANCE_WS_API_URL``, else the one beside
+    ``TRADER_BINANCE_REST_URL`` (``http`` -> ``ws``, ``/ws-api/v3``: how the local fake serves both), else
+    python-binance's own for the mode (``None``; demo: ``wss://demo-ws-api.binance.com/ws-api/v3``)."""
+    if settings.binance_ws_api_url:
+        return settings.binance_ws_api_url
+    if settings.binance_rest_url:
+        return "ws" + settings.binance_rest_url.removeprefix("http") + "/ws-api/v3"
+    return None
+
+
+def build_user_stream(settings: TraderSettings, connect, emit=lambda line: None):
+    """The user data stream on its own thread, not started (``None`` in paper mode or with ``TRADER_USER_STREAM=false``):
+    python-binance's ``AsyncClient`` on the mode's (or the configured) REST and WebSocket API bases, and for its REST
+    catch-up a broker and database connection of its own."""
+    if settings.mode == "paper" or not settings.user_stream:
+        return None
+    from binance import AsyncClient
+
+    from trader.execution import Executor
+    from trader.user_stream import UserStream, refresh_open_orders
+    from trader.user_stream_thread import UserStreamThread, announcing, reconnecting, recording
+
+    key, secret = settings.api_credentials()
+    urls: dict = {}
+    if rest_base(settings):
+        urls |= dict.fromkeys(("API_URL", "API_TESTNET_URL", "API_DEMO_URL"), f"{rest_base(settings)}/api")
+    if ws_api_base(settings):
+        urls |= dict.fromkeys(("WS_API_URL", "WS_API_TESTNET_URL", "WS_API_DEMO_URL"), ws_api_base(settings))
+    client_class = type("TraderAsyncClient", (AsyncClient,), urls)
+
+    async def client():
+        made = await client_class.create(key.get_secret_value(), secret.get_secret_value(), testnet=settings.mode == "testnet",
+                                         demo=settings.mode == "demo")
+        made.ws_api.TIMEOUT = USER_STREAM_WS_TIMEOUT
+        return made
+
+    transaction = reconnecting(connect)
+    rest = Executor(transaction, _binance_broker(settings), lambda seconds: None)
+
+    def catch_up() -> None:
+        rest.broker.sync_time()  # raises when Binance is away: a gap, retried with the stream's backoff
+        refresh_open_orders(rest, transaction)
+
+    stream = UserStream(client, transaction, settings.mode, catch_up, max_wait=settings.retry_max_delay,
+                        on_fill=announcing(emit), on_state=recording(transaction))
+    return UserStreamThread(stream)
+
+
+USER_STREAM_WS_TIMEOUT = 3.0  # python-binance's ws_api wait for an answer, and how long closing it may take (default 10)
 
 
 def connector(settings: TraderSettings):

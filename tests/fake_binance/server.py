@@ -129,6 +129,12 @@ class FakeBinance:
         """Cut every WebSocket API connection (no close frame); returns how many."""
         return self._on_loop(wsapi.drop_all(self.state))
 
+    def refuse_user_streams(self, refuse: bool = True) -> None:
+        """While set, every ``userDataStream.subscribe.signature`` is answered 503 / -1008 (server busy): a stream that was
+        dropped stays down, so what happens meanwhile reaches a client only over REST."""
+        with self.state.lock:
+            self.state.refuse_subscriptions = refuse
+
     def terminate_user_streams(self) -> int:
         """Send ``eventStreamTerminated`` to every user-data subscription and end it (connections stay open)."""
         return self._on_loop(wsapi.terminate_all(self.state))

@@ -54,6 +54,7 @@ class FakeState:
         self.retry_after = 7
         self._weight_minute, self._weight = -1, 0
         self.faults: list[Fault] = []
+        self.refuse_subscriptions = False  # userDataStream.subscribe.signature answered -1008 while set
         self.requests: list[tuple[str, str, str, str]] = []  # (method, path, raw query, raw body)
         self.ws_ping_interval = ws_ping_interval  # WebSocket API server pings (Binance: 20 s)
         self.user_streams: set = set()  # open WebSocket API sessions (wsapi.WsSession)

@@ -81,6 +81,8 @@ class WsSession:
     def _call(self, method: str | None, params: dict) -> object:
         if method == "userDataStream.subscribe.signature":
             check_ws_signed(self.state.keys, params, self.state.now_ms())
+            if self.state.refuse_subscriptions:  # a test holds the stream down (server.refuse_user_streams)
+                raise FakeBinanceError(503, -1008, "Server is currently overloaded with other requests. Please try again in a few minutes.")
             if self.subscriptions:
                 raise FakeBinanceError(400, SUBSCRIPTION_ACTIVE, "User Data Stream subscription already active.")
             sid = self.next_subscription

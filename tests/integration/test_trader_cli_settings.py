@@ -50,6 +50,8 @@ BAD_VALUES = {
     "binance_api_secret": ({"TRADER_MODE": "testnet", "BINANCE_API_KEY": "k" * 16}, "BINANCE_API_SECRET"),
     "binance_key_file": ({"TRADER_MODE": "testnet", "TRADER_BINANCE_KEY_FILE": "/nonexistent/keys"}, "TRADER_BINANCE_KEY_FILE"),
     "binance_rest_url": ({"TRADER_BINANCE_REST_URL": "localhost:8080"}, "TRADER_BINANCE_REST_URL"),
+    "binance_ws_api_url": ({"TRADER_BINANCE_WS_API_URL": "http://127.0.0.1:8080/ws-api/v3"}, "TRADER_BINANCE_WS_API_URL"),
+    "user_stream": ({"TRADER_USER_STREAM": "sometimes"}, "TRADER_USER_STREAM"),
     "recv_window": ({"TRADER_RECV_WINDOW": "70000"}, "TRADER_RECV_WINDOW"),
     "startup_wait": ({"TRADER_STARTUP_WAIT": "-1"}, "TRADER_STARTUP_WAIT"),
     "retry_max_delay": ({"TRADER_RETRY_MAX_DELAY": "0"}, "TRADER_RETRY_MAX_DELAY"),

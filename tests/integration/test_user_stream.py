@@ -2,8 +2,6 @@
 PostgreSQL: a fill arrives through the stream; the stream is dropped or terminated mid-trading, fills happen while
 it is down, and after the resubscription's REST catch-up the ledger is exactly right (each fill once)."""
 
-import asyncio
-import threading
 import time
 from decimal import Decimal as D
 
@@ -19,6 +17,7 @@ from trader.execution import Executor
 from trader.orders import OrderIntent
 from trader.transaction import Transaction
 from trader.user_stream import UserStream, parse_trade, refresh_open_orders
+from trader.user_stream_thread import UserStreamThread
 
 pytestmark = pytest.mark.integration
 SLEEVE = "BTCUSDT:1m:sma_cross"
@@ -45,31 +44,12 @@ def place_limit(executor: Executor, t: int, price: str) -> OrderIntent:
     return intent
 
 
-class RunningStream:
-    """A ``UserStream`` on its own thread, event loop and database connection (as the trader would run it)."""
-
-    def __init__(self, database_url, fake) -> None:
-        conn = connector(database_url)()
-        rest = executor_on(database_url, fake)
-        self.stream = UserStream(lambda: async_client(fake), lambda: Transaction(conn), MODE,
-                                 lambda: refresh_open_orders(rest, rest._tx), retry_wait=0.1)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.started = threading.Event()
-        self.thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)  # asyncio.run cleans up
-
-    async def _main(self):
-        self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
-        self.started.set()
-        await self.stream.run(self.stop)
-
-    def __enter__(self):
-        self.thread.start()
-        self.started.wait(5)
-        return self.stream
-
-    def __exit__(self, *exc):
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(30)
+def running_stream(database_url, fake) -> UserStreamThread:
+    """A ``UserStream`` on its own thread, event loop and database connection, as the trader runs it."""
+    conn = connector(database_url)()
+    rest = executor_on(database_url, fake)
+    return UserStreamThread(UserStream(lambda: async_client(fake), lambda: Transaction(conn), MODE,
+                                       lambda: refresh_open_orders(rest, rest._tx), retry_wait=0.1))
 
 
 def wait_until(condition, what: str, timeout: float = 30.0) -> None:
@@ -99,7 +79,7 @@ def executor(db, database_url, fake):
 
 def test_fills_come_from_the_stream_and_a_drop_or_termination_mid_trading_is_caught_up_exactly_once(db, database_url, fake, executor):
     first = place_limit(executor, 60_000, "59000.00")
-    with RunningStream(database_url, fake) as stream:
+    with running_stream(database_url, fake) as stream:
         wait_until(lambda: stream.catch_ups == 1, "the subscription and its catch-up")
         fake.set_price("BTCUSDT", "58990.00")  # fills the first order: only the stream can tell the ledger now
         wait_until(lambda: stream.applied == 1, "the streamed fill")
@@ -147,3 +127,21 @@ def test_parse_trade_takes_only_trade_executions():
     assert (cid, status, order_id, fill.trade_id, fill.quantity, fill.price, fill.fee, fill.fee_asset) == (
         "kp-1", "FILLED", "32", "7", D("2"), D("1"), D("0.001"), "BNB")
     assert parse_trade({**base, "x": "NEW"}) is None and parse_trade({"e": "outboundAccountPosition"}) is None
+
+
+def test_a_stale_rest_answer_after_a_streamed_fill_does_not_reopen_the_order(db, database_url, fake, executor):
+    intent = place_limit(executor, 60_000, "59000.00")
+    stale = executor.broker.lookup(intent)  # the main loop's lookup, answered before the fill ...
+    conn = connector(database_url)()
+    stream = UserStream(lambda: None, lambda: Transaction(conn), MODE, lambda: None)
+    fake.set_price("BTCUSDT", "58990.00")
+    trade = fake.state.engine.trades[0]
+    assert stream.apply({"e": "executionReport", "x": "TRADE", "X": "FILLED", "c": intent.client_order_id, "i": trade["orderId"],
+                         "l": trade["qty"], "L": trade["price"], "n": trade["commission"], "N": trade["commissionAsset"],
+                         "T": trade["time"], "t": trade["id"], "z": trade["qty"]})
+
+    with executor._tx() as cur:  # ... applied after the stream stored the fill
+        order_records.apply_report(cur, MODE, intent, stale)
+
+    orders, fills, held = ledger(db)
+    assert stale.status == "NEW" and orders == [(intent.client_order_id, "FILLED", D("0.01"))] and len(fills) == 1

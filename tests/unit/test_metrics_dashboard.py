@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from klinepipe_trading.etl_metrics import ETL_METRICS, EtlSnapshot, metric_families as etl_families
 from streaming.metrics import Stats, StatsCollector
 from trader.metrics import TRADER_METRICS, LedgerSnapshot, LoopStats, metric_families as trader_families
+from trader.user_stream import UserStream
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = re.compile(r"\b((?:streaming|trader|klinepipe)_[a-z0-9_]+)")
@@ -32,11 +33,13 @@ def _exposed() -> dict[str, set[str]]:
     ledger = LedgerSnapshot("paper", decisions=[("BTCUSDT:1m:sma_cross", "BUY", 1)], orders={"FILLED": 1}, fills={"BUY": 1},
                             risk_blocks={"max_exposure": 1}, equity=1.0, first_equity=1.0, peak_equity=1.0,
                             sleeves=[("BTCUSDT:1m:sma_cross", 0.1, False, 5.0)])
+    stream = UserStream(lambda: None, lambda: None, "testnet", lambda: None)  # its metrics need a running one
+    stream.last_event_at = 1.0
     etl = EtlSnapshot(series=[{"symbol": "BTCUSDT", "interval": "1m", "candles": 1, "closed": 1, "features": 1,
                                "newest_candle_age_s": 1, "ingest_lag_s": 1, "features_lag_s": 0}],
                       dead_letters={"t": 1}, offsets=[("c", "t", 0, 1)], quality_latest=[("gaps", "BTCUSDT", "1m", True)],
                       quality_failures_24h={"gaps": 1})
-    families = [*StatsCollector(stats, lambda: 0).collect(), *trader_families(ledger, "paper", LoopStats()), *etl_families(etl)]
+    families = [*StatsCollector(stats, lambda: 0).collect(), *trader_families(ledger, "paper", LoopStats(user_stream=stream)), *etl_families(etl)]
     out: dict[str, set[str]] = {}
     for fam in families:
         registry = CollectorRegistry(auto_describe=False)

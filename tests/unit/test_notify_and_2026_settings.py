@@ -125,3 +125,19 @@ def test_text_backoff_and_rate_limit():
         taken += 1
     now[0] += 20  # 3 a minute: one more every 20 s
     assert (taken, limit.available()) == (3, 1)
+
+
+def test_the_user_stream_subscribes_beside_the_named_rest_base_unless_its_own_is_named(env):
+    from trader.wiring import ws_api_base
+
+    env.setenv("TRADER_MODE", "demo")
+    env.setenv("BINANCE_API_KEY", "k")
+    env.setenv("BINANCE_API_SECRET", "s")
+    assert ws_api_base(load_settings()) is None and load_settings().user_stream  # python-binance's demo WebSocket API; on
+    env.setenv("TRADER_BINANCE_REST_URL", "http://127.0.0.1:8080")
+    assert ws_api_base(load_settings()) == "ws://127.0.0.1:8080/ws-api/v3"
+    env.setenv("TRADER_BINANCE_REST_URL", "https://example.test")
+    assert ws_api_base(load_settings()) == "wss://example.test/ws-api/v3"
+    env.setenv("TRADER_BINANCE_WS_API_URL", "wss://ws.example.test/ws-api/v3")
+    env.setenv("TRADER_USER_STREAM", "false")
+    assert ws_api_base(load_settings()) == "wss://ws.example.test/ws-api/v3" and not load_settings().user_stream
