@@ -20,7 +20,7 @@ from airflow.sdk import Param, dag, task
 
 from klinepipe.binance.intervals import INTERVAL_MS
 
-STRATEGIES = ["sma_cross", "ema_cross", "rsi_reversion", "macd_trend", "bollinger_breakout"]  # trader.strategies.REGISTRY
+STRATEGIES = ["sma_cross", "ema_cross", "rsi_reversion", "macd_trend", "bollinger_breakout"]  # trader.strategies.BUNDLED
 
 
 @dag(
@@ -41,7 +41,8 @@ STRATEGIES = ["sma_cross", "ema_cross", "rsi_reversion", "macd_trend", "bollinge
                        description="first candle open time; empty = from the first stored candle"),
         "end": Param(None, type=["null", "string"], format="date-time", title="End (UTC, exclusive)",
                      description="candles opened before this; empty = to the last stored candle"),
-        "strategy": Param("sma_cross", type="string", enum=STRATEGIES, title="Strategy"),
+        "strategy": Param("sma_cross", type="string", minLength=1, examples=STRATEGIES, title="Strategy",
+                          description="a bundled strategy or one of your own, from TRADER_STRATEGY_DIR"),
         "params": Param({"fast": 10, "slow": 30}, type="object", title="Strategy parameters",
                         description="JSON object; {} = the strategy's defaults"),
         "fee_bps": Param(10.0, type="number", minimum=0, title="Fee (bps per side)"),

@@ -21,7 +21,7 @@ from airflow.sdk import Param, dag, task
 
 from klinepipe.binance.intervals import INTERVAL_MS
 
-STRATEGIES = ["sma_cross", "ema_cross", "rsi_reversion", "macd_trend", "bollinger_breakout"]  # trader.strategies.REGISTRY
+STRATEGIES = ["sma_cross", "ema_cross", "rsi_reversion", "macd_trend", "bollinger_breakout"]  # trader.strategies.BUNDLED
 OBJECTIVES = ["sharpe", "sortino", "calmar", "profit"]  # trader.backtest.optimize.evaluate.OBJECTIVES
 
 
@@ -50,7 +50,8 @@ def _request(params: dict, run_id: str):
                        description="first candle open time; empty = from the first stored candle"),
         "end": Param(None, type=["null", "string"], format="date-time", title="End (UTC, exclusive)",
                      description="candles opened before this; empty = to the newest stored candle"),
-        "strategy": Param("rsi_reversion", type="string", enum=STRATEGIES, title="Strategy"),
+        "strategy": Param("rsi_reversion", type="string", minLength=1, examples=STRATEGIES, title="Strategy",
+                          description="a bundled strategy or one of your own, from TRADER_STRATEGY_DIR"),
         "space": Param({"lower": {"float": [10, 45]}, "upper": {"float": [55, 90]}}, type="object", title="Search space",
                        description='JSON: {"name": {"int": [lo, hi]}} / {"float": [lo, hi]} / {"choices": [...]}; '
                                    "{} = the strategy's declared ranges"),

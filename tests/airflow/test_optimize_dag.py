@@ -40,3 +40,27 @@ def test_a_triggered_optimisation_runs_its_trials_as_mapped_tasks_on_the_studies
     assert {p.name for p in b.iterdir()} >= {"report.html", "trials.csv", "folds.csv", "history-dag-study-fold1.png"}
     assert summary["study"] == "dag-study" and [f["trials"] for f in summary["folds"]] == [3, 3]
     assert summary["best_params"]["fast"] < summary["best_params"]["slow"]
+
+
+def test_the_optimisation_dag_tunes_a_user_strategy_from_trader_strategy_dir(airflow_env, engine, database_url, tmp_path,
+                                                                              monkeypatch):
+    from trader.strategy_template import write_template
+
+    seed_candles(engine, sample_rows(1500))
+    write_template(tmp_path / "strategies", "my_dag_tuned")
+    monkeypatch.setenv("TRADER_STRATEGY_DIR", str(tmp_path / "strategies"))
+    monkeypatch.setenv("AIRFLOW_CONN_KLINEPIPE_DB", airflow_connections(database_url, "unused:9092")["AIRFLOW_CONN_KLINEPIPE_DB"])
+    monkeypatch.setenv("KLINEPIPE_REPORTS_DIR", str(tmp_path / "reports"))
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["optimize_strategy"]
+    conf = {"symbol": "BTCUSDT", "interval": "1m", "strategy": "my_dag_tuned", "study": "dag-user-study",
+            "space": {"fast": {"int": [5, 12]}, "slow": {"int": [20, 40]}}, "params": {"min_gap_bps": 0.0},
+            "objective": "profit", "min_trades": 0, "trials": 2, "folds": 0, "tasks": 1, "start": "", "end": ""}
+
+    run = dag.test(run_conf=conf)
+
+    assert run.state == "success"
+    (b,) = (tmp_path / "reports").iterdir()
+    summary = json.loads((b / "summary.json").read_text())
+    assert summary["strategy"] == "my_dag_tuned" and summary["folds"][0]["trials"] == 2

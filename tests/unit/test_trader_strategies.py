@@ -57,7 +57,7 @@ def test_rsi_reversion_enters_the_zones(rsi, action):
     ([-3.0, -1.0], [-2.0, -2.0], 0, Action.BUY), ([-3.0, -1.0], [-2.0, -2.0], 1, Action.HOLD),
 ])
 def test_macd_trend_crossings(macd, sig, above_zero, action):
-    frame = pd.DataFrame({"macd": macd, "macd_signal": sig})
+    frame = pd.DataFrame({"close": [100.0, 100.0], "macd": macd, "macd_signal": sig})
 
     assert build_strategy("macd_trend", above_zero=above_zero).decide(frame).action is action
 
@@ -70,10 +70,11 @@ def test_bollinger_breakout(close, action):
 
 
 def test_ema_cross_reads_the_ema_columns():
-    frame = pd.DataFrame({"ema_10": [1.0, 3.0], "ema_30": [2.0, 2.0], "sma_10": [3.0, 1.0], "sma_30": [2.0, 2.0]})
+    frame = pd.DataFrame({"close": [2.0, 2.0], "ema_10": [1.0, 3.0], "ema_30": [2.0, 2.0], "sma_10": [3.0, 1.0],
+                          "sma_30": [2.0, 2.0]})
 
     assert build_strategy("ema_cross").decide(frame).action is Action.BUY
-    assert build_strategy("ema_cross").required_features == ("ema_10", "ema_30")
+    assert build_strategy("ema_cross").required_features == ("close", "ema_10", "ema_30")  # its ties scale with the close
 
 
 @pytest.mark.parametrize(("name", "params", "message"), [

@@ -91,12 +91,9 @@ def resolve_database_url(args: argparse.Namespace, command: str, needed: bool = 
 
 def load_user_strategies(args: argparse.Namespace) -> None:
     """Register the strategies of ``--strategy-dir`` (else ``$TRADER_STRATEGY_DIR``) beside the bundled ones."""
-    from trader.config import BacktestSettings
-    from trader.strategies import register_strategy_dir
+    from trader.backtest.user_strategies import load_user_strategies as load
 
-    strategy_dir = getattr(args, "strategy_dir", None) or BacktestSettings().strategy_dir
-    if strategy_dir is not None:
-        register_strategy_dir(strategy_dir)
+    load(getattr(args, "strategy_dir", None))
 
 
 def run_backtest_command(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ from pathlib import Path
 from trader.backtest.candles import parse_time
 from trader.backtest.engine import FillModel
 from trader.backtest.service import BacktestRequest
+from trader.backtest.user_strategies import load_user_strategies
+from trader.strategies import strategy_class
 
 DEFAULT_REPORTS_DIR = Path(".data") / "reports"
 
@@ -21,6 +23,8 @@ def request_from_params(params: dict, run_id: str, database_url: str,
                         reports_dir: Path = DEFAULT_REPORTS_DIR) -> BacktestRequest:
     """Validate the trigger form's values and build the request (``params`` may be a JSON string)."""
     p = dict(params or {})
+    load_user_strategies()  # TRADER_STRATEGY_DIR's, as the CLI loads them
+    strategy_class(p.get("strategy", "sma_cross"))  # unknown: ValueError listing the known ones
     strategy_params = p.get("params") or {}
     if isinstance(strategy_params, str):
         strategy_params = json.loads(strategy_params)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from trader.strategies.base import Action, Param, Strategy, need_spec
-from trader.strategies.signals import column, crossed_above, crossed_below, to_signals
+from trader.strategies.signals import column, crossed_above, crossed_below, price_tie, to_signals
 
 
 class BollingerBreakout(Strategy):
@@ -26,7 +26,8 @@ class BollingerBreakout(Strategy):
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:
         close = column(frame, "close")
-        return to_signals(crossed_above(close, column(frame, self.upper_col)),
+        # the upper band carries a float standard deviation: ties as in signals.py; the middle is the exact SMA
+        return to_signals(crossed_above(close, column(frame, self.upper_col), price_tie(close)),
                           crossed_below(close, column(frame, self.middle_col)))
 
     def reason(self, action: Action) -> str:

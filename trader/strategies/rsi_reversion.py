@@ -2,7 +2,8 @@
 
 Needs the spec ``rsi(period)`` (column ``rsi_<period>``).
 BUY on the row where ``rsi_<period>`` crosses below ``lower`` (from at or above it); SELL where it crosses
-above ``upper``. Rows before the RSI is defined never signal.
+above ``upper``. Rows before the RSI is defined never signal. An RSI within ``OSCILLATOR_TIE`` of a level is at
+the level, not past it (``trader.strategies.signals``): float noise does not decide.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from trader.strategies.base import Action, Constraint, Param, Strategy, need_spec
-from trader.strategies.signals import column, to_signals
+from trader.strategies.signals import OSCILLATOR_TIE, column, entered_above, entered_below, to_signals
 
 
 class RsiReversion(Strategy):
@@ -30,9 +31,8 @@ class RsiReversion(Strategy):
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:
         rsi = column(frame, self.col)
-        prev = np.concatenate(([np.nan], rsi[:-1]))
         lower, upper = self.params["lower"], self.params["upper"]
-        return to_signals((prev >= lower) & (rsi < lower), (prev <= upper) & (rsi > upper))
+        return to_signals(entered_below(rsi, lower, OSCILLATOR_TIE), entered_above(rsi, upper, OSCILLATOR_TIE))
 
     def reason(self, action: Action) -> str:
         if action is Action.BUY:

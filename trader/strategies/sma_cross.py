@@ -14,7 +14,7 @@ import pandas as pd
 
 from klinepipe.feature_specs import FeatureSpec
 from trader.strategies.base import Action, Constraint, Param, Strategy, need_spec
-from trader.strategies.signals import column, crossed_above, crossed_below, to_signals
+from trader.strategies.signals import column, crossed_above, crossed_below, price_tie, to_signals
 
 
 class SmaCross(Strategy):
@@ -24,19 +24,21 @@ class SmaCross(Strategy):
                        "slow": Param(30, "slow SMA period", low=3, high=1000)}
     constraints = (Constraint("fast < slow", lambda p: p["fast"] < p["slow"]),)
     column_prefix = "sma"
+    exact = True  # SMAs are exact decimal means: a tie is an exact tie (tolerance 0); an EMA is not (see signals.py)
 
     def __init__(self, fast: int = 10, slow: int = 30) -> None:
         super().__init__(fast=fast, slow=slow)
         self.specs = (need_spec(self.name, self.column_prefix, fast), need_spec(self.name, self.column_prefix, slow))
         self.fast_col, self.slow_col = (s.columns[0] for s in self.specs)
-        self.required_features = (self.fast_col, self.slow_col)
+        self.required_features = (self.fast_col, self.slow_col) if self.exact else ("close", self.fast_col, self.slow_col)
 
     def feature_specs(self) -> tuple[FeatureSpec, ...]:
         return self.specs
 
     def signals(self, frame: pd.DataFrame) -> np.ndarray:
         fast, slow = column(frame, self.fast_col), column(frame, self.slow_col)
-        return to_signals(crossed_above(fast, slow), crossed_below(fast, slow))
+        tol = 0.0 if self.exact else price_tie(column(frame, "close"))
+        return to_signals(crossed_above(fast, slow, tol), crossed_below(fast, slow, tol))
 
     def reason(self, action: Action) -> str:
         if action is Action.BUY:

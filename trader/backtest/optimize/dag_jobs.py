@@ -17,11 +17,15 @@ from trader.backtest.candles import parse_time
 from trader.backtest.dag_request import DEFAULT_REPORTS_DIR, safe_dir_name
 from trader.backtest.engine import FillModel
 from trader.backtest.optimize.run import Job, OptimizeRequest, finish, plan_jobs, prepare, run_job
+from trader.backtest.user_strategies import load_user_strategies
+from trader.strategies import strategy_class
 
 
 def request_from_params(params: dict, run_id: str, database_url: str, reports_dir: Path = DEFAULT_REPORTS_DIR) -> OptimizeRequest:
     """Validate the trigger form's values and build the request (JSON strings accepted for the objects)."""
     p = dict(params or {})
+    load_user_strategies()  # TRADER_STRATEGY_DIR's, as the CLI loads them
+    strategy_class(p.get("strategy", "sma_cross"))  # unknown: ValueError listing the known ones
     space, fixed = _obj(p.get("space")), _obj(p.get("params"))
     if p.get("constraints"):
         if not space:

@@ -80,8 +80,11 @@ def run_trials(storage, study_name: str, evaluator: Evaluator, setup: Setup, bar
     why the CLI and the DAG use processes instead: ``python -m bench optimize`` measures both)."""
     import optuna
 
+    from trader.backtest.optimize.mirror import MirroredStudy
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_name, storage=storage, sampler=_sampler(setup, worker))
+    storage = optuna.storages.get_storage(storage)  # the cached wrapper load_study makes of an RDBStorage, kept
+    study = optuna.load_study(study_name=study_name, storage=storage)
     space, fixed = setup.search_space(), setup.fixed or {}
     ran = 0
 
@@ -102,8 +105,8 @@ def run_trials(storage, study_name: str, evaluator: Evaluator, setup: Setup, bar
 
     if setup.sampler == "grid":
         _drain_queue(study, storage, objective)
-    elif n_trials > 0:
-        study.optimize(objective, n_trials=n_trials, gc_after_trial=False, n_jobs=threads)
+    elif n_trials > 0:  # sampled in memory, each finished trial stored in one transaction (see mirror.py)
+        MirroredStudy(storage, study_name, _sampler(setup, worker)).optimize(objective, n_trials, threads)
     return ran
 
 
