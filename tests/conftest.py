@@ -151,6 +151,18 @@ def fake_binance():
         fake.stop()
 
 
+@pytest.fixture(autouse=True)
+def _strategy_registry_as_it_was():
+    """A user strategy directory loads into the process-wide registry, as a CLI or task process does once; tests
+    share one process, so each test puts the registry back (a later test saw ``peek``, ``cold``, ``my_trend``)."""
+    from trader.strategies import REGISTRY
+
+    before = dict(REGISTRY)
+    yield
+    REGISTRY.clear()
+    REGISTRY.update(before)
+
+
 @pytest.fixture
 def db(engine):
     """``engine`` with the trader v2 tables emptied too (conftest truncates only the original ones)."""

@@ -8,18 +8,7 @@ import sys
 import pytest
 
 from trader.__main__ import main
-from trader.strategies import REGISTRY
 from trader.strategies.base import INTERFACE_VERSION
-
-
-@pytest.fixture(autouse=True)
-def _registry_as_it_was():
-    """``check-strategy`` loads the user's strategies into the process-wide registry, as the CLI process does once;
-    here many tests share one process, so each puts the registry back (a later test saw ``peek`` and ``cold``)."""
-    before = dict(REGISTRY)
-    yield
-    REGISTRY.clear()
-    REGISTRY.update(before)
 
 LEAKY = f'''
 import numpy as np
