@@ -26,8 +26,8 @@ EXPECTED = expected_sma_cross_orders([D(r[4]) for r in ROWS])
 OCO = ProtectionSettings(stop_loss=Distance(D(2), "%"), take_profit=Distance(D(4), "%"))
 
 
-def start_trader(database_url, broker, protection=OCO):
-    sleeve = Sleeve(name=SLEEVE, symbol="BTCUSDT", interval="1m", strategy=build_strategy("sma_cross"),
+def start_trader(database_url, broker, protection=OCO, strategy=None):
+    sleeve = Sleeve(name=SLEEVE, symbol="BTCUSDT", interval="1m", strategy=strategy or build_strategy("sma_cross"),
                     allocation=D("1000"), protection=protection)
     trader = Trader(connector(database_url), [sleeve], broker, sleep=lambda s: None)
     with trader._transaction() as cur:
