@@ -24,7 +24,7 @@ from trader.strategies import build_strategy
 from trader.strategies.sma_cross import SmaCross
 
 pytestmark = pytest.mark.integration
-N = 400
+N = 300
 STOP, TAKE = D("0.3"), D("0.4")  # percent: tight enough for 1m candles to reach both
 
 
@@ -45,35 +45,6 @@ def ledger_trades(engine, mode="paper", candle_of=None) -> list[tuple]:
             how = {"PS": "stop", "PT": "take_profit"}.get(r.client_order_id[-2:], "signal")
             out.append((*entry, at, float(r.price), how))
     return out
-
-
-def test_paper_and_backtest_trade_alike_with_stop_and_take_profit_exits(db, database_url, tmp_path):
-    rows = sample_rows(N)
-    seed_features(db, rows)
-    strategy = build_strategy("sma_cross", fast=10, slow=30)
-    protection = ProtectionSettings(stop_loss=Distance(STOP, "%"), take_profit=Distance(TAKE, "%"))
-    trader = protected_paper_trader(database_url, strategy, protection)
-    trader.step()
-    trader.step()
-
-    candles = read_kline_file(write_csv(tmp_path / "BTCUSDT-1m.csv", rows))
-    signals = strategy_signals(strategy, feature_frame(candles, strategy))
-    model = model_of(trader, 10_000.0)
-    fills = simulate_with_stops(*(candles[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close")), signals, model,
-                                StopModel(float(STOP), float(TAKE), tick=0.01))
-    times = candles["open_time"].to_numpy()
-    closed = fills.exit_bar >= 0
-    expected = [(int(times[e]), p_in, int(times[x]), p_out)
-                for e, x, p_in, p_out in zip(fills.entry_bar[closed], fills.exit_bar[closed], fills.entry_price[closed],
-                                             fills.exit_price[closed])]
-
-    got = ledger_trades(db)
-    hows = {g[4] for g in got}
-    assert {"stop", "take_profit"} <= hows, hows  # both kinds of protection exit happen on this data
-    assert len(got) == len(expected) >= 4
-    assert [g[0] for g in got] == [e[0] for e in expected] and [g[2] for g in got] == [e[2] for e in expected]
-    assert np.allclose([g[1] for g in got], [e[1] for e in expected], rtol=1e-12)
-    assert np.allclose([g[3] for g in got], [e[3] for e in expected], rtol=1e-12)
 
 
 class FeedingSmaCross(SmaCross):
@@ -108,14 +79,28 @@ class FeedingSmaCross(SmaCross):
         return super().decide(window)
 
 
-def test_the_fake_exchange_triggers_the_oco_as_paper_and_backtest_do(db, database_url, fake_binance):
+def backtest_trades(rows, strategy, model, tmp_path) -> list[tuple]:
+    """(entry open ms, entry price, exit open ms, exit price) of every closed backtest trade with the same stops."""
+    candles = read_kline_file(write_csv(tmp_path / "BTCUSDT-1m.csv", rows))
+    signals = strategy_signals(strategy, feature_frame(candles, strategy))
+    fills = simulate_with_stops(*(candles[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close")), signals, model,
+                                StopModel(float(STOP), float(TAKE), tick=0.01))
+    times = candles["open_time"].to_numpy()
+    closed = fills.exit_bar >= 0
+    return [(int(times[e]), p_in, int(times[x]), p_out)
+            for e, x, p_in, p_out in zip(fills.entry_bar[closed], fills.exit_bar[closed], fills.entry_price[closed],
+                                         fills.exit_price[closed])]
+
+
+def test_backtest_paper_and_fake_exchange_trade_alike_with_stop_and_take_profit_exits(db, database_url, fake_binance, tmp_path):
     from tests.integration.test_trader_protection import broker_on, start_trader
 
     rows = sample_rows(N)
     seed_features(db, rows)
     strategy = build_strategy("sma_cross", fast=10, slow=30)
     protection = ProtectionSettings(stop_loss=Distance(STOP, "%"), take_profit=Distance(TAKE, "%"))
-    protected_paper_trader(database_url, strategy, protection).step()
+    paper_trader = protected_paper_trader(database_url, strategy, protection)
+    paper_trader.step()
     fake = fake_binance(price=rows[0][1], usdt="10000")
     feeding = FeedingSmaCross(fake, rows, fast=10, slow=30)
     live = start_trader(database_url, broker_on(fake), protection, strategy=feeding)
@@ -123,7 +108,12 @@ def test_the_fake_exchange_triggers_the_oco_as_paper_and_backtest_do(db, databas
     live.step()
     live.step()
 
+    expected = backtest_trades(rows, strategy, model_of(paper_trader, 10_000.0), tmp_path)
     paper, exchange = ledger_trades(db), ledger_trades(db, "testnet", feeding.candle_of)
+    assert {"stop", "take_profit", "signal"} <= {g[4] for g in paper}  # every kind of exit happens on this data
+    assert len(paper) == len(expected) >= 3
+    assert [(g[0], g[2]) for g in paper] == [(e[0], e[2]) for e in expected]
+    assert np.allclose([(g[1], g[3]) for g in paper], [(e[1], e[3]) for e in expected], rtol=1e-12)
     assert {"stop", "take_profit"} <= {g[4] for g in exchange}
     assert [g[:4] for g in exchange] == [g[:4] for g in paper]
     with db.connect() as c:
