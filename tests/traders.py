@@ -85,3 +85,11 @@ def crash_rows(n=80, top=100.0, bottom=70.0):
         p = top if i < 30 else top - (top - bottom) * (i - 29) / (n - 30)
         rows.append([r[0], f"{p:.2f}", f"{p + 0.5:.2f}", f"{p - 0.5:.2f}", f"{p:.2f}", "10", r[6], "", "", "", "", ""])
     return rows
+
+
+def protected_paper_trader(database_url, strategy, protection, allocation=D("1000")):
+    """A paper trader of one sleeve of ``strategy`` with ``protection`` held by the paper broker, no fees."""
+    connect = connector(database_url)
+    sleeve = Sleeve(name=f"BTCUSDT:1m:{strategy.name}", symbol="BTCUSDT", interval="1m", strategy=strategy,
+                    allocation=allocation, protection=protection)
+    return Trader(connect, [sleeve], PaperBroker(db_candles(connect), fee_bps=D("0")), paper_balance=D("10000"))

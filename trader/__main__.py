@@ -128,7 +128,8 @@ def _await_acceptance(trader: Trader, sleeves: list[Sleeve], settings: TraderSet
 
 def _reconcile(trader: Trader, sleeves: list[Sleeve], accept: bool):
     assets = {a for s in sleeves for a in split_symbol(s.symbol)}
-    diffs = reconcile(trader._transaction, trader.executor, sorted({s.symbol for s in sleeves}), assets, accept)
+    diffs = reconcile(trader._transaction, trader.executor, sorted({s.symbol for s in sleeves}), assets, accept,
+                      trader.protector)
     for d in diffs:
         print(f"trader: reconcile: {d.line()}", flush=True)
     print(f"trader: reconcile: {len(diffs)} difference(s)" + (" accepted" if diffs and accept else ""), flush=True)

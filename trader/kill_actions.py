@@ -98,7 +98,7 @@ class KillActions:
 
     def _cancel_open_orders(self, state: str, applies: Callable[[OrderIntent], bool]) -> None:
         with self._tx() as cur:
-            pending = order_records.open_orders(cur, self.mode)
+            pending = order_records.open_orders(cur, self.mode, protection=None)  # protection legs too (policy decides)
         for intent, status, attempts in pending:
             if not applies(intent) or intent.client_order_id in self._failed:
                 continue

@@ -3,7 +3,8 @@
 ``Trader.step()`` is the whole process on one screen:
 
 1. the kill switch acts (``kill_actions``: REDUCING flattens, HALTED cancels, both as configured), then ``settle``:
-   pending orders go to the venue, open ones are refreshed (paper: filled at the next open).
+   pending orders go to the venue, open ones are refreshed (paper: filled at the next open); around it, the
+   ``protector`` cancels the protection of a sleeve about to exit and places it for a new entry fill.
 2. for each active sleeve, for each candle not decided yet, in ONE transaction holding the sleeve's lock:
    ``decide`` (strategy via a guard) -> ``mark_equity`` + kill switch -> read the bar's snapshot once ->
    ``bar_plan.plan_order`` (pure: size, exchange filters, balance, risk rules) -> record signal, order intent
@@ -33,6 +34,7 @@ from trader.brokers.base import Broker
 from trader.errors import RetryableError, StrategyError
 from trader.execution import Executor
 from trader.kill_actions import KillActions
+from trader.protector import Protector
 from trader.risk.killswitch import KillState, KillSwitchRule, evaluate
 from trader.risk.symbol_status import SymbolStatusRule
 from trader.sleeve import RiskConfig, Sleeve
@@ -57,6 +59,7 @@ class Trader:
         self.executor.on_retryable = self._broker_failed
         self._rules = (KillSwitchRule(), SymbolStatusRule(), *risk.rules)
         self.kill_actions = KillActions(self._transaction, self.executor, sleeves, risk.kill_policy)
+        self.protector = Protector(self._transaction, self.executor, sleeves)  # refuses settings a symbol cannot honour
         with self._transaction() as cur:
             for s in sleeves:
                 sleeve_records.ensure_sleeve(cur, self.mode, s.name, s.symbol, s.interval, s.strategy.name, s.allocation)
@@ -72,7 +75,7 @@ class Trader:
         stored, in the order they happened (the console prints one line each)."""
         self.broker_error = None
         self.kill_actions.act()
-        self.executor.settle()
+        self._settle()
         trades: list[Decision | Filled] = self._fills()
         if self.broker_error is not None:
             return trades  # the venue is away: decide nothing that could not go out (decided once it is back)
@@ -88,6 +91,13 @@ class Trader:
                     sleeve_records.record_event(cur, self.mode, "retry", str(err), sleeve.name)
         self.kill_actions.act()
         return trades + self._fills()
+
+    def _settle(self, sleeve: str | None = None) -> None:
+        """Orders to the venue and its answers in; a sleeve about to exit has its protection cancelled first, a new
+        entry fill gets its protection placed right after."""
+        self.protector.settle(sleeve)
+        self.executor.settle(sleeve)
+        self.protector.settle(sleeve)
 
     def _fills(self) -> list[Filled]:
         """The fills the executor stored since the last call."""
@@ -114,7 +124,7 @@ class Trader:
                 break
             if decision is not None and decision.quantity is not None:
                 trades.append(decision)
-            self.executor.settle(sleeve.name)
+            self._settle(sleeve.name)
             trades += self._fills()
             if self.broker_error is not None:
                 break  # the order waits for the venue; the next candles are decided after it went out

@@ -20,35 +20,43 @@ def insert_order(cur, intent: OrderIntent, mode: str, ref_price: Decimal) -> boo
     """Record the intent as PENDING_SUBMIT; ``False`` when this intent was already recorded (never order twice)."""
     cur.execute(
         "INSERT INTO trading.orders (client_order_id, sleeve, mode, symbol, side, type, quantity, price, stop_price,"
-        " time_in_force, ref_price, status, signal_open_time)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'PENDING_SUBMIT', %s) ON CONFLICT (client_order_id) DO NOTHING",
+        " time_in_force, ref_price, status, signal_open_time, trailing_delta, list_client_order_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'PENDING_SUBMIT', %s, %s, %s) ON CONFLICT (client_order_id) DO NOTHING",
         (intent.client_order_id, intent.sleeve, mode, intent.symbol, intent.side, intent.type, intent.quantity, intent.price,
-         intent.stop_price, intent.time_in_force, ref_price, from_ms(intent.open_time_ms)),
+         intent.stop_price, intent.time_in_force, ref_price, from_ms(intent.open_time_ms), intent.trailing_delta,
+         intent.list_id or None),
     )
     return cur.rowcount == 1
 
 
 _ORDER_COLS = ("o.client_order_id, o.sleeve, o.symbol, o.side, o.quantity, o.signal_open_time, o.type, o.price, o.stop_price,"
-               " o.time_in_force, s.interval, o.status, o.attempts")
+               " o.time_in_force, s.interval, o.status, o.attempts, o.trailing_delta, o.list_client_order_id")
 
 
-def open_orders(cur, mode: str, sleeve: str | None = None) -> list[tuple[OrderIntent, str, int]]:
-    """(intent, status, attempts) of every order not final yet, oldest first."""
+def open_orders(cur, mode: str, sleeve: str | None = None, protection: bool | None = False) -> list[tuple[OrderIntent, str, int]]:
+    """(intent, status, attempts) of every order not final yet, oldest first. ``protection``: ``False`` leaves the
+    protection legs out (``trader.protector`` owns them), ``True`` gives only them, ``None`` all."""
+    return orders_where(cur, mode, "o.status = ANY(%s) AND (%s::text IS NULL OR o.sleeve = %s)", (list(OPEN_STATUSES), sleeve, sleeve),
+                        protection)
+
+
+def orders_where(cur, mode: str, where: str, params: tuple, protection: bool | None = None) -> list[tuple[OrderIntent, str, int]]:
+    """(intent, status, attempts) of the mode's orders matching ``where``, oldest first."""
+    legs = {None: "", True: " AND o.client_order_id ~ '-P[ST]$'", False: " AND o.client_order_id !~ '-P[ST]$'"}[protection]
     cur.execute(f"SELECT {_ORDER_COLS} FROM trading.orders o JOIN trading.sleeves s ON s.mode = o.mode AND s.sleeve = o.sleeve"
-                " WHERE o.mode = %s AND o.status = ANY(%s) AND (%s::text IS NULL OR o.sleeve = %s)"
-                " ORDER BY o.signal_open_time, o.client_order_id", (mode, list(OPEN_STATUSES), sleeve, sleeve))
+                f" WHERE o.mode = %s AND {where}{legs} ORDER BY o.signal_open_time, o.client_order_id", (mode, *params))
     out = []
-    for cid, sl, sym, side, qty, t, type_, price, stop, tif, interval, status, attempts in cur.fetchall():
+    for cid, sl, sym, side, qty, t, type_, price, stop, tif, interval, status, attempts, trail, list_id in cur.fetchall():
         # the stored id is the truth: orders recorded before ids carried the mode (sql/015) keep theirs
         intent = OrderIntent(sleeve=sl, symbol=sym, side=side, quantity=qty, open_time_ms=to_ms(t), type=type_, price=price,
                              stop_price=stop, time_in_force=tif, intent=_intent_of(cid, side), interval=interval, mode=mode,
-                             stored_id=cid)
+                             stored_id=cid, trailing_delta=trail, list_id=list_id or "")
         out.append((intent, status, attempts))
     return out
 
 
 def _intent_of(cid: str, side: str) -> str:
-    return {"-L": "STOP_LOSS", "-F": "FLATTEN"}.get(cid[-2:], side)
+    return {"-L": "STOP_LOSS", "-F": "FLATTEN", "PS": "STOP_LOSS", "PT": "TAKE_PROFIT"}.get(cid[-2:], side)
 
 
 def bump_attempts(cur, client_order_id: str) -> int:

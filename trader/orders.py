@@ -8,7 +8,7 @@ from decimal import ROUND_DOWN, Decimal
 
 OPEN_STATUSES = ("PENDING_SUBMIT", "NEW", "PARTIALLY_FILLED")
 FINAL_STATUSES = ("FILLED", "CANCELED", "REJECTED", "EXPIRED", "EXPIRED_IN_MATCH")
-_INTENT_CODES = {"BUY": "B", "SELL": "S", "STOP_LOSS": "L", "FLATTEN": "F"}
+_INTENT_CODES = {"BUY": "B", "SELL": "S", "STOP_LOSS": "L", "FLATTEN": "F"}  # protection legs: trader.protection ids
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,6 +22,8 @@ class OrderIntent:
     price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: str | None = None  # GTC | IOC for LIMIT
+    trailing_delta: int | None = None  # bips, for a trailing stop
+    list_id: str = ""  # the order list (OCO) a protection leg belongs to
     intent: str = ""  # what the order is for; defaults to the side ("STOP_LOSS" for a protective stop, "FLATTEN" for
     # the kill switch's exit)
     interval: str = ""

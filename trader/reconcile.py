@@ -71,16 +71,30 @@ def compare(exchange_balances: dict[str, Decimal], ledger_balances: dict[str, De
     return out
 
 
-def reconcile(transaction: Callable, executor: Executor, symbols: list[str], assets: set[str], accept: bool) -> list[Difference]:
-    """Compare exchange and ledger; record it; adopt the exchange's balances when ``accept``. Returns the differences."""
+def reconcile(transaction: Callable, executor: Executor, symbols: list[str], assets: set[str], accept: bool,
+              protector=None) -> list[Difference]:
+    """Compare exchange and ledger; record it; adopt the exchange's balances when ``accept``. Returns the differences.
+
+    With the ``protector``: first the protection sets of open positions are brought up to date (a set the venue holds
+    under the ids derived from the entry is adopted, not placed again; a missing one is placed), then every protection
+    order of ours still open at the venue that the ledger does not hold open (its position is closed) is an orphan:
+    cancelled, and recorded as an event, not a difference."""
     broker, mode = executor.broker, executor.broker.mode
     executor.settle()
-    ex_balances = broker.balances()
+    if protector is not None:
+        protector.settle()
     ex_open = {o["clientOrderId"]: o["symbol"] for o in broker.open_orders()}
+    if protector is not None:
+        with transaction() as cur:
+            held_open = {i.client_order_id for i, _, _ in order_records.open_orders(cur, mode, protection=True)}
+        for cid in orphan_protection(ex_open, held_open, mode):
+            _cancel_orphan(transaction, broker, mode, cid, ex_open.pop(cid))
+    ex_balances = broker.balances()
     ex_trades = {str(t["id"]): str(t["orderId"]) for s in symbols for t in broker.recent_trades(s)}
     account = broker.account_id()
     with transaction() as cur:
-        led_open = {i.client_order_id for i, status, _ in order_records.open_orders(cur, mode) if status != "PENDING_SUBMIT"}
+        led_open = {i.client_order_id for i, status, _ in order_records.open_orders(cur, mode, protection=None)
+                    if status != "PENDING_SUBMIT"}
         cur.execute("SELECT exchange_order_id FROM trading.orders WHERE mode = %s AND exchange_order_id IS NOT NULL", (mode,))
         led_ids = {r[0] for r in cur.fetchall()}
         foreign_cids, foreign_ids = account_records.accepted_foreign(cur, mode)  # orders by hand the operator accepted before
@@ -108,6 +122,25 @@ def reconcile(transaction: Callable, executor: Executor, symbols: list[str], ass
         if accept or not diffs:
             account_records.set_account(cur, mode, account)
     return diffs
+
+
+def orphan_protection(exchange_open: dict[str, str], ledger_open_legs: set[str], mode: str) -> list[str]:
+    """Client order ids of the trader's own protection legs (this mode's) open at the venue but not in the ledger (pure)."""
+    from trader.orders import _MODE_CODES
+    from trader.protection import entry_of
+
+    ours = f"kp-{_MODE_CODES[mode]}-"
+    return sorted(cid for cid in exchange_open if cid.startswith(ours) and entry_of(cid) and cid not in ledger_open_legs)
+
+
+def _cancel_orphan(transaction: Callable, broker, mode: str, cid: str, symbol: str) -> None:
+    from trader.orders import OrderIntent
+
+    leg = OrderIntent(sleeve="", symbol=symbol, side="SELL", quantity=Decimal(0), open_time_ms=0, mode=mode, stored_id=cid)
+    report = broker.cancel(leg)
+    with transaction() as cur:
+        sleeve_records.record_event(cur, mode, "reconcile", f"orphan protection {cid} on {symbol} (its position is closed): "
+                                    f"cancelled, now {report.status if report else 'unknown'}")
 
 
 def _held_by_asset(by_symbol: dict[str, Decimal]) -> dict[str, Decimal]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from trader.protection import ProtectionSettings
 from trader.risk.killswitch import KillLimits, KillPolicy
 from trader.strategies.base import Strategy
 
@@ -24,6 +25,7 @@ class SleeveSpec:
     params: dict[str, Any] | None = None  # None: TRADER_STRATEGY_PARAMS of the strategy (or its defaults)
     label: str | None = None  # the sleeve's name in the records; None: SYMBOL:interval:strategy
     orders: OrderSettings | None = None  # None: TRADER_ORDER_TYPE, TRADER_LIMIT_TIF, TRADER_LIMIT_OFFSET_BPS
+    protection: ProtectionSettings | None = None  # stop-loss / take-profit / trailing stop held by the exchange
 
     @property
     def name(self) -> str:
@@ -66,6 +68,7 @@ class Sleeve:
     strategy: Strategy
     allocation: Decimal = Decimal("1000")  # quote spent per entry
     orders: OrderSettings = field(default_factory=OrderSettings)
+    protection: ProtectionSettings | None = None  # None: no protection placed
     halted: str | None = None
     specs: tuple = ()  # the strategy's feature specs, as registered at start
 

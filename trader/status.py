@@ -32,6 +32,11 @@ def render_status(cur, mode: str, quote: str) -> str:
     open_orders = order_records.open_orders(cur, mode)
     lines.append(f"open orders: {len(open_orders)}")
     lines += [f"  {i.client_order_id} {i.side} {i.quantity} {i.symbol} {status} attempts={n}" for i, status, n in open_orders]
+    legs = order_records.open_orders(cur, mode, protection=True)
+    if legs:  # stops and take-profits held by the exchange for open positions (trader.protector)
+        lines.append(f"protection orders: {len(legs)}")
+        lines += [f"  {i.client_order_id} {i.type} {i.side} {i.quantity} {i.symbol} stop {i.stop_price or f'trailing {i.trailing_delta} bips'}"
+                  f" {status}" for i, status, _ in legs]
     if mode != "paper":
         cur.execute("SELECT now()")
         now = cur.fetchone()[0]

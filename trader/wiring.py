@@ -24,6 +24,7 @@ DEMO_REST_URL = "https://demo-api.binance.com"  # Binance Demo Mode (2026-01-29)
 
 def build_sleeves(settings: TraderSettings) -> list[Sleeve]:
     return [Sleeve(name=spec.name, symbol=spec.symbol, interval=spec.interval, orders=spec.orders or OrderSettings(),
+                   protection=spec.protection,
                    strategy=build_strategy(spec.strategy, **spec.params), allocation=spec.allocation or settings.order_quote)
             for spec in settings.sleeve_specs()]
 

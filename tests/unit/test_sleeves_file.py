@@ -93,3 +93,29 @@ def test_a_bad_sleeve_is_refused_at_start_naming_it(sleeves_env, monkeypatch, te
 def test_a_missing_sleeves_file_is_named(sleeves_env):
     with pytest.raises(SettingsError, match=f"TRADER_SLEEVES_FILE: {sleeves_env}: cannot read"):
         load_settings()
+
+
+BASE = '[[sleeve]]\nsymbol = "BTCUSDT"\ninterval = "1m"\nstrategy = "sma_cross"\n'
+
+
+def test_protection_settings_are_per_sleeve_percent_or_atr_multiples():
+    from trader.protection import Distance, ProtectionSettings
+
+    (spec,) = parse_sleeves(BASE + 'stop_loss = "2%"\ntake_profit = "1.5atr"\nstop_limit_bps = 20\n')
+    assert spec.protection == ProtectionSettings(stop_loss=Distance(Decimal(2), "%"), take_profit=Distance(Decimal("1.5"), "atr"),
+                                                 stop_limit_bps=Decimal(20))
+    assert parse_sleeves(BASE)[0].protection is None
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ('stop_loss = "2"', 'sleeve 1: stop_loss: \'2\' must be a percent ("2%") or a multiple of atr_14 ("1.5atr")'),
+    ("stop_loss = 2", "sleeve 1: stop_loss: 2 must be a string"),
+    ('stop_loss = "100%"', "sleeve 1: stop_loss: '100%' must be above 0 and below 100%"),
+    ('take_profit = "3%"', "sleeve 1: take_profit: needs a stop_loss (placed together as an OCO)"),
+    ('stop_loss = "2%"\ntrailing_stop = "1%"', "sleeve 1: trailing_stop: give either stop_loss or trailing_stop, not both"),
+    ('trailing_stop = "2atr"', "sleeve 1: trailing_stop: a trailing delta is in percent"),
+])
+def test_a_bad_protection_setting_is_refused_in_one_line_naming_sleeve_and_setting(extra, message):
+    with pytest.raises(ValueError) as err:
+        parse_sleeves(BASE + extra + "\n")
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from trader.filters import SymbolRules
 from trader.orders import OrderIntent, OrderReport
+from trader.protection import SymbolFlags
 
 
 class Broker(Protocol):
@@ -31,3 +32,15 @@ class Broker(Protocol):
 
     def fee_bps(self) -> Decimal:
         """Fee per side used to refuse orders the balance cannot pay for."""
+
+    def protection_flags(self, symbol: str) -> SymbolFlags:
+        """What the symbol allows for protection (exchangeInfo ``orderTypes``, ``ocoAllowed``, ...)."""
+
+    def place_protection(self, legs: list[OrderIntent]) -> list[OrderReport]:
+        """Place one protection set (a lone stop, or an OCO of stop + take-profit) in one request, one report per leg."""
+
+    def lookup_protection(self, legs: list[OrderIntent]) -> list[OrderReport | None]:
+        """Each leg's state by client order id (``None``: the venue never saw it)."""
+
+    def cancel_protection(self, legs: list[OrderIntent]) -> list[OrderReport | None]:
+        """Cancel the set (a filled leg stays filled), then each leg's state."""

@@ -30,6 +30,7 @@ from trader.errors import (
 )
 from trader.filters import SymbolRules
 from trader.orders import Fill, OrderIntent, OrderReport
+from trader.protection import SymbolFlags
 from trader.symbols import symbol_status
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,44 @@ class BinanceBroker:
                                filled_at_ms=int(t["time"])) for t in trades)
         return _report(answer, fills)
 
+    # --- protection (trader.protector): one set of legs per position --------------------------------
+    def protection_flags(self, symbol: str) -> SymbolFlags:
+        info = {s["symbol"]: s for s in self._read(self.client.get_exchange_info)["symbols"]}
+        if symbol not in info:
+            raise ConfigError(f"{symbol}: not listed in exchangeInfo")
+        return SymbolFlags.from_exchange_info(info[symbol])
+
+    def place_protection(self, legs: list[OrderIntent]) -> list[OrderReport]:
+        """One request: a lone stop (``POST /api/v3/order``) or an OCO of take-profit above + stop below
+        (``POST /api/v3/orderList/oco``), every id deterministic. Unknown outcome: ``RetryableError`` (look up first)."""
+        if len(legs) == 1:
+            return [self.submit(legs[0])]
+        stop, tp = legs
+        params = {"symbol": stop.symbol, "side": "SELL", "quantity": _s(stop.quantity), "listClientOrderId": stop.list_id,
+                  "aboveType": tp.type, "aboveStopPrice": _s(tp.stop_price), "aboveClientOrderId": tp.client_order_id,
+                  "belowType": stop.type, "belowStopPrice": _s(stop.stop_price), "belowClientOrderId": stop.client_order_id,
+                  "newOrderRespType": "RESULT"}
+        if stop.type == "STOP_LOSS_LIMIT":
+            params.update(belowPrice=_s(stop.price), belowTimeInForce=stop.time_in_force or "GTC")
+        if self.stp_mode:
+            params["selfTradePreventionMode"] = self.stp_mode
+        answer = self._once(self.client.create_oco_order, **params)
+        by_id = {r["clientOrderId"]: r for r in answer.get("orderReports", [])}
+        return [_report(by_id[leg.client_order_id], ()) if leg.client_order_id in by_id
+                else OrderReport(client_order_id=leg.client_order_id, status="NEW") for leg in legs]
+
+    def lookup_protection(self, legs: list[OrderIntent]) -> list[OrderReport | None]:
+        return [self.lookup(leg) for leg in legs]
+
+    def cancel_protection(self, legs: list[OrderIntent]) -> list[OrderReport | None]:
+        """Cancel the set: canceling one leg of a list cancels the list (binance-protective-orders.md 3.2)."""
+        reports = self.lookup_protection(legs)
+        live = next((leg for leg, r in zip(legs, reports) if r is not None and r.status in ("NEW", "PARTIALLY_FILLED")), None)
+        if live is not None:
+            self.cancel(live)
+            reports = self.lookup_protection(legs)
+        return reports
+
     def balances(self) -> dict[str, Decimal]:
         """Free + locked per asset with a non-zero total."""
         account = self._read(self.client.get_account)
@@ -205,8 +244,14 @@ def order_params(order: OrderIntent, stp_mode: str | None = None) -> dict:
         params["selfTradePreventionMode"] = stp_mode
     if order.type == "LIMIT":
         params.update(timeInForce=order.time_in_force or "GTC", price=_s(order.price))
-    if order.type == "STOP_LOSS":
-        params.update(stopPrice=_s(order.stop_price))
+    if order.type in ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT"):
+        if order.stop_price is not None:
+            params["stopPrice"] = _s(order.stop_price)
+        if order.trailing_delta:
+            params["trailingDelta"] = order.trailing_delta
+        params["newOrderRespType"] = "RESULT"  # stops answer ACK by default: no status
+    if order.type == "STOP_LOSS_LIMIT":
+        params.update(timeInForce=order.time_in_force or "GTC", price=_s(order.price))
     if order.type in ("MARKET", "LIMIT"):
         params["newOrderRespType"] = "FULL"
     return params

@@ -4,7 +4,8 @@ This is the fill model shared with backtests: a signal on candle ``i``'s close f
 open, moved against us by ``slippage_bps``, paying ``fee_bps`` of the notional in the quote asset. Until
 that candle exists the order stays NEW (recorded in the ledger like a live one). LIMIT orders fill at the
 first later candle that trades through the limit (at the open when it gaps through, else at the limit);
-IOC looks at the next candle only and otherwise expires. Candles come from an injected ``candles_after``
+IOC looks at the next candle only and otherwise expires. Protection sets (``place_protection``) are held here and
+triggered by the exchange's stop rule in bar terms (``_protection_price``). Candles come from an injected ``candles_after``
 that only returns candles the order's sleeve has reached (no fills from the future while catching up).
 """
 
@@ -15,6 +16,7 @@ from decimal import Decimal
 from trader.filters import Lot, SymbolRules
 from trader.market import Candle, CandlesAfter
 from trader.orders import FINAL_STATUSES, Fill, OrderIntent, OrderReport
+from trader.protection import SymbolFlags
 from trader.symbols import split_symbol
 
 _BPS = Decimal(10_000)
@@ -68,12 +70,65 @@ class PaperBroker:
             if not buy and c.high >= order.price:
                 return max(c.open, order.price)
             return None
+        if order.type == "TAKE_PROFIT":  # a SELL take-profit triggers when the high reaches it; the gap open or the level
+            if (not buy and c.high >= order.stop_price) or (buy and c.low <= order.stop_price):
+                return max(c.open, order.stop_price) if not buy else min(c.open, order.stop_price)
+            return None
         if order.type == "STOP_LOSS":  # a SELL stop triggers when the low reaches it; fills at the stop or the gap open
             if (not buy and c.low <= order.stop_price) or (buy and c.high >= order.stop_price):
                 return min(c.open, order.stop_price) if not buy else max(c.open, order.stop_price)
         return None
 
+    # --- protection: held here, triggered by the bar rule (see the module's docstring) -------------
+    def protection_flags(self, symbol: str) -> SymbolFlags:
+        return SymbolFlags(symbol, ("LIMIT", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT"), True, True, None)
+
+    def place_protection(self, legs: list[OrderIntent]) -> list[OrderReport]:
+        return self.lookup_protection(legs)
+
+    def lookup_protection(self, legs: list[OrderIntent]) -> list[OrderReport]:
+        """From the entry's fill candle on, the first candle where a leg triggers fills it (the stop before the
+        take-profit when one candle reaches both); its sibling then expires (``OCO_TRIGGER``)."""
+        first = legs[0]
+        peak: Decimal | None = None
+        for candle in self._candles_after(first.symbol, first.interval, first.open_time_ms, 1000, first.sleeve):
+            for leg in legs:
+                price = _protection_price(leg, candle, peak)
+                if price is not None:
+                    return [OrderReport(client_order_id=leg.client_order_id, status="FILLED", executed_qty=leg.quantity,
+                                        fills=(self._fill(leg, price, candle),)) if other is leg else
+                            OrderReport(client_order_id=other.client_order_id, status="EXPIRED", expiry_reason="OCO_TRIGGER")
+                            for other in legs]
+            peak = max(peak or candle.open, candle.high)
+        return [OrderReport(client_order_id=leg.client_order_id, status="NEW") for leg in legs]
+
+    def cancel_protection(self, legs: list[OrderIntent]) -> list[OrderReport]:
+        reports = self.lookup_protection(legs)
+        if any(r.status == "FILLED" for r in reports):
+            return reports
+        return [OrderReport(client_order_id=leg.client_order_id, status="CANCELED") for leg in legs]
+
     def _fill(self, order: OrderIntent, price: Decimal, candle: Candle) -> Fill:
         fee = order.quantity * price * self._fee_bps / _BPS
         return Fill(trade_id=f"{order.client_order_id}-1", quantity=order.quantity, price=price, fee=fee,
                     fee_asset=split_symbol(order.symbol)[1], filled_at_ms=candle.open_time_ms)
+
+
+def _protection_price(leg: OrderIntent, c: Candle, peak: Decimal | None) -> Decimal | None:
+    """The fill price of a SELL protection leg on candle ``c`` (``None``: not triggered), by the exchange's rule in bar
+    terms: a stop triggers when the low reaches it and fills at the stop, or at the open when the candle opens beyond
+    it (a gap); a take-profit when the high reaches it (the level, or a gap open above it); a trailing stop when the low
+    reaches ``delta`` below the highest price since the entry (the open of this candle counts, its high only from the
+    next); a STOP_LOSS_LIMIT fills like a stop, but never below its limit (a gap below the limit: at the limit when the
+    candle's high comes back to it, else not on this candle)."""
+    if leg.trailing_delta:
+        level = max(peak or c.open, c.open) * (1 - Decimal(leg.trailing_delta) / _BPS)
+        return min(c.open, level) if c.low <= level else None
+    if leg.type == "TAKE_PROFIT":
+        return max(c.open, leg.stop_price) if c.high >= leg.stop_price else None
+    if c.low > leg.stop_price:
+        return None
+    price = min(c.open, leg.stop_price)
+    if leg.type == "STOP_LOSS_LIMIT" and price < leg.price:
+        return leg.price if c.high >= leg.price else None
+    return price

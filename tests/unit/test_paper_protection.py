@@ -1,0 +1,60 @@
+"""The paper broker holds a protection set and triggers it by the exchange's rule in bar terms: a stop when a candle's
+low reaches it (at the stop, or at the open of a candle that gaps beyond it), a take-profit when the high reaches it,
+the stop first when one candle reaches both, the sibling then EXPIRED (OCO_TRIGGER); trailing stops from the highest
+price since the entry; a cancel before any trigger cancels every leg."""
+
+from decimal import Decimal as D
+
+import pytest
+
+from trader.brokers.paper import Candle, PaperBroker
+from trader.orders import OrderIntent
+
+
+def leg(cid, type_, stop=None, price=None, trailing=None):
+    return OrderIntent(sleeve="s", symbol="BTCUSDT", side="SELL", quantity=D("0.1"), open_time_ms=1, type=type_, stop_price=stop,
+                       price=price, trailing_delta=trailing, interval="1m", mode="paper", stored_id=cid, list_id="e-PL")
+
+
+OCO = [leg("e-PS", "STOP_LOSS", D("98")), leg("e-PT", "TAKE_PROFIT", D("104"))]
+
+
+def broker(*bars):  # (open, high, low) per candle, from the entry's fill candle on
+    return PaperBroker(lambda *a: [Candle(60_000 * (k + 1), D(o), D(h), D(low)) for k, (o, h, low) in enumerate(bars)],
+                       fee_bps=D(0))
+
+
+def outcome(reports):
+    return [(r.status, [f.price for f in r.fills], r.expiry_reason) for r in reports]
+
+
+@pytest.mark.parametrize(("bars", "want"), [
+    ([("100", "101", "99")], [("NEW", [], None), ("NEW", [], None)]),
+    ([("100", "101", "99"), ("99", "99.5", "97")], [("FILLED", [D("98")], None), ("EXPIRED", [], "OCO_TRIGGER")]),
+    ([("100", "101", "99"), ("96", "97", "95")], [("FILLED", [D("96")], None), ("EXPIRED", [], "OCO_TRIGGER")]),  # gap: open
+    ([("100", "105", "99")], [("EXPIRED", [], "OCO_TRIGGER"), ("FILLED", [D("104")], None)]),
+    ([("100", "101", "99"), ("106", "107", "105")], [("EXPIRED", [], "OCO_TRIGGER"), ("FILLED", [D("106")], None)]),
+    ([("100", "105", "97")], [("FILLED", [D("98")], None), ("EXPIRED", [], "OCO_TRIGGER")]),  # both in one bar: the stop
+])
+def test_an_oco_triggers_by_the_bar_rule(bars, want):
+    assert outcome(broker(*bars).place_protection(OCO)) == want
+
+
+def test_a_trailing_stop_follows_the_highest_price_since_the_entry():
+    trail = [leg("e-PS", "STOP_LOSS", trailing=500)]  # 5 %
+    rising = broker(("100", "110", "99"), ("110", "120", "112"))
+    assert outcome(rising.place_protection(trail)) == [("NEW", [], None)]  # 95 then 104.5 never reached
+    falls = broker(("100", "110", "99"), ("110", "120", "112"), ("118", "119", "113"))
+    assert outcome(falls.place_protection(trail)) == [("FILLED", [D("114.00")], None)]  # 120 x 0.95
+
+
+def test_a_stop_limit_never_sells_below_its_limit():
+    stop_limit = [leg("e-PS", "STOP_LOSS_LIMIT", D("98"), D("97.5"))]
+    assert outcome(broker(("100", "101", "97")).place_protection(stop_limit)) == [("FILLED", [D("98")], None)]
+    assert outcome(broker(("100", "101", "99"), ("96", "97", "95")).place_protection(stop_limit)) == [("NEW", [], None)]
+    assert outcome(broker(("100", "101", "99"), ("96", "98", "95")).place_protection(stop_limit)) == [("FILLED", [D("97.5")], None)]
+
+
+def test_a_cancel_before_a_trigger_cancels_every_leg_and_a_filled_leg_stays_filled():
+    assert [r.status for r in broker(("100", "101", "99")).cancel_protection(OCO)] == ["CANCELED", "CANCELED"]
+    assert [r.status for r in broker(("100", "101", "97")).cancel_protection(OCO)] == ["FILLED", "EXPIRED"]

@@ -1,0 +1,165 @@
+"""Protection held by the exchange, per position: placed as soon as the entry's fill is in the ledger, cancelled
+before the exit by signal goes out, its fill the position's exit. Crash-safe like ``trader.execution``:
+
+1. the set's legs are recorded (PENDING_SUBMIT, ids derived from the entry's client order id: ``-PL`` list, ``-PS``
+   stop, ``-PT`` take-profit) in one transaction, at most once per entry (``has_protection``): a restart never
+   derives a second set;
+2. ``attempts`` is raised and committed, then the venue is ASKED FIRST (each leg by its client order id); only when
+   it knows none of them is the set placed, in one request (a lone stop, or an OCO list);
+3. every answer is applied to the ledger (``order_records.apply_report``: a filled leg moves the position like any
+   SELL; its sibling ends EXPIRED).
+A crash after the entry fill and before 1, between 1 and 2, or after 2 and before 3 leaves either no set at the
+venue (placed on restart) or one (found by the lookup): exactly one, never none for long.
+A sleeve's exit (a strategy SELL or a flatten, PENDING_SUBMIT) first cancels the set; if a leg filled meanwhile, the
+position is gone and the exit is refused (``REJECTED``: "the protection exited the position first").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+
+from trader import order_records, protection_records, sleeve_records, timestamps
+from trader.errors import ConfigError, FatalError, RetryableError
+from trader.filters import is_dust, round_to_step
+from trader.orders import OrderIntent, OrderReport
+from trader.protection import ProtectionRefused, choose_form, protection_set
+from trader.sleeve import Sleeve
+
+log = logging.getLogger(__name__)
+
+
+class Protector:
+    def __init__(self, transaction: Callable, executor, sleeves: list[Sleeve]) -> None:
+        self._tx, self.executor, self.broker = transaction, executor, executor.broker
+        self.mode = self.broker.mode
+        self.sleeves = {s.name: s for s in sleeves}
+        self.forms: dict[str, str] = {}
+        for s in sleeves:  # refused at start, with the reason, when the symbol cannot honour the settings
+            if s.protection is None or not s.protection.active:
+                continue
+            try:
+                form = choose_form(s.protection, self.broker.protection_flags(s.symbol))
+            except ProtectionRefused as exc:
+                raise ConfigError(f"sleeve {s.name}: protection refused: {exc}") from None
+            self.forms[s.name] = form
+
+    def settle(self, sleeve: str | None = None) -> None:
+        """Cancel the set of a sleeve about to exit, record the set of a new entry, place and refresh the sets."""
+        names = [sleeve] if sleeve is not None else list(self.sleeves)
+        try:
+            for name in names:
+                self._cancel_before_exit(name)
+                self._record_new_set(name)
+            with self._tx() as cur:
+                sets = protection_records.protection_legs(cur, self.mode, sleeve)
+            for legs in sets.values():
+                self._place_or_refresh(legs)
+        except RetryableError as err:  # the venue is away: the next step goes on
+            self.executor.on_retryable(err)
+            log.debug("protection: %s; retrying on the next step", err)
+
+    # --- 1. record ------------------------------------------------------------------------------------
+    def _record_new_set(self, name: str) -> None:
+        s, form = self.sleeves[name], self.forms.get(name)
+        if form is None:
+            return
+        with self._tx() as cur:
+            sleeve_records.lock_sleeve(cur, self.mode, name)
+            held = sleeve_records.position(cur, self.mode, name)
+            entry = protection_records.newest_entry(cur, self.mode, name)
+            if held <= 0 or entry is None or protection_records.has_protection(cur, entry[0]):
+                return
+            if protection_records.pending_exit(cur, self.mode, name) is not None:
+                return  # exiting anyway
+            entry_cid, entry_price, open_ms = entry
+            rules = self.broker.rules(s.symbol)
+            qty = round_to_step(held, (rules.market_lot.step if rules.market_lot and rules.market_lot.step else rules.lot.step))
+            if is_dust(rules, qty, entry_price):
+                return
+            atr = protection_records.atr_at(cur, s.symbol, s.interval, open_ms) if s.protection.uses_atr else None
+            try:
+                pset = protection_set(s.protection, form, entry_cid, qty, entry_price, rules.tick, atr)
+            except ValueError as exc:  # e.g. no atr_14 for the entry bar
+                sleeve_records.record_event(cur, self.mode, "protection_error", f"{entry_cid}: cannot protect: {exc}", name)
+                log.error("sleeve %s: position of %s unprotected: %s", name, entry_cid, exc)
+                return
+            for leg in pset.legs:
+                intent = OrderIntent(sleeve=name, symbol=s.symbol, side="SELL", quantity=qty, open_time_ms=open_ms, type=leg.type,
+                                     price=leg.price, stop_price=leg.stop_price, trailing_delta=leg.trailing_delta,
+                                     time_in_force="GTC" if leg.type == "STOP_LOSS_LIMIT" else None,
+                                     intent="STOP_LOSS" if leg.client_order_id.endswith("-PS") else "TAKE_PROFIT",
+                                     interval=s.interval, mode=self.mode, stored_id=leg.client_order_id,
+                                     list_id=pset.list_client_order_id if len(pset.legs) > 1 else "")
+                order_records.insert_order(cur, intent, self.mode, entry_price)
+
+    # --- 2. place / refresh -----------------------------------------------------------------------------
+    def _place_or_refresh(self, rows: list[tuple[OrderIntent, str, int]]) -> None:
+        legs = [i for i, _, _ in rows]
+        pending = any(status == "PENDING_SUBMIT" for _, status, _ in rows)
+        try:
+            if pending:
+                with self._tx() as cur:
+                    for leg in legs:
+                        order_records.bump_attempts(cur, leg.client_order_id)
+            reports = self.broker.lookup_protection(legs)  # asked first, always: a set it knows is never placed twice
+            placed = pending and all(r is None for r in reports)
+            if placed:
+                reports = self.broker.place_protection(legs)
+        except RetryableError as err:
+            self._error(legs, "retryable", str(err), final=False)
+            raise
+        except FatalError as err:
+            self._error(legs, "fatal", str(err), final=True)
+            log.error("sleeve %s: protection %s refused by the venue, the position is unprotected: %s", legs[0].sleeve,
+                      legs[0].client_order_id, err)
+            return
+        self._apply(legs, reports, "placed" if placed else "adopted" if pending else None)
+
+    def _apply(self, legs: list[OrderIntent], reports: list[OrderReport | None], what: str | None) -> None:
+        with self._tx() as cur:
+            for leg, report in zip(legs, reports):
+                if report is None:
+                    continue
+                new = order_records.apply_report(cur, self.mode, leg, report)
+                self.executor.stored_fills += [(leg, f) for f in new]
+                if new:
+                    sleeve_records.record_event(cur, self.mode, "protection_triggered",
+                                                f"{leg.client_order_id}: {leg.type} SELL {report.executed_qty} {leg.symbol} filled "
+                                                f"at {new[0].price}: the position's exit", leg.sleeve,
+                                                timestamps.from_ms(leg.open_time_ms), leg.type)
+            if what is not None:  # placed now, or found at the venue after a crash (adopted, not placed again)
+                shown = ", ".join(f"{leg.type} {leg.stop_price or f'trailing {leg.trailing_delta} bips'}" for leg in legs)
+                sleeve_records.record_event(cur, self.mode, "protection_placed",
+                                            f"{legs[0].list_id or legs[0].client_order_id}: SELL {legs[0].quantity} {legs[0].symbol}: "
+                                            f"{shown}{' (found at the venue: adopted)' if what == 'adopted' else ''}",
+                                            legs[0].sleeve, timestamps.from_ms(legs[0].open_time_ms), "OCO" if legs[0].list_id else legs[0].type)
+
+    # --- exit by signal -------------------------------------------------------------------------------
+    def _cancel_before_exit(self, name: str) -> None:
+        with self._tx() as cur:
+            exit_ = protection_records.pending_exit(cur, self.mode, name)
+            sets = protection_records.protection_legs(cur, self.mode, name) if exit_ is not None else {}
+        if exit_ is None:
+            return
+        for rows in sets.values():
+            legs = [i for i, _, _ in rows]
+            if all(status == "PENDING_SUBMIT" and attempts == 0 for _, status, attempts in rows):
+                reports = [OrderReport(client_order_id=leg.client_order_id, status="CANCELED") for leg in legs]  # never sent
+            else:
+                reports = [r or OrderReport(client_order_id=leg.client_order_id, status="CANCELED")
+                           for leg, r in zip(legs, self.broker.cancel_protection(legs))]
+            self._apply(legs, reports, None)
+        if not sets:
+            return
+        with self._tx() as cur:
+            held = sleeve_records.position(cur, self.mode, name)
+            if held < exit_.quantity:
+                order_records.record_order_error(cur, self.mode, exit_, "fatal", "the protection exited the position first "
+                                                 f"(holds {held})", final=True)
+
+    def _error(self, legs: list[OrderIntent], kind: str, message: str, final: bool) -> None:
+        with self._tx() as cur:
+            for leg in legs:
+                order_records.record_order_error(cur, self.mode, leg, kind, message, final)
