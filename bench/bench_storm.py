@@ -19,6 +19,7 @@ serial part of a full recompute whose reads and computing overlap the writes.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -98,17 +99,13 @@ def _loader_floor(engine, real, n: int) -> float:
     try:
         with raw.cursor() as cur:
             cur.execute("CHECKPOINT")
-            chunk: list[Kline] = []
-            for k in [*storm(real, n), None]:
-                if k is not None:
-                    chunk.append(k)
-                if len(chunk) == CHUNK or (k is None and chunk):
-                    buffer = copy_buffer((x, "file") for x in chunk)
-                    t = time.perf_counter()
-                    merge_copy(cur, buffer)
-                    raw.commit()
-                    spent += time.perf_counter() - t
-                    chunk = []
+            klines = storm(real, n)
+            while chunk := list(itertools.islice(klines, CHUNK)):
+                buffer = copy_buffer((k, "file") for k in chunk)
+                t = time.perf_counter()
+                merge_copy(cur, buffer)
+                raw.commit()
+                spent += time.perf_counter() - t
         return spent
     finally:
         raw.close()
