@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +24,7 @@ from klinepipe.binance.finality import is_final_row
 from klinepipe.binance.intervals import INTERVAL_MS, VARIABLE_LENGTH
 from klinepipe.binance.times import datetime_to_ms, now_ms as wall_ms
 from klinepipe.binance_files import read_klines_from_file
-from klinepipe.candle_store import Conflict, insert_conflicts, stage_and_merge
+from klinepipe.candle_store import Conflict, copy_buffer, insert_conflicts, merge_copy
 from klinepipe.errors import BinanceUnreachable, KlineParseError, KlinepipeFatalError, KlinepipeRetryableError
 from klinepipe.kline import Kline, in_conflict, newest, row_to_kline
 from klinepipe.partitions import ensure_partitions
@@ -188,25 +189,38 @@ def _pace(client, sleep: Callable[[float], None]) -> None:
 
 
 def load_klines(engine: Engine, klines: Iterable[Kline], source: str = "backfill", chunk: int = 50_000) -> int:
-    """Upsert candles (guarded merge, chunked; the newest state per candle within a chunk); return rows changed."""
+    """Upsert candles (guarded merge, chunked; the newest state per candle within a chunk); return rows changed.
+
+    Each chunk is committed on its own. This thread builds a chunk's COPY buffer while a worker thread, which
+    only waits on PostgreSQL (psycopg2 releases the GIL), merges the previous one: Python on one core,
+    PostgreSQL on the other. Chunks are committed in order; an error stops at the chunk that failed."""
     changed, batch, conflicts = 0, {}, []
-    for k in klines:
-        key = (k.symbol, k.interval, k.open_time)
-        seen = batch.get(key)
-        if seen is not None and in_conflict(seen, k):
-            conflicts.append(Conflict(seen, source, k, source, newest(seen, k) is k))
-        batch[key] = k if seen is None else newest(seen, k)
-        if len(batch) >= chunk:
-            changed += _merge(engine, [(v, source) for v in batch.values()], conflicts)
-            batch, conflicts = {}, []
-    return changed + (_merge(engine, [(v, source) for v in batch.values()], conflicts) if batch else 0)
+    merging: Future | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="merge") as pool:
+        try:
+            for k in klines:
+                key = (k.symbol, k.interval, k.open_time)
+                seen = batch.get(key)
+                if seen is not None and in_conflict(seen, k):
+                    conflicts.append(Conflict(seen, source, k, source, newest(seen, k) is k))
+                batch[key] = k if seen is None else newest(seen, k)
+                if len(batch) >= chunk:
+                    buffer = copy_buffer((v, source) for v in batch.values())
+                    changed += merging.result() if merging else 0
+                    merging, batch, conflicts = pool.submit(_merge, engine, buffer, conflicts), {}, []
+            changed += merging.result() if merging else 0
+            merging = None
+        finally:
+            if merging is not None:  # an error while a merge runs: let it finish (it commits on its own)
+                wait([merging])
+    return changed + (_merge(engine, copy_buffer((v, source) for v in batch.values()), conflicts) if batch else 0)
 
 
-def _merge(engine: Engine, rows: list[tuple[Kline, str]], conflicts: list[Conflict]) -> int:
+def _merge(engine: Engine, buffer, conflicts: list[Conflict]) -> int:
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cur:
-            changed = stage_and_merge(cur, rows)
+            changed = merge_copy(cur, buffer)
             insert_conflicts(cur, conflicts)
         raw.commit()
         return changed

@@ -59,10 +59,15 @@ SERIES_SQL = """
 def series_summary(conn, live_window: timedelta = timedelta(days=30)) -> list[dict]:
     """``SERIES_SQL``'s rows: what the Trading page's series list and the ETL metrics show per series. When
     market.candles was written outside the merge (SQL by hand), the summary is rebuilt first, once."""
-    if conn.execute(sa.text("SELECT EXISTS (SELECT FROM market.series_summary_stale)")).scalar():
-        with conn.engine.begin() as writer:  # its own transaction, committed before the read below
-            writer.execute(sa.text("SELECT market.rebuild_series_summary()"))
+    _fresh_summary(conn)
     return _rows(conn, SERIES_SQL, live_window=live_window)
+
+
+def _fresh_summary(conn) -> None:
+    """Rebuild market.series_summary first, once, when market.candles was written outside the merge."""
+    if conn.execute(sa.text("SELECT EXISTS (SELECT FROM market.series_summary_stale)")).scalar():
+        with conn.engine.begin() as writer:  # its own transaction, committed before the caller's read
+            writer.execute(sa.text("SELECT market.rebuild_series_summary()"))
 
 
 def list_series(conn, streams: Iterable[tuple[str, str]] = ()) -> list[dict]:
@@ -109,6 +114,21 @@ def trades(conn, symbol: str, interval: str, since: datetime | None, mode: str |
 MAX_DECIMALS = 8  # Binance's prices and quantities have at most 8 decimals
 
 
+# The newest :n candles of each symbol, whatever their interval: the newest :n of each of its series (a backward scan
+# of the primary key each, the series from market.series_summary), then the newest :n of those. O(series): ordering
+# all of a symbol's candles by open_time alone would read its whole history (the key is symbol, interval, open_time).
+_PRECISION_SQL = """
+    SELECT s.symbol, max(greatest(min_scale(c.open), min_scale(c.high), min_scale(c.low), min_scale(c.close))) AS price_dp,
+           max(min_scale(c.volume)) AS qty_dp
+    FROM unnest(CAST(:symbols AS text[])) AS s(symbol)
+    CROSS JOIN LATERAL (
+        SELECT open, high, low, close, volume FROM market.series_summary ss
+        CROSS JOIN LATERAL (SELECT open_time, open, high, low, close, volume FROM market.candles m
+                            WHERE m.symbol = ss.symbol AND m.interval = ss.interval ORDER BY open_time DESC LIMIT :n) x
+        WHERE ss.symbol = s.symbol ORDER BY open_time DESC LIMIT :n) c
+    GROUP BY s.symbol"""
+
+
 def precision(conn, symbols: Iterable[str], sample: int = 500) -> dict[str, dict[str, int]]:
     """Decimals to show per symbol: ``price`` (its tick size) and ``quantity`` (its step size).
 
@@ -119,13 +139,8 @@ def precision(conn, symbols: Iterable[str], sample: int = 500) -> dict[str, dict
     symbols = sorted(set(symbols))
     if not symbols:
         return {}
-    price = {r["symbol"]: (r["price_dp"], r["qty_dp"]) for r in _rows(conn, """
-        SELECT s.symbol, max(greatest(min_scale(c.open), min_scale(c.high), min_scale(c.low), min_scale(c.close))) AS price_dp,
-               max(min_scale(c.volume)) AS qty_dp
-        FROM unnest(CAST(:symbols AS text[])) AS s(symbol)
-        CROSS JOIN LATERAL (SELECT open, high, low, close, volume FROM market.candles m WHERE m.symbol = s.symbol
-                            ORDER BY open_time DESC LIMIT :n) c
-        GROUP BY s.symbol""", symbols=symbols, n=sample)}
+    _fresh_summary(conn)
+    price = {r["symbol"]: (r["price_dp"], r["qty_dp"]) for r in _rows(conn, _PRECISION_SQL, symbols=symbols, n=sample)}
     qty = {r["symbol"]: r["dp"] for r in _rows(conn, """
         SELECT symbol, max(min_scale(quantity)) AS dp FROM (
             SELECT symbol, quantity FROM trading.fills WHERE symbol = ANY(CAST(:symbols AS text[]))
