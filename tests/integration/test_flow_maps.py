@@ -9,6 +9,7 @@ page, so the two cannot drift: a step that was renamed, moved or taken off the p
 from __future__ import annotations
 
 import re
+import select
 import sys
 import threading
 from contextlib import contextmanager
@@ -112,6 +113,8 @@ def test_flow_3_new_candles_become_feature_rows_and_a_notification(db, database_
     listener.cursor().execute("LISTEN klinepipe_features")
     with traced() as calls:
         compute_pending_features(db)
+    # the NOTIFY is sent at commit but reaches the listener's socket a moment later: wait for it, then read it
+    assert select.select([listener], [], [], 10)[0], "no NOTIFY klinepipe_features within 10 s"
     listener.poll()
     assert listener.notifies, "no NOTIFY klinepipe_features"
     listener.close()

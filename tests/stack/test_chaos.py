@@ -126,6 +126,18 @@ def _inject(run: Run, fault: str, url: str, data) -> str:
     return f"pid {pid}"
 
 
+def _streaming_replaced(run: Run, start: int) -> bool:
+    """The sidecar restarted for a new broker is up again. The supervisor prints "restarting streaming" before it
+    stops the old one (up to 5 s) and starts the new one: judged on that line alone, the next fault could aim at the
+    old pid and then see a new one that no death explains."""
+    lines = run.lines[start:]
+    marks = [i for i, line in enumerate(lines) if "supervisor: restarting streaming: the broker it publishes to" in line]
+    if not marks or not any(re.search(r"^supervisor: streaming started \(pid", line) for line in lines[marks[0]:]):
+        return False
+    pid = run.pid_of("streaming")
+    return psutil.pid_exists(pid) and alive(psutil.Process(pid))
+
+
 def _recovered(run: Run, fault: str, before: dict, url: str) -> bool:
     if fault == "task":  # the loader goes on: a candle stored after the kill
         return _stored(url) > before["stored"] or run.lines_since(before["line"], r"streaming finished")
@@ -134,10 +146,11 @@ def _recovered(run: Run, fault: str, before: dict, url: str) -> bool:
     pid = run.pid_of(fault)
     if not (pid != before["pid"] and psutil.pid_exists(pid) and alive(psutil.Process(pid))):
         return False
-    assert run.lines_since(before["line"], rf"supervisor: {fault} \(pid {before['pid']}\) was killed by signal 9 after")
+    assert run.lines_since(before["line"], rf"supervisor: {fault} \(pid {before['pid']}\) was killed by signal 9 after"), \
+        f"{fault}: a new pid {pid} without the death of {before['pid']}:\n{''.join(run.lines[before['line'] - 10:])}"
     if fault == "tansu":  # the new broker is empty: the sidecar publishing to the old one is restarted too
-        return run.lines_since(before["line"], r"kafka: the embedded broker was restarted empty") and run.lines_since(
-            before["line"], r"supervisor: restarting streaming: the broker it publishes to was replaced")
+        return run.lines_since(before["line"], r"kafka: the embedded broker was restarted empty") and _streaming_replaced(
+            run, before["line"])
     return True
 
 
