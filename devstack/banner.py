@@ -12,6 +12,14 @@ from klinepipe import connection_file
 from klinepipe.dsn import libpq_dsn
 
 
+# One series' newest rows, from its primary key (the plain ``ORDER BY open_time DESC LIMIT 5`` over all of
+# market.candles sorts every row of every partition), and the newest orders.
+SQL_EXAMPLES = (
+    "SELECT * FROM market.candles WHERE symbol = 'BTCUSDT' AND interval = '1m' ORDER BY open_time DESC LIMIT 5;",
+    "SELECT * FROM trading.orders ORDER BY created_at DESC LIMIT 20;",
+)
+
+
 def banner(*, url: str, database_url: str, bootstrap: str, answered: bool, logs: Path, passwords: Path,
            connection_file_path: Path | None) -> str:
     """The banner: Airflow's UI (``answered``: it answers its health check), the Trading page, metrics, SQL, logs,
@@ -28,8 +36,7 @@ def banner(*, url: str, database_url: str, bootstrap: str, answered: bool, logs:
             f"  Metrics    : {url}/klinepipe/metrics (ETL), {metrics_url('STREAMING_METRICS_PORT', 9108)} (streaming),"
             f" {metrics_url('TRADER_METRICS_PORT', 9102)} (trader)",
             f"  SQL        : psql '{libpq_dsn(database_url)}'",
-            "               SELECT * FROM market.candles ORDER BY open_time DESC LIMIT 5;",
-            "               SELECT * FROM trading.orders ORDER BY created_at DESC;",
+            *(f"               {query}" for query in SQL_EXAMPLES),
             f"  Logs       : {logs}   (supervisor: this terminal; one file per process, UTC times, capped and rotated)",
             f"  Other shells: the CLIs read {connection_file_path} while this runs, or paste:",
             *(f"               {line}" for line in connection_file.export_lines(shown)),
