@@ -63,7 +63,7 @@ class Protector:
     # --- 1. record ------------------------------------------------------------------------------------
     def _record_new_set(self, name: str) -> None:
         s, form = self.sleeves[name], self.forms.get(name)
-        if form is None:
+        if form is None or self.executor.hold_protection:  # HALTED with cancel_all: recorded and placed on resume
             return
         with self._tx() as cur:
             sleeve_records.lock_sleeve(cur, self.mode, name)
