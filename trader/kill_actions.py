@@ -64,7 +64,7 @@ class KillActions:
                     if self._flatten(sleeve):
                         self.executor.settle(sleeve.name)
             elif state is KillState.HALTED and self.policy.on_halted != "keep":
-                if self.policy.cancels("STOP_LOSS"):
+                if self.policy.holds_protection(state):  # cancel_all: the sets too (cancel keeps the stops working)
                     self._cancel_protection("HALTED")
                 self._cancel_open_orders("HALTED", lambda intent: self.policy.cancels(intent.intent))
         except RetryableError as err:  # the venue is away: the next step tries again
