@@ -79,7 +79,8 @@ class TraderSettings(BaseSettings):
         "", description="selfTradePreventionMode sent on every order; empty: not sent (the symbol's default applies)")
     kill_reducing: Literal["flatten", "exits_only"] = Field("flatten", description="REDUCING: close every position now, or block entries only")
     kill_halted: Literal["cancel", "cancel_all", "keep"] = Field(
-        "cancel", description="HALTED: cancel open entries/exits (cancel), those and protective stops (cancel_all), or nothing")
+        "cancel", description="HALTED: cancel open entries/exits and keep the positions' stops working (cancel), cancel the"
+        " stops too and place none while halted (cancel_all), or cancel nothing (keep)")
     notify_webhook_url: SecretStr | None = Field(None, description="JSON POST of every notification (a secret: it may hold a token)")
     notify_webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key: X-Klinepipe-Signature over the body")
     notify_webhook_secret_file: Path | None = None

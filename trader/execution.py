@@ -6,7 +6,8 @@ For every order the ledger holds as not final:
   leaves either an order the venue does not know (submitted on restart) or one it knows (found by the
   lookup): never two.
 * NEW / PARTIALLY_FILLED: look it up and apply what changed (new fills only).
-While ``hold`` is set (the kill switch is HALTED) nothing is submitted; open orders are still refreshed.
+While ``hold`` is set (the kill switch is HALTED) nothing is submitted; open orders are still refreshed. Protection
+legs are the protector's: it keeps placing them while HALTED unless ``hold_protection`` (``cancel_all``) is set.
 429/418 are honoured by waiting ``Retry-After`` (injected ``sleep``); other retryable errors leave the
 order for the next pass; fatal errors reject it. Every error is recorded.
 """
@@ -30,6 +31,7 @@ class Executor:
         self.stored_fills: list[tuple[OrderIntent, Fill]] = []  # fills new to the ledger; the trader's console drains it
         self.on_retryable: Callable[[RetryableError], None] = lambda err: None  # the loop's outage tracking
         self.hold = False  # HALTED: submit nothing (the kill switch's actions set it)
+        self.hold_protection = False  # HALTED with cancel_all: the protector records (so places) no new set either
 
     def settle(self, sleeve: str | None = None) -> None:
         """Submit pending orders and refresh open ones (of ``sleeve``, or all)."""

@@ -68,7 +68,9 @@ class Trader:
                 s.halted = s.halted or sleeve_records.halted_reason(cur, self.mode, s.name)
                 if paper_balance is not None:
                     account_records.seed_balance(cur, self.mode, split_symbol(s.symbol)[1], paper_balance)
-            self.executor.hold = account_records.kill_state(cur, self.mode).state is KillState.HALTED  # reconcile submits nothing
+            state = account_records.kill_state(cur, self.mode).state
+            self.executor.hold = state is KillState.HALTED  # reconcile submits nothing
+            self.executor.hold_protection = risk.kill_policy.holds_protection(state)
 
     def step(self) -> list[Decision | Filled]:
         """Decide every new candle of every active sleeve; return the BUY/SELL orders recorded and the fills
@@ -188,6 +190,7 @@ class Trader:
         equity, peak, day_start = account_records.mark_equity(cur, self.mode, self.quote, at)
         new, reason = evaluate(state, equity, peak, day_start, self.risk.kill)
         self.executor.hold = new is KillState.HALTED
+        self.executor.hold_protection = self.risk.kill_policy.holds_protection(new)
         if new is not state:
             log.error("kill switch %s: %s", new.value, reason)
             account_records.set_kill_state(cur, self.mode, new.value, f"{reason} at {at:%Y-%m-%d %H:%M}", "risk")

@@ -3,6 +3,13 @@
 Orders are written as PENDING_SUBMIT before they are sent; every answer of the venue is applied with
 ``apply_report``, which is idempotent (fills are unique per (client order id, trade id)), so replaying a
 report after a crash never moves a position or a balance twice.
+
+A protection leg (``-PS`` / ``-PT``, ``trader.protector``) is applied by the same function whatever told us -- the
+protector's REST lookups, the user data stream, its REST catch-up, the kill switch's cancel -- and in the same
+transaction as its fill: a new fill is recorded as a ``protection_triggered`` event, and once a leg of an OCO is FILLED
+its siblings still open in the ledger end ``EXPIRED`` (``OCO_TRIGGER``), as the venue ends them
+(binance-protective-orders.md 3.2): the set is closed with the position's exit. A later word of the venue on the
+sibling (its own report or event) still overwrites that status.
 """
 
 from __future__ import annotations
@@ -29,6 +36,13 @@ def insert_order(cur, intent: OrderIntent, mode: str, ref_price: Decimal) -> boo
     return cur.rowcount == 1
 
 
+LEG_RE = "-P[ST]$"  # a protection leg's client order id (trader.protection: the entry's id + -PS / -PT)
+
+
+def is_protection_leg(client_order_id: str) -> bool:
+    return client_order_id.endswith(("-PS", "-PT"))
+
+
 _ORDER_COLS = ("o.client_order_id, o.sleeve, o.symbol, o.side, o.quantity, o.signal_open_time, o.type, o.price, o.stop_price,"
                " o.time_in_force, s.interval, o.status, o.attempts, o.trailing_delta, o.list_client_order_id")
 
@@ -42,7 +56,7 @@ def open_orders(cur, mode: str, sleeve: str | None = None, protection: bool | No
 
 def orders_where(cur, mode: str, where: str, params: tuple, protection: bool | None = None) -> list[tuple[OrderIntent, str, int]]:
     """(intent, status, attempts) of the mode's orders matching ``where``, oldest first."""
-    legs = {None: "", True: " AND o.client_order_id ~ '-P[ST]$'", False: " AND o.client_order_id !~ '-P[ST]$'"}[protection]
+    legs = {None: "", True: f" AND o.client_order_id ~ '{LEG_RE}'", False: f" AND o.client_order_id !~ '{LEG_RE}'"}[protection]
     cur.execute(f"SELECT {_ORDER_COLS} FROM trading.orders o JOIN trading.sleeves s ON s.mode = o.mode AND s.sleeve = o.sleeve"
                 f" WHERE o.mode = %s AND {where}{legs} ORDER BY o.signal_open_time, o.client_order_id", (mode, *params))
     out = []
@@ -92,7 +106,24 @@ def apply_report(cur, mode: str, intent: OrderIntent, report: OrderReport) -> li
         (report.status, report.exchange_order_id, executed, report.expiry_reason, intent.client_order_id, intent.client_order_id,
          executed or 0, list(OPEN_STATUSES), report.status, list(OPEN_STATUSES)),
     )
+    if is_protection_leg(intent.client_order_id):
+        _protection_applied(cur, mode, intent, report, new)
     return new
+
+
+def _protection_applied(cur, mode: str, leg: OrderIntent, report: OrderReport, new: list[Fill]) -> None:
+    """A protection leg's fill is the position's exit: the event, and the set closed with it (module docstring)."""
+    if new:
+        record_event(cur, mode, "protection_triggered", f"{leg.client_order_id}: {leg.type} SELL {report.executed_qty} {leg.symbol} "
+                     f"filled at {new[0].price}: the position's exit", leg.sleeve, from_ms(leg.open_time_ms), leg.type)
+    if not leg.list_id:
+        return
+    cur.execute("SELECT status FROM trading.orders WHERE client_order_id = %s", (leg.client_order_id,))
+    if cur.fetchone()[0] != "FILLED":
+        return
+    cur.execute(f"UPDATE trading.orders SET status = 'EXPIRED', expiry_reason = 'OCO_TRIGGER', updated_at = now()"
+                f" WHERE mode = %s AND list_client_order_id = %s AND client_order_id <> %s AND client_order_id ~ '{LEG_RE}'"
+                f" AND status = ANY(%s)", (mode, leg.list_id, leg.client_order_id, list(OPEN_STATUSES)))
 
 
 def _insert_fill(cur, intent: OrderIntent, fill: Fill) -> bool:

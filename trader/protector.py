@@ -63,7 +63,7 @@ class Protector:
     # --- 1. record ------------------------------------------------------------------------------------
     def _record_new_set(self, name: str) -> None:
         s, form = self.sleeves[name], self.forms.get(name)
-        if form is None:
+        if form is None or self.executor.hold_protection:  # HALTED with cancel_all: recorded and placed on resume
             return
         with self._tx() as cur:
             sleeve_records.lock_sleeve(cur, self.mode, name)
@@ -122,13 +122,8 @@ class Protector:
             for leg, report in zip(legs, reports):
                 if report is None:
                     continue
-                new = order_records.apply_report(cur, self.mode, leg, report)
+                new = order_records.apply_report(cur, self.mode, leg, report)  # a fill: also protection_triggered
                 self.executor.stored_fills += [(leg, f) for f in new]
-                if new:
-                    sleeve_records.record_event(cur, self.mode, "protection_triggered",
-                                                f"{leg.client_order_id}: {leg.type} SELL {report.executed_qty} {leg.symbol} filled "
-                                                f"at {new[0].price}: the position's exit", leg.sleeve,
-                                                timestamps.from_ms(leg.open_time_ms), leg.type)
             if what is not None:  # placed now, or found at the venue after a crash (adopted, not placed again)
                 shown = ", ".join(f"{leg.type} {leg.stop_price or f'trailing {leg.trailing_delta} bips'}" for leg in legs)
                 sleeve_records.record_event(cur, self.mode, "protection_placed",

@@ -7,10 +7,17 @@ sends ``userDataStream.subscribe.signature``; listenKeys are gone since 2026-02-
 over REST moves a position once. ``z`` is not trusted alone: the report carries every stored fill of the order plus
 the new one, so the executed quantity is the sum of the fills.
 
+Protection legs (``-PS`` / ``-PT``, ``trader.protector``) are looked up too: a stop or take-profit that fires at the
+exchange is applied from its ``TRADE`` event like any SELL -- the position moves, a ``protection_triggered`` event is
+recorded and, for an OCO, the sibling still open in the ledger ends ``EXPIRED`` (``OCO_TRIGGER``), all in the fill's
+one transaction (``order_records.apply_report``). A leg's own final event (``x`` ``EXPIRED`` / ``CANCELED`` /
+``REJECTED``: the OCO sibling's expiry, a cancel) is applied as the venue says, when the ledger holds every fill the
+event counts (``z``; else REST tells). ``listStatus`` adds nothing: the legs' events say it all.
+
 REST stays the source of truth. After every (re)subscription -- at start, after a dropped connection, an
 ``eventStreamTerminated`` or a ``serverShutdown`` -- ``catch_up`` runs (``refresh_open_orders``: each accepted open
 order looked up by client order id, its fills applied; orders still ``PENDING_SUBMIT`` are the main loop's to send),
-*after* the new subscription is active, so no event can fall in a gap. Balance events are not applied: the ledger's balances move with its fills, and the exchange's balances are
+*after* the new subscription is active, so no event can fall in a gap; protection legs included. Balance events are not applied: the ledger's balances move with its fills, and the exchange's balances are
 compared at reconciliation; a ``balanceUpdate`` (deposit, withdrawal) is recorded as an event for the operator.
 Resubscribing waits ``retry_wait`` seconds, doubling up to ``max_wait`` while subscribing keeps failing.
 """
@@ -45,6 +52,17 @@ def parse_trade(event: dict) -> tuple[str, Fill, str, str] | None:
     return event["c"], fill, event["X"], str(event["i"])
 
 
+FINAL_EXECUTIONS = ("EXPIRED", "CANCELED", "REJECTED")
+
+
+def parse_final(event: dict) -> tuple[str, str, str, Decimal, str | None] | None:
+    """(client order id, status, exchange order id, cumulative quantity, expiry reason) of an ``executionReport`` that
+    ends an order without a trade, else ``None``. On a cancel ``c`` is the cancel's id and ``C`` the order's."""
+    if event.get("e") != "executionReport" or event.get("x") not in FINAL_EXECUTIONS:
+        return None
+    return event.get("C") or event["c"], event["X"], str(event["i"]), Decimal(event["z"]), event.get("eR")
+
+
 def _stored_fills(cur, client_order_id: str) -> list[Fill]:
     cur.execute("SELECT trade_id, quantity, price, fee, fee_asset, filled_at FROM trading.fills WHERE client_order_id = %s"
                 " ORDER BY id", (client_order_id,))
@@ -52,12 +70,19 @@ def _stored_fills(cur, client_order_id: str) -> list[Fill]:
 
 
 def refresh_open_orders(executor, transaction: Callable) -> None:
-    """The REST catch-up: look up every accepted open order of the executor's mode and apply what the venue says."""
+    """The REST catch-up: look up every accepted open order of the executor's mode (protection legs too) and apply
+    what the venue says."""
     with transaction() as cur:
-        pending = order_records.open_orders(cur, executor.broker.mode)
+        pending = order_records.open_orders(cur, executor.broker.mode, protection=None)
     for intent, status, _ in pending:
         if status != "PENDING_SUBMIT":
             executor.refresh(intent)
+
+
+def _open_order(cur, mode: str, client_order_id: str) -> OrderIntent | None:
+    """The ledger's open order of that id (protection legs included), else ``None``."""
+    return next((i for i, _, _ in order_records.open_orders(cur, mode, protection=None) if i.client_order_id == client_order_id),
+                None)
 
 
 class UserStream:
@@ -75,6 +100,8 @@ class UserStream:
         self.subscriptions = 0  # how many times a subscription was made (1 + resubscriptions)
         self.catch_ups = 0  # REST catch-ups finished (one after each subscription)
         self.applied = 0  # fills new to the ledger that came from the stream
+        self.protection_applied = 0  # of those, fills of protection legs (a stop or take-profit that fired)
+        self.closed = 0  # orders the stream ended without a trade (a protection leg expired or cancelled)
 
     def apply(self, event: dict) -> bool:
         """Apply one event; ``True`` when it stored a fill the ledger did not have."""
@@ -84,10 +111,11 @@ class UserStream:
             return False
         trade = parse_trade(event)
         if trade is None:
+            self._apply_final(event)
             return False
         cid, fill, status, exchange_id = trade
         with self._tx() as cur:
-            intent = next((i for i, _, _ in order_records.open_orders(cur, self.mode) if i.client_order_id == cid), None)
+            intent = _open_order(cur, self.mode, cid)
             if intent is None:  # not ours, or final already: reconciliation sees foreign trades
                 return False
             fills = [f for f in _stored_fills(cur, cid) if f.trade_id != fill.trade_id] + [fill]
@@ -95,9 +123,28 @@ class UserStream:
                                  executed_qty=sum((f.quantity for f in fills), Decimal(0)), fills=tuple(fills))
             new = order_records.apply_report(cur, self.mode, intent, report)
         self.applied += len(new)
+        if order_records.is_protection_leg(cid):
+            self.protection_applied += len(new)
         for stored in new:
             self._on_fill(intent, stored)
         return bool(new)
+
+    def _apply_final(self, event: dict) -> bool:
+        """A protection leg ended without a trade (expired, cancelled): its status as the venue says."""
+        final = parse_final(event)
+        if final is None or not order_records.is_protection_leg(final[0]):
+            return False
+        cid, status, exchange_id, executed, reason = final
+        with self._tx() as cur:
+            intent = _open_order(cur, self.mode, cid)
+            fills = _stored_fills(cur, cid) if intent is not None else []
+            if intent is None or sum((f.quantity for f in fills), Decimal(0)) != executed:
+                return False  # final already, or a fill the ledger misses: REST tells
+            order_records.apply_report(cur, self.mode, intent, OrderReport(
+                client_order_id=cid, status=status, exchange_order_id=exchange_id, executed_qty=executed, fills=tuple(fills),
+                expiry_reason=reason))
+        self.closed += 1
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Subscribe, catch up, apply events; resubscribe after any gap; until ``stop`` is set.

@@ -1,7 +1,8 @@
 """The user data stream inside ``python -m trader run`` (testnet mode, fake Binance, real PostgreSQL): a fill reaches the
 ledger from the stream with the REST poll an hour away; an ``eventStreamTerminated`` is followed by a new subscription;
 a stream dropped (and held down) while the order fills ends with the ledger right after the REST catch-up; the stream
-shows in ``status`` and ``/metrics``; ``TRADER_USER_STREAM=false`` leaves it off."""
+shows in ``status`` and ``/metrics``; a protected position's stop fill comes from the stream too; ``TRADER_USER_STREAM=false``
+leaves it off."""
 
 import os
 import re
@@ -42,6 +43,7 @@ class Trader:
                 "BINANCE_API_KEY": fake.api_key, "BINANCE_API_SECRET": fake.api_secret,
                 "TRADER_SLEEVES": "BTCUSDT:1m:sma_cross:1000", "TRADER_STALE_INTERVALS": "0", "TRADER_POLL_INTERVAL": "3600",
                 "TRADER_RETRY_MAX_DELAY": "1", "TRADER_METRICS_PORT": str(self.port), **LIMIT, **env}
+        full = {k: v for k, v in full.items() if v is not None}  # env: a setting given as None is left out
         self.proc = subprocess.Popen([sys.executable, "-m", "trader", "run", "--accept-differences"], cwd=ROOT, env=full,
                                      text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -157,3 +159,41 @@ def test_the_setting_turns_the_stream_off(db, database_url, fake):
 
     assert connected is None and fake.user_stream_subscriptions() == [] and "user data stream off" in out
     assert "user data stream: never run in this mode" in status_text(database_url)
+
+
+PROTECTED = """[[sleeve]]
+symbol = "BTCUSDT"
+interval = "1m"
+strategy = "sma_cross"
+allocation = "1000"
+stop_loss = "2%"
+take_profit = "4%"
+"""
+
+
+def test_a_protected_positions_stop_fill_comes_from_the_stream(db, database_url, fake, tmp_path):
+    seed_features(db, ROWS[: FIRST + 1])
+    (tmp_path / "sleeves.toml").write_text(PROTECTED)
+    trader = Trader(database_url, fake, TRADER_SLEEVES_FILE=str(tmp_path / "sleeves.toml"), TRADER_SLEEVES=None,
+                    TRADER_ORDER_TYPE="MARKET")
+    try:  # the BUY fills at 100000, its OCO (stop 98000, take-profit 104000) goes out in the same step
+        wait_until(lambda: sorted(o.status for o in ledger(db)[0]) == ["FILLED", "NEW", "NEW"]
+                   and trader.metric("trader_loop_steps_total") == 1 and trader.metric("trader_user_stream_connected") == 1,
+                   "the protected position and the subscription", trader.proc)
+        lookups = order_lookups(fake)
+        fake.trade("BTCUSDT", "99000.00", "97900.00")  # through the stop: no poll is due for an hour
+        wait_until(lambda: sorted(o.status for o in ledger(db)[0]) == ["EXPIRED", "FILLED", "FILLED"], "the exit in the ledger",
+                   trader.proc)
+        stream_fills, steps, after = (trader.metric("trader_user_stream_fills_total"), trader.metric("trader_loop_steps_total"),
+                                      order_lookups(fake))
+    finally:
+        out = trader.stop()
+
+    orders, fills = ledger(db)
+    (stop,) = [o for o in orders if o.client_order_id.endswith("-PS")]
+    assert (stream_fills, steps, after) == (1, 1, lookups)  # the stream told the ledger; neither the loop nor REST did
+    assert sorted(f.client_order_id for f in fills) == [stop.client_order_id[:-3], stop.client_order_id]  # entry, stop: once
+    assert re.search(r"SELL \S+ filled @ \S+ .*\(user data stream\)", out)
+    with db.connect() as c:
+        held = c.execute(sa.text("SELECT quantity FROM trading.positions WHERE mode = 'testnet'")).scalar()
+    assert 0 <= held < D("0.00001")

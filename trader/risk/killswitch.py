@@ -4,8 +4,10 @@
 * REDUCING: no new entries; exits (orders that reduce a position) still go out. With ``KillPolicy.on_reducing``
   ``flatten`` (the default) the trader also closes every open position at once with one MARKET exit per sleeve
   (``trader.kill_actions``); ``exits_only`` leaves the positions to the strategies' own exits.
-* HALTED: no orders at all. With ``KillPolicy.on_halted`` ``cancel`` (the default) the trader cancels its open
-  entry and exit orders at the exchange (protective stops stay); ``cancel_all`` cancels those too; ``keep`` none.
+* HALTED: no orders at all, except the protection of a position (a stop only ever reduces it). With
+  ``KillPolicy.on_halted`` ``cancel`` (the default) the trader cancels its open entry and exit orders at the exchange
+  and the protection sets stay working (a stop that fires while HALTED is the position's exit, a position whose entry
+  fills gets its set); ``cancel_all`` cancels the sets too and places none while HALTED; ``keep`` cancels nothing.
 The state is persisted by the ledger and survives restarts; automatic transitions only ever escalate.
 Only the operator returns it to ACTIVE (``python -m trader resume``) or trips it by hand (``kill``).
 """
@@ -66,6 +68,10 @@ class KillPolicy:
             raise ValueError(f"on_reducing must be one of {', '.join(REDUCING_ACTIONS)}, got {self.on_reducing!r}")
         if self.on_halted not in HALTED_ACTIONS:
             raise ValueError(f"on_halted must be one of {', '.join(HALTED_ACTIONS)}, got {self.on_halted!r}")
+
+    def holds_protection(self, state: KillState) -> bool:
+        """Whether no new protection set is placed in ``state`` (HALTED with ``cancel_all``: nothing at the venue)."""
+        return state is KillState.HALTED and self.on_halted == "cancel_all"
 
     def cancels(self, intent: str) -> bool:
         """Whether HALTED cancels an open order placed for ``intent`` (protective intents only under cancel_all)."""
