@@ -24,6 +24,8 @@ stops the run: the storage's error is raised from the next trial's ``push`` (or 
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
 import threading
 from collections.abc import Callable
 
@@ -34,6 +36,23 @@ from optuna.trial import FrozenTrial, TrialState
 from trader.backtest.optimize import tables
 
 PULL_EVERY = 4
+
+
+class SharedBudget:
+    """The trials left to run on one study, shared by forked processes: each takes the next one when it is free, so
+    they all finish within a trial of each other instead of each after a fixed share (which left a core idle for
+    0.1-0.2 s of a 1.6 s run). Create it before the processes are forked."""
+
+    def __init__(self, trials: int) -> None:
+        self._left = multiprocessing.get_context("fork").Value("i", trials)
+
+    def take(self) -> bool:
+        """One trial to run (``True``), or none left."""
+        with self._left.get_lock():
+            if self._left.value <= 0:
+                return False
+            self._left.value -= 1
+            return True
 
 
 class _Writer:
@@ -125,10 +144,18 @@ class MirroredStudy:
                 ids = [self.storage.create_new_trial(self.study_id, template_trial=t) for t in trials]
             self._known.update(ids)
 
-    def optimize(self, objective: Callable, n_trials: int, threads: int = 1) -> None:
-        """``n_trials`` trials of ``objective`` (``threads``: Optuna's ``n_jobs``); all stored when it returns."""
-
-        started = iter(range(n_trials))
+    def optimize(self, objective: Callable, n_trials: int, threads: int = 1, budget: SharedBudget | None = None) -> None:
+        """``n_trials`` trials of ``objective`` (``threads``: Optuna's ``n_jobs``), or with a ``budget`` (one thread)
+        as many as it hands this process; all stored when it returns."""
+        callbacks: list[Callable] = [self.push]
+        if budget is not None:
+            if threads != 1:
+                raise ValueError("a shared budget is for one thread a process")
+            if not budget.take():
+                return
+            n_trials = None  # until the budget says stop: each trial takes the next one when it ends
+            callbacks.append(lambda study, _trial: budget.take() or study.stop())
+        started = itertools.count()
 
         def pulled_first(trial):
             with self._lock:
@@ -140,7 +167,7 @@ class MirroredStudy:
         self._writer = _Writer(self._store)
         try:
             self.local.optimize(pulled_first, n_trials=n_trials, n_jobs=threads, gc_after_trial=False,
-                                callbacks=[self.push])
+                                callbacks=callbacks)
         except BaseException:
             if self._writer.error is None:  # else the storage's error is raised below
                 for t in self.local.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
