@@ -28,7 +28,8 @@ def _templates() -> list:
         create_trial(state=TrialState.COMPLETE, value=1.25, params={"fast": 4, "slow": 20, "k": 0.5, "kind": None},
                      user_attrs={"result": {"trades": 3, "total_return_pct": -1.5}}, system_attrs={"s": [1, 2]},
                      intermediate_values={0: 0.5, 3: float("nan")}, **common),
-        create_trial(state=TrialState.COMPLETE, value=float("-inf"), params={"fast": 12, "slow": 40, "k": 0.01, "kind": 2.5}, **common),
+        create_trial(state=TrialState.COMPLETE, value=float("-inf"), params={"fast": 12, "slow": 40, "k": 0.01, "kind": 2.5},
+                     **common),
         create_trial(state=TrialState.PRUNED, params={"fast": 7, "slow": 15, "k": 1.0, "kind": "a"},
                      user_attrs={"pruned": "2 closed trades < min_trades 5"}, **common),
         create_trial(state=TrialState.FAIL, params={"fast": 5}, distributions={"fast": dists["fast"]}),
@@ -48,9 +49,11 @@ def test_stored_trials_read_back_through_optuna_as_they_were_and_numbered_after_
     study.add_trial(create_trial(value=0.0, params={"fast": 3}, distributions={"fast": IntDistribution(3, 12)}))  # Optuna's write
     templates, start = _templates()
     for i, t in enumerate(templates):
-        t.datetime_start, t.datetime_complete = start + datetime.timedelta(seconds=i), start + datetime.timedelta(seconds=i, milliseconds=7)
+        t.datetime_start = start + datetime.timedelta(seconds=i)
+        t.datetime_complete = t.datetime_start + datetime.timedelta(milliseconds=7)
 
-    stored = tables.store(storage.engine, study._study_id, templates[:3]) + tables.store(storage.engine, study._study_id, templates[3:])
+    stored = tables.store(storage.engine, study._study_id, templates[:3])  # several trials in one transaction
+    stored += tables.store(storage.engine, study._study_id, templates[3:])
     study.add_trial(create_trial(value=2.0, params={"fast": 4}, distributions={"fast": IntDistribution(3, 12)}))  # Optuna's again
 
     assert [n for _, n in stored] == [1, 2, 3, 4]
