@@ -1,5 +1,6 @@
-"""Trials sampled in memory and stored in PostgreSQL one transaction each (trader/backtest/optimize/mirror.py)."""
+"""Trials sampled in memory and stored in PostgreSQL by a writer thread (trader/backtest/optimize/mirror.py)."""
 
+import time
 import uuid
 
 import optuna
@@ -9,8 +10,9 @@ import sqlalchemy as sa
 from tests.helpers import sample_rows, write_csv
 from trader.backtest.candles import read_kline_file
 from trader.backtest.engine import FillModel
-from trader.backtest.optimize.mirror import MirroredStudy
-from trader.backtest.optimize.run import evaluator_for
+from trader.backtest.optimize import tables
+from trader.backtest.optimize.mirror import MirroredStudy, SharedBudget
+from trader.backtest.optimize.run import evaluator_for, plan_jobs, run_jobs
 from trader.backtest.optimize.storage import open_storage
 from trader.backtest.optimize.study import Setup, create_studies, run_trials
 
@@ -71,16 +73,91 @@ def test_two_mirrors_on_one_study_see_each_others_trials_once(storage, candles):
     assert sorted(t.params["fast"] for t in a.local.trials) == stored
 
 
-def test_a_trial_that_raises_is_stored_as_failed_before_the_error_propagates(storage, candles):
+def test_a_trial_that_raises_is_stored_as_failed_with_the_ones_before_it_and_a_resume_sees_them(storage, candles):
     name, _ = _study(storage, candles)
     mirror = MirroredStudy(optuna.storages.get_storage(storage), name, optuna.samplers.RandomSampler(seed=0))
 
     def objective(trial):
-        trial.suggest_int("fast", 3, 12)
-        raise RuntimeError("strategy bug")
+        fast = trial.suggest_int("fast", 3, 12)
+        if trial.number == 3:
+            raise RuntimeError("strategy bug")
+        return float(fast)
 
     with pytest.raises(RuntimeError, match="strategy bug"):
-        mirror.optimize(objective, 5)
+        mirror.optimize(objective, 10)
 
-    (trial,) = optuna.load_study(study_name=name, storage=storage).trials
-    assert trial.state == optuna.trial.TrialState.FAIL and "fast" in trial.params
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3 + [optuna.trial.TrialState.FAIL]
+    assert all("fast" in t.params for t in trials)
+    resumed = MirroredStudy(optuna.storages.get_storage(open_storage(storage.url)), name, optuna.samplers.RandomSampler(seed=1))
+    assert resumed.pull() == 4 and resumed.pull() == 0
+    resumed.optimize(lambda t: t.suggest_int("fast", 3, 12) + 0.0, 2)
+    assert [t.number for t in optuna.load_study(study_name=name, storage=storage).trials] == list(range(6))
+
+
+def test_every_trial_is_stored_when_optimize_returns(storage, candles):
+    name, _ = _study(storage, candles)
+    mirror = MirroredStudy(optuna.storages.get_storage(storage), name, optuna.samplers.RandomSampler(seed=0))
+
+    mirror.optimize(lambda t: t.suggest_int("fast", 3, 12) + 0.0, 25)
+
+    stored = optuna.load_study(study_name=name, storage=open_storage(storage.url)).trials
+    assert len(stored) == 25 and sorted(t.params["fast"] for t in stored) == sorted(t.params["fast"] for t in mirror.local.trials)
+
+
+def test_a_failed_write_stops_the_trials_and_its_error_propagates(storage, candles, monkeypatch):
+    name, _ = _study(storage, candles)
+    mirror = MirroredStudy(optuna.storages.get_storage(storage), name, optuna.samplers.RandomSampler(seed=0))
+
+    def broken(*_a):
+        raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(tables, "store", broken)
+    ran = []
+
+    def objective(trial):
+        ran.append(trial.number)
+        deadline = time.monotonic() + 30
+        while trial.number and mirror._writer.error is None and time.monotonic() < deadline:
+            time.sleep(0.001)  # the second trial ends once the writer has failed on the first
+        return trial.suggest_int("fast", 3, 12) + 0.0
+
+    with pytest.raises(sa.exc.OperationalError, match="server closed the connection"):
+        mirror.optimize(objective, 20)
+
+    assert ran == [0, 1]  # the second trial's push raised: no third trial
+    assert optuna.load_study(study_name=name, storage=storage).trials == []
+
+
+def test_one_process_draws_the_same_trials_for_a_seed(storage, candles):
+    points = []
+    for _ in range(2):
+        name, setup = _study(storage, candles)
+        run_trials(storage, name, evaluator_for(setup, candles, FillModel(fee_bps=0)), setup, (0, len(candles)), 14)
+        points.append([(t.params, t.value) for t in optuna.load_study(study_name=name, storage=storage).trials])
+    assert len(points[0]) == 14 and points[0] == points[1]
+    assert len({(p["fast"], p["slow"]) for p, _ in points[0]}) > 5  # TPE past its 10 random startup trials, not a constant
+
+
+def test_processes_share_a_studys_trials_and_run_exactly_as_many(storage, candles, database_url):
+    name, setup = _study(storage, candles)
+    jobs = plan_jobs([name], len(candles), setup, 11, 2)
+
+    stats = run_jobs(jobs, evaluator_for(setup, candles, FillModel(fee_bps=0)), setup, database_url, 2)
+
+    assert [j.trials for j in jobs] == [6, 5] and sum(s["ran"] for s in stats) == 11
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    assert [t.number for t in trials] == list(range(11)) and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def test_a_shared_budget_hands_out_its_trials_once(storage, candles):
+    name, _ = _study(storage, candles)
+    cached = optuna.storages.get_storage(storage)
+    budget = SharedBudget(7)
+    a, b = (MirroredStudy(cached, name, optuna.samplers.RandomSampler(seed=s)) for s in (1, 2))
+
+    a.optimize(lambda t: t.suggest_int("fast", 3, 12) + 0.0, 0, budget=budget)
+    b.optimize(lambda t: t.suggest_int("fast", 3, 12) + 0.0, 0, budget=budget)
+
+    assert len(a.local.trials) == 7 and b.local.trials == []  # nothing left for b
+    assert len(optuna.load_study(study_name=name, storage=storage).trials) == 7 and not budget.take()

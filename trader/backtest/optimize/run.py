@@ -99,29 +99,33 @@ def evaluator_for(setup: Setup, candles: pd.DataFrame, model: FillModel) -> Eval
     return Evaluator(candles, setup.strategy, model, setup.objective, setup.min_trades, infer_interval_ms(candles))
 
 
-_SHARED: tuple | None = None  # (evaluator, setup, storage URL) for forked workers
+_SHARED: tuple | None = None  # (evaluator, setup, storage URL, budgets by study) for forked workers
 _STORAGES: dict = {}
 
 
-def run_job(job: Job, evaluator: Evaluator, setup: Setup, storage_url: str) -> dict:
-    """Run one job's trials; ``compute_s`` is the time spent in the strategy and the backtest."""
+def run_job(job: Job, evaluator: Evaluator, setup: Setup, storage_url: str, budget=None) -> dict:
+    """Run one job's trials (with a ``budget``: as many of its study's as it hands this job); ``compute_s`` is the
+    time spent in the strategy and the backtest."""
     from trader.backtest.optimize.storage import open_storage
 
     storage = _STORAGES.get(storage_url) or _STORAGES.setdefault(storage_url, open_storage(storage_url))
     before = evaluator.compute_s
-    ran = run_trials(storage, job.study, evaluator, setup, job.bars, job.trials, job.worker)
+    ran = run_trials(storage, job.study, evaluator, setup, job.bars, job.trials, job.worker, budget=budget)
     return {"study": job.study, "ran": ran, "compute_s": evaluator.compute_s - before,
             "cache_hits": evaluator.cache.hits, "cache_misses": evaluator.cache.misses}
 
 
 def _run_shared(job: Job) -> dict:
-    evaluator, setup, url = _SHARED
-    return run_job(job, evaluator, setup, url)
+    evaluator, setup, url, budgets = _SHARED
+    return run_job(job, evaluator, setup, url, budgets.get(job.study))
 
 
 def run_jobs(jobs: list[Job], evaluator: Evaluator, setup: Setup, storage_url: str, workers: int,
              progress: Progress | None = None) -> list[dict]:
-    """The jobs on ``workers`` forked processes (they share the candles copy-on-write), or here with one."""
+    """The jobs on ``workers`` forked processes (they share the candles copy-on-write), or here with one. A sampled
+    study's processes share its trials (``SharedBudget``): each runs the next one when it is free."""
+    from trader.backtest.optimize.mirror import SharedBudget
+
     global _SHARED
     results = []
     if workers <= 1:
@@ -129,7 +133,11 @@ def run_jobs(jobs: list[Job], evaluator: Evaluator, setup: Setup, storage_url: s
             results.append(run_job(job, evaluator, setup, storage_url))
             progress and progress("trials", len(results), len(jobs))
         return results
-    _SHARED = (evaluator, setup, storage_url)
+    budgets = {}
+    if setup.sampler != "grid":
+        for job in jobs:
+            budgets[job.study] = budgets.get(job.study, 0) + job.trials
+    _SHARED = (evaluator, setup, storage_url, {study: SharedBudget(n) for study, n in budgets.items()})
     for storage in _STORAGES.values():
         storage.engine.dispose()  # no pooled connection crosses the fork
     try:

@@ -73,8 +73,9 @@ def load_setup(storage, study_name: str) -> Setup:
 
 
 def run_trials(storage, study_name: str, evaluator: Evaluator, setup: Setup, bars: tuple[int, int], n_trials: int,
-               worker: int = 0, threads: int = 1) -> int:
-    """Add ``n_trials`` trials to the study (a grid: until its queue is empty); return how many this call ran.
+               worker: int = 0, threads: int = 1, budget=None) -> int:
+    """Add ``n_trials`` trials to the study (a grid: until its queue is empty; with a ``mirror.SharedBudget``: as
+    many as it hands this process); return how many this call ran.
 
     ``threads`` > 1 is Optuna's ``n_jobs`` (threads in this process; the GIL serialises much of a trial, which is
     why the CLI and the DAG use processes instead: ``python -m bench optimize`` measures both)."""
@@ -84,7 +85,6 @@ def run_trials(storage, study_name: str, evaluator: Evaluator, setup: Setup, bar
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.get_storage(storage)  # the cached wrapper load_study makes of an RDBStorage, kept
-    study = optuna.load_study(study_name=study_name, storage=storage)
     space, fixed = setup.search_space(), setup.fixed or {}
     ran = 0
 
@@ -104,9 +104,9 @@ def run_trials(storage, study_name: str, evaluator: Evaluator, setup: Setup, bar
         return value
 
     if setup.sampler == "grid":
-        _drain_queue(study, storage, objective)
-    elif n_trials > 0:  # sampled in memory, each finished trial stored in one transaction (see mirror.py)
-        MirroredStudy(storage, study_name, _sampler(setup, worker)).optimize(objective, n_trials, threads)
+        _drain_queue(optuna.load_study(study_name=study_name, storage=storage), storage, objective)
+    elif n_trials > 0 or budget is not None:  # sampled in memory, stored by a writer thread (see mirror.py)
+        MirroredStudy(storage, study_name, _sampler(setup, worker)).optimize(objective, n_trials, threads, budget)
     return ran
 
 
