@@ -181,3 +181,14 @@ def test_a_set_the_venue_rejected_is_not_placed_again_and_the_position_is_told_u
     assert oco_posts(fake) == 2 and len(fake.lists()) == 1  # asked once, no generation 3
     told = [e for e in events(db, "order_error") if "the position is unprotected" in e]
     assert len(told) == 1 and "2-PS was REJECTED by the venue: not placed again" in told[0]
+
+
+def test_the_new_set_sells_what_the_sleeve_holds_now(db, database_url, fake, cancelled):
+    with db.begin() as c:  # a partial exit while the set was away: the sleeve holds a third of it, off the lot step
+        c.execute(sa.text("UPDATE trading.positions SET quantity = quantity / 3 WHERE mode = :m AND sleeve = :s"),
+                  {"m": MODE, "s": SLEEVE})
+    start_trader(database_url, fake).step()
+
+    assert_generation_2_protects(db, fake)  # its quantity: the position now, rounded down to the step
+    now = legs(db)
+    assert now["2-PS"].quantity < cancelled["-PS"].quantity and now["2-PS"].quantity != entry_and_held(db)[1]
