@@ -18,8 +18,8 @@ anywhere in it is repaired by the next run:
   The protection sets stay working under ``cancel`` (the default: a halt keeps the positions' stops at the
   exchange) and are cancelled as sets under ``cancel_all`` (which also stops the protector placing new ones,
   ``Executor.hold_protection``, until the resume: then each position still open gets a new set, its next generation,
-  ``trader.protector``; REDUCING + ``flatten`` replaces none either, ``Executor.hold_replacement``). Each cancel is one event (one per leg of a set). While HALTED the executor submits
-  nothing (``Executor.hold``).
+  ``trader.protector``; REDUCING + ``flatten`` replaces none either, ``Executor.hold_replacement``). Each cancel is
+  one event (one per leg of a set). While HALTED the executor submits nothing (``Executor.hold``).
 Every action is logged at WARNING and recorded in ``trading.events`` (kind ``kill_switch_action``), which the
 notification outbox reports.
 """

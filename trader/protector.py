@@ -103,7 +103,8 @@ class Protector:
             if generation > 1:
                 detail = (f"{pset.list_client_order_id if len(pset.legs) > 1 else pset.legs[0].client_order_id}: generation "
                           f"{generation} for the {qty} {s.symbol} still held (the previous set ended without the exit)")
-                sleeve_records.record_event(cur, self.mode, "protection_replaced", detail, name, timestamps.from_ms(open_ms), form)
+                sleeve_records.record_event(cur, self.mode, "protection_replaced", detail, name, timestamps.from_ms(open_ms),
+                                            form)
                 log.warning("sleeve %s: protection %s", name, detail)
 
     def _generation(self, cur, name: str, entry_cid: str) -> int | None:

@@ -53,7 +53,8 @@ def legs(db) -> dict[str, sa.Row]:
 def entry_and_held(db) -> tuple[str, D]:
     with db.connect() as c:
         entry = c.execute(sa.text("SELECT client_order_id FROM trading.orders WHERE client_order_id ~ '-B$'")).scalar_one()
-        held = c.execute(sa.text("SELECT quantity FROM trading.positions WHERE mode = :m AND sleeve = :s"), {"m": MODE, "s": SLEEVE}).scalar()
+        held = c.execute(sa.text("SELECT quantity FROM trading.positions WHERE mode = :m AND sleeve = :s"),
+                         {"m": MODE, "s": SLEEVE}).scalar()
     return entry, held
 
 
@@ -169,7 +170,8 @@ def test_a_set_the_venue_expired_is_replaced_once(db, database_url, fake):
     assert_generation_2_protects(db, fake)
 
 
-def test_a_set_the_venue_rejected_is_not_placed_again_and_the_position_is_told_unprotected_once(db, database_url, fake, cancelled):
+def test_a_set_the_venue_rejected_is_not_placed_again_and_the_position_is_told_unprotected_once(db, database_url, fake,
+                                                                                               cancelled):
     fake.inject(Fault("POST", "/api/v3/orderList/oco", 400, -2010, "Account has insufficient balance for requested action."))
     trader = start_trader(database_url, fake)
     trader.step()  # generation 2 refused
