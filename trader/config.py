@@ -80,7 +80,7 @@ class TraderSettings(BaseSettings):
     kill_reducing: Literal["flatten", "exits_only"] = Field("flatten", description="REDUCING: close every position now, or block entries only")
     kill_halted: Literal["cancel", "cancel_all", "keep"] = Field(
         "cancel", description="HALTED: cancel open entries/exits and keep the positions' stops working (cancel), cancel the"
-        " stops too and place none while halted (cancel_all), or cancel nothing (keep)")
+        " stops too and place none while halted, new ones on resume (cancel_all), or cancel nothing (keep)")
     notify_webhook_url: SecretStr | None = Field(None, description="JSON POST of every notification (a secret: it may hold a token)")
     notify_webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key: X-Klinepipe-Signature over the body")
     notify_webhook_secret_file: Path | None = None

@@ -32,6 +32,7 @@ class Executor:
         self.on_retryable: Callable[[RetryableError], None] = lambda err: None  # the loop's outage tracking
         self.hold = False  # HALTED: submit nothing (the kill switch's actions set it)
         self.hold_protection = False  # HALTED with cancel_all: the protector records (so places) no new set either
+        self.hold_replacement = False  # the protector replaces no ended set (KillPolicy.holds_replacement)
 
     def settle(self, sleeve: str | None = None) -> None:
         """Submit pending orders and refresh open ones (of ``sleeve``, or all)."""

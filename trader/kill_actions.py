@@ -17,8 +17,9 @@ anywhere in it is repaired by the next run:
   final state applied (fills it got before are kept); an order the venue never saw is cancelled in the ledger only.
   The protection sets stay working under ``cancel`` (the default: a halt keeps the positions' stops at the
   exchange) and are cancelled as sets under ``cancel_all`` (which also stops the protector placing new ones,
-  ``Executor.hold_protection``). Each cancel is one event (one per leg of a set). While HALTED the executor submits
-  nothing (``Executor.hold``).
+  ``Executor.hold_protection``, until the resume: then each position still open gets a new set, its next generation,
+  ``trader.protector``; REDUCING + ``flatten`` replaces none either, ``Executor.hold_replacement``). Each cancel is
+  one event (one per leg of a set). While HALTED the executor submits nothing (``Executor.hold``).
 Every action is logged at WARNING and recorded in ``trading.events`` (kind ``kill_switch_action``), which the
 notification outbox reports.
 """
@@ -55,6 +56,7 @@ class KillActions:
             state = account_records.kill_state(cur, self.mode).state
         self.executor.hold = state is KillState.HALTED
         self.executor.hold_protection = self.policy.holds_protection(state)
+        self.executor.hold_replacement = self.policy.holds_replacement(state)
         try:
             if state is KillState.REDUCING and self.policy.on_reducing == "flatten":
                 for sleeve in self.sleeves:

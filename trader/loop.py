@@ -71,6 +71,7 @@ class Trader:
             state = account_records.kill_state(cur, self.mode).state
             self.executor.hold = state is KillState.HALTED  # reconcile submits nothing
             self.executor.hold_protection = risk.kill_policy.holds_protection(state)
+            self.executor.hold_replacement = risk.kill_policy.holds_replacement(state)
 
     def step(self) -> list[Decision | Filled]:
         """Decide every new candle of every active sleeve; return the BUY/SELL orders recorded and the fills
@@ -191,6 +192,7 @@ class Trader:
         new, reason = evaluate(state, equity, peak, day_start, self.risk.kill)
         self.executor.hold = new is KillState.HALTED
         self.executor.hold_protection = self.risk.kill_policy.holds_protection(new)
+        self.executor.hold_replacement = self.risk.kill_policy.holds_replacement(new)
         if new is not state:
             log.error("kill switch %s: %s", new.value, reason)
             account_records.set_kill_state(cur, self.mode, new.value, f"{reason} at {at:%Y-%m-%d %H:%M}", "risk")

@@ -28,6 +28,7 @@ memory (``LoopStats``, updated once per step).
 | ``trader_user_stream_last_event_age_seconds{mode}`` | gauge | seconds since the stream's newest event (absent before the first) |
 | ``trader_user_stream_subscriptions_total{mode}`` | counter | subscriptions made by this process (1 + resubscriptions) |
 | ``trader_user_stream_fills_total{mode}`` | counter | fills new to the ledger that came from the stream (the rest came over REST) |
+| ``trader_user_stream_protection_fills_total{mode}`` | counter | of those, fills of protection legs (a stop or take-profit that fired) |
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ TRADER_METRICS: dict[str, tuple[str, str]] = {
     "trader_user_stream_last_event_age_seconds": ("gauge", "Seconds since the user data stream's newest event"),
     "trader_user_stream_subscriptions": ("counter", "User data stream subscriptions made by this process"),
     "trader_user_stream_fills": ("counter", "Fills new to the ledger that came from the user data stream"),
+    "trader_user_stream_protection_fills": ("counter", "Of the user data stream's fills, those of protection legs (a stop or "
+                                            "take-profit that fired)"),
 }
 DEPENDENCIES = ("postgres", "binance")
 
@@ -201,6 +204,7 @@ def _stream_families(stream, mode: str, fam, now: Callable[[], float] = time.tim
     out = []
     for name, value in (("trader_user_stream_connected", 1 if stream.connected else 0),
                         ("trader_user_stream_subscriptions", stream.subscriptions), ("trader_user_stream_fills", stream.applied),
+                        ("trader_user_stream_protection_fills", stream.protection_applied),
                         ("trader_user_stream_last_event_age_seconds",
                          None if stream.last_event_at is None else max(now() - stream.last_event_at, 0.0))):
         if value is not None:

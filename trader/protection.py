@@ -9,7 +9,10 @@ Forms, chosen from the symbol's exchangeInfo (``choose_form``; ``ProtectionRefus
 * ``TRAILING``: one ``STOP_LOSS`` SELL with ``trailingDelta`` (bips), needs ``allowTrailingStop`` and the delta
   inside the ``TRAILING_DELTA`` filter's ``min/maxTrailingBelowDelta``.
 Ids: the entry's client order id + ``-PL`` (list), ``-PS`` (stop leg), ``-PT`` (take-profit leg): a retry or a restart
-finds the set it placed instead of placing a second (31 + 3 chars, inside Binance's 36).
+finds the set it placed instead of placing a second (31 + 3 chars, inside Binance's 36). A set that ended without
+exiting the position (cancelled by the kill switch, expired by the venue) is replaced by the next generation, its ids
+the entry's id + the generation + the same suffixes (``...-B2-PS``; generation 1 keeps ``...-B-PS``): ``set_base``,
+``entry_of`` and ``generation_of`` go both ways, up to ``MAX_GENERATION`` (31 + 1 + 3 = 35 chars).
 """
 
 from __future__ import annotations
@@ -184,8 +187,32 @@ def protection_set(p: ProtectionSettings, form: str, entry_cid: str, quantity: D
 
 
 def entry_of(client_order_id: str) -> str | None:
-    """The entry's client order id a protection id was derived from (``None``: not a protection id)."""
+    """The entry's client order id a protection id was derived from (``None``: not a protection id), any generation."""
+    split = _split(client_order_id)
+    return None if split is None else split[0]
+
+
+MAX_GENERATION = 9  # sets per position: one digit keeps the ids inside 36 chars; beyond it the operator is told
+_GENERATION = re.compile(r"^(.*-[A-Za-z])([2-9])$")  # an entry id ends in its intent code (-B); a generation follows it
+
+
+def set_base(entry_cid: str, generation: int) -> str:
+    """What a set's ids are derived from (``protection_set``'s ``entry_cid``): the entry's id, + the generation from 2 on."""
+    if not 1 <= generation <= MAX_GENERATION:
+        raise ValueError(f"protection generation {generation} outside 1..{MAX_GENERATION}")
+    return entry_cid if generation == 1 else f"{entry_cid}{generation}"
+
+
+def generation_of(client_order_id: str) -> int | None:
+    """The generation of the set a protection id belongs to (``None``: not a protection id)."""
+    split = _split(client_order_id)
+    return None if split is None else split[1]
+
+
+def _split(client_order_id: str) -> tuple[str, int] | None:
     for suffix in (LIST_SUFFIX, STOP_SUFFIX, TAKE_PROFIT_SUFFIX):
         if client_order_id.endswith(suffix):
-            return client_order_id.removesuffix(suffix)
+            base = client_order_id.removesuffix(suffix)
+            m = _GENERATION.match(base)
+            return (m.group(1), int(m.group(2))) if m else (base, 1)
     return None

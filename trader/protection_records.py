@@ -50,3 +50,23 @@ def atr_at(cur, symbol: str, interval: str, open_time_ms: int) -> Decimal | None
                 " AND atr_14 IS NOT NULL ORDER BY open_time DESC LIMIT 1", (symbol, interval, from_ms(open_time_ms)))
     row = cur.fetchone()
     return None if row is None else Decimal(str(row[0]))
+
+
+def sets_of(cur, mode: str, entry_cid: str) -> dict[int, list[tuple[str, str]]]:
+    """Every protection set recorded for this entry, by generation (``trader.protection.generation_of``): its legs'
+    (client order id, status)."""
+    from trader.protection import entry_of, generation_of
+
+    cur.execute(f"SELECT client_order_id, status FROM trading.orders WHERE mode = %s AND left(client_order_id, %s) = %s"
+                f" AND client_order_id ~ '{order_records.LEG_RE}' ORDER BY client_order_id", (mode, len(entry_cid), entry_cid))
+    out: dict[int, list[tuple[str, str]]] = {}
+    for cid, status in cur.fetchall():
+        if entry_of(cid) == entry_cid:
+            out.setdefault(generation_of(cid), []).append((cid, status))
+    return out
+
+
+def open_exit(cur, mode: str, sleeve: str) -> OrderIntent | None:
+    """The sleeve's exit not final yet (a strategy SELL or a flatten, sent or not): it takes the position off itself."""
+    pending = [i for i, _, _ in order_records.open_orders(cur, mode, sleeve) if i.side == "SELL"]
+    return pending[0] if pending else None

@@ -2,8 +2,11 @@
 before the exit by signal goes out, its fill the position's exit. Crash-safe like ``trader.execution``:
 
 1. the set's legs are recorded (PENDING_SUBMIT, ids derived from the entry's client order id: ``-PL`` list, ``-PS``
-   stop, ``-PT`` take-profit) in one transaction, at most once per entry (``has_protection``): a restart never
-   derives a second set;
+   stop, ``-PT`` take-profit) in one transaction, at most once per entry and generation (``_generation``): a restart
+   never derives a second set. A set that ended while the position is still open (cancelled by the kill switch's
+   ``cancel_all`` or by hand, expired by the venue) is followed by the next generation (``...-B2-PS``), for the
+   position's quantity now and the entry's prices, once the kill switch allows it (after the resume); a REJECTED one is
+   not (it would be refused again): the position is told unprotected (a fatal ``order_error``, notified);
 2. ``attempts`` is raised and committed, then the venue is ASKED FIRST (each leg by its client order id); only when
    it knows none of them is the set placed, in one request (a lone stop, or an OCO list);
 3. every answer is applied to the ledger (``order_records.apply_report``: a filled leg moves the position like any
@@ -23,8 +26,8 @@ from decimal import Decimal
 from trader import order_records, protection_records, sleeve_records, timestamps
 from trader.errors import ConfigError, FatalError, RetryableError
 from trader.filters import is_dust, round_to_step
-from trader.orders import OrderIntent, OrderReport
-from trader.protection import ProtectionRefused, choose_form, protection_set
+from trader.orders import OPEN_STATUSES, OrderIntent, OrderReport
+from trader.protection import MAX_GENERATION, ProtectionRefused, choose_form, protection_set, set_base
 from trader.sleeve import Sleeve
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,7 @@ class Protector:
         self.mode = self.broker.mode
         self.sleeves = {s.name: s for s in sleeves}
         self.forms: dict[str, str] = {}
+        self._unprotected: set[str] = set()  # sets not replaced (REJECTED, or the last generation): told once per process
         for s in sleeves:  # refused at start, with the reason, when the symbol cannot honour the settings
             if s.protection is None or not s.protection.active:
                 continue
@@ -69,7 +73,10 @@ class Protector:
             sleeve_records.lock_sleeve(cur, self.mode, name)
             held = sleeve_records.position(cur, self.mode, name)
             entry = protection_records.newest_entry(cur, self.mode, name)
-            if held <= 0 or entry is None or protection_records.has_protection(cur, entry[0]):
+            if held <= 0 or entry is None:
+                return
+            generation = self._generation(cur, name, entry[0])
+            if generation is None:
                 return
             if protection_records.pending_exit(cur, self.mode, name) is not None:
                 return  # exiting anyway
@@ -80,7 +87,7 @@ class Protector:
                 return
             atr = protection_records.atr_at(cur, s.symbol, s.interval, open_ms) if s.protection.uses_atr else None
             try:
-                pset = protection_set(s.protection, form, entry_cid, qty, entry_price, rules.tick, atr)
+                pset = protection_set(s.protection, form, set_base(entry_cid, generation), qty, entry_price, rules.tick, atr)
             except ValueError as exc:  # e.g. no atr_14 for the entry bar
                 sleeve_records.record_event(cur, self.mode, "protection_error", f"{entry_cid}: cannot protect: {exc}", name)
                 log.error("sleeve %s: position of %s unprotected: %s", name, entry_cid, exc)
@@ -93,6 +100,44 @@ class Protector:
                                      interval=s.interval, mode=self.mode, stored_id=leg.client_order_id,
                                      list_id=pset.list_client_order_id if len(pset.legs) > 1 else "")
                 order_records.insert_order(cur, intent, self.mode, entry_price)
+            if generation > 1:
+                detail = (f"{pset.list_client_order_id if len(pset.legs) > 1 else pset.legs[0].client_order_id}: generation "
+                          f"{generation} for the {qty} {s.symbol} still held (the previous set ended without the exit)")
+                sleeve_records.record_event(cur, self.mode, "protection_replaced", detail, name, timestamps.from_ms(open_ms),
+                                            form)
+                log.warning("sleeve %s: protection %s", name, detail)
+
+    def _generation(self, cur, name: str, entry_cid: str) -> int | None:
+        """The generation of the set to record for the open position of ``entry_cid`` (``None``: none to record).
+
+        1 when none was ever recorded. The next one when the newest set is no longer live and the position it protected
+        is still open: cancelled (by the kill switch's ``cancel_all``, by an exit that did not go through, by hand at the
+        venue) or expired by the venue -- unless the kill switch holds replacements (``Executor.hold_replacement``:
+        HALTED + cancel_all until the resume, REDUCING + flatten, which is taking the position off) or an exit of the
+        sleeve is still open. A set the venue REJECTED is not placed again (the same set would be refused again, every
+        step): an ``order_error`` (fatal: notified) says the position is unprotected, once per set and process; so does
+        reaching ``MAX_GENERATION``. A crash after the set was recorded leaves it open in the ledger: the restart places
+        it (asked for first), never the one after."""
+        sets = protection_records.sets_of(cur, self.mode, entry_cid)
+        if not sets:
+            return 1
+        newest = max(sets)
+        legs = sets[newest]
+        if any(status in OPEN_STATUSES for _, status in legs):
+            return None  # live, or recorded and not sent yet (placed by _place_or_refresh)
+        if self.executor.hold_replacement or protection_records.open_exit(cur, self.mode, name) is not None:
+            return None
+        rejected = [cid for cid, status in legs if status == "REJECTED"]
+        if rejected or newest >= MAX_GENERATION:
+            why = (f"{rejected[0]} was REJECTED by the venue: not placed again" if rejected
+                   else f"{MAX_GENERATION} protection sets were placed for this position: no more")
+            if legs[0][0] not in self._unprotected:
+                self._unprotected.add(legs[0][0])
+                sleeve_records.record_event(cur, self.mode, "order_error", f"{entry_cid}: the position is unprotected: {why}; "
+                                            "protect or close it by hand", name, None, "fatal")
+                log.error("sleeve %s: position of %s unprotected: %s", name, entry_cid, why)
+            return None
+        return newest + 1
 
     # --- 2. place / refresh -----------------------------------------------------------------------------
     def _place_or_refresh(self, rows: list[tuple[OrderIntent, str, int]]) -> None:

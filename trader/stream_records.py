@@ -15,18 +15,20 @@ class StreamState:
     fills: int  # fills new to the ledger that came from the stream, by that process
     last_event_at: datetime | None
     updated_at: datetime  # when it was written (a trader that stopped leaves its last state)
+    protection_fills: int = 0  # of ``fills``, those of protection legs (a stop or take-profit that fired)
 
 
 def _key(mode: str) -> str:
     return f"user_stream:{mode}"
 
 
-def record_stream_state(cur, mode: str, connected: bool, subscriptions: int, fills: int, last_event_at: float | None) -> None:
+def record_stream_state(cur, mode: str, connected: bool, subscriptions: int, fills: int, last_event_at: float | None,
+                        protection_fills: int = 0) -> None:
     """Store the stream's state (``last_event_at``: epoch seconds, ``None`` before the first event)."""
     cur.execute("INSERT INTO trading.trader_state (key, value) VALUES (%s, %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
                 (_key(mode), json.dumps({"connected": connected, "subscriptions": subscriptions, "fills": fills,
-                                         "last_event_at": last_event_at})))
+                                         "last_event_at": last_event_at, "protection_fills": protection_fills})))
 
 
 def stream_state(cur, mode: str) -> StreamState | None:
@@ -38,7 +40,7 @@ def stream_state(cur, mode: str) -> StreamState | None:
         return None
     value, updated_at, last = row
     return StreamState(bool(value.get("connected")), int(value.get("subscriptions", 0)), int(value.get("fills", 0)),
-                       last, updated_at)
+                       last, updated_at, int(value.get("protection_fills", 0)))
 
 
 def describe(state: StreamState | None, now: datetime) -> str:
@@ -47,4 +49,5 @@ def describe(state: StreamState | None, now: datetime) -> str:
         return "user data stream: never run in this mode"
     age = f"{(now - state.last_event_at).total_seconds():.0f} s ago" if state.last_event_at else "none yet"
     return (f"user data stream: {'connected' if state.connected else 'not connected'} (as of {state.updated_at:%Y-%m-%d %H:%M:%S});"
-            f" last event {age}; {state.subscriptions} subscription(s), {state.fills} fill(s) from the stream")
+            f" last event {age}; {state.subscriptions} subscription(s), {state.fills} fill(s) from the stream"
+            f" ({state.protection_fills} of protection legs)")

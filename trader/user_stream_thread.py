@@ -76,6 +76,6 @@ def recording(transaction: Callable[[], Transaction]) -> Callable[[UserStream], 
     def record(stream: UserStream) -> None:
         with transaction() as cur:
             stream_records.record_stream_state(cur, stream.mode, stream.connected, stream.subscriptions, stream.applied,
-                                               stream.last_event_at)
+                                               stream.last_event_at, stream.protection_applied)
 
     return record

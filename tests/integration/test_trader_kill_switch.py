@@ -45,7 +45,7 @@ def test_drawdown_trips_the_kill_switch_which_survives_a_restart_until_resumed(d
         sides = c.execute(sa.text("SELECT side FROM trading.orders ORDER BY signal_open_time")).scalars().all()
         events = c.execute(sa.text("SELECT kind, rule, detail FROM trading.events ORDER BY id")).fetchall()
     assert tripped == "HALTED" and state(db) == "HALTED"
-    assert sides == ["BUY"]  # the SELL was refused: HALTED means no orders at all
+    assert sides == ["BUY"]  # the SELL was refused: HALTED sends no entry or exit (only protection)
     assert events[0].kind == "kill_switch" and "drawdown" in events[0].detail
     assert any(e.kind == "risk_block" and e.rule == "kill_switch" for e in events)
 

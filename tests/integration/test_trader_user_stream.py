@@ -186,12 +186,16 @@ def test_a_protected_positions_stop_fill_comes_from_the_stream(db, database_url,
                    trader.proc)
         stream_fills, steps, after = (trader.metric("trader_user_stream_fills_total"), trader.metric("trader_loop_steps_total"),
                                       order_lookups(fake))
+        protection_fills = trader.metric("trader_user_stream_protection_fills_total")
+        wait_until(lambda: "(1 of protection legs)" in status_text(database_url), "the stream's state with the stop's fill",
+                   trader.proc)
     finally:
         out = trader.stop()
 
     orders, fills = ledger(db)
     (stop,) = [o for o in orders if o.client_order_id.endswith("-PS")]
-    assert (stream_fills, steps, after) == (1, 1, lookups)  # the stream told the ledger; neither the loop nor REST did
+    assert (stream_fills, protection_fills, steps, after) == (1, 1, 1, lookups)  # the stream told the ledger; neither the loop nor REST did
+    assert "1 fill(s) from the stream (1 of protection legs)" in status_text(database_url)
     assert sorted(f.client_order_id for f in fills) == [stop.client_order_id[:-3], stop.client_order_id]  # entry, stop: once
     assert re.search(r"SELL \S+ filled @ \S+ .*\(user data stream\)", out)
     with db.connect() as c:

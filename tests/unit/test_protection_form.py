@@ -69,3 +69,32 @@ def test_legs_are_priced_from_the_entry_rounded_away_from_the_fill_with_ids_deri
     atr = ProtectionSettings(stop_loss=Distance(D(2), "atr"), take_profit=Distance(D(3), "atr"))
     s, t = protection_set(atr, "OCO", entry, D(1), D("100"), D("0.01"), atr=D("1.5")).legs
     assert (s.stop_price, t.stop_price) == (D("97.00"), D("104.50"))
+
+
+def test_a_replacement_sets_ids_carry_its_generation_and_lead_back_to_the_entry():
+    from trader.orders import client_order_id
+    from trader.protection import MAX_GENERATION, generation_of, set_base
+    from trader.reconcile import orphan_protection
+
+    entry = client_order_id("BTCUSDT:1m:sma_cross", 1_700_000_000_000, "BUY", "live")
+    for generation in range(1, MAX_GENERATION + 1):
+        oco = protection_set(OCO, "OCO", set_base(entry, generation), D("0.01"), D("60000"), D("0.01"))
+        ids = (oco.list_client_order_id, *(leg.client_order_id for leg in oco.legs))
+        assert all(len(i) <= 36 and i.endswith(("-PL", "-PS", "-PT")) for i in ids)
+        assert {entry_of(i) for i in ids} == {entry} and {generation_of(i) for i in ids} == {generation}
+        assert len(set(ids)) == 3
+    assert set_base(entry, 2) + "-PS" == entry + "2-PS" and generation_of(entry) is None
+    with pytest.raises(ValueError):
+        set_base(entry, MAX_GENERATION + 1)
+    second = set_base(entry, 2)  # reconciliation: a generation-2 leg the ledger holds open is ours, not an orphan
+    assert orphan_protection({second + "-PS": "BTCUSDT", entry + "-PS": "BTCUSDT"}, {second + "-PS"}, "live") == [entry + "-PS"]
+
+
+def test_a_set_that_ended_is_replaced_unless_the_kill_switch_holds_it():
+    from trader.risk.killswitch import KillPolicy, KillState
+
+    assert not KillPolicy().holds_replacement(KillState.ACTIVE) and not KillPolicy().holds_replacement(KillState.HALTED)
+    assert KillPolicy(on_halted="cancel_all").holds_replacement(KillState.HALTED)
+    assert not KillPolicy(on_halted="cancel_all").holds_replacement(KillState.ACTIVE)  # resumed: replaced
+    assert KillPolicy().holds_replacement(KillState.REDUCING)  # flatten: the set was cancelled to take the position off
+    assert not KillPolicy(on_reducing="exits_only").holds_replacement(KillState.REDUCING)

@@ -7,7 +7,8 @@
 * HALTED: no orders at all, except the protection of a position (a stop only ever reduces it). With
   ``KillPolicy.on_halted`` ``cancel`` (the default) the trader cancels its open entry and exit orders at the exchange
   and the protection sets stay working (a stop that fires while HALTED is the position's exit, a position whose entry
-  fills gets its set); ``cancel_all`` cancels the sets too and places none while HALTED; ``keep`` cancels nothing.
+  fills gets its set); ``cancel_all`` cancels the sets too and places none while HALTED (on the resume each position still open gets a
+new set); ``keep`` cancels nothing.
 The state is persisted by the ledger and survives restarts; automatic transitions only ever escalate.
 Only the operator returns it to ACTIVE (``python -m trader resume``) or trips it by hand (``kill``).
 """
@@ -72,6 +73,11 @@ class KillPolicy:
     def holds_protection(self, state: KillState) -> bool:
         """Whether no new protection set is placed in ``state`` (HALTED with ``cancel_all``: nothing at the venue)."""
         return state is KillState.HALTED and self.on_halted == "cancel_all"
+
+    def holds_replacement(self, state: KillState) -> bool:
+        """Whether a protection set that ended while its position is open is not replaced in ``state``: while none is
+        placed at all, and under REDUCING + ``flatten`` (which cancels the sets to take the positions off)."""
+        return self.holds_protection(state) or (state is KillState.REDUCING and self.on_reducing == "flatten")
 
     def cancels(self, intent: str) -> bool:
         """Whether HALTED cancels an open order placed for ``intent`` (protective intents only under cancel_all)."""
