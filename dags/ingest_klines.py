@@ -6,8 +6,13 @@ partition (at most ``max_messages`` / ``max_seconds`` per load task). Invalid me
 ``etl.dead_letters``, and so do the streaming sidecar's rejects, copied from the dead-letter topic by
 ``load_dead_letters``. Rows and offsets commit in one transaction, so re-running any run is safe.
 ``plan`` splits the topic's partitions into ``tasks`` groups, one mapped ``load_batch`` each: 1 on a
-2-core machine, up to one per partition on a cluster. When candles changed, the ``market.candles``
-Asset is updated and ``compute_features`` runs.
+2-core machine, up to one per partition on a cluster.
+
+After its commit, ``load_batch`` computes the features of the candles it changed itself (incrementally, from
+``etl.features_pending``) and sends ``NOTIFY klinepipe_features``: a closed kline reaches the trader in this one
+DAG run, with no second run to wait for. When candles changed, the ``market.candles`` Asset is updated and
+``compute_features`` runs too: it finds nothing left to do, unless the loader left the work to it (a full scan
+due after a feature-set change, the features lock held by another run, or an error in that step).
 """
 
 from __future__ import annotations
@@ -70,13 +75,14 @@ def ingest_klines():
         try:
             result = ingest_batch(engine, kafka_config(settings), topic=settings.kafka_topic, partitions=partitions,
                                   max_messages=int(params["max_messages"]), max_seconds=float(params["max_seconds"]))
+            features = features_of_the_batch(engine)
         except BrokerRejectedError as exc:  # e.g. not authorized for the topic: retrying cannot help
             raise AirflowFailException(str(exc)) from None
         finally:
             engine.dispose()
-        if result.changed == 0 and result.dead_letters == 0:
+        if result.changed == 0 and result.dead_letters == 0 and not features:
             raise AirflowSkipException(f"nothing new ({result.messages} messages read)")
-        return result.as_dict()
+        return {**result.as_dict(), "features": features}
 
     @task(execution_timeout=timedelta(minutes=2))
     def load_dead_letters(params=None) -> int:
@@ -97,6 +103,20 @@ def ingest_klines():
         if not loaded:
             raise AirflowSkipException("no new dead letters")
         return loaded
+
+    def features_of_the_batch(engine) -> int | None:
+        """The features of what was just committed, NOTIFY included (klinepipe.feature_store.compute_queued_features):
+        the series updated; None when left to compute_features, which the market.candles update schedules."""
+        import logging
+
+        from klinepipe.feature_store import compute_queued_features
+
+        try:
+            updates = compute_queued_features(engine)
+        except Exception as exc:  # noqa: BLE001 - the candles are committed; compute_features does the features
+            logging.getLogger("klinepipe.ingest").warning("features left to compute_features: %s", exc)
+            return None
+        return None if updates is None else len(updates)
 
     def _partitions_ahead(settings) -> None:
         """market.candles / market.features partitions for this month and the next two (klinepipe.partitions)."""

@@ -74,6 +74,17 @@ def airflow_settings(*, root: Path, home: Path, port: int, secrets_: dict[str, s
             os.environ.get("AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL", "30"),
         # a busy 2-core machine: the task runner's calls to the API server may take longer than the 5 s default
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": os.environ.get("AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT", "60"),
+        # Latency of the event path (bench latency). The task supervisor waits in select() up to this interval
+        # between its looks at the task process: a task whose end it does not see at once (every skipped one:
+        # its state is sent when the process is gone) held its DAG run, and so the next ingest run
+        # (max_active_runs=1), 5 s longer than its work; a heartbeat per second is cheap.
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": os.environ.get("AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", "1"),
+        # each hop of a run (asset event -> run, run -> first tasks, plan -> load_batch, last task -> run done)
+        # waits for the scheduler's next loop: an idle scheduler sleeps 0.5 s between loops, not 1 s
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME":
+            os.environ.get("AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "0.5"),
+        # the topic watcher looks every second, not every 2 s (a look: one PostgreSQL query and a peek at the topic)
+        "KLINEPIPE_TRIGGER_POLL_S": os.environ.get("KLINEPIPE_TRIGGER_POLL_S", "1"),
         **airflow_quiet_logging(),
         "AIRFLOW_CONN_KLINEPIPE_DB": json.dumps(
             {"conn_type": "postgres", "host": u.query.get("host") or u.host, "port": u.port, "login": u.username,

@@ -31,7 +31,8 @@ def banner(*, url: str, database_url: str, bootstrap: str, answered: bool, logs:
             "klinepipe is running. Press Ctrl-C to stop everything.",
             f"  Airflow UI : {url}   login: admin, password in {passwords} (readable by you only)"
             if answered else f"  Airflow UI : not answering at {url} yet; see {logs / 'airflow-api-server.log'}",
-            "               DAGs ingest_klines (every minute and on each closed kline) and compute_features (on new candles)",
+            "               DAGs ingest_klines (every minute and on each closed kline; candles and their features) and"
+            " compute_features (what other DAGs load)",
             f"  Trading    : {url}/plugin/trading   (candles, trades, positions, kill switch, freshness)",
             f"  Metrics    : {url}/klinepipe/metrics (ETL), {metrics_url('STREAMING_METRICS_PORT', 9108)} (streaming),"
             f" {metrics_url('TRADER_METRICS_PORT', 9102)} (trader)",

@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
+import psycopg2.errors
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -157,13 +158,36 @@ def compute_pending_features(engine: Engine, *, rescan: bool = False) -> list[Se
 
     ``rescan`` looks at every closed candle instead of the queue: after candles or features were changed
     by hand, outside the merges that fill the queue."""
+    return _compute(engine, rescan=rescan)
+
+
+def compute_queued_features(engine: Engine, *, lock_timeout_s: float = 10.0) -> list[SeriesUpdate] | None:
+    """The loader's own features step, right after its commit (``dags/ingest_klines``): the queued candles'
+    features, written and notified as ``compute_pending_features`` does, so that no second DAG run stands between
+    a candle and the trader. Only the cheap, incremental work: ``None`` (nothing taken, nothing written) when
+    a scan is due (first run, a feature-set or spec-set change) or another features run holds the lock for
+    longer than ``lock_timeout_s`` -- ``compute_features``, which the loader's ``market.candles`` update
+    schedules, does it then. Afterwards that run finds the queue empty and writes nothing."""
+    try:
+        return _compute(engine, queue_only=True, lock_timeout_s=lock_timeout_s)
+    except _LeftToFeaturesRun as why:
+        log.info("features: left to compute_features (%s)", why)
+        return None
+
+
+class _LeftToFeaturesRun(Exception):
+    """``compute_queued_features`` takes no work: a scan is due, or another features run holds the lock."""
+
+
+def _compute(engine: Engine, *, rescan: bool = False, queue_only: bool = False,
+             lock_timeout_s: float | None = None) -> list[SeriesUpdate]:
     reader, writer = engine.raw_connection(), engine.raw_connection()
     writing: Future | None = None
     updates: list[SeriesUpdate] = []
     try:
         with reader.cursor() as rcur, writer.cursor() as wcur, ThreadPoolExecutor(1, thread_name_prefix="features") as pool:
             try:
-                feature_set, pending = _take_pending(wcur, rescan)
+                feature_set, pending = _take_pending(wcur, rescan, queue_only=queue_only, lock_timeout_s=lock_timeout_s)
                 for symbol, interval, first, last in pending:
                     computed = compute_series(rcur, symbol, interval, first, last, feature_set)
                     if writing is not None:
@@ -188,22 +212,34 @@ def compute_pending_features(engine: Engine, *, rescan: bool = False) -> list[Se
     return updates
 
 
-def _take_pending(cur, rescan: bool) -> tuple[FeatureSet, list[tuple[str, str, datetime, datetime]]]:
+def _take_pending(cur, rescan: bool, *, queue_only: bool = False, lock_timeout_s: float | None = None,
+                  ) -> tuple[FeatureSet, list[tuple[str, str, datetime, datetime]]]:
     """The feature set (default + registered specs, its new columns added) and, per series, the first and last
     open time of closed candles whose features are due, taken in the write transaction (a rollback gives them
     back). Locks etl.feature_state: one features run at a time.
 
     The queue is emptied before any scan, so a candle merged meanwhile is either seen by the scan or left
     queued for the next run, never lost. A grown (or otherwise changed) spec set recomputes every series'
-    whole history once."""
-    cur.execute(_STATE)
+    whole history once. ``queue_only``: raise ``_LeftToFeaturesRun`` instead of scanning (or adding columns), and
+    when the lock is not had within ``lock_timeout_s``."""
+    if lock_timeout_s is not None:
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{max(int(lock_timeout_s * 1000), 1)}ms",))
+    try:
+        cur.execute(_STATE)
+    except psycopg2.errors.LockNotAvailable:
+        raise _LeftToFeaturesRun(f"another features run held etl.feature_state for {lock_timeout_s} s") from None
     state = cur.fetchone()
+    if lock_timeout_s is not None:
+        cur.execute("SELECT set_config('lock_timeout', '0', true)")  # the lock is held: the rest waits as usual
     feature_set = read_feature_set(cur)
+    same_specs = state is not None and state[1] == feature_set.spec_set
+    vouched = same_specs and state[0] == FEATURE_SET_VERSION
+    if queue_only and not vouched:
+        raise _LeftToFeaturesRun("no feature set recorded yet" if state is None else "a scan is due: the feature set changed")
     ensure_columns(cur, feature_set)
     cur.execute(_TAKE_QUEUE)
     queued = cur.fetchall()
-    same_specs = state is not None and state[1] == feature_set.spec_set
-    if not rescan and same_specs and state[0] == FEATURE_SET_VERSION:
+    if not rescan and vouched:
         return feature_set, queued
     log.info("features: scanning every closed candle (%s)", "asked to" if rescan else
              "no feature set recorded yet" if state is None else f"feature set {state[0]} -> {FEATURE_SET_VERSION}"
