@@ -50,3 +50,10 @@ def atr_at(cur, symbol: str, interval: str, open_time_ms: int) -> Decimal | None
                 " AND atr_14 IS NOT NULL ORDER BY open_time DESC LIMIT 1", (symbol, interval, from_ms(open_time_ms)))
     row = cur.fetchone()
     return None if row is None else Decimal(str(row[0]))
+
+
+def list_entry(cur, mode: str, entry_cid: str) -> tuple[OrderIntent, str, int] | None:
+    """(intent, status, attempts) of the entry that went out with its protection as one list (OTOCO / OTO), if it did."""
+    rows = order_records.orders_where(cur, mode, "o.client_order_id = %s AND o.list_client_order_id IS NOT NULL", (entry_cid,),
+                                      protection=False)
+    return rows[0] if rows else None

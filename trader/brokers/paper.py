@@ -11,6 +11,7 @@ that only returns candles the order's sleeve has reached (no fills from the futu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from trader.filters import Lot, SymbolRules
@@ -81,17 +82,37 @@ class PaperBroker:
 
     # --- protection: held here, triggered by the bar rule (see the module's docstring) -------------
     def protection_flags(self, symbol: str) -> SymbolFlags:
-        return SymbolFlags(symbol, ("LIMIT", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT"), True, True, None)
+        return SymbolFlags(symbol, ("LIMIT", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT"), True, True, None, True)
 
     def place_protection(self, legs: list[OrderIntent]) -> list[OrderReport]:
         return self.lookup_protection(legs)
 
     def lookup_protection(self, legs: list[OrderIntent]) -> list[OrderReport]:
         """From the entry's fill candle on, the first candle where a leg triggers fills it (the stop before the
-        take-profit when one candle reaches both); its sibling then expires (``OCO_TRIGGER``)."""
-        first = legs[0]
+        take-profit when one candle reaches both); its sibling then expires (``OCO_TRIGGER``).
+
+        With its LIMIT entry first (an OTOCO / OTO): the legs wait (``PENDING_NEW``) until the entry fills, expire with an
+        entry that expires (``OTO_PHASE_ONE_EXPIRED``), and work from the fill on: on the fill candle itself, when the
+        entry filled inside it at its limit, the candle counts from the fill (its open and high taken as the fill price:
+        a stop or a trailing stop the low reaches fills, a take-profit waits for the next candle)."""
+        if legs[0].side != "BUY":
+            return self._legs_after(legs, self._candles_after(legs[0].symbol, legs[0].interval, legs[0].open_time_ms, 1000,
+                                                              legs[0].sleeve))
+        entry, legs = legs[0], legs[1:]
+        report = self.lookup(entry)
+        if report.status != "FILLED":
+            status, reason = ("EXPIRED", "OTO_PHASE_ONE_EXPIRED") if report.status in FINAL_STATUSES else ("PENDING_NEW", None)
+            return [report, *(OrderReport(client_order_id=leg.client_order_id, status=status, expiry_reason=reason) for leg in legs)]
+        fill = report.fills[0]
+        candles = [c for c in self._candles_after(entry.symbol, entry.interval, entry.open_time_ms, 1000, entry.sleeve)
+                   if c.open_time_ms >= fill.filled_at_ms]
+        if candles and fill.price < candles[0].open:
+            candles[0] = replace(candles[0], open=fill.price, high=fill.price)
+        return [report, *self._legs_after(legs, candles)]
+
+    def _legs_after(self, legs: list[OrderIntent], candles: list[Candle]) -> list[OrderReport]:
         peak: Decimal | None = None
-        for candle in self._candles_after(first.symbol, first.interval, first.open_time_ms, 1000, first.sleeve):
+        for candle in candles:
             for leg in legs:
                 price = _protection_price(leg, candle, peak)
                 if price is not None:
@@ -104,9 +125,11 @@ class PaperBroker:
 
     def cancel_protection(self, legs: list[OrderIntent]) -> list[OrderReport]:
         reports = self.lookup_protection(legs)
-        if any(r.status == "FILLED" for r in reports):
+        if any(r.status == "FILLED" for leg, r in zip(legs, reports) if leg.side == "SELL"):
             return reports
-        return [OrderReport(client_order_id=leg.client_order_id, status="CANCELED") for leg in legs]
+        return [r if leg.side == "BUY" and r.status in FINAL_STATUSES else OrderReport(client_order_id=leg.client_order_id,
+                                                                                     status="CANCELED")
+                for leg, r in zip(legs, reports)]
 
     def _fill(self, order: OrderIntent, price: Decimal, candle: Candle) -> Fill:
         fee = order.quantity * price * self._fee_bps / _BPS
