@@ -65,26 +65,36 @@ class FeedingSmaCross(SmaCross):
     def candle_of(self, trade_id: int) -> int:
         return [ms for first, ms in self.marks if first <= trade_id][-1]
 
+    def levels(self) -> list[D]:
+        """The protection levels resting now: stop prices, and each trailing stop's trail (``peak x (1 - delta)``)."""
+        out = set()
+        for x in self.fake.orders():
+            if x["status"] == "NEW" and x.get("stop") is not None:
+                out.add(x["stop"])
+            elif x["status"] == "NEW" and x.get("trailingDelta") and x.get("peak") is not None:
+                out.add(x["peak"] * (1 - D(x["trailingDelta"]) / 10_000))
+        return sorted(out)
+
     def decide(self, window):
         k = self.index[int(window["open_time"].iloc[-1].timestamp() * 1000)]
         o, h, low, c = (D(self.rows[k][j]) for j in (1, 2, 3, 4))
-        levels = sorted({x["stop"] for x in self.fake.orders() if x["status"] == "NEW" and x.get("stop") is not None})
-        path = [o, *[x for x in reversed(levels) if low <= x < o], low, *[x for x in levels if low < x <= h], h,
-                *[x for x in reversed(levels) if c <= x < h], c]
         self._mark(k)
-        self.fake.trade("BTCUSDT", *path)
+        self.fake.trade("BTCUSDT", o)  # the path, leg by leg: the levels resting then (a trailing stop's as it ratchets)
+        self.fake.trade("BTCUSDT", *[x for x in reversed(self.levels()) if low <= x < o], low)
+        self.fake.trade("BTCUSDT", *[x for x in self.levels() if low < x <= h], h)
+        self.fake.trade("BTCUSDT", *[x for x in reversed(self.levels()) if c <= x < h], c)
         if k + 1 < len(self.rows):
             self._mark(k + 1)
             self.fake.set_price("BTCUSDT", self.rows[k + 1][1])
         return super().decide(window)
 
 
-def backtest_trades(rows, strategy, model, tmp_path) -> list[tuple]:
+def backtest_trades(rows, strategy, model, tmp_path, stops=None) -> list[tuple]:
     """(entry open ms, entry price, exit open ms, exit price) of every closed backtest trade with the same stops."""
     candles = read_kline_file(write_csv(tmp_path / "BTCUSDT-1m.csv", rows))
     signals = strategy_signals(strategy, feature_frame(candles, strategy))
     fills = simulate_with_stops(*(candles[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close")), signals, model,
-                                StopModel(float(STOP), float(TAKE), tick=0.01))
+                                stops or StopModel(float(STOP), float(TAKE), tick=0.01))
     times = candles["open_time"].to_numpy()
     closed = fills.exit_bar >= 0
     return [(int(times[e]), p_in, int(times[x]), p_out)
@@ -119,3 +129,41 @@ def test_backtest_paper_and_fake_exchange_trade_alike_with_stop_and_take_profit_
     with db.connect() as c:
         entries = c.execute(sa.text("SELECT count(*) FROM trading.orders WHERE mode = 'testnet' AND side = 'BUY'")).scalar()
     assert len(fake.lists()) == entries  # one OCO per position
+
+
+def test_backtest_paper_and_fake_exchange_trade_alike_with_trailing_stop_exits(db, database_url, fake_binance, tmp_path):
+    """The trailing rule in bar terms (README, Stops): the trail is ``TRAIL`` below the highest price since the entry; a
+    candle's path open -> low -> high -> close fills it at the open (a gap), at the trail when the low reaches it, or at
+    the trail the high ratcheted when the close comes back to it."""
+    from tests.integration.test_trader_protection import broker_on, start_trader
+
+    trail = D("0.1")  # tight: on this data the high-then-close rule triggers it too
+    rows = sample_rows(N)
+    seed_features(db, rows)
+    strategy = build_strategy("sma_cross", fast=10, slow=30)
+    protection = ProtectionSettings(trailing_stop=Distance(trail, "%"))
+    paper_trader = protected_paper_trader(database_url, strategy, protection)
+    paper_trader.step()
+    fake = fake_binance(price=rows[0][1], usdt="10000")
+    feeding = FeedingSmaCross(fake, rows, fast=10, slow=30)
+    live = start_trader(database_url, broker_on(fake), protection, strategy=feeding)
+
+    live.step()
+    live.step()
+
+    expected = backtest_trades(rows, strategy, model_of(paper_trader, 10_000.0), tmp_path,
+                               StopModel(trailing_pct=float(trail), tick=0.01))
+    paper, exchange = ledger_trades(db), ledger_trades(db, "testnet", feeding.candle_of)
+    assert "stop" in {g[4] for g in paper}
+    stops = [g for g in paper if g[4] == "stop"]
+    assert any(g[3] < g[1] for g in stops) and any(g[3] > g[1] for g in stops)  # trailed into a loss and into a gain
+    assert len(paper) == len(expected) >= 3
+    assert [(g[0], g[2]) for g in paper] == [(e[0], e[2]) for e in expected]
+    assert np.allclose([(g[1], g[3]) for g in paper], [(e[1], e[3]) for e in expected], rtol=1e-12)
+    assert "stop" in {g[4] for g in exchange}
+    assert [g[:2] + g[2:3] for g in exchange] == [g[:3] for g in paper]
+    assert np.allclose([g[3] for g in exchange], [g[3] for g in paper], rtol=1e-12)
+    with db.connect() as c:
+        legs = c.execute(sa.text("SELECT count(*) FROM trading.orders WHERE mode = 'testnet' AND trailing_delta = 10")).scalar()
+        entries = c.execute(sa.text("SELECT count(*) FROM trading.orders WHERE mode = 'testnet' AND side = 'BUY'")).scalar()
+    assert legs == entries  # one trailing stop per position

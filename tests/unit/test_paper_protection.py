@@ -86,3 +86,13 @@ def test_an_otoco_whose_entry_expires_unfilled_expires_its_legs_and_a_cancel_kee
         ("EXPIRED", [], "UNFILLED_IOC_QUANTITY_EXPIRED"), ("EXPIRED", [], "OTO_PHASE_ONE_EXPIRED"),
         ("EXPIRED", [], "OTO_PHASE_ONE_EXPIRED")]
     assert [r.status for r in broker(("100", "101", "99")).cancel_protection([ENTRY, *OCO])] == ["FILLED", "CANCELED", "CANCELED"]
+
+
+def test_a_trailing_stop_ratcheted_by_a_candles_high_fills_at_the_new_trail_when_the_close_comes_back_to_it():
+    trail = [leg("e-PS", "STOP_LOSS", trailing=500)]  # 5 %: the path open -> low -> high -> close
+    def bars(*rows):
+        return PaperBroker(lambda *a: [Candle(60_000 * (k + 1), *(D(x) for x in r)) for k, r in enumerate(rows)], fee_bps=D(0))
+    assert outcome(bars(("100", "120", "99", "113")).place_protection(trail)) == [("FILLED", [D("114.00")], None)]  # 120 x 0.95
+    assert outcome(bars(("100", "120", "99", "114.5")).place_protection(trail)) == [("NEW", [], None)]
+    assert outcome(bars(("100", "120", "99", "114.5"), ("113", "116", "112", "114")).place_protection(trail)) == [
+        ("FILLED", [D("113")], None)]  # the next open is below the trail of 114: a gap, at the open

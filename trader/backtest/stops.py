@@ -8,8 +8,10 @@ The timeline, as the trader lives it (``trader.loop`` + ``trader.protector`` + t
   up) and holds from that candle on;
 * a stop fills when a candle's low reaches it, at the stop, or at the open when the candle opens beyond it; a
   take-profit when the high reaches it (the level, or a gap open above it); the stop when one candle reaches both;
-  a trailing stop at ``trailing_pct`` below the highest price since the entry (a candle's open counts at once, its high
-  from the next candle on) -- the rule of ``trader.brokers.paper._protection_price``;
+  a trailing stop at ``trailing_pct`` below the highest price since the entry, by the candle's path open -> low ->
+  high -> close: at the open when it opens at or below the trail, at the trail when the low reaches it (the open
+  ratchets the trail at once), else at the trail the high ratcheted when the close is at or below it; otherwise the
+  high carries into the next candle -- the rule of ``trader.brokers.paper._protection_price``;
 * an exit by signal fills at the next open, unless a stop filled first (then it is refused).
 """
 
@@ -45,10 +47,14 @@ def _levels(price: float, stops: StopModel) -> tuple[float | None, float | None]
     return stop, tp
 
 
-def _protection_exit(o: float, h: float, low: float, stop, tp, trail, peak) -> float | None:
+def _protection_exit(o: float, h: float, low: float, stop, tp, trail, peak, c: float | None = None) -> float | None:
     if trail:
-        level = max(peak if peak is not None else o, o) * (1 - trail / 100)
-        return min(o, level) if low <= level else None
+        keep = 1 - trail / 100
+        top = max(peak if peak is not None else o, o)
+        if low <= top * keep:
+            return min(o, top * keep)
+        after_high = max(top, h) * keep
+        return after_high if c is not None and c <= after_high else None
     if stop is not None and low <= stop:
         return min(o, stop)
     if tp is not None and h >= tp:
@@ -87,7 +93,7 @@ def simulate_with_stops(open_, high, low, close, signals, model: FillModel, stop
             elif sig[i] < 0 and long:
                 pending = "SELL"
         if long:
-            out = _protection_exit(float(open_[i]), float(high[i]), float(low[i]), stop, tp, stops.trailing_pct, peak)
+            out = _protection_exit(float(open_[i]), float(high[i]), float(low[i]), stop, tp, stops.trailing_pct, peak, float(close[i]))
             peak = max(peak if peak is not None else float(open_[i]), float(high[i]))
             if out is not None:
                 t = trades[-1]

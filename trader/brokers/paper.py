@@ -140,13 +140,19 @@ class PaperBroker:
 def _protection_price(leg: OrderIntent, c: Candle, peak: Decimal | None) -> Decimal | None:
     """The fill price of a SELL protection leg on candle ``c`` (``None``: not triggered), by the exchange's rule in bar
     terms: a stop triggers when the low reaches it and fills at the stop, or at the open when the candle opens beyond
-    it (a gap); a take-profit when the high reaches it (the level, or a gap open above it); a trailing stop when the low
-    reaches ``delta`` below the highest price since the entry (the open of this candle counts, its high only from the
-    next); a STOP_LOSS_LIMIT fills like a stop, but never below its limit (a gap below the limit: at the limit when the
+    it (a gap); a take-profit when the high reaches it (the level, or a gap open above it); a trailing stop (the trail
+    ``delta`` below the highest price since the entry) by the candle's path open -> low -> high -> close: at the open
+    when the open is at or below the trail (a gap), else at the trail when the low reaches it (the trail as of the open:
+    the open ratchets it at once), else, the high having ratcheted it, at the new trail when the close is at or below
+    it; otherwise the high carries into the next candle's trail; a STOP_LOSS_LIMIT fills like a stop, but never below its limit (a gap below the limit: at the limit when the
     candle's high comes back to it, else not on this candle)."""
     if leg.trailing_delta:
-        level = max(peak or c.open, c.open) * (1 - Decimal(leg.trailing_delta) / _BPS)
-        return min(c.open, level) if c.low <= level else None
+        keep = 1 - Decimal(leg.trailing_delta) / _BPS
+        top = max(peak or c.open, c.open)
+        if c.low <= top * keep:
+            return min(c.open, top * keep)
+        after_high = max(top, c.high) * keep
+        return after_high if c.close is not None and c.close <= after_high else None
     if leg.type == "TAKE_PROFIT":
         return max(c.open, leg.stop_price) if c.high >= leg.stop_price else None
     if c.low > leg.stop_price:
