@@ -87,7 +87,13 @@ def run_signals(candles: pd.DataFrame, signals: np.ndarray, model: FillModel, *,
     """Fills and metrics for given signals (used directly by sweeps and walk-forward windows)."""
     interval_ms = interval_ms or infer_interval_ms(candles)
     open_, close = candles["open"].to_numpy(), candles["close"].to_numpy()
-    fills = simulate(open_, close, signals, model)
+    if model.stops is not None:  # stop-loss / take-profit / trailing stop, by the live trader's bar rule
+        from trader.backtest.stops import simulate_with_stops
+
+        fills = simulate_with_stops(open_, candles["high"].to_numpy(), candles["low"].to_numpy(), close, signals, model,
+                                    model.stops)
+    else:
+        fills = simulate(open_, close, signals, model)
     summary = summarise(fills, candles["open_time"].to_numpy(), close, model.cash, interval_ms)
     meta = {**(meta or {}), "fill_model": model.as_dict(), "interval_ms": interval_ms}
     return BacktestResult(candles, signals, fills, {**summary, **meta}, meta)
