@@ -174,3 +174,28 @@ def test_paper_holds_the_otoco_and_its_stop_fill_is_the_exit(db, database_url):
     first_low_at_stop = next(int(r[0]) for r in rows if D(r[3]) <= D("98.00"))
     assert int(stop.filled_at.timestamp() * 1000) == first_low_at_stop
     assert "with its entry LIMIT BUY" in events(db, "protection_placed")[0]
+
+
+def test_reconciliation_finds_nothing_to_differ_while_the_otoco_rests_and_after_the_entry_filled(db, database_url, fake):
+    trader = limit_trader(database_url, broker_on(fake))
+    trader.step()
+    for price in (None, "61526.21"):  # the entry resting with its pending legs; then filled, the legs working
+        if price:
+            fake.trade("BTCUSDT", price)
+            trader.step()
+        diffs = reconcile(trader._transaction, trader.executor, ["BTCUSDT"], {"BTC", "USDT"}, accept=False,
+                          protector=trader.protector)
+        assert [d.line() for d in diffs] == []
+
+
+def test_the_kill_switch_cancelling_the_resting_entry_ends_its_legs_in_the_ledger_too(db, database_url, fake):
+    trader = limit_trader(database_url, broker_on(fake))
+    trader.step()
+    with trader._transaction() as cur:
+        account_records.set_kill_state(cur, "testnet", "HALTED", "by hand", "operator")
+
+    trader.step()  # HALTED cancels the entry at the venue (which cancels its list), then the legs follow in the ledger
+
+    entry, stop, tp = ledger(db)
+    assert (entry.status, stop.status, tp.status) == ("CANCELED", "CANCELED", "CANCELED")
+    assert not [o for o in fake.orders() if o["status"] in ("NEW", "PENDING_NEW")] and held(database_url) == 0
