@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from klinepipe.features import parse_spec
 from tests.helpers import sample_rows, seed_features, write_csv
 from tests.traders import model_of, protected_paper_trader
 from trader.backtest.candles import read_kline_file
@@ -93,8 +94,10 @@ def backtest_trades(rows, strategy, model, tmp_path, stops=None) -> list[tuple]:
     """(entry open ms, entry price, exit open ms, exit price) of every closed backtest trade with the same stops."""
     candles = read_kline_file(write_csv(tmp_path / "BTCUSDT-1m.csv", rows))
     signals = strategy_signals(strategy, feature_frame(candles, strategy))
+    stops = stops or StopModel(float(STOP), float(TAKE), tick=0.01)
+    atr = feature_frame(candles, specs=(parse_spec("atr_14"),))["atr_14"].to_numpy(dtype=float) if stops.uses_atr else None
     fills = simulate_with_stops(*(candles[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close")), signals, model,
-                                stops or StopModel(float(STOP), float(TAKE), tick=0.01))
+                                stops, atr)
     times = candles["open_time"].to_numpy()
     closed = fills.exit_bar >= 0
     return [(int(times[e]), p_in, int(times[x]), p_out)
@@ -167,3 +170,22 @@ def test_backtest_paper_and_fake_exchange_trade_alike_with_trailing_stop_exits(d
         legs = c.execute(sa.text("SELECT count(*) FROM trading.orders WHERE mode = 'testnet' AND trailing_delta = 10")).scalar()
         entries = c.execute(sa.text("SELECT count(*) FROM trading.orders WHERE mode = 'testnet' AND side = 'BUY'")).scalar()
     assert legs == entries  # one trailing stop per position
+
+
+def test_backtest_and_paper_trade_alike_with_atr_multiple_stops(db, database_url, tmp_path):
+    """``stop_loss = "1atr"``, ``take_profit = "1.5atr"``: both price the legs from the fill and ``atr_14`` of the entry's
+    decision candle (the paper trader from ``market.features``, the backtest from the same feature code)."""
+    rows = sample_rows(N)
+    seed_features(db, rows)
+    strategy = build_strategy("sma_cross", fast=10, slow=30)
+    protection = ProtectionSettings(stop_loss=Distance(D(1), "atr"), take_profit=Distance(D("1.5"), "atr"))
+    paper_trader = protected_paper_trader(database_url, strategy, protection)
+    paper_trader.step()
+
+    expected = backtest_trades(rows, strategy, model_of(paper_trader, 10_000.0), tmp_path,
+                               StopModel(stop_atr=1.0, take_profit_atr=1.5, tick=0.01))
+    paper = ledger_trades(db)
+    assert {"stop", "take_profit"} <= {g[4] for g in paper}
+    assert len(paper) == len(expected) >= 3
+    assert [(g[0], g[2]) for g in paper] == [(e[0], e[2]) for e in expected]
+    assert np.allclose([(g[1], g[3]) for g in paper], [(e[1], e[3]) for e in expected], rtol=1e-12)

@@ -167,15 +167,27 @@ def test_cli_backtests_with_the_live_traders_stop_model_from_flags_or_a_sleeves_
     assert np.allclose([g[3] for g in got[: int(closed.sum())]], want.exit_price[closed], rtol=1e-12)
     assert got != _trades(plain) and _trades(from_file) == got
     stops = json.loads((oco / "summary.json").read_text())["fill_model"]["stops"]
-    assert stops == {"stop_pct": 1.0, "take_profit_pct": 2.0, "trailing_pct": None, "tick": 0.01}
+    assert stops == {"stop_pct": 1.0, "take_profit_pct": 2.0, "trailing_pct": None, "tick": 0.01, "stop_atr": None,
+                     "take_profit_atr": None}
 
     trailing = _stops_run(tmp_path, "trailing", "--trailing-stop", "1.5%")
     assert json.loads((trailing / "summary.json").read_text())["fill_model"]["stops"]["trailing_pct"] == 1.5
     assert _trades(trailing) not in (got, _trades(plain))
 
+    atr = _stops_run(tmp_path, "atr", "--stop-loss", "2atr", "--take-profit", "3atr", "--tick", "0.01")
+    from klinepipe.features import parse_spec
+
+    atr_14 = feature_frame(candles, specs=(parse_spec("atr_14"),))["atr_14"].to_numpy(dtype=float)
+    want = simulate_with_stops(*(candles[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close")), signals,
+                               FillModel(), StopModel(tick=0.01, stop_atr=2.0, take_profit_atr=3.0), atr_14)
+    closed = want.exit_bar >= 0
+    got_atr = _trades(atr)
+    assert np.allclose([g[3] for g in got_atr[: int(closed.sum())]], want.exit_price[closed], rtol=1e-12)
+    assert got_atr not in (got, _trades(plain))
+
 
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--stop-loss", "2atr"], "backtest: stop_loss: 2atr: the backtest prices stops in percent"),
+    (["--stop-loss", "2%", "--allow-short"], "backtest: protection is for long-only spot"),
     (["--take-profit", "2%"], "backtest: take_profit: needs a stop_loss"),
     (["--stop-loss", "2%", "--trailing-stop", "1%"], "backtest: trailing_stop: give either stop_loss or trailing_stop"),
     (["--stop-loss", "2"], "backtest: --stop-loss: '2' must be a percent"),

@@ -71,7 +71,7 @@ def add_fill_args(p: argparse.ArgumentParser) -> None:
                        help="size with the fill price, or with the decision candle's close as the live trader does")
     fills.add_argument("--allow-short", action="store_true", help="SELL when flat opens a short (default: long-only spot)")
     stops = p.add_argument_group("protection (the live trader's stop model, trader.backtest.stops)")
-    stops.add_argument("--stop-loss", help='stop below the entry fill, e.g. 2%%')
+    stops.add_argument("--stop-loss", help="stop below the entry fill, e.g. 2%% or 2atr (x atr_14 of the entry candle)")
     stops.add_argument("--take-profit", help="take-profit above the entry fill (with --stop-loss: an OCO), e.g. 4%%")
     stops.add_argument("--trailing-stop", help="trailing stop below the highest price since the entry, e.g. 1.5%%")
     stops.add_argument("--tick", type=float, default=0.0, help="round stop prices to this tick as the trader does (e.g. 0.01)")
@@ -105,18 +105,17 @@ def stop_model(args: argparse.Namespace):
         check_settings(p)
     if p is None or not p.active:
         return None
-    for name, d in (("stop_loss", p.stop_loss), ("take_profit", p.take_profit), ("trailing_stop", p.trailing_stop)):
-        if d is not None and d.unit != "%":
-            raise ValueError(f"{name}: {d}: the backtest prices stops in percent of the entry fill; atr multiples are not "
-                             "modelled yet (give a percent)")
     if p.stop_limit_bps is not None:
         raise ValueError("stop_limit_bps: the backtest models the stop as a STOP_LOSS (at the stop, or the gap open), not "
                          "a STOP_LOSS_LIMIT")
     if getattr(args, "allow_short", False):
         raise ValueError("protection is for long-only spot: drop --allow-short")
-    pct = lambda d: float(d.value) if d is not None else None  # noqa: E731
-    return StopModel(stop_pct=pct(p.stop_loss), take_profit_pct=pct(p.take_profit), trailing_pct=pct(p.trailing_stop),
-                     tick=getattr(args, "tick", 0.0) or 0.0)
+    def of(d, unit: str):
+        return float(d.value) if d is not None and d.unit == unit else None
+
+    return StopModel(stop_pct=of(p.stop_loss, "%"), take_profit_pct=of(p.take_profit, "%"), trailing_pct=of(p.trailing_stop, "%"),
+                     tick=getattr(args, "tick", 0.0) or 0.0, stop_atr=of(p.stop_loss, "atr"),
+                     take_profit_atr=of(p.take_profit, "atr"))
 
 
 def _bad(text: str) -> bool:

@@ -98,8 +98,9 @@ def fill_model_rows(model: dict | None) -> list[Row]:
             for key, label in labels if key in m and m[key] is not None]
     if m.get("stops"):
         s = m["stops"]
-        shown = [f"{name} {s[key]:g}%" for key, name in (("stop_pct", "stop-loss"), ("take_profit_pct", "take-profit"),
-                                                        ("trailing_pct", "trailing stop")) if s.get(key)]
+        shown = [f"{name} {s[key]:g}{unit}" for key, name, unit in (
+            ("stop_pct", "stop-loss", "%"), ("stop_atr", "stop-loss", " x atr_14"), ("take_profit_pct", "take-profit", "%"),
+            ("take_profit_atr", "take-profit", " x atr_14"), ("trailing_pct", "trailing stop", "%")) if s.get(key)]
         rows.append(Row("protection", ", ".join(shown) + (f" (tick {s['tick']:g})" if s.get("tick") else "")))
     return rows + [Row(str(k), str(v)) for k, v in m.items() if k not in dict(labels) and k != "stops"]
 

@@ -5,7 +5,8 @@ The timeline, as the trader lives it (``trader.loop`` + ``trader.protector`` + t
 * a signal on candle ``i``'s close is decided with the position as of the fills and stops through candle ``i - 1``;
   no signal is acted on while the sleeve's previous order is still waiting for its fill (the next open);
 * an entry fills at the next open; its protection is priced from that fill (stop rounded down to ``tick``, take-profit
-  up) and holds from that candle on;
+  up) -- a percent of it, or a multiple of ``atr_14`` of the entry's decision candle (no atr there: unprotected, as the
+  trader records a ``protection_error``) -- and holds from that candle on;
 * a stop fills when a candle's low reaches it, at the stop, or at the open when the candle opens beyond it; a
   take-profit when the high reaches it (the level, or a gap open above it); the stop when one candle reaches both;
   a trailing stop at ``trailing_pct`` below the highest price since the entry, by the candle's path open -> low ->
@@ -33,17 +34,27 @@ class StopModel:
     take_profit_pct: float | None = None
     trailing_pct: float | None = None
     tick: float = 0.0
+    stop_atr: float | None = None  # instead of stop_pct: this many atr_14 of the decision candle below the fill
+    take_profit_atr: float | None = None  # instead of take_profit_pct
+
+    @property
+    def uses_atr(self) -> bool:
+        return bool(self.stop_atr or self.take_profit_atr)
 
 
-def _levels(price: float, stops: StopModel) -> tuple[float | None, float | None]:
+def _levels(price: float, stops: StopModel, atr: float | None = None) -> tuple[float | None, float | None]:
     def snap(v: float, up: bool) -> float:
         if not stops.tick:
             return v
         k = v / stops.tick
         return round((math.ceil(k - 1e-9) if up else math.floor(k + 1e-9)) * stops.tick, 10)
 
-    stop = snap(price * (1 - stops.stop_pct / 100), False) if stops.stop_pct else None
-    tp = snap(price * (1 + stops.take_profit_pct / 100), True) if stops.take_profit_pct else None
+    if stops.uses_atr and (atr is None or not atr > 0):
+        return None, None  # no atr_14 for the entry's candle: the trader cannot price it either
+    stop = snap(price - stops.stop_atr * atr if stops.stop_atr else price * (1 - stops.stop_pct / 100), False) \
+        if stops.stop_pct or stops.stop_atr else None
+    tp = snap(price + stops.take_profit_atr * atr if stops.take_profit_atr else price * (1 + stops.take_profit_pct / 100), True) \
+        if stops.take_profit_pct or stops.take_profit_atr else None
     return stop, tp
 
 
@@ -62,8 +73,11 @@ def _protection_exit(o: float, h: float, low: float, stop, tp, trail, peak, c: f
     return None
 
 
-def simulate_with_stops(open_, high, low, close, signals, model: FillModel, stops: StopModel) -> Fills:
-    """Fills of a long-only sleeve with protection; ``Fills`` as ``engine.simulate`` gives them."""
+def simulate_with_stops(open_, high, low, close, signals, model: FillModel, stops: StopModel, atr=None) -> Fills:
+    """Fills of a long-only sleeve with protection; ``Fills`` as ``engine.simulate`` gives them. ``atr``: ``atr_14`` per
+    candle, for atr-multiple stops."""
+    if stops.uses_atr and atr is None:
+        raise ValueError("atr-multiple stops need the candles' atr_14")
     if model.allow_short:
         raise ValueError("protection is for long-only spot")
     sig = np.asarray(signals, dtype=np.int8)
@@ -81,7 +95,7 @@ def simulate_with_stops(open_, high, low, close, signals, model: FillModel, stop
                 p = float(open_[i]) * (1 + slip)
                 trades.append([i, -1, q, p, math.nan, cash])
                 long, peak = True, None
-                stop, tp = _levels(p, stops)
+                stop, tp = _levels(p, stops, float(atr[i - 1]) if stops.uses_atr else None)
         elif pending == "SELL" and long:
             t = trades[-1]
             t[1], t[4], long = i, float(open_[i]) * (1 - slip), False
