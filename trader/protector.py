@@ -130,10 +130,14 @@ class Protector:
         return tagged, self._leg_intents(sleeve, pset, entry.open_time_ms, pset.list_client_order_id)
 
     def _with_entry(self, key: str, rows: list[tuple[OrderIntent, str, int]]) -> list[tuple[OrderIntent, str, int]]:
-        """A set that went out with its entry (OTOCO / OTO) is handled with the entry first; others as they are."""
+        """A set that went out with its entry (OTOCO / OTO) is handled with the entry first, until the entry filled (then
+        the venue holds the legs as any set; the paper broker, which derives the legs' life from the entry's fill, always
+        gets it); others as they are."""
         with self._tx() as cur:
             entry = protection_records.list_entry(cur, self.mode, key)
-        return [entry, *rows] if entry is not None else rows
+        if entry is None or (entry[1] == "FILLED" and not getattr(self.broker, "legs_need_entry", False)):
+            return rows
+        return [entry, *rows]
 
     # --- 2. place / refresh -----------------------------------------------------------------------------
     def _place_or_refresh(self, rows: list[tuple[OrderIntent, str, int]]) -> None:

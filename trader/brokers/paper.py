@@ -24,6 +24,8 @@ _BPS = Decimal(10_000)
 
 
 class PaperBroker:
+    legs_need_entry = True  # an OTOCO's legs are found from its entry's fill (the protector always passes the entry)
+
     def __init__(self, candles_after: CandlesAfter, fee_bps: Decimal = Decimal("10"), slippage_bps: Decimal = Decimal("0"),
                  qty_step: Decimal = Decimal("0.00001"), tick: Decimal = Decimal("0.01"), min_notional: Decimal = Decimal("5"),
                  mode: str = "paper") -> None:
