@@ -146,8 +146,8 @@ def _protection_price(leg: OrderIntent, c: Candle, peak: Decimal | None) -> Deci
     ``delta`` below the highest price since the entry) by the candle's path open -> low -> high -> close: at the open
     when the open is at or below the trail (a gap), else at the trail when the low reaches it (the trail as of the open:
     the open ratchets it at once), else, the high having ratcheted it, at the new trail when the close is at or below
-    it; otherwise the high carries into the next candle's trail; a STOP_LOSS_LIMIT fills like a stop, but never below its limit (a gap below the limit: at the limit when the
-    candle's high comes back to it, else not on this candle)."""
+    it; otherwise the high carries into the next candle's trail; a STOP_LOSS_LIMIT fills like a stop, but never below its
+    limit (a gap below the limit: at the limit when the candle's high comes back to it, else not on this candle)."""
     if leg.trailing_delta:
         keep = 1 - Decimal(leg.trailing_delta) / _BPS
         top = max(peak or c.open, c.open)
