@@ -66,11 +66,26 @@ class FeedingSmaCross(SmaCross):
     def candle_of(self, trade_id: int) -> int:
         return [ms for first, ms in self.marks if first <= trade_id][-1]
 
+    def walk(self, start: D, to: D) -> None:
+        """Trade from ``start`` to ``to`` through the nearest resting level, one at a time, each looked up after the trade
+        before it (a trade may fill a LIMIT entry and put its OTOCO legs to work, or ratchet a trail)."""
+        now, down = start, to < start
+        while True:
+            ahead = [x for x in self.levels() if (to <= x < now if down else now < x <= to)]
+            if not ahead:
+                break
+            now = max(ahead) if down else min(ahead)
+            self.fake.trade("BTCUSDT", now)
+        if now != to:
+            self.fake.trade("BTCUSDT", to)
+
     def levels(self) -> list[D]:
-        """The protection levels resting now: stop prices, and each trailing stop's trail (``peak x (1 - delta)``)."""
+        """The levels resting now: LIMIT prices, stop prices, and each trailing stop's trail (``peak x (1 - delta)``)."""
         out = set()
         for x in self.fake.orders():
-            if x["status"] == "NEW" and x.get("stop") is not None:
+            if x["status"] == "NEW" and x["type"] == "LIMIT":
+                out.add(x["price"])
+            elif x["status"] == "NEW" and x.get("stop") is not None:
                 out.add(x["stop"])
             elif x["status"] == "NEW" and x.get("trailingDelta") and x.get("peak") is not None:
                 out.add(x["peak"] * (1 - D(x["trailingDelta"]) / 10_000))
@@ -80,10 +95,9 @@ class FeedingSmaCross(SmaCross):
         k = self.index[int(window["open_time"].iloc[-1].timestamp() * 1000)]
         o, h, low, c = (D(self.rows[k][j]) for j in (1, 2, 3, 4))
         self._mark(k)
-        self.fake.trade("BTCUSDT", o)  # the path, leg by leg: the levels resting then (a trailing stop's as it ratchets)
-        self.fake.trade("BTCUSDT", *[x for x in reversed(self.levels()) if low <= x < o], low)
-        self.fake.trade("BTCUSDT", *[x for x in self.levels() if low < x <= h], h)
-        self.fake.trade("BTCUSDT", *[x for x in reversed(self.levels()) if c <= x < h], c)
+        self.fake.trade("BTCUSDT", o)  # the path, leg by leg, through every level resting on the way
+        for a, b in ((o, low), (low, h), (h, c)):
+            self.walk(a, b)
         if k + 1 < len(self.rows):
             self._mark(k + 1)
             self.fake.set_price("BTCUSDT", self.rows[k + 1][1])
@@ -189,3 +203,45 @@ def test_backtest_and_paper_trade_alike_with_atr_multiple_stops(db, database_url
     assert len(paper) == len(expected) >= 3
     assert [(g[0], g[2]) for g in paper] == [(e[0], e[2]) for e in expected]
     assert np.allclose([(g[1], g[3]) for g in paper], [(e[1], e[3]) for e in expected], rtol=1e-12)
+
+
+def test_paper_and_fake_exchange_trade_alike_with_limit_entries_and_their_otoco(db, database_url, fake_binance, tmp_path):
+    """LIMIT entries (and exits) at the decision close, each entry with its OCO as one OTOCO list: the paper broker's bar
+    terms (the legs from the entry's fill on, the fill candle's path counted from the fill) are the fake exchange's."""
+    from tests.integration.test_trader_protection import broker_on
+    from tests.traders import connector
+    from trader import account_records
+    from trader.brokers.paper import PaperBroker
+    from trader.loop import Trader
+    from trader.sleeve import RiskConfig, Sleeve
+    from trader.transaction import db_candles
+
+    rows = sample_rows(N)
+    seed_features(db, rows)
+    protection = ProtectionSettings(stop_loss=Distance(STOP, "%"), take_profit=Distance(TAKE, "%"))
+    limit = RiskConfig(order_type="LIMIT")  # at the decision close (an offset leaves GTC limits resting for good here)
+
+    def sleeve(strategy):
+        return Sleeve(name="BTCUSDT:1m:sma_cross", symbol="BTCUSDT", interval="1m", strategy=strategy, allocation=D("1000"),
+                      protection=protection)
+
+    connect = connector(database_url)
+    Trader(connect, [sleeve(build_strategy("sma_cross", fast=10, slow=30))], PaperBroker(db_candles(connect), fee_bps=D("0")),
+           paper_balance=D("10000"), risk=limit).step()
+    fake = fake_binance(price=rows[0][1], usdt="10000")
+    feeding = FeedingSmaCross(fake, rows, fast=10, slow=30)
+    live = Trader(connect, [sleeve(feeding)], broker_on(fake), risk=limit, sleep=lambda s: None)
+    with live._transaction() as cur:
+        account_records.seed_balance(cur, "testnet", "USDT", D("10000"))
+    live.step()
+    live.step()
+
+    paper, exchange = ledger_trades(db), ledger_trades(db, "testnet", feeding.candle_of)
+    assert {"stop", "take_profit"} <= {g[4] for g in paper} and len(paper) >= 3
+    assert [g[:3] + g[4:] for g in exchange] == [g[:3] + g[4:] for g in paper]
+    assert np.allclose([g[3] for g in exchange], [g[3] for g in paper], rtol=1e-12)
+    with db.connect() as c:
+        entries = c.execute(sa.text("SELECT count(*) FROM trading.orders WHERE mode = 'testnet' AND side = 'BUY'"
+                                    " AND list_client_order_id IS NOT NULL")).scalar()
+    assert [x["contingencyType"] for x in fake.lists()] == ["OTO"] * entries and entries >= 3  # one OTOCO per entry
+    assert [r for r in fake.requests("/api/v3/orderList/oco") if r[0] == "POST"] == []

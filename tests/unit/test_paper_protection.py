@@ -69,10 +69,11 @@ ENTRY = OrderIntent(sleeve="s", symbol="BTCUSDT", side="BUY", quantity=D("0.1"),
     ([("103", "106", "101")], [("NEW", [], None), ("PENDING_NEW", [], None), ("PENDING_NEW", [], None)]),
     # filled inside a candle at its limit: that candle counts from the fill -- its low reaches the stop, which fills
     ([("103", "106", "97")], [("FILLED", [D("100")], None), ("FILLED", [D("98")], None), ("EXPIRED", [], "OCO_TRIGGER")]),
-    # ... but its high came before the fill: the take-profit waits for the next candle
-    ([("103", "106", "99"), ("103", "103.5", "102")], [("FILLED", [D("100")], None), ("NEW", [], None), ("NEW", [], None)]),
-    ([("103", "106", "99"), ("103", "105", "102")], [("FILLED", [D("100")], None), ("EXPIRED", [], "OCO_TRIGGER"),
-                                                     ("FILLED", [D("104")], None)]),
+    # the path open -> low -> high -> close: the high comes after the fill, and the take-profit it reaches fills
+    ([("103", "106", "99")], [("FILLED", [D("100")], None), ("EXPIRED", [], "OCO_TRIGGER"), ("FILLED", [D("104")], None)]),
+    ([("103", "103.5", "99"), ("103", "103.5", "102")], [("FILLED", [D("100")], None), ("NEW", [], None), ("NEW", [], None)]),
+    ([("103", "103.5", "99"), ("103", "105", "102")], [("FILLED", [D("100")], None), ("EXPIRED", [], "OCO_TRIGGER"),
+                                                       ("FILLED", [D("104")], None)]),
     # a gap below the limit fills at the open; the whole candle is after the fill
     ([("99", "105", "98.5")], [("FILLED", [D("99")], None), ("EXPIRED", [], "OCO_TRIGGER"), ("FILLED", [D("104")], None)]),
 ])

@@ -95,8 +95,8 @@ class PaperBroker:
 
         With its LIMIT entry first (an OTOCO / OTO): the legs wait (``PENDING_NEW``) until the entry fills, expire with an
         entry that expires (``OTO_PHASE_ONE_EXPIRED``), and work from the fill on: on the fill candle itself, when the
-        entry filled inside it at its limit, the candle counts from the fill (its open and high taken as the fill price:
-        a stop or a trailing stop the low reaches fills, a take-profit waits for the next candle)."""
+        entry filled inside it at its limit (on the way down from the open to the low), the candle's path counts from the
+        fill: the rest of the way down to the low, then the high, then the close (the fill price in place of its open)."""
         if legs[0].side != "BUY":
             return self._legs_after(legs, self._candles_after(legs[0].symbol, legs[0].interval, legs[0].open_time_ms, 1000,
                                                               legs[0].sleeve))
@@ -109,7 +109,7 @@ class PaperBroker:
         candles = [c for c in self._candles_after(entry.symbol, entry.interval, entry.open_time_ms, 1000, entry.sleeve)
                    if c.open_time_ms >= fill.filled_at_ms]
         if candles and fill.price < candles[0].open:
-            candles[0] = replace(candles[0], open=fill.price, high=fill.price)
+            candles[0] = replace(candles[0], open=fill.price)
         return [report, *self._legs_after(legs, candles)]
 
     def _legs_after(self, legs: list[OrderIntent], candles: list[Candle]) -> list[OrderReport]:
