@@ -40,6 +40,8 @@ class Executor:
             pending = order_records.open_orders(cur, self.broker.mode, sleeve)
         for intent, status, _ in pending:
             if status == "PENDING_SUBMIT":
+                if intent.list_id:  # an entry going out with its protection (OTOCO / OTO): the protector sends the list
+                    continue
                 if not self.hold:
                     self.submit(intent)
             else:

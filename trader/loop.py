@@ -59,7 +59,7 @@ class Trader:
         self.executor.on_retryable = self._broker_failed
         self._rules = (KillSwitchRule(), SymbolStatusRule(), *risk.rules)
         self.kill_actions = KillActions(self._transaction, self.executor, sleeves, risk.kill_policy)
-        self.protector = Protector(self._transaction, self.executor, sleeves)  # refuses settings a symbol cannot honour
+        self.protector = Protector(self._transaction, self.executor, sleeves, risk)  # refuses settings a symbol cannot honour
         with self._transaction() as cur:
             for s in sleeves:
                 sleeve_records.ensure_sleeve(cur, self.mode, s.name, s.symbol, s.interval, s.strategy.name, s.allocation)
@@ -148,10 +148,12 @@ class Trader:
                                      sleeve.strategy.name, signal.action.value, plan.reason)
         sleeve_records.advance_sleeve(cur, self.mode, sleeve.name, open_time)
         decided = dict(sleeve=sleeve.name, open_time=open_time, action=signal.action.value, reason=plan.reason)
-        if plan.intent is None or not order_records.insert_order(cur, plan.intent, self.mode, close):
+        intent, legs = self.protector.entry_set(cur, sleeve, plan.intent) if plan.intent is not None else (None, [])
+        if intent is None or not order_records.insert_order(cur, intent, self.mode, close):
             return Decision(**decided)
-        return Decision(**decided, quantity=plan.intent.quantity, price=plan.intent.price or close,
-                        order_type=plan.intent.type)
+        for leg in legs:  # a LIMIT entry's protection, recorded with it: they go out as one OTOCO / OTO list
+            order_records.insert_order(cur, leg, self.mode, intent.price)
+        return Decision(**decided, quantity=intent.quantity, price=intent.price or close, order_type=intent.type)
 
     def _plan(self, cur, sleeve: Sleeve, signal: Signal, open_time: datetime, close: Decimal, kill: KillState) -> OrderPlan:
         """The order this signal asks for: no order for HOLD or while one of the sleeve's is open; else read the

@@ -13,6 +13,7 @@ class Candle:
     open: Decimal
     high: Decimal
     low: Decimal
+    close: Decimal | None = None  # the path's last trade (a trailing stop's high-then-close rule); None: unknown
 
 
 # (symbol, interval, after open ms, limit, sleeve) -> the candles opening after, that the sleeve has reached

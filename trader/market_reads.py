@@ -69,8 +69,8 @@ def candles_after(cur, symbol: str, interval: str, after_ms: int, limit: int, sl
     """Candles opening after ``after_ms``; with ``sleeve``, only those the sleeve has reached: up to the candle
     after the newest one it decided (whose open is the next price), so a paper order never fills in the future."""
     cur.execute(
-        "SELECT open_time, open, high, low FROM market.candles WHERE symbol = %(s)s AND interval = %(i)s AND open_time > %(a)s"
+        "SELECT open_time, open, high, low, close FROM market.candles WHERE symbol = %(s)s AND interval = %(i)s AND open_time > %(a)s"
         " AND (%(sl)s::text IS NULL OR open_time <= (SELECT min(c.open_time) FROM market.candles c WHERE c.symbol = %(s)s"
         "  AND c.interval = %(i)s AND c.open_time > (SELECT last_open_time FROM trading.sleeves WHERE mode = %(m)s AND sleeve = %(sl)s)))"
         " ORDER BY open_time LIMIT %(n)s", {"s": symbol, "i": interval, "a": from_ms(after_ms), "sl": sleeve, "n": limit, "m": mode})
-    return [Candle(to_ms(t), o, h, lo) for t, o, h, lo in cur.fetchall()]
+    return [Candle(to_ms(t), o, h, lo, c) for t, o, h, lo, c in cur.fetchall()]

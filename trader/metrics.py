@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from trader.orders import OPEN_STATUSES
 from trader.risk.killswitch import KillState, KillSwitch
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def metric_families(snap: LedgerSnapshot | None, mode: str, loop: LoopStats):
     orders, open_orders = fam("trader_orders", ["mode", "status"]), fam("trader_open_orders", ["mode"])
     for status, n in sorted(snap.orders.items()):
         orders.add_metric([mode, status], n)
-    open_orders.add_metric([mode], sum(n for s, n in snap.orders.items() if s in ("PENDING_SUBMIT", "NEW", "PARTIALLY_FILLED")))
+    open_orders.add_metric([mode], sum(n for s, n in snap.orders.items() if s in OPEN_STATUSES))
     fills = fam("trader_fills", ["mode", "side"])
     for side, n in sorted(snap.fills.items()):
         fills.add_metric([mode, side], n)

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
-OPEN_STATUSES = ("PENDING_SUBMIT", "NEW", "PARTIALLY_FILLED")
+OPEN_STATUSES = ("PENDING_SUBMIT", "NEW", "PARTIALLY_FILLED", "PENDING_NEW")  # PENDING_NEW: an OTO leg waiting for its entry
 FINAL_STATUSES = ("FILLED", "CANCELED", "REJECTED", "EXPIRED", "EXPIRED_IN_MATCH")
 _INTENT_CODES = {"BUY": "B", "SELL": "S", "STOP_LOSS": "L", "FLATTEN": "F"}  # protection legs: trader.protection ids
 

@@ -8,6 +8,9 @@ Forms, chosen from the symbol's exchangeInfo (``choose_form``; ``ProtectionRefus
 * ``STOP``: one ``STOP_LOSS`` (or ``STOP_LOSS_LIMIT`` with ``stop_limit_bps``);
 * ``TRAILING``: one ``STOP_LOSS`` SELL with ``trailingDelta`` (bips), needs ``allowTrailingStop`` and the delta
   inside the ``TRAILING_DELTA`` filter's ``min/maxTrailingBelowDelta``.
+With a LIMIT entry (``with_entry``, ``entry_form``): the entry and its set go out as ONE list, ``OTOCO`` (entry + the
+OCO pair, needs ``otoAllowed`` and ``ocoAllowed``) or ``OTO`` (entry + one stop, needs ``otoAllowed``): the venue
+puts the legs to work the moment the entry fills, and expires them with an entry that expires unfilled.
 Ids: the entry's client order id + ``-PL`` (list), ``-PS`` (stop leg), ``-PT`` (take-profit leg): a retry or a restart
 finds the set it placed instead of placing a second (31 + 3 chars, inside Binance's 36). A set that ended without
 exiting the position (cancelled by the kill switch, expired by the venue) is replaced by the next generation, its ids
@@ -25,6 +28,7 @@ from trader.filters import round_to_step
 
 _DISTANCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|atr)\s*$", re.IGNORECASE)
 LIST_SUFFIX, STOP_SUFFIX, TAKE_PROFIT_SUFFIX = "-PL", "-PS", "-PT"
+WITH_ENTRY = ("auto", "require", "off")
 LEG_INTENTS = {STOP_SUFFIX: "STOP_LOSS", TAKE_PROFIT_SUFFIX: "TAKE_PROFIT"}
 
 
@@ -66,6 +70,8 @@ class ProtectionSettings:
     take_profit: Distance | None = None
     trailing_stop: Distance | None = None
     stop_limit_bps: Decimal | None = None  # set: the stop is a STOP_LOSS_LIMIT, its limit this far below the stop
+    with_entry: str = "auto"  # auto: a LIMIT entry goes out with its set (OTO/OTOCO) when the symbol allows it, else the
+    # set follows the fill; require: refused at start unless it can; off: the set always follows the fill
 
     @property
     def active(self) -> bool:
@@ -86,6 +92,8 @@ def check_settings(p: ProtectionSettings) -> None:
         raise ValueError("take_profit: needs a stop_loss (placed together as an OCO)")
     if p.stop_limit_bps is not None and p.stop_loss is None:
         raise ValueError("stop_limit_bps: needs a stop_loss")
+    if p.with_entry not in WITH_ENTRY:
+        raise ValueError(f"with_entry: {p.with_entry!r} must be one of {', '.join(WITH_ENTRY)}")
     if p.trailing_stop is not None and p.trailing_stop.unit == "atr":
         raise ValueError("trailing_stop: a trailing delta is in percent of the price (\"1%\"), not in atr")
 
@@ -99,6 +107,7 @@ class SymbolFlags:
     oco_allowed: bool
     allow_trailing_stop: bool
     trailing_below: tuple[int, int] | None = None  # TRAILING_DELTA min/maxTrailingBelowDelta (SELL stops), bips
+    oto_allowed: bool = False
 
     @classmethod
     def from_exchange_info(cls, info: dict) -> SymbolFlags:
@@ -106,7 +115,7 @@ class SymbolFlags:
         td = f.get("TRAILING_DELTA")
         below = (int(td["minTrailingBelowDelta"]), int(td["maxTrailingBelowDelta"])) if td else None
         return cls(info["symbol"], tuple(info.get("orderTypes", ())), bool(info.get("ocoAllowed", False)),
-                   bool(info.get("allowTrailingStop", False)), below)
+                   bool(info.get("allowTrailingStop", False)), below, bool(info.get("otoAllowed", False)))
 
 
 def choose_form(p: ProtectionSettings, flags: SymbolFlags) -> str | None:
@@ -135,6 +144,26 @@ def choose_form(p: ProtectionSettings, flags: SymbolFlags) -> str | None:
     if "TAKE_PROFIT" not in flags.order_types:
         raise ProtectionRefused(f"{flags.symbol}: take_profit: TAKE_PROFIT is not in the symbol's orderTypes")
     return "OCO"
+
+
+def entry_form(p: ProtectionSettings, form: str | None, flags: SymbolFlags, order_type: str) -> str | None:
+    """``OTOCO`` / ``OTO`` when the sleeve's entries go out together with their set, ``None`` when the set follows the
+    entry's fill; ``ProtectionRefused`` (with the reason) when ``with_entry = "require"`` cannot be honoured."""
+    if form is None or p.with_entry == "off":
+        return None
+    want = "OTOCO" if form == "OCO" else "OTO"
+    reason = None
+    if order_type != "LIMIT":
+        reason = f"the sleeve's entries are {order_type} orders (an {want} list needs a LIMIT entry: order_type = \"LIMIT\")"
+    elif not flags.oto_allowed:
+        reason = "the symbol does not allow OTO lists (otoAllowed false)"
+    elif "LIMIT" not in flags.order_types:
+        reason = "LIMIT is not in the symbol's orderTypes"
+    if reason is None:
+        return want
+    if p.with_entry == "require":
+        raise ProtectionRefused(f"{flags.symbol}: with_entry: {reason}")
+    return None
 
 
 def stop_order_type(p: ProtectionSettings) -> str:

@@ -70,3 +70,10 @@ def open_exit(cur, mode: str, sleeve: str) -> OrderIntent | None:
     """The sleeve's exit not final yet (a strategy SELL or a flatten, sent or not): it takes the position off itself."""
     pending = [i for i, _, _ in order_records.open_orders(cur, mode, sleeve) if i.side == "SELL"]
     return pending[0] if pending else None
+
+
+def list_entry(cur, mode: str, entry_cid: str) -> tuple[OrderIntent, str, int] | None:
+    """(intent, status, attempts) of the entry that went out with its protection as one list (OTOCO / OTO), if it did."""
+    rows = order_records.orders_where(cur, mode, "o.client_order_id = %s AND o.list_client_order_id IS NOT NULL", (entry_cid,),
+                                      protection=False)
+    return rows[0] if rows else None

@@ -94,7 +94,7 @@ def reconcile(transaction: Callable, executor: Executor, symbols: list[str], ass
     account = broker.account_id()
     with transaction() as cur:
         led_open = {i.client_order_id for i, status, _ in order_records.open_orders(cur, mode, protection=None)
-                    if status != "PENDING_SUBMIT"}
+                    if status not in ("PENDING_SUBMIT", "PENDING_NEW")}  # the venue lists no pending OTO leg as open
         cur.execute("SELECT exchange_order_id FROM trading.orders WHERE mode = %s AND exchange_order_id IS NOT NULL", (mode,))
         led_ids = {r[0] for r in cur.fetchall()}
         foreign_cids, foreign_ids = account_records.accepted_foreign(cur, mode)  # orders by hand the operator accepted before

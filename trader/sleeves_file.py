@@ -18,6 +18,8 @@ parameters, allocation and order settings, validated with pydantic. Example::
     stop_loss = "2%"              # protection held by the exchange (trader.protection): percent of the entry price
     take_profit = "1.5atr"        # or a multiple of the entry bar's atr_14; with stop_loss: an OCO
     # trailing_stop = "1%"        # instead of stop_loss: a trailingDelta stop; stop_limit_bps = 20: STOP_LOSS_LIMIT
+    # with_entry = "require"      # LIMIT entries go out with their protection as one OTOCO/OTO list ("auto": when the
+                                  # symbol allows it; "require": refused at start if not; "off": after the fill)
 
 A sleeve's name is in its client order ids and ``trading.*`` rows: it defaults to ``SYMBOL:interval:strategy``
 (the same as a ``TRADER_SLEEVES`` item), so keep it unchanged once the sleeve has traded.
@@ -52,6 +54,7 @@ class SleeveEntry(BaseModel):
     take_profit: Distance | None = None
     trailing_stop: Distance | None = None
     stop_limit_bps: Decimal | None = Field(None, gt=0, lt=10_000)
+    with_entry: Literal["auto", "require", "off"] = "auto"
 
     @field_validator("stop_loss", "take_profit", "trailing_stop", mode="before")
     @classmethod
@@ -69,7 +72,7 @@ class SleeveEntry(BaseModel):
 
     def protection(self) -> ProtectionSettings:
         return ProtectionSettings(stop_loss=self.stop_loss, take_profit=self.take_profit, trailing_stop=self.trailing_stop,
-                                  stop_limit_bps=self.stop_limit_bps)
+                                  stop_limit_bps=self.stop_limit_bps, with_entry=self.with_entry)
 
     @field_validator("params", mode="before")
     @classmethod

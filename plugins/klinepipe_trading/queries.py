@@ -182,7 +182,7 @@ def positions(conn, mode: str | None = None) -> list[dict]:
 def open_orders(conn) -> list[dict]:
     rows = _rows(conn, """
         SELECT client_order_id, mode, sleeve, symbol, side, type, quantity, price, status, attempts, created_at
-        FROM trading.orders WHERE status IN ('PENDING_SUBMIT', 'NEW', 'PARTIALLY_FILLED') ORDER BY created_at""")
+        FROM trading.orders WHERE status IN ('PENDING_SUBMIT', 'NEW', 'PARTIALLY_FILLED', 'PENDING_NEW') ORDER BY created_at""")
     return [{**r, "quantity": _num(r["quantity"]), "price": _num(r["price"]), "created_at": _ts(r["created_at"])}
             for r in rows]
 

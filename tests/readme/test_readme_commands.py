@@ -563,6 +563,9 @@ def run_backtest_csv(cmd: str, ctx: Context):
     assert {p.name for p in summary.parent.iterdir()} >= {"trades.csv", "equity.csv", "report.html", "equity.png"}
     if "--sweep" in cmd:
         assert (summary.parent / "sweep.csv").exists() and (summary.parent / "walk_forward.csv").exists()
+    if "--stop-loss" in cmd:  # the live trader's stop model (issue 16)
+        assert data["fill_model"]["stops"] == {"stop_pct": 2.0, "take_profit_pct": 4.0, "trailing_pct": None, "tick": 0.01,
+                                               "stop_atr": None, "take_profit_atr": None}
 
 
 @runs(r"\.venv/bin/python -m trader optimize --csv .*")

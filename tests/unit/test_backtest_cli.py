@@ -128,3 +128,71 @@ def test_a_short_backtest_flags_its_annualised_figures_on_screen_and_in_summary_
     assert f"⚠ {warning[:40]}" in " ".join(out.split())
     page = (tmp_path / "short" / "report.html").read_text()
     assert warning in page.replace("&#x27;", "'")
+
+
+def _trades(out):
+    import csv
+
+    with open(out / "trades.csv", newline="") as f:
+        return [(r["entry_time"], r["exit_time"], float(r["entry_price"]), float(r["exit_price"])) for r in csv.DictReader(f)]
+
+
+def _stops_run(tmp_path, name, *flags, csv="BTCUSDT-1h.csv"):
+    out = tmp_path / name
+    code = main(["backtest", "--csv", str(SAMPLE / csv), "--no-html", "--no-png", "--out", str(out), *flags])
+    assert code == 0
+    return out
+
+
+def test_cli_backtests_with_the_live_traders_stop_model_from_flags_or_a_sleeves_file(tmp_path):
+    """issue 16: ``--stop-loss/--take-profit/--trailing-stop`` (or a sleeve's settings) run ``trader.backtest.stops``."""
+    import numpy as np
+
+    from trader.backtest.engine import FillModel
+    from trader.backtest.stops import StopModel, simulate_with_stops
+
+    plain = _stops_run(tmp_path, "plain")
+    oco = _stops_run(tmp_path, "oco", "--stop-loss", "1%", "--take-profit", "2%", "--tick", "0.01")
+    (tmp_path / "sleeves.toml").write_text('[[sleeve]]\nsymbol = "BTCUSDT"\ninterval = "1h"\nstrategy = "sma_cross"\n'
+                                           'stop_loss = "1%"\ntake_profit = "2%"\n')
+    from_file = _stops_run(tmp_path, "file", "--sleeves-file", str(tmp_path / "sleeves.toml"), "--tick", "0.01")
+
+    candles = read_kline_file(SAMPLE / "BTCUSDT-1h.csv")
+    strategy = build_strategy("sma_cross")
+    signals = strategy_signals(strategy, feature_frame(candles, strategy))
+    want = simulate_with_stops(*(candles[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close")), signals,
+                               FillModel(), StopModel(1.0, 2.0, tick=0.01))
+    got = _trades(oco)
+    closed = want.exit_bar >= 0
+    assert np.allclose([g[3] for g in got[: int(closed.sum())]], want.exit_price[closed], rtol=1e-12)
+    assert got != _trades(plain) and _trades(from_file) == got
+    stops = json.loads((oco / "summary.json").read_text())["fill_model"]["stops"]
+    assert stops == {"stop_pct": 1.0, "take_profit_pct": 2.0, "trailing_pct": None, "tick": 0.01, "stop_atr": None,
+                     "take_profit_atr": None}
+
+    trailing = _stops_run(tmp_path, "trailing", "--trailing-stop", "1.5%")
+    assert json.loads((trailing / "summary.json").read_text())["fill_model"]["stops"]["trailing_pct"] == 1.5
+    assert _trades(trailing) not in (got, _trades(plain))
+
+    atr = _stops_run(tmp_path, "atr", "--stop-loss", "2atr", "--take-profit", "3atr", "--tick", "0.01")
+    from klinepipe.features import parse_spec
+
+    atr_14 = feature_frame(candles, specs=(parse_spec("atr_14"),))["atr_14"].to_numpy(dtype=float)
+    want = simulate_with_stops(*(candles[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close")), signals,
+                               FillModel(), StopModel(tick=0.01, stop_atr=2.0, take_profit_atr=3.0), atr_14)
+    closed = want.exit_bar >= 0
+    got_atr = _trades(atr)
+    assert np.allclose([g[3] for g in got_atr[: int(closed.sum())]], want.exit_price[closed], rtol=1e-12)
+    assert got_atr not in (got, _trades(plain))
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--stop-loss", "2%", "--allow-short"], "backtest: protection is for long-only spot"),
+    (["--take-profit", "2%"], "backtest: take_profit: needs a stop_loss"),
+    (["--stop-loss", "2%", "--trailing-stop", "1%"], "backtest: trailing_stop: give either stop_loss or trailing_stop"),
+    (["--stop-loss", "2"], "backtest: --stop-loss: '2' must be a percent"),
+])
+def test_cli_refuses_protection_it_cannot_model_in_one_line(tmp_path, capsys, flags, message):
+    assert main(["backtest", "--csv", str(SAMPLE / "BTCUSDT-1d.csv"), "--out", str(tmp_path / "x"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1

@@ -8,7 +8,7 @@ import pytest
 
 from tests.fake_binance.market import SymbolInfo
 from trader.protection import (
-    Distance, ProtectionRefused, ProtectionSettings, SymbolFlags, choose_form, entry_of, protection_set,
+    Distance, ProtectionRefused, ProtectionSettings, SymbolFlags, choose_form, entry_form, entry_of, protection_set,
 )
 
 ALL_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
@@ -20,7 +20,7 @@ TRAIL = ProtectionSettings(trailing_stop=Distance(D("1.5"), "%"))
 
 def flags(**kw) -> SymbolFlags:
     return SymbolFlags(**({"symbol": "BTCUSDT", "order_types": ALL_TYPES, "oco_allowed": True, "allow_trailing_stop": True,
-                           "trailing_below": (10, 2000)} | kw))
+                           "trailing_below": (10, 2000), "oto_allowed": True} | kw))
 
 
 def test_the_form_follows_the_settings_when_the_symbol_allows_it():
@@ -48,9 +48,9 @@ def test_a_configuration_the_symbol_cannot_honour_is_refused_with_the_reason(set
 def test_flags_are_read_from_exchange_info_as_the_fake_serves_it():
     info = SymbolInfo("BTCUSDT", "BTC", "USDT")
     assert SymbolFlags.from_exchange_info(info.to_wire()) == flags()
-    info.update(ocoAllowed=False, allowTrailingStop=False, orderTypes=["LIMIT", "MARKET"])
+    info.update(ocoAllowed=False, allowTrailingStop=False, otoAllowed=False, orderTypes=["LIMIT", "MARKET"])
     assert SymbolFlags.from_exchange_info(info.to_wire()) == flags(oco_allowed=False, allow_trailing_stop=False,
-                                                                    order_types=("LIMIT", "MARKET"))
+                                                                    order_types=("LIMIT", "MARKET"), oto_allowed=False)
 
 
 def test_legs_are_priced_from_the_entry_rounded_away_from_the_fill_with_ids_derived_from_the_entry():
@@ -98,3 +98,20 @@ def test_a_set_that_ended_is_replaced_unless_the_kill_switch_holds_it():
     assert not KillPolicy(on_halted="cancel_all").holds_replacement(KillState.ACTIVE)  # resumed: replaced
     assert KillPolicy().holds_replacement(KillState.REDUCING)  # flatten: the set was cancelled to take the position off
     assert not KillPolicy(on_reducing="exits_only").holds_replacement(KillState.REDUCING)
+
+
+def test_a_limit_entry_goes_out_with_its_set_when_the_symbol_allows_oto_else_after_the_fill_or_refused_if_required():
+    assert entry_form(OCO, "OCO", flags(), "LIMIT") == "OTOCO"
+    assert entry_form(TRAIL, "TRAILING", flags(), "LIMIT") == "OTO"
+    assert entry_form(STOP, "STOP", flags(), "LIMIT") == "OTO"
+    assert entry_form(OCO, "OCO", flags(), "MARKET") is None  # a MARKET entry: the set follows the fill
+    assert entry_form(OCO, "OCO", flags(oto_allowed=False), "LIMIT") is None
+    off = ProtectionSettings(stop_loss=Distance(D(2), "%"), with_entry="off")
+    assert entry_form(off, "STOP", flags(), "LIMIT") is None
+    assert entry_form(ProtectionSettings(), None, flags(), "LIMIT") is None
+    required = ProtectionSettings(stop_loss=Distance(D(2), "%"), take_profit=Distance(D(4), "%"), with_entry="require")
+    assert entry_form(required, "OCO", flags(), "LIMIT") == "OTOCO"
+    with pytest.raises(ProtectionRefused, match="BTCUSDT: with_entry: the symbol does not allow OTO lists"):
+        entry_form(required, "OCO", flags(oto_allowed=False), "LIMIT")
+    with pytest.raises(ProtectionRefused, match="with_entry: the sleeve's entries are MARKET orders"):
+        entry_form(required, "OCO", flags(), "MARKET")

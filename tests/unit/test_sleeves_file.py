@@ -105,6 +105,8 @@ def test_protection_settings_are_per_sleeve_percent_or_atr_multiples():
     assert spec.protection == ProtectionSettings(stop_loss=Distance(Decimal(2), "%"), take_profit=Distance(Decimal("1.5"), "atr"),
                                                  stop_limit_bps=Decimal(20))
     assert parse_sleeves(BASE)[0].protection is None
+    (spec,) = parse_sleeves(BASE + 'order_type = "LIMIT"\nstop_loss = "2%"\nwith_entry = "require"\n')
+    assert spec.protection.with_entry == "require"  # the LIMIT entry and its stop as one OTO list, or refused at start
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -114,6 +116,7 @@ def test_protection_settings_are_per_sleeve_percent_or_atr_multiples():
     ('take_profit = "3%"', "sleeve 1: take_profit: needs a stop_loss (placed together as an OCO)"),
     ('stop_loss = "2%"\ntrailing_stop = "1%"', "sleeve 1: trailing_stop: give either stop_loss or trailing_stop, not both"),
     ('trailing_stop = "2atr"', "sleeve 1: trailing_stop: a trailing delta is in percent"),
+    ('stop_loss = "2%"\nwith_entry = "always"', "sleeve 1: with_entry: Input should be 'auto', 'require' or 'off'"),
 ])
 def test_a_bad_protection_setting_is_refused_in_one_line_naming_sleeve_and_setting(extra, message):
     with pytest.raises(ValueError) as err:

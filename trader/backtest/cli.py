@@ -70,11 +70,74 @@ def add_fill_args(p: argparse.ArgumentParser) -> None:
     fills.add_argument("--size-at", choices=["fill", "signal"], default="fill",
                        help="size with the fill price, or with the decision candle's close as the live trader does")
     fills.add_argument("--allow-short", action="store_true", help="SELL when flat opens a short (default: long-only spot)")
+    stops = p.add_argument_group("protection (the live trader's stop model, trader.backtest.stops)")
+    stops.add_argument("--stop-loss", help="stop below the entry fill, e.g. 2%% or 2atr (x atr_14 of the entry candle)")
+    stops.add_argument("--take-profit", help="take-profit above the entry fill (with --stop-loss: an OCO), e.g. 4%%")
+    stops.add_argument("--trailing-stop", help="trailing stop below the highest price since the entry, e.g. 1.5%%")
+    stops.add_argument("--tick", type=float, default=0.0, help="round stop prices to this tick as the trader does (e.g. 0.01)")
+    stops.add_argument("--sleeves-file", type=Path, help="take the protection of a sleeve of this sleeves file (TOML)")
+    stops.add_argument("--sleeve", help="with --sleeves-file: the sleeve's name (needed when the file has several)")
 
 
 def fill_model(args: argparse.Namespace) -> FillModel:
     return FillModel(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, size=args.size, cash=args.cash,
-                     allow_short=args.allow_short, order_quote=args.order_quote, qty_step=args.qty_step, size_at=args.size_at)
+                     allow_short=args.allow_short, order_quote=args.order_quote, qty_step=args.qty_step, size_at=args.size_at,
+                     stops=stop_model(args))
+
+
+def stop_model(args: argparse.Namespace):
+    """The ``StopModel`` of ``--stop-loss/--take-profit/--trailing-stop`` or of a sleeve of ``--sleeves-file`` (``None``:
+    none); ``ValueError`` naming the setting, with the live trader's checks (``trader.protection.check_settings``)."""
+    from trader.backtest.stops import StopModel
+    from trader.protection import Distance, ProtectionSettings, check_settings
+
+    flags = {k: getattr(args, k, None) for k in ("stop_loss", "take_profit", "trailing_stop")}
+    sleeves_file = getattr(args, "sleeves_file", None)
+    if sleeves_file is not None:
+        if any(flags.values()):
+            raise ValueError("give the protection as flags or with --sleeves-file, not both")
+        p = _sleeve_protection(sleeves_file, getattr(args, "sleeve", None))
+    else:
+        try:
+            p = ProtectionSettings(**{k: Distance.parse(v) if v else None for k, v in flags.items()})
+        except ValueError as exc:
+            raise ValueError(f"--{next(k for k, v in flags.items() if v and _bad(v)).replace('_', '-')}: {exc}") from None
+        check_settings(p)
+    if p is None or not p.active:
+        return None
+    if p.stop_limit_bps is not None:
+        raise ValueError("stop_limit_bps: the backtest models the stop as a STOP_LOSS (at the stop, or the gap open), not "
+                         "a STOP_LOSS_LIMIT")
+    if getattr(args, "allow_short", False):
+        raise ValueError("protection is for long-only spot: drop --allow-short")
+    def of(d, unit: str):
+        return float(d.value) if d is not None and d.unit == unit else None
+
+    return StopModel(stop_pct=of(p.stop_loss, "%"), take_profit_pct=of(p.take_profit, "%"), trailing_pct=of(p.trailing_stop, "%"),
+                     tick=getattr(args, "tick", 0.0) or 0.0, stop_atr=of(p.stop_loss, "atr"),
+                     take_profit_atr=of(p.take_profit, "atr"))
+
+
+def _bad(text: str) -> bool:
+    from trader.protection import Distance
+
+    try:
+        Distance.parse(text)
+    except ValueError:
+        return True
+    return False
+
+
+def _sleeve_protection(path: Path, name: str | None):
+    from trader.sleeves_file import read_sleeves_file
+
+    specs = read_sleeves_file(path)
+    if name is None and len(specs) > 1:
+        raise ValueError(f"{path}: {len(specs)} sleeves; choose one with --sleeve ({', '.join(s.name for s in specs)})")
+    chosen = [s for s in specs if name is None or s.name == name]
+    if not chosen:
+        raise ValueError(f"{path}: no sleeve named {name!r} (there are: {', '.join(s.name for s in specs)})")
+    return chosen[0].protection
 
 
 def resolve_database_url(args: argparse.Namespace, command: str, needed: bool = False) -> None:

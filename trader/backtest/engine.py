@@ -38,6 +38,7 @@ class FillModel:
     order_quote: float | None = None
     qty_step: float | None = None
     size_at: str = "fill"  # or "signal": quantity from the decision candle's close
+    stops: object | None = None  # a ``trader.backtest.stops.StopModel``: protection exits by the bar rule (long-only)
 
     def __post_init__(self) -> None:
         if self.size_at not in ("fill", "signal"):

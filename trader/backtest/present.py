@@ -96,7 +96,13 @@ def fill_model_rows(model: dict | None) -> list[Row]:
               ("size_at", "sized with"), ("cash", "starting equity"), ("allow_short", "shorts allowed"))
     rows = [Row(label, _num(m[key]) if key not in ("size_at", "allow_short") else str(m[key]))
             for key, label in labels if key in m and m[key] is not None]
-    return rows + [Row(str(k), str(v)) for k, v in m.items() if k not in dict(labels)]
+    if m.get("stops"):
+        s = m["stops"]
+        shown = [f"{name} {s[key]:g}{unit}" for key, name, unit in (
+            ("stop_pct", "stop-loss", "%"), ("stop_atr", "stop-loss", " x atr_14"), ("take_profit_pct", "take-profit", "%"),
+            ("take_profit_atr", "take-profit", " x atr_14"), ("trailing_pct", "trailing stop", "%")) if s.get(key)]
+        rows.append(Row("protection", ", ".join(shown) + (f" (tick {s['tick']:g})" if s.get("tick") else "")))
+    return rows + [Row(str(k), str(v)) for k, v in m.items() if k not in dict(labels) and k != "stops"]
 
 
 def render_console(result: dict, console) -> None:

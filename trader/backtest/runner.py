@@ -87,7 +87,18 @@ def run_signals(candles: pd.DataFrame, signals: np.ndarray, model: FillModel, *,
     """Fills and metrics for given signals (used directly by sweeps and walk-forward windows)."""
     interval_ms = interval_ms or infer_interval_ms(candles)
     open_, close = candles["open"].to_numpy(), candles["close"].to_numpy()
-    fills = simulate(open_, close, signals, model)
+    if model.stops is not None:  # stop-loss / take-profit / trailing stop, by the live trader's bar rule
+        from trader.backtest.stops import simulate_with_stops
+
+        atr = None
+        if model.stops.uses_atr:  # the entry candle's atr_14, as the trader reads it from market.features
+            from klinepipe.features import parse_spec
+
+            atr = feature_frame(candles, specs=(parse_spec("atr_14"),))["atr_14"].to_numpy(dtype=float)
+        fills = simulate_with_stops(open_, candles["high"].to_numpy(), candles["low"].to_numpy(), close, signals, model,
+                                    model.stops, atr)
+    else:
+        fills = simulate(open_, close, signals, model)
     summary = summarise(fills, candles["open_time"].to_numpy(), close, model.cash, interval_ms)
     meta = {**(meta or {}), "fill_model": model.as_dict(), "interval_ms": interval_ms}
     return BacktestResult(candles, signals, fills, {**summary, **meta}, meta)

@@ -181,7 +181,11 @@ class BinanceBroker:
 
     def place_protection(self, legs: list[OrderIntent]) -> list[OrderReport]:
         """One request: a lone stop (``POST /api/v3/order``) or an OCO of take-profit above + stop below
-        (``POST /api/v3/orderList/oco``), every id deterministic. Unknown outcome: ``RetryableError`` (look up first)."""
+        (``POST /api/v3/orderList/oco``), or, with a LIMIT BUY entry first, the entry and its set as one list
+        (``/api/v3/orderList/otoco``, ``/oto`` for a lone stop); every id deterministic. Unknown outcome:
+        ``RetryableError`` (look up first)."""
+        if legs[0].side == "BUY":
+            return self._place_with_entry(legs[0], legs[1:])
         if len(legs) == 1:
             return [self.submit(legs[0])]
         stop, tp = legs
@@ -198,13 +202,36 @@ class BinanceBroker:
         return [_report(by_id[leg.client_order_id], ()) if leg.client_order_id in by_id
                 else OrderReport(client_order_id=leg.client_order_id, status="NEW") for leg in legs]
 
+    def _place_with_entry(self, entry: OrderIntent, legs: list[OrderIntent]) -> list[OrderReport | None]:
+        """The working LIMIT BUY and its pending SELL leg(s) (binance-protective-orders.md 3.3, 3.4); the answer's reports
+        carry no fills, so every order is then looked up (an entry may fill at once)."""
+        params = {"symbol": entry.symbol, "listClientOrderId": legs[0].list_id, "workingType": "LIMIT", "workingSide": "BUY",
+                  "workingPrice": _s(entry.price), "workingQuantity": _s(entry.quantity),
+                  "workingTimeInForce": entry.time_in_force or "GTC", "workingClientOrderId": entry.client_order_id,
+                  "pendingSide": "SELL", "pendingQuantity": _s(legs[0].quantity), "newOrderRespType": "RESULT"}
+        pair = len(legs) == 2
+        for prefix, leg in ((("pendingAbove", legs[1]), ("pendingBelow", legs[0])) if pair else (("pending", legs[0]),)):
+            params[prefix + "Type"] = leg.type
+            params[prefix + "ClientOrderId"] = leg.client_order_id
+            if leg.stop_price is not None:
+                params[prefix + "StopPrice"] = _s(leg.stop_price)
+            if leg.trailing_delta:
+                params[prefix + "TrailingDelta"] = leg.trailing_delta
+            if leg.type == "STOP_LOSS_LIMIT":
+                params.update({prefix + "Price": _s(leg.price), prefix + "TimeInForce": leg.time_in_force or "GTC"})
+        if self.stp_mode:
+            params["selfTradePreventionMode"] = self.stp_mode
+        self._once(self.client.v3_post_order_list_otoco if pair else self.client.v3_post_order_list_oto, **params)
+        return self.lookup_protection([entry, *legs])
+
     def lookup_protection(self, legs: list[OrderIntent]) -> list[OrderReport | None]:
         return [self.lookup(leg) for leg in legs]
 
     def cancel_protection(self, legs: list[OrderIntent]) -> list[OrderReport | None]:
         """Cancel the set: canceling one leg of a list cancels the list (binance-protective-orders.md 3.2)."""
         reports = self.lookup_protection(legs)
-        live = next((leg for leg, r in zip(legs, reports) if r is not None and r.status in ("NEW", "PARTIALLY_FILLED")), None)
+        live = next((leg for leg, r in zip(legs, reports) if r is not None and r.status in ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
+                     and leg.side == "SELL"), None)
         if live is not None:
             self.cancel(live)
             reports = self.lookup_protection(legs)

@@ -11,6 +11,7 @@ that only returns candles the order's sleeve has reached (no fills from the futu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from trader.filters import Lot, SymbolRules
@@ -23,6 +24,8 @@ _BPS = Decimal(10_000)
 
 
 class PaperBroker:
+    legs_need_entry = True  # an OTOCO's legs are found from its entry's fill (the protector always passes the entry)
+
     def __init__(self, candles_after: CandlesAfter, fee_bps: Decimal = Decimal("10"), slippage_bps: Decimal = Decimal("0"),
                  qty_step: Decimal = Decimal("0.00001"), tick: Decimal = Decimal("0.01"), min_notional: Decimal = Decimal("5"),
                  mode: str = "paper") -> None:
@@ -81,17 +84,37 @@ class PaperBroker:
 
     # --- protection: held here, triggered by the bar rule (see the module's docstring) -------------
     def protection_flags(self, symbol: str) -> SymbolFlags:
-        return SymbolFlags(symbol, ("LIMIT", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT"), True, True, None)
+        return SymbolFlags(symbol, ("LIMIT", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT"), True, True, None, True)
 
     def place_protection(self, legs: list[OrderIntent]) -> list[OrderReport]:
         return self.lookup_protection(legs)
 
     def lookup_protection(self, legs: list[OrderIntent]) -> list[OrderReport]:
         """From the entry's fill candle on, the first candle where a leg triggers fills it (the stop before the
-        take-profit when one candle reaches both); its sibling then expires (``OCO_TRIGGER``)."""
-        first = legs[0]
+        take-profit when one candle reaches both); its sibling then expires (``OCO_TRIGGER``).
+
+        With its LIMIT entry first (an OTOCO / OTO): the legs wait (``PENDING_NEW``) until the entry fills, expire with an
+        entry that expires (``OTO_PHASE_ONE_EXPIRED``), and work from the fill on: on the fill candle itself, when the
+        entry filled inside it at its limit (on the way down from the open to the low), the candle's path counts from the
+        fill: the rest of the way down to the low, then the high, then the close (the fill price in place of its open)."""
+        if legs[0].side != "BUY":
+            return self._legs_after(legs, self._candles_after(legs[0].symbol, legs[0].interval, legs[0].open_time_ms, 1000,
+                                                              legs[0].sleeve))
+        entry, legs = legs[0], legs[1:]
+        report = self.lookup(entry)
+        if report.status != "FILLED":
+            status, reason = ("EXPIRED", "OTO_PHASE_ONE_EXPIRED") if report.status in FINAL_STATUSES else ("PENDING_NEW", None)
+            return [report, *(OrderReport(client_order_id=leg.client_order_id, status=status, expiry_reason=reason) for leg in legs)]
+        fill = report.fills[0]
+        candles = [c for c in self._candles_after(entry.symbol, entry.interval, entry.open_time_ms, 1000, entry.sleeve)
+                   if c.open_time_ms >= fill.filled_at_ms]
+        if candles and fill.price < candles[0].open:
+            candles[0] = replace(candles[0], open=fill.price)
+        return [report, *self._legs_after(legs, candles)]
+
+    def _legs_after(self, legs: list[OrderIntent], candles: list[Candle]) -> list[OrderReport]:
         peak: Decimal | None = None
-        for candle in self._candles_after(first.symbol, first.interval, first.open_time_ms, 1000, first.sleeve):
+        for candle in candles:
             for leg in legs:
                 price = _protection_price(leg, candle, peak)
                 if price is not None:
@@ -104,9 +127,11 @@ class PaperBroker:
 
     def cancel_protection(self, legs: list[OrderIntent]) -> list[OrderReport]:
         reports = self.lookup_protection(legs)
-        if any(r.status == "FILLED" for r in reports):
+        if any(r.status == "FILLED" for leg, r in zip(legs, reports) if leg.side == "SELL"):
             return reports
-        return [OrderReport(client_order_id=leg.client_order_id, status="CANCELED") for leg in legs]
+        return [r if leg.side == "BUY" and r.status in FINAL_STATUSES else OrderReport(client_order_id=leg.client_order_id,
+                                                                                     status="CANCELED")
+                for leg, r in zip(legs, reports)]
 
     def _fill(self, order: OrderIntent, price: Decimal, candle: Candle) -> Fill:
         fee = order.quantity * price * self._fee_bps / _BPS
@@ -117,13 +142,19 @@ class PaperBroker:
 def _protection_price(leg: OrderIntent, c: Candle, peak: Decimal | None) -> Decimal | None:
     """The fill price of a SELL protection leg on candle ``c`` (``None``: not triggered), by the exchange's rule in bar
     terms: a stop triggers when the low reaches it and fills at the stop, or at the open when the candle opens beyond
-    it (a gap); a take-profit when the high reaches it (the level, or a gap open above it); a trailing stop when the low
-    reaches ``delta`` below the highest price since the entry (the open of this candle counts, its high only from the
-    next); a STOP_LOSS_LIMIT fills like a stop, but never below its limit (a gap below the limit: at the limit when the
-    candle's high comes back to it, else not on this candle)."""
+    it (a gap); a take-profit when the high reaches it (the level, or a gap open above it); a trailing stop (the trail
+    ``delta`` below the highest price since the entry) by the candle's path open -> low -> high -> close: at the open
+    when the open is at or below the trail (a gap), else at the trail when the low reaches it (the trail as of the open:
+    the open ratchets it at once), else, the high having ratcheted it, at the new trail when the close is at or below
+    it; otherwise the high carries into the next candle's trail; a STOP_LOSS_LIMIT fills like a stop, but never below its
+    limit (a gap below the limit: at the limit when the candle's high comes back to it, else not on this candle)."""
     if leg.trailing_delta:
-        level = max(peak or c.open, c.open) * (1 - Decimal(leg.trailing_delta) / _BPS)
-        return min(c.open, level) if c.low <= level else None
+        keep = 1 - Decimal(leg.trailing_delta) / _BPS
+        top = max(peak or c.open, c.open)
+        if c.low <= top * keep:
+            return min(c.open, top * keep)
+        after_high = max(top, c.high) * keep
+        return after_high if c.close is not None and c.close <= after_high else None
     if leg.type == "TAKE_PROFIT":
         return max(c.open, leg.stop_price) if c.high >= leg.stop_price else None
     if c.low > leg.stop_price:
