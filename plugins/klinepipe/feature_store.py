@@ -273,24 +273,10 @@ def series_windows(cur, symbol: str, interval: str, first_new: datetime, last_ne
     values one piece would give.
     """
     warmup = feature_set.warmup
-    params = {"s": symbol, "i": interval, "t": first_new, "warmup": warmup}
-    cur.execute(_WINDOW_START, params)
-    read_from, before = cur.fetchone()
-    cur.execute(_WINDOW_END, {**params, "t": last_new})
-    found = cur.fetchone()
-    end = found[0] if found else _FOREVER
-    s, i, e = _lit(cur, symbol), _lit(cur, interval), _lit(cur, end)
     tail: dict[str, np.ndarray] | None = None  # the last `warmup` candles read: the next window's warm-up
     start, from_start = first_new, True
     total, last_ms = 0, None
-    while True:
-        limit = None if window_rows is None else window_rows + (before if tail is None else 0)
-        out = io.BytesIO()
-        cur.copy_expert(_WINDOW.format(s=s, i=i, op=">=" if tail is None else ">", t=_lit(cur, read_from), end=e,
-                                       limit="" if limit is None else f" LIMIT {limit}"), out)
-        chunk = named_columns(decode_rows(out.getvalue(), _WINDOW_ROW), _WINDOW_COLUMNS)
-        read = len(chunk["open_time"])
-        done = limit is None or read < limit
+    for chunk, done, upto in read_windows(cur, symbol, interval, first_new, last_new, warmup, window_rows):
         if tail is None:
             window = chunk
             keep = pg_time_to_ms(window["open_time"]) >= datetime_to_ms(first_new)
@@ -300,14 +286,38 @@ def series_windows(cur, symbol: str, interval: str, first_new: datetime, last_ne
         rows, copy, joined = _encode(symbol, interval, window, keep, feature_set)
         if rows:
             total, last_ms = total + rows, int(pg_time_to_ms(window["open_time"][-1:])[0])
-        upto = end if done else _pg_time(chunk["open_time"][-1])
         yield _Computed(symbol, interval, first_new, start, from_start, upto, rows, copy, joined, feature_set.columns,
                         done, total, last_ms)
+        tail = {c: window[c][-warmup:] for c in _WINDOW_COLUMNS}
+        start, from_start = upto, False
+
+
+def read_windows(cur, symbol: str, interval: str, first_new: datetime, last_new: datetime, warmup: int,
+                 window_rows: int | None) -> Iterator[tuple[dict[str, np.ndarray], bool, datetime]]:
+    """The candles ``series_windows`` computes from, by binary COPY: the ``warmup`` closed candles before
+    ``first_new`` and those up to the ``warmup``-th after ``last_new``, ``window_rows`` after the warm-up at a
+    time (``None``: all at once), each read after the previous one. Yields the columns of ``_WINDOW_COLUMNS``,
+    whether it is the last read, and the last open time it covers (in the last: the bound of the recompute)."""
+    params = {"s": symbol, "i": interval, "t": first_new, "warmup": warmup}
+    cur.execute(_WINDOW_START, params)
+    read_from, before = cur.fetchone()
+    cur.execute(_WINDOW_END, {**params, "t": last_new})
+    found = cur.fetchone()
+    end = found[0] if found else _FOREVER
+    s, i, e = _lit(cur, symbol), _lit(cur, interval), _lit(cur, end)
+    first = True
+    while True:
+        limit = None if window_rows is None else window_rows + (before if first else 0)
+        out = io.BytesIO()
+        cur.copy_expert(_WINDOW.format(s=s, i=i, op=">=" if first else ">", t=_lit(cur, read_from), end=e,
+                                       limit="" if limit is None else f" LIMIT {limit}"), out)
+        chunk = named_columns(decode_rows(out.getvalue(), _WINDOW_ROW), _WINDOW_COLUMNS)
+        done = limit is None or len(chunk["open_time"]) < limit
+        upto = end if done else _pg_time(chunk["open_time"][-1])
+        yield chunk, done, upto
         if done:
             return
-        tail = {c: window[c][-warmup:] for c in _WINDOW_COLUMNS}
-        read_from = start = upto
-        from_start = False
+        read_from, first = upto, False
 
 
 def _encode(symbol: str, interval: str, window: dict[str, np.ndarray], keep: np.ndarray,
