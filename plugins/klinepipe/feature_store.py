@@ -78,10 +78,24 @@ WHERE c.is_closed AND (f.open_time IS NULL OR f.feature_set_version <> %(v)s)
 GROUP BY c.symbol, c.interval
 ORDER BY c.symbol, c.interval
 """
-# after a change of the spec set: every closed candle of every series (the new columns' whole history)
+# after a change of the spec set: every closed candle of every series (the new columns' whole history). The series
+# are found by skipping along the primary key (a few index probes per series and partition) and each one's first and
+# last closed candle from its ends, not by grouping every candle (a scan of the history: 0.12-0.23 s at 1M candles
+# against ~3 ms, run before any window can be read); planned with sorting off, as the reader's windows
 _EVERYTHING = """
-SELECT symbol, interval, min(open_time), max(open_time) FROM market.candles WHERE is_closed
-GROUP BY symbol, interval ORDER BY symbol, interval
+WITH RECURSIVE series AS (
+    (SELECT symbol, interval FROM market.candles ORDER BY symbol, interval LIMIT 1)
+    UNION ALL
+    SELECT n.symbol, n.interval FROM series s CROSS JOIN LATERAL (
+        SELECT c.symbol, c.interval FROM market.candles c WHERE (c.symbol, c.interval) > (s.symbol, s.interval)
+        ORDER BY c.symbol, c.interval LIMIT 1) n
+)
+SELECT s.symbol, s.interval, lo.open_time, hi.open_time FROM series s
+CROSS JOIN LATERAL (SELECT open_time FROM market.candles c WHERE c.symbol = s.symbol AND c.interval = s.interval
+                    AND c.is_closed ORDER BY c.open_time LIMIT 1) lo
+CROSS JOIN LATERAL (SELECT open_time FROM market.candles c WHERE c.symbol = s.symbol AND c.interval = s.interval
+                    AND c.is_closed ORDER BY c.open_time DESC LIMIT 1) hi
+ORDER BY 1, 2
 """
 _VOUCH = """
 INSERT INTO etl.feature_state (one, feature_set_version, spec_set) VALUES (true, %(v)s, %(specs)s)
@@ -243,9 +257,16 @@ def _take_pending(cur, rescan: bool) -> tuple[FeatureSet, list[tuple[str, str, d
     log.info("features: scanning every closed candle (%s)", "asked to" if rescan else
              "no feature set recorded yet" if state is None else f"feature set {state[0]} -> {FEATURE_SET_VERSION}"
              if same_specs else f"spec set now {feature_set.spec_set}")
-    cur.execute(_PENDING if same_specs else _EVERYTHING, {"v": FEATURE_SET_VERSION})
+    if same_specs:
+        cur.execute(_PENDING, {"v": FEATURE_SET_VERSION})
+        found = cur.fetchall()
+    else:
+        cur.execute("SET LOCAL enable_sort = off")
+        cur.execute(_EVERYTHING)
+        found = cur.fetchall()
+        cur.execute("SET LOCAL enable_sort TO DEFAULT")
     spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
-    for symbol, interval, first, last in [*queued, *cur.fetchall()]:  # the queue also holds changed candles
+    for symbol, interval, first, last in [*queued, *found]:  # the queue also holds changed candles
         seen = spans.get((symbol, interval))
         spans[(symbol, interval)] = (first, last) if seen is None else (min(seen[0], first), max(seen[1], last))
     cur.execute(_VOUCH, {"v": FEATURE_SET_VERSION, "specs": feature_set.spec_set})

@@ -285,3 +285,27 @@ def test_a_recompute_in_windows_replaces_stored_rows_and_leaves_the_rest(engine,
     assert len(stored) == 4_000
     for col in FEATURE_COLUMNS:
         np.testing.assert_array_equal(stored[col].to_numpy(dtype=float), _features(rows)[col], err_msg=col)
+
+
+def test_the_whole_history_scan_finds_every_series_from_its_ends(engine):
+    """After a spec-set change every series is found by skipping along the primary key: the same series and first /
+    last closed candles as grouping every candle, a series with no closed candle left out."""
+    from klinepipe.feature_store import _EVERYTHING
+
+    rows = sample_rows(300)
+    five = [[r[0], *r[1:6], str(int(r[0]) + 299_999), *r[7:]] for r in rows if int(r[0]) % 300_000 == 0]
+
+    def unclosed(events):
+        return [e.replace(b'"x":true', b'"x":false') for e in events]
+
+    _load(engine, closed_events(rows) + closed_events(five, interval="5m") + closed_events(rows[50:299], symbol="ETHUSDT")
+          + unclosed(closed_events(rows[299:], symbol="ETHUSDT")) + unclosed(closed_events(rows[:1], symbol="XRPUSDT"))
+          + closed_events(rows[:10], symbol="ADAUSDT"))
+    with engine.connect() as c:
+        found = c.exec_driver_sql(_EVERYTHING).fetchall()
+        grouped = c.exec_driver_sql("SELECT symbol, interval, min(open_time), max(open_time) FROM market.candles WHERE is_closed"
+                                    " GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+
+    assert [tuple(r) for r in found] == [tuple(r) for r in grouped]
+    assert [(s, i) for s, i, *_ in found] == [("ADAUSDT", "1m"), ("BTCUSDT", "1m"), ("BTCUSDT", "5m"), ("ETHUSDT", "1m")]
+    assert found[3][3] < grouped[1][3]  # ETHUSDT's last candle is in progress: its last closed one is the one before
