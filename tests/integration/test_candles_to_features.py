@@ -309,3 +309,16 @@ def test_the_whole_history_scan_finds_every_series_from_its_ends(engine):
     assert [tuple(r) for r in found] == [tuple(r) for r in grouped]
     assert [(s, i) for s, i, *_ in found] == [("ADAUSDT", "1m"), ("BTCUSDT", "1m"), ("BTCUSDT", "5m"), ("ETHUSDT", "1m")]
     assert found[3][3] < grouped[1][3]  # ETHUSDT's last candle is in progress: its last closed one is the one before
+
+
+def test_the_readers_planner_setting_does_not_outlive_the_run(engine):
+    """The reader plans its window reads, and the writer its whole-history search, with sorting off: the writer's
+    transaction commits, so its setting must be local and set back; both pooled connections plan with the default."""
+    _load(engine, closed_events(sample_rows(100)))
+    with engine.begin() as c:
+        c.execute(sa.text("DELETE FROM etl.feature_state"))  # the whole-history path: the writer sets it too
+
+    compute_pending_features(engine)
+
+    with engine.connect() as a, engine.connect() as b:  # both connections the run used, back from the pool
+        assert [x.exec_driver_sql("SHOW enable_sort").scalar() for x in (a, b)] == ["on", "on"]
