@@ -17,8 +17,13 @@ COPY, and is written back as a ``numeric`` built from them: no float ever stands
 with a close that has more than 8 decimals (never the case for Binance) takes a slower path that copies
 the features into a staging table and joins ``close`` from ``market.candles``.
 
-Reading and writing overlap: a second connection reads and the caller computes series *n + 1* while a
-worker thread writes series *n* (PostgreSQL works on one core, numpy/TA-Lib on the other).
+Reading and writing overlap: a second connection reads and the caller computes window *n + 1* while a
+worker thread writes window *n* (PostgreSQL works on one core, numpy/TA-Lib on the other). A window is at most
+``WINDOW_ROWS`` new rows of one series: a long recompute (a series' whole history) is a sequence of windows,
+each read after the previous one (no candle read twice) and computed over the ``warmup`` candles read before it
+plus its own, exactly as an incremental run would compute it, so a full recompute is bit for bit the same in
+windows or in one piece. The first window's read and computing, and the last one's write, are the only work
+not overlapped; a series' notification is queued with its last window.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -45,6 +52,15 @@ from klinepipe.pgbinary import (NUMERIC_SCALE, Float8, Numeric, Text, Timestamp,
                                 encode_rows, named_columns, pg_time_to_ms, row_dtype)
 
 log = logging.getLogger(__name__)
+
+# new rows per window of a long recompute: small enough that the pipeline's fill (the first window's read and
+# computing) and drain (the last window's write) are short, large enough that each window's warm-up candles
+# (computed again, not read again) and its two statements cost little
+# (measured at 500k candles in 5 series: 10k rows is ~12 % more computing, the warm-up, and a fill + drain of
+# ~0.1 s, where one window per series left ~0.6 s of a 2.2 s run unoverlapped)
+WINDOW_ROWS = 10_000
+# windows computed ahead of the one being written (each ~2.8 MB of COPY at 10k rows of the default set)
+_AHEAD = 2
 
 # Work is found two ways. Normally from the queue every candle merge fills (etl.features_pending): O(new).
 # When etl.feature_state does not vouch for this feature set (first run, a feature-set change, or asked to
@@ -63,10 +79,24 @@ WHERE c.is_closed AND (f.open_time IS NULL OR f.feature_set_version <> %(v)s)
 GROUP BY c.symbol, c.interval
 ORDER BY c.symbol, c.interval
 """
-# after a change of the spec set: every closed candle of every series (the new columns' whole history)
+# after a change of the spec set: every closed candle of every series (the new columns' whole history). The series
+# are found by skipping along the primary key (a few index probes per series and partition) and each one's first and
+# last closed candle from its ends, not by grouping every candle (a scan of the history: 0.12-0.23 s at 1M candles
+# against ~3 ms, run before any window can be read); planned with sorting off, as the reader's windows
 _EVERYTHING = """
-SELECT symbol, interval, min(open_time), max(open_time) FROM market.candles WHERE is_closed
-GROUP BY symbol, interval ORDER BY symbol, interval
+WITH RECURSIVE series AS (
+    (SELECT symbol, interval FROM market.candles ORDER BY symbol, interval LIMIT 1)
+    UNION ALL
+    SELECT n.symbol, n.interval FROM series s CROSS JOIN LATERAL (
+        SELECT c.symbol, c.interval FROM market.candles c WHERE (c.symbol, c.interval) > (s.symbol, s.interval)
+        ORDER BY c.symbol, c.interval LIMIT 1) n
+)
+SELECT s.symbol, s.interval, lo.open_time, hi.open_time FROM series s
+CROSS JOIN LATERAL (SELECT open_time FROM market.candles c WHERE c.symbol = s.symbol AND c.interval = s.interval
+                    AND c.is_closed ORDER BY c.open_time LIMIT 1) lo
+CROSS JOIN LATERAL (SELECT open_time FROM market.candles c WHERE c.symbol = s.symbol AND c.interval = s.interval
+                    AND c.is_closed ORDER BY c.open_time DESC LIMIT 1) hi
+ORDER BY 1, 2
 """
 _VOUCH = """
 INSERT INTO etl.feature_state (one, feature_set_version, spec_set) VALUES (true, %(v)s, %(specs)s)
@@ -74,8 +104,9 @@ ON CONFLICT (one) DO UPDATE SET feature_set_version = EXCLUDED.feature_set_versi
                                 scanned_at = now()
 """
 
+# where the read starts (the warmup-th closed candle before the first new one) and how many candles precede it
 _WINDOW_START = """
-SELECT coalesce(min(open_time), %(t)s) FROM (
+SELECT coalesce(min(open_time), %(t)s), count(*) FROM (
     SELECT open_time FROM market.candles
     WHERE symbol = %(s)s AND interval = %(i)s AND is_closed AND open_time < %(t)s
     ORDER BY open_time DESC LIMIT %(warmup)s
@@ -96,15 +127,15 @@ COPY (SELECT open_time, close::float8, high::float8, low::float8, volume::float8
                   THEN (close * 1e{NUMERIC_SCALE})::int8 ELSE -1 END,
              scale(close)
       FROM market.candles
-      WHERE symbol = {{s}} AND interval = {{i}} AND is_closed AND open_time >= {{t}} AND open_time <= {{end}}
-      ORDER BY open_time)
+      WHERE symbol = {{s}} AND interval = {{i}} AND is_closed AND open_time {{op}} {{t}} AND open_time <= {{end}}
+      ORDER BY open_time{{limit}})
 TO STDOUT (FORMAT binary)
 """
 _WINDOW_ROW = row_dtype(">i8", ">f8", ">f8", ">f8", ">f8", ">i8", ">i4")
 # the columns of _WINDOW, in its order: close_units is the close in 1e-NUMERIC_SCALE units (-1: does not fit)
 _WINDOW_COLUMNS = ("open_time", "close", "high", "low", "volume", "close_units", "close_scale")
 
-_DELETE = ("DELETE FROM market.features WHERE symbol = %(s)s AND interval = %(i)s AND open_time >= %(t)s"
+_DELETE = ("DELETE FROM market.features WHERE symbol = %(s)s AND interval = %(i)s AND open_time {op} %(t)s"
            " AND open_time <= %(end)s")
 
 
@@ -139,18 +170,24 @@ class SeriesUpdate:
 
 @dataclass(frozen=True)
 class _Computed:
-    """One series' new feature rows, ready to write: a binary COPY of ``market.features`` rows, or, when
-    a close does not fit the exact 1e-8 encoding, of ``features_staging`` rows to join with the candles."""
+    """One window's new feature rows, ready to write: a binary COPY of ``market.features`` rows, or, when
+    a close does not fit the exact 1e-8 encoding, of ``features_staging`` rows to join with the candles.
+    They replace the stored rows from ``start`` (after it, when not ``from_start``) to ``end``; the last
+    window of a series (``last``) also queues the series' notification, with its totals."""
 
     symbol: str
     interval: str
     first_new: datetime
-    end: datetime  # the last open time recomputed (rows after it are unchanged)
+    start: datetime
+    from_start: bool
+    end: datetime  # the last open time recomputed (in the last window: rows after it are unchanged)
     rows: int
-    last_ms: int | None
     copy: bytes
     joined: bool
     columns: tuple[str, ...]
+    last: bool = True
+    series_rows: int = 0  # the series' rows up to and with this window
+    series_last_ms: int | None = None
 
 
 def compute_pending_features(engine: Engine, *, rescan: bool = False) -> list[SeriesUpdate]:
@@ -182,23 +219,29 @@ class _LeftToFeaturesRun(Exception):
 def _compute(engine: Engine, *, rescan: bool = False, queue_only: bool = False,
              lock_timeout_s: float | None = None) -> list[SeriesUpdate]:
     reader, writer = engine.raw_connection(), engine.raw_connection()
-    writing: Future | None = None
+    writing: deque[Future] = deque()
     updates: list[SeriesUpdate] = []
     try:
         with reader.cursor() as rcur, writer.cursor() as wcur, ThreadPoolExecutor(1, thread_name_prefix="features") as pool:
             try:
+                # A window is read with ORDER BY open_time LIMIT n, which the primary key's order answers. A history
+                # just loaded has no statistics yet (autovacuum's ANALYZE comes later): the planner then expects one
+                # row per partition and sorts the rest of the series for every window (O(history) per window: a
+                # 500k-candle recompute took 4-5 s instead of 1.5-2). Sorting is off for the reader's transaction.
+                rcur.execute("SET LOCAL enable_sort = off")
                 feature_set, pending = _take_pending(wcur, rescan, queue_only=queue_only, lock_timeout_s=lock_timeout_s)
                 for symbol, interval, first, last in pending:
-                    computed = compute_series(rcur, symbol, interval, first, last, feature_set)
-                    if writing is not None:
-                        updates.append(writing.result())
-                    writing = pool.submit(write_series, wcur, computed)
-                if writing is not None:
-                    updates.append(writing.result())
-                    writing = None
+                    for computed in series_windows(rcur, symbol, interval, first, last, feature_set, WINDOW_ROWS):
+                        while len(writing) > _AHEAD:
+                            _collect(writing.popleft(), updates)
+                        writing.append(pool.submit(write_series, wcur, computed))
+                while writing:
+                    _collect(writing.popleft(), updates)
             finally:
-                if writing is not None:  # an error while a write runs: let it finish before the rollback
-                    wait([writing])
+                if writing:  # an error while writes run: let them finish (or be cancelled) before the rollback
+                    for f in writing:
+                        f.cancel()
+                    wait(writing)
         writer.commit()
     except BaseException:
         writer.rollback()
@@ -210,6 +253,12 @@ def _compute(engine: Engine, *, rescan: bool = False, queue_only: bool = False,
     for u in updates:
         log.info("features %s %s: %d rows up to %s", u.symbol, u.interval, u.rows, u.last_open_time)
     return updates
+
+
+def _collect(writing: Future, updates: list[SeriesUpdate]) -> None:
+    update = writing.result()
+    if update is not None:
+        updates.append(update)
 
 
 def _take_pending(cur, rescan: bool, *, queue_only: bool = False, lock_timeout_s: float | None = None,
@@ -244,9 +293,16 @@ def _take_pending(cur, rescan: bool, *, queue_only: bool = False, lock_timeout_s
     log.info("features: scanning every closed candle (%s)", "asked to" if rescan else
              "no feature set recorded yet" if state is None else f"feature set {state[0]} -> {FEATURE_SET_VERSION}"
              if same_specs else f"spec set now {feature_set.spec_set}")
-    cur.execute(_PENDING if same_specs else _EVERYTHING, {"v": FEATURE_SET_VERSION})
+    if same_specs:
+        cur.execute(_PENDING, {"v": FEATURE_SET_VERSION})
+        found = cur.fetchall()
+    else:
+        cur.execute("SET LOCAL enable_sort = off")
+        cur.execute(_EVERYTHING)
+        found = cur.fetchall()
+        cur.execute("SET LOCAL enable_sort TO DEFAULT")
     spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
-    for symbol, interval, first, last in [*queued, *cur.fetchall()]:  # the queue also holds changed candles
+    for symbol, interval, first, last in [*queued, *found]:  # the queue also holds changed candles
         seen = spans.get((symbol, interval))
         spans[(symbol, interval)] = (first, last) if seen is None else (min(seen[0], first), max(seen[1], last))
     cur.execute(_VOUCH, {"v": FEATURE_SET_VERSION, "specs": feature_set.spec_set})
@@ -255,54 +311,115 @@ def _take_pending(cur, rescan: bool, *, queue_only: bool = False, lock_timeout_s
 
 def compute_series(cur, symbol: str, interval: str, first_new: datetime, last_new: datetime,
                    feature_set: FeatureSet) -> _Computed:
+    """One series' new rows in one piece (``series_windows`` without a window size)."""
+    (computed,) = series_windows(cur, symbol, interval, first_new, last_new, feature_set, None)
+    return computed
+
+
+def series_windows(cur, symbol: str, interval: str, first_new: datetime, last_new: datetime,
+                   feature_set: FeatureSet, window_rows: int | None) -> Iterator[_Computed]:
     """Read one series around its new candles (``first_new`` .. ``last_new``), compute its features and
-    encode the rows to write (no writes: the worker thread only talks to PostgreSQL, without the GIL).
+    encode the rows to write, ``window_rows`` new rows at a time (``None``: in one piece); no writes (the
+    worker thread only talks to PostgreSQL, without the GIL).
 
     The rows recomputed run from ``first_new`` to the ``warmup``-th closed candle after ``last_new`` (the
     set's longest warm-up): a feature depends on at most that many candles before it (the module doc of
     ``klinepipe.features``), so later rows are already what a full recompute would give. A backfilled gap
-    rewrites about ``warmup`` rows, not the whole history after it.
+    rewrites about ``warmup`` rows, not the whole history after it. Each window is computed over the
+    ``warmup`` candles before its first row (kept from the previous read) and its own: every row gets the
+    values one piece would give.
     """
-    params = {"s": symbol, "i": interval, "t": first_new, "warmup": feature_set.warmup}
+    warmup = feature_set.warmup
+    tail: dict[str, np.ndarray] | None = None  # the last `warmup` candles read: the next window's warm-up
+    start, from_start = first_new, True
+    total, last_ms = 0, None
+    for chunk, done, upto in read_windows(cur, symbol, interval, first_new, last_new, warmup, window_rows):
+        if tail is None:
+            window = chunk
+            keep = pg_time_to_ms(window["open_time"]) >= datetime_to_ms(first_new)
+        else:
+            window = {c: np.concatenate((tail[c], chunk[c])) for c in _WINDOW_COLUMNS}
+            keep = np.arange(len(window["open_time"])) >= len(tail["open_time"])
+        rows, copy, joined = _encode(symbol, interval, window, keep, feature_set)
+        if rows:
+            total, last_ms = total + rows, int(pg_time_to_ms(window["open_time"][-1:])[0])
+        yield _Computed(symbol, interval, first_new, start, from_start, upto, rows, copy, joined, feature_set.columns,
+                        done, total, last_ms)
+        tail = {c: window[c][-warmup:] for c in _WINDOW_COLUMNS}
+        start, from_start = upto, False
+
+
+def read_windows(cur, symbol: str, interval: str, first_new: datetime, last_new: datetime, warmup: int,
+                 window_rows: int | None) -> Iterator[tuple[dict[str, np.ndarray], bool, datetime]]:
+    """The candles ``series_windows`` computes from, by binary COPY: the ``warmup`` closed candles before
+    ``first_new`` and those up to the ``warmup``-th after ``last_new``, ``window_rows`` after the warm-up at a
+    time (``None``: all at once), each read after the previous one. Yields the columns of ``_WINDOW_COLUMNS``,
+    whether it is the last read, and the last open time it covers (in the last: the bound of the recompute)."""
+    params = {"s": symbol, "i": interval, "t": first_new, "warmup": warmup}
     cur.execute(_WINDOW_START, params)
-    start = cur.fetchone()[0]
+    read_from, before = cur.fetchone()
     cur.execute(_WINDOW_END, {**params, "t": last_new})
     found = cur.fetchone()
     end = found[0] if found else _FOREVER
-    out = io.BytesIO()
-    cur.copy_expert(_WINDOW.format(s=_lit(cur, symbol), i=_lit(cur, interval), t=_lit(cur, start), end=_lit(cur, end)), out)
-    window = named_columns(decode_rows(out.getvalue(), _WINDOW_ROW), _WINDOW_COLUMNS)
-    times = pg_time_to_ms(window["open_time"])
+    s, i, e = _lit(cur, symbol), _lit(cur, interval), _lit(cur, end)
+    first = True
+    while True:
+        limit = None if window_rows is None else window_rows + (before if first else 0)
+        out = io.BytesIO()
+        cur.copy_expert(_WINDOW.format(s=s, i=i, op=">=" if first else ">", t=_lit(cur, read_from), end=e,
+                                       limit="" if limit is None else f" LIMIT {limit}"), out)
+        chunk = named_columns(decode_rows(out.getvalue(), _WINDOW_ROW), _WINDOW_COLUMNS)
+        done = limit is None or len(chunk["open_time"]) < limit
+        upto = end if done else _pg_time(chunk["open_time"][-1])
+        yield chunk, done, upto
+        if done:
+            return
+        read_from, first = upto, False
+
+
+def _encode(symbol: str, interval: str, window: dict[str, np.ndarray], keep: np.ndarray,
+            feature_set: FeatureSet) -> tuple[int, bytes, bool]:
+    """The feature rows of ``window``'s candles where ``keep``, computed over all of them: (rows, COPY, joined)."""
+    if not keep.any():
+        return 0, b"", False
     feats = compute_specs(feature_set.specs, *(window[c].astype(np.float64) for c in ("close", "high", "low", "volume")))
-    keep = times >= datetime_to_ms(first_new)
-    times = times[keep]
+    times = pg_time_to_ms(window["open_time"][keep])
     units, scale = window["close_units"][keep].astype(np.int64), window["close_scale"][keep].astype(np.int64)
     floats = [Float8(feats[c][keep]) for c in feature_set.columns]
-    joined = bool(len(units) and units.min() < 0)
+    joined = bool(units.min() < 0)
     if joined:
         fields = [Timestamp(times), *floats]
     else:
         fields = [Text(symbol.encode()), Text(interval.encode()), Timestamp(times), Text(FEATURE_SET_VERSION.encode()),
                   Numeric(units, scale), *floats]
-    last = int(times[-1]) if len(times) else None
-    return _Computed(symbol, interval, first_new, end, len(times), last, copy_stream(encode_rows(fields)) if len(times) else b"",
-                     joined, feature_set.columns)
+    return len(times), copy_stream(encode_rows(fields)), joined
 
 
-def write_series(cur, c: _Computed) -> SeriesUpdate:
-    """Replace the series' feature rows from ``first_new`` to ``end`` and queue its notification."""
-    params = {"s": c.symbol, "i": c.interval, "t": c.first_new, "end": c.end, "v": FEATURE_SET_VERSION}
-    cur.execute(_DELETE, params)
+def write_series(cur, c: _Computed) -> SeriesUpdate | None:
+    """Replace the window's feature rows (``start`` .. ``end``); with a series' last window, queue its
+    notification and return its update."""
+    params = {"s": c.symbol, "i": c.interval, "t": c.start, "end": c.end, "v": FEATURE_SET_VERSION}
+    cur.execute(_DELETE.format(op=">=" if c.from_start else ">"), params)
     if c.joined:
         cur.execute(_staging(c.columns))
         cur.copy_expert("COPY features_staging FROM STDIN (FORMAT binary)", io.BytesIO(c.copy), COPY_CHUNK)
         cur.execute(_insert_joined(c.columns), params)
     elif c.rows:
         cur.copy_expert(_copy_in(c.columns), io.BytesIO(c.copy), COPY_CHUNK)
-    last = ms_to_datetime(c.last_ms) if c.last_ms is not None else c.first_new
-    payload = {"symbol": c.symbol, "interval": c.interval, "open_time": last.isoformat(), "rows": c.rows}
+    if not c.last:
+        return None
+    last = ms_to_datetime(c.series_last_ms) if c.series_last_ms is not None else c.first_new
+    payload = {"symbol": c.symbol, "interval": c.interval, "open_time": last.isoformat(), "rows": c.series_rows}
     cur.execute("SELECT pg_notify(%s, %s)", (FEATURES_CHANNEL, json.dumps(payload)))
-    return SeriesUpdate(c.symbol, c.interval, c.rows, c.first_new.isoformat(), last.isoformat())
+    return SeriesUpdate(c.symbol, c.interval, c.series_rows, c.first_new.isoformat(), last.isoformat())
+
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def _pg_time(pg_us) -> datetime:
+    """A ``timestamptz`` read by binary COPY (microseconds since 2000-01-01) -> the same instant, exactly."""
+    return _PG_EPOCH + timedelta(microseconds=int(pg_us))
 
 
 _FOREVER = datetime(9999, 12, 31, tzinfo=timezone.utc)

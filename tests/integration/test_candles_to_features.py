@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from klinepipe import FEATURE_SET_VERSION
 from klinepipe.candle_store import stage_and_merge
 from klinepipe.db import raw_transaction
-from klinepipe.feature_store import compute_pending_features, load_features
+from klinepipe.feature_store import compute_pending_features, load_features, write_series
 from klinepipe.features import FEATURE_COLUMNS, compute_features
 from klinepipe.kline import parse_kline_event
 from tests.helpers import closed_events, dsn_of, sample_rows
@@ -208,3 +208,117 @@ def test_a_feature_set_change_rescans_and_recomputes_the_outdated_rows(engine):
     with engine.connect() as c:
         assert c.execute(sa.text("SELECT feature_set_version FROM etl.feature_state")).scalar() == FEATURE_SET_VERSION
     assert compute_pending_features(engine) == []
+
+
+def _stored(engine):
+    with engine.connect() as c:
+        return c.execute(sa.text(f"SELECT symbol, interval, open_time, feature_set_version, close::text, "
+                                 f"{', '.join(FEATURE_COLUMNS)} FROM market.features ORDER BY 1, 2, 3")).fetchall()
+
+
+@pytest.mark.parametrize("window_rows", [700, 1000, 3999])  # 1000 divides the 4000 candles: an empty last window
+def test_a_full_recompute_in_windows_equals_one_in_one_piece(engine, database_url, monkeypatch, window_rows):
+    """A long series is read, computed and written WINDOW_ROWS new rows at a time, each window computed over the
+    warm-up candles before it; every row equals the one-piece run's and a compute over the whole history, bit for
+    bit, and each series still gets one update and one notification, with its totals."""
+    from klinepipe import feature_store
+
+    rows = sample_rows(4_000)
+    odd = [[*r[:4], "0.123456789", *r[5:]] for r in sample_rows(2_500)]  # the staging + join path, in windows too
+    odd = [[r[0], r[4], max(r[2], r[4], key=float), min(r[3], r[4], key=float), *r[4:]] for r in odd]
+    _load(engine, closed_events(rows) + closed_events(odd, symbol="ETHUSDT"))
+    monkeypatch.setattr(feature_store, "WINDOW_ROWS", 10**9)
+    whole = sorted((u.symbol, u.rows) for u in compute_pending_features(engine))
+    one_piece = _stored(engine)
+    with engine.begin() as c:
+        c.execute(sa.text("TRUNCATE market.features; DELETE FROM etl.feature_state"))
+    writes = []
+    monkeypatch.setattr(feature_store, "WINDOW_ROWS", window_rows)
+    monkeypatch.setattr(feature_store, "write_series", lambda cur, w: writes.append(w) or write_series(cur, w))
+    listener = _listen(database_url)
+
+    updates = compute_pending_features(engine)
+
+    assert whole == [("BTCUSDT", 4_000), ("ETHUSDT", 2_500)]
+    assert sorted((u.symbol, u.rows) for u in updates) == whole
+    windows = {s: [w for w in writes if w.symbol == s] for s in ("BTCUSDT", "ETHUSDT")}
+    for symbol, n in whole:  # full windows, then the rest (or an empty last window, when it divides)
+        assert len(windows[symbol]) == -(-n // window_rows) + (n % window_rows == 0)
+        first_two = [min(window_rows, n), min(window_rows, n - window_rows)][:len(windows[symbol])]
+        assert [w.rows for w in windows[symbol]][:2] == first_two
+        assert sum(w.rows for w in windows[symbol]) == n and [w.last for w in windows[symbol]].count(True) == 1
+    assert all(w.joined for w in windows["ETHUSDT"] if w.rows)
+    assert _stored(engine) == one_piece
+    stored = load_features(engine, "BTCUSDT", "1m")
+    for col in FEATURE_COLUMNS:
+        np.testing.assert_array_equal(stored[col].to_numpy(dtype=float), _features(rows)[col], err_msg=col)
+    deadline = [listener]
+    while select.select(deadline, [], [], 5)[0]:
+        listener.poll()
+        if len(listener.notifies) >= 2:
+            break
+    payloads = sorted((p["symbol"], p["rows"], p["open_time"]) for p in (json.loads(n.payload) for n in listener.notifies))
+    assert [p[:2] for p in payloads] == whole
+    assert payloads[0][2] == stored["open_time"].iloc[-1].isoformat()
+
+
+def test_a_recompute_in_windows_replaces_stored_rows_and_leaves_the_rest(engine, monkeypatch):
+    """New candles on top of stored features, recomputed in windows after the warm-up candles before them, and a
+    changed spec set that recomputes (deletes and rewrites, window by window) the whole stored history."""
+    from klinepipe import feature_store
+
+    monkeypatch.setattr(feature_store, "WINDOW_ROWS", 600)
+    rows = sample_rows(4_000)
+    _load(engine, closed_events(rows[:1_700]))
+    compute_pending_features(engine)
+    _load(engine, closed_events(rows[1_700:]))
+    (update,) = compute_pending_features(engine)
+    assert update.rows == 2_300
+    with engine.begin() as c:  # as after a change of the spec set: the whole history again
+        c.execute(sa.text("UPDATE etl.feature_state SET spec_set = 'other'"))
+        c.execute(sa.text("UPDATE market.features SET rsi_14 = -1"))
+
+    (update,) = compute_pending_features(engine)
+
+    assert update.rows == 4_000
+    stored = load_features(engine, "BTCUSDT", "1m")
+    assert len(stored) == 4_000
+    for col in FEATURE_COLUMNS:
+        np.testing.assert_array_equal(stored[col].to_numpy(dtype=float), _features(rows)[col], err_msg=col)
+
+
+def test_the_whole_history_scan_finds_every_series_from_its_ends(engine):
+    """After a spec-set change every series is found by skipping along the primary key: the same series and first /
+    last closed candles as grouping every candle, a series with no closed candle left out."""
+    from klinepipe.feature_store import _EVERYTHING
+
+    rows = sample_rows(300)
+    five = [[r[0], *r[1:6], str(int(r[0]) + 299_999), *r[7:]] for r in rows if int(r[0]) % 300_000 == 0]
+
+    def unclosed(events):
+        return [e.replace(b'"x":true', b'"x":false') for e in events]
+
+    _load(engine, closed_events(rows) + closed_events(five, interval="5m") + closed_events(rows[50:299], symbol="ETHUSDT")
+          + unclosed(closed_events(rows[299:], symbol="ETHUSDT")) + unclosed(closed_events(rows[:1], symbol="XRPUSDT"))
+          + closed_events(rows[:10], symbol="ADAUSDT"))
+    with engine.connect() as c:
+        found = c.exec_driver_sql(_EVERYTHING).fetchall()
+        grouped = c.exec_driver_sql("SELECT symbol, interval, min(open_time), max(open_time) FROM market.candles WHERE is_closed"
+                                    " GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+
+    assert [tuple(r) for r in found] == [tuple(r) for r in grouped]
+    assert [(s, i) for s, i, *_ in found] == [("ADAUSDT", "1m"), ("BTCUSDT", "1m"), ("BTCUSDT", "5m"), ("ETHUSDT", "1m")]
+    assert found[3][3] < grouped[1][3]  # ETHUSDT's last candle is in progress: its last closed one is the one before
+
+
+def test_the_readers_planner_setting_does_not_outlive_the_run(engine):
+    """The reader plans its window reads, and the writer its whole-history search, with sorting off: the writer's
+    transaction commits, so its setting must be local and set back; both pooled connections plan with the default."""
+    _load(engine, closed_events(sample_rows(100)))
+    with engine.begin() as c:
+        c.execute(sa.text("DELETE FROM etl.feature_state"))  # the whole-history path: the writer sets it too
+
+    compute_pending_features(engine)
+
+    with engine.connect() as a, engine.connect() as b:  # both connections the run used, back from the pool
+        assert [x.exec_driver_sql("SHOW enable_sort").scalar() for x in (a, b)] == ["on", "on"]
