@@ -22,7 +22,8 @@ from klinepipe.binance_files import read_klines_from_file
 from klinepipe.db import make_engine
 from klinepipe import FEATURE_SET_VERSION
 from klinepipe.feature_set import DEFAULT_SET
-from klinepipe.feature_store import _PENDING, compute_pending_features, compute_series, write_series
+from klinepipe.feature_store import _PENDING, compute_pending_features, write_series
+from klinepipe.feature_windows import compute_series
 from klinepipe.features import compute_features
 from klinepipe.kline import Kline
 

@@ -43,7 +43,8 @@ from klinepipe.binance_files import read_klines_from_file
 from klinepipe.candle_store import copy_buffer, merge_copy
 from klinepipe.db import make_engine
 from klinepipe.feature_set import DEFAULT_SET
-from klinepipe.feature_store import WINDOW_ROWS, compute_pending_features, read_windows, series_windows, write_series
+from klinepipe.feature_store import WINDOW_ROWS, compute_pending_features, write_series
+from klinepipe.feature_windows import read_windows, series_windows
 from klinepipe.kline import Kline
 
 CANDLES = int(os.environ.get("BENCH_STORM_CANDLES", "20000000"))

@@ -47,7 +47,7 @@ def build_broker(settings: TraderSettings, connect):
     """The paper broker, or the Binance one once Binance answers (waiting up to TRADER_STARTUP_WAIT)."""
     if settings.mode == "paper":
         return PaperBroker(db_candles(connect), fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps, qty_step=settings.qty_step)
-    from trader.brokers.binance import classify
+    from trader.brokers.binance_errors import classify
 
     broker = _binance_broker(settings)
 

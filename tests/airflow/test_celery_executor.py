@@ -61,10 +61,11 @@ def _prepare_broker(broker_url: str, queue: str) -> None:
     ran that DDL, and one exited (seen in CI). A deployment on that transport has the same race; README "Scaling
     out" says to start the first worker alone once, or to use Redis."""
     with kombu.Connection(broker_url) as conn:
-        probe = conn.SimpleQueue(f"{queue}-prepare")
-        probe.put("ready")
-        probe.get(timeout=30).ack()
-        probe.close()
+        for name in (f"{queue}-prepare", queue):  # the tasks' queue too: declared once here, not by three at once
+            probe = conn.SimpleQueue(name)
+            probe.put("ready")
+            probe.get(timeout=30).ack()
+            probe.close()
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ def test_two_celery_workers_load_the_drill_exactly_once(celery_airflow, engine, 
         run_id = f"celery-drill-{uuid.uuid4().hex[:8]}-{i}"  # the metadata database outlives this test
         stack.api("/dags/ingest_klines/dagRuns", "POST", {"dag_run_id": run_id, "logical_date": None,
                                                            "conf": {"tasks": 2, "max_messages": 30_000}})
-        assert _wait_for_run(stack, run_id) == "success", stack.tail("scheduler")
+        assert _wait_for_run(stack, run_id, results_url) == "success", _what_celery_saw(stack, results_url)
         loads = _load_tasks(meta_url, results_url, run_id)
         assert len(loads) == 2, loads  # two mapped load tasks: one per partition group
         for worker, state, changed in loads:
@@ -113,6 +114,22 @@ def test_two_celery_workers_load_the_drill_exactly_once(celery_airflow, engine, 
     print(f"candles changed per Celery worker: {dict(loaded_by)}")
     assert set(loaded_by) <= set(WORKERS)
     assert all(loaded_by[w] > 0 for w in WORKERS), loaded_by  # both workers loaded candles
+
+
+def _what_celery_saw(stack: AirflowStack, broker_db: str) -> str:
+    """For a run that did not end: the scheduler's and workers' last lines and the broker's queues (kombu's tables:
+    messages per queue, taken or not), so that a stuck run says where its tasks are."""
+    engine = sa.create_engine(broker_db)
+    try:
+        with engine.connect() as c:
+            queues = c.execute(sa.text("SELECT q.name, count(m.id), count(m.id) FILTER (WHERE m.visible) FROM kombu_queue q"
+                                       " LEFT JOIN kombu_message m ON m.queue_id = q.id GROUP BY q.name")).fetchall()
+    except sa.exc.SQLAlchemyError as exc:  # Redis, or no tables
+        queues = [f"(not read: {type(exc).__name__})"]
+    finally:
+        engine.dispose()
+    return "\n".join([f"broker queues (name, messages, not taken): {queues}",
+                       *(f"--- {name}:\n{stack.tail(name)}" for name in ("scheduler", *(w.split("@")[0] for w in WORKERS)))])
 
 
 def _load_tasks(meta_url: str, results_url: str, run_id: str) -> list[tuple[str | None, str, int]]:
@@ -133,14 +150,14 @@ def _load_tasks(meta_url: str, results_url: str, run_id: str) -> list[tuple[str 
     return [(worker.get(t.external_executor_id), t.state, int((xcom.get(t.map_index) or {}).get("changed", 0))) for t in tis]
 
 
-def _wait_for_run(stack: AirflowStack, run_id: str, timeout: float = 180) -> str:
+def _wait_for_run(stack: AirflowStack, run_id: str, broker_db: str, timeout: float = 180) -> str:
     deadline = time.monotonic() + timeout
     while True:
         state = stack.api(f"/dags/ingest_klines/dagRuns/{run_id}")["state"]
         if state in ("success", "failed"):
             return state
         stack.check_alive()
-        assert time.monotonic() < deadline, f"{run_id} still {state}: {stack.tail('scheduler')}"
+        assert time.monotonic() < deadline, f"{run_id} still {state}: {_what_celery_saw(stack, broker_db)}"
         time.sleep(1)
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from klinepipe import feature_store
+from klinepipe import feature_store, feature_windows
 from klinepipe.partitions import ensure_partitions
 from tests.conftest import ROOT
 from tests.helpers import rolled_back
@@ -77,11 +77,12 @@ def test_the_traders_reads_scan_only_the_months_they_ask_for(months):
 def test_the_features_window_reads_and_writes_scan_only_their_range(months):
     params = {"s": "BTCUSDT", "i": "1m", "t": datetime(2019, 3, 5, tzinfo=timezone.utc), "warmup": 60,
               "end": datetime(2019, 3, 20, tzinfo=timezone.utc), "v": "v2"}
-    window = feature_store._WINDOW.split("COPY (", 1)[1].rsplit(")\nTO STDOUT", 1)[0]
+    window = feature_windows._WINDOW.split("COPY (", 1)[1].rsplit(")\nTO STDOUT", 1)[0]
     with rolled_back(months) as raw:
-        window_sql = window.format(**{k: raw.mogrify("%s", (params[k],)).decode() for k in ("s", "i", "t", "end")})
+        window_sql = window.format(op=">=", limit="",
+                                   **{k: raw.mogrify("%s", (params[k],)).decode() for k in ("s", "i", "t", "end")})
         cur = _Explaining(raw)
-        for sql in (feature_store._WINDOW_END, window_sql, feature_store._DELETE):
+        for sql in (feature_windows._WINDOW_END, window_sql, feature_store._DELETE.format(op=">=")):
             cur.execute(sql, params)
     end_read, window_read, delete = cur.scanned
     assert _in_2019(window_read, "candles") == {"candles_p20190301"} and "candles_default" not in window_read
