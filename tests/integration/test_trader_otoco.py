@@ -27,10 +27,11 @@ LIMIT = D(ROWS[EXPECTED[0][0]][4])  # the entry's limit: the crossover candle's 
 STOP, TAKE_PROFIT = D("60295.68"), D("63987.26")  # 2 % below the limit (rounded down), 4 % above (rounded up)
 
 
-def limit_trader(database_url, broker, protection=OCO, tif="GTC"):
+def limit_trader(database_url, broker, protection=OCO, tif="GTC", **risk):
+    """A LIMIT-entry trader of one sleeve of sma_cross with ``protection``; ``risk``: more RiskConfig fields."""
     sleeve = Sleeve(name=SLEEVE, symbol="BTCUSDT", interval="1m", strategy=build_strategy("sma_cross"), allocation=D("1000"),
                     protection=protection)
-    trader = Trader(connector(database_url), [sleeve], broker, risk=RiskConfig(order_type="LIMIT", limit_tif=tif),
+    trader = Trader(connector(database_url), [sleeve], broker, risk=RiskConfig(order_type="LIMIT", limit_tif=tif, **risk),
                     sleep=lambda s: None)
     with trader._transaction() as cur:
         account_records.seed_balance(cur, "testnet", "USDT", D("10000"))
