@@ -75,7 +75,12 @@ def celery_airflow(airflow_env, pg_admin_url, database_url, kafka_bootstrap, top
     celery = celery_settings(broker_url=broker, result_backend=backend, queue=f"klinepipe-{uuid.uuid4().hex[:8]}")
     env = {**airflow_env, **celery, **airflow_connections(database_url, kafka_bootstrap),
            "KAFKA_TOPIC": topic, "KAFKA_DLQ_TOPIC": f"{topic}.dlq", "KLINEPIPE_INGEST_SCHEDULE": "event"}
-    workers = {name.split("@")[0]: ["celery", "worker", "-H", name, "-c", "1", "-q", celery["AIRFLOW__OPERATORS__DEFAULT_QUEUE"],
+    # A task's queue is fixed when its DAG is serialized, and the metadata database is shared with other tests'
+    # dag-processors and dag.test() runs, which serialize it with queue "default" (seen in CI: the tasks waited
+    # there, unread). On this test's own broker database nothing else reads "default", so the workers read it too;
+    # on a shared Redis only this test's queue is read.
+    queues = celery["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] + ("" if os.environ.get("REDIS_URL") else ",default")
+    workers = {name.split("@")[0]: ["celery", "worker", "-H", name, "-c", "1", "-q", queues,
                                     "--skip-serve-logs", "--without-mingle", "--without-gossip"] for name in WORKERS}
     _prepare_broker(broker, celery["AIRFLOW__OPERATORS__DEFAULT_QUEUE"])
     stack = start_airflow(env, tmp_path / "logs", overrides=celery, extra=workers)
