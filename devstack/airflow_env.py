@@ -49,7 +49,8 @@ def airflow_settings(*, root: Path, home: Path, port: int, secrets_: dict[str, s
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # LocalExecutor whose workers are forked with the tasks' modules already imported (klinepipe.warm_executor)
+        "AIRFLOW__CORE__EXECUTOR": "klinepipe.warm_executor.WarmLocalExecutor",
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file(home)),
         # the components are separate processes: they must share the secrets that sign tokens and sessions
@@ -83,8 +84,8 @@ def airflow_settings(*, root: Path, home: Path, port: int, secrets_: dict[str, s
         # waits for the scheduler's next loop: an idle scheduler sleeps 0.5 s between loops, not 1 s
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME":
             os.environ.get("AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "0.5"),
-        # the topic watcher looks every second, not every 2 s (a look: one PostgreSQL query and a peek at the topic)
-        "KLINEPIPE_TRIGGER_POLL_S": os.environ.get("KLINEPIPE_TRIGGER_POLL_S", "1"),
+        # the topic watcher looks twice a second, not every 2 s (a look: one PostgreSQL query and a peek at the topic)
+        "KLINEPIPE_TRIGGER_POLL_S": os.environ.get("KLINEPIPE_TRIGGER_POLL_S", "0.5"),
         **airflow_quiet_logging(),
         "AIRFLOW_CONN_KLINEPIPE_DB": json.dumps(
             {"conn_type": "postgres", "host": u.query.get("host") or u.host, "port": u.port, "login": u.username,

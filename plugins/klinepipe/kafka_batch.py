@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 #   backoff is short, not 0: 0 makes the fetch thread spin whenever the queue is full.
 FETCH_SETTINGS = {"fetch.wait.max.ms": 50, "queued.min.messages": 1_000_000, "fetch.queue.backoff.ms": 10}
 
+# How long one consume() waits for a full chunk. librdkafka returns a chunk only when it is full or this wait is
+# over, so a small read (the watcher's peek, an event-path batch of a few klines) used to wait the whole 0.2 s
+# for each of its chunks, on every candle's path; a bulk read fills its chunks from the prefetched queue at once.
+CONSUME_WAIT_S = 0.02
+
 
 @dataclass
 class BatchRead:
@@ -72,7 +77,7 @@ def _chunks(consumer: Consumer, topic: str, stored: dict[int, int], read: BatchR
     deadline = time.monotonic() + max_seconds
     while open_partitions and read.messages < max_messages and time.monotonic() < deadline:
         chunk = []
-        for msg in consumer.consume(num_messages=min(10_000, max_messages - read.messages), timeout=0.2):
+        for msg in consumer.consume(num_messages=min(10_000, max_messages - read.messages), timeout=CONSUME_WAIT_S):
             partition, err = msg.partition(), msg.error()
             if err is not None:
                 _on_error(err, msg, open_partitions, read, topic)
