@@ -66,8 +66,10 @@ END"""
 
 # The guarded merge (the conflict rule of ``kline.beats``, see ``_guard``). The same statement queues, per series,
 # the range of closed candles it changed for compute_features (etl.features_pending), keeps the series' summary
-# (market.series_summary: candles added, newest write, newest live arrival; a row is new when the statement's
-# snapshot, taken before the insert, lacks its key: PostgreSQL 16 cannot return xmax from a partitioned table;
+# (market.series_summary: candles added, open candles, newest open time, newest write, newest live arrival; a row is
+# new when the statement's snapshot, taken before the insert, lacks its key (PostgreSQL 16 cannot return xmax from a
+# partitioned table), and was open when that version is; the lookup is a LATERAL ... LIMIT 1, so it stays one key
+# lookup per row: as a join (NOT EXISTS) the planner could hash it against every partition of the history;
 # ``summary_kept`` tells the table's trigger that this statement kept it, see sql/020),
 # and returns how many candles it changed.
 _MERGE = f"""
@@ -95,15 +97,21 @@ RETURNING symbol, interval, open_time, is_closed, source, ingested_at, close_tim
 INSERT INTO etl.features_pending (symbol, interval, first_open_time, last_open_time)
 SELECT symbol, interval, min(open_time), max(open_time) FROM merged WHERE is_closed GROUP BY symbol, interval
 ), summarised AS (
-INSERT INTO market.series_summary AS s (symbol, interval, candles, newest_ingested_at, last_live_ingested_at)
-SELECT symbol, interval, count(*) FILTER (WHERE NOT EXISTS (SELECT FROM market.candles o WHERE o.symbol = m.symbol
-           AND o.interval = m.interval AND o.open_time = m.open_time)), max(ingested_at),
-       max(ingested_at) FILTER (WHERE market.arrived_live(source, ingested_at, close_time))
-FROM merged m GROUP BY symbol, interval
+INSERT INTO market.series_summary AS s (symbol, interval, candles, newest_ingested_at, last_live_ingested_at,
+                                        newest_open_time, open_candles)
+SELECT m.symbol, m.interval, count(*) FILTER (WHERE o.is_closed IS NULL), max(m.ingested_at),
+       max(m.ingested_at) FILTER (WHERE market.arrived_live(m.source, m.ingested_at, m.close_time)), max(m.open_time),
+       count(*) FILTER (WHERE NOT m.is_closed) - count(*) FILTER (WHERE NOT o.is_closed)
+FROM merged m  -- o: the stored version before this statement (a CTE's writes are not seen), by key lookup per row
+LEFT JOIN LATERAL (SELECT is_closed FROM market.candles o WHERE o.symbol = m.symbol AND o.interval = m.interval
+                   AND o.open_time = m.open_time LIMIT 1) o ON true
+GROUP BY m.symbol, m.interval
 ON CONFLICT (symbol, interval) DO UPDATE SET
     candles = s.candles + EXCLUDED.candles,
+    open_candles = s.open_candles + EXCLUDED.open_candles,
     newest_ingested_at = greatest(s.newest_ingested_at, EXCLUDED.newest_ingested_at),
-    last_live_ingested_at = greatest(s.last_live_ingested_at, EXCLUDED.last_live_ingested_at)
+    last_live_ingested_at = greatest(s.last_live_ingested_at, EXCLUDED.last_live_ingested_at),
+    newest_open_time = greatest(s.newest_open_time, EXCLUDED.newest_open_time)
 )
 SELECT (SELECT count(*) FROM merged), set_config('klinepipe.summary_kept', statement_timestamp()::text, true)
 """

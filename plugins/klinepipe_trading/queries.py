@@ -33,25 +33,38 @@ LIVE_WINDOW = timedelta(days=30)   # a series counts as streamed when candles ar
 # (market.arrived_live in sql/020_series_summary.sql)
 
 
-# One row per stored series, O(series) whatever the history (sql/020_series_summary.sql): the counts and write
-# times from market.series_summary, kept by the merge and triggers; the open candles (the bars being built) from a
-# partial index of them; the newest candle, the newest closed one and the newest feature row by a backward scan of
-# each table's primary key (LIMIT 1).
-SERIES_SQL = """
-    SELECT s.symbol, s.interval, s.candles, s.candles - o.open AS closed, s.features, s.newest_ingested_at, now() AS db_now,
+# One row per stored series, O(series) whatever the history (sql/020 and 032): the counts (open candles, the bars
+# being built, too), write times and newest open time from market.series_summary, kept by the merge and triggers;
+# the newest candle by its key (the summary's newest open time; LIMIT 1 keeps it a lookup per series, which the
+# planner would otherwise be free to turn into a join scanning every candle), the newest
+# closed one and the newest feature row by a backward scan of the key within RECENT of it (then, only if none is
+# there, of the whole series). Bounded by a time, each lookup is pruned at run time to the partitions of that range:
+# unbounded, it probed every partition, since the DEFAULT partition keeps PostgreSQL from scanning partitions in
+# order (sql/032).
+RECENT = "interval '31 days'"
+SERIES_SQL = f"""
+    SELECT s.symbol, s.interval, s.candles, s.candles - s.open_candles AS closed, s.features, s.newest_ingested_at,
+           now() AS db_now,
            coalesce(s.last_live_ingested_at > now() - :live_window, false) AS arrived_live,
            n.open_time AS newest_open_time, n.source AS newest_source,
-           nc.open_time AS newest_closed_open_time, nc.close_time AS newest_closed_close_time,
-           nf.open_time AS newest_feature_open_time
+           coalesce(nc.open_time, nco.open_time) AS newest_closed_open_time,
+           coalesce(nc.close_time, nco.close_time) AS newest_closed_close_time,
+           coalesce(nf.open_time, nfo.open_time) AS newest_feature_open_time
     FROM market.series_summary s
-    CROSS JOIN LATERAL (SELECT count(*) AS open FROM market.candles c WHERE c.symbol = s.symbol AND c.interval = s.interval
-                        AND NOT c.is_closed) o
     LEFT JOIN LATERAL (SELECT open_time, source FROM market.candles c WHERE c.symbol = s.symbol AND c.interval = s.interval
-                       ORDER BY open_time DESC LIMIT 1) n ON true
+                       AND c.open_time = s.newest_open_time LIMIT 1) n ON true
     LEFT JOIN LATERAL (SELECT open_time, close_time FROM market.candles c WHERE c.symbol = s.symbol
-                       AND c.interval = s.interval AND c.is_closed AND s.candles > o.open ORDER BY open_time DESC LIMIT 1) nc ON true
+                       AND c.interval = s.interval AND c.is_closed AND s.candles > s.open_candles
+                       AND c.open_time <= s.newest_open_time AND c.open_time > s.newest_open_time - {RECENT}
+                       ORDER BY open_time DESC LIMIT 1) nc ON true
+    LEFT JOIN LATERAL (SELECT open_time, close_time FROM market.candles c WHERE c.symbol = s.symbol
+                       AND c.interval = s.interval AND c.is_closed AND s.candles > s.open_candles AND nc.open_time IS NULL
+                       ORDER BY open_time DESC LIMIT 1) nco ON true
     LEFT JOIN LATERAL (SELECT open_time FROM market.features f WHERE f.symbol = s.symbol AND f.interval = s.interval
-                       AND s.features > 0 ORDER BY open_time DESC LIMIT 1) nf ON true
+                       AND s.features > 0 AND f.open_time > s.newest_open_time - {RECENT}
+                       ORDER BY open_time DESC LIMIT 1) nf ON true
+    LEFT JOIN LATERAL (SELECT open_time FROM market.features f WHERE f.symbol = s.symbol AND f.interval = s.interval
+                       AND s.features > 0 AND nf.open_time IS NULL ORDER BY open_time DESC LIMIT 1) nfo ON true
     WHERE s.candles > 0
     ORDER BY s.symbol, s.interval"""
 
@@ -115,7 +128,8 @@ MAX_DECIMALS = 8  # Binance's prices and quantities have at most 8 decimals
 
 
 # The newest :n candles of each symbol, whatever their interval: the newest :n of each of its series (a backward scan
-# of the primary key each, the series from market.series_summary), then the newest :n of those. O(series): ordering
+# of the primary key each, within :n intervals of the series' newest open time so that only those partitions are
+# read; the series from market.series_summary), then the newest :n of those. O(series): ordering
 # all of a symbol's candles by open_time alone would read its whole history (the key is symbol, interval, open_time).
 _PRECISION_SQL = """
     SELECT s.symbol, max(greatest(min_scale(c.open), min_scale(c.high), min_scale(c.low), min_scale(c.close))) AS price_dp,
@@ -124,7 +138,9 @@ _PRECISION_SQL = """
     CROSS JOIN LATERAL (
         SELECT open, high, low, close, volume FROM market.series_summary ss
         CROSS JOIN LATERAL (SELECT open_time, open, high, low, close, volume FROM market.candles m
-                            WHERE m.symbol = ss.symbol AND m.interval = ss.interval ORDER BY open_time DESC LIMIT :n) x
+                            WHERE m.symbol = ss.symbol AND m.interval = ss.interval
+                            AND m.open_time > ss.newest_open_time - :n * market.interval_span(ss.interval)
+                            ORDER BY open_time DESC LIMIT :n) x
         WHERE ss.symbol = s.symbol ORDER BY open_time DESC LIMIT :n) c
     GROUP BY s.symbol"""
 
@@ -154,19 +170,25 @@ def precision(conn, symbols: Iterable[str], sample: int = 500) -> dict[str, dict
     return out
 
 
-def positions(conn, mode: str | None = None) -> list[dict]:
-    """Each sleeve's position (of one mode when given: sleeves, positions, signals are per mode), valued at its
-    series' newest close, and its last decision."""
-    rows = _rows(conn, """
+# Each sleeve's position valued at its series' newest close: the candle at the summary's newest open time (one key
+# lookup in one partition; a backward scan with LIMIT 1 probed every partition, see SERIES_SQL).
+POSITIONS_SQL = """
         SELECT s.mode, s.sleeve, s.symbol, s.interval, s.strategy, s.halted_reason, p.quantity, p.avg_price,
                c.close AS last_close, g.open_time AS decided_at, g.action, g.reason
         FROM trading.sleeves s JOIN trading.positions p USING (mode, sleeve)
+        LEFT JOIN market.series_summary ss ON ss.symbol = s.symbol AND ss.interval = s.interval
         LEFT JOIN LATERAL (SELECT close FROM market.candles m WHERE m.symbol = s.symbol AND m.interval = s.interval
-                           ORDER BY open_time DESC LIMIT 1) c ON true
+                           AND m.open_time = ss.newest_open_time LIMIT 1) c ON true
         LEFT JOIN LATERAL (SELECT open_time, action, reason FROM trading.signals x WHERE x.mode = s.mode AND x.sleeve = s.sleeve
                            ORDER BY open_time DESC LIMIT 1) g ON true
         WHERE CAST(:mode AS text) IS NULL OR s.mode = :mode
-        ORDER BY s.sleeve, s.mode""", mode=mode)
+        ORDER BY s.sleeve, s.mode"""
+
+
+def positions(conn, mode: str | None = None) -> list[dict]:
+    """Each sleeve's position (of one mode when given: sleeves, positions, signals are per mode), valued at its
+    series' newest close, and its last decision."""
+    rows = _rows(conn, POSITIONS_SQL, mode=mode)
     out = []
     for r in rows:
         qty, avg, last = r["quantity"], r["avg_price"], r["last_close"]

@@ -4,6 +4,7 @@ and what they show equals the full scan of market.candles / market.features they
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import msgspec
 import pytest
@@ -13,9 +14,11 @@ from klinepipe.candle_store import stage_and_merge
 from klinepipe.db import raw_transaction
 from klinepipe.feature_store import compute_pending_features
 from klinepipe.kline import parse_kline_event
+from klinepipe.partitions import ensure_partitions
 from klinepipe.quality import arrived_live_sql
 from klinepipe_trading.etl_metrics import read_snapshot
-from klinepipe_trading.queries import LIVE_WINDOW, SERIES_SQL, list_series, series_summary
+from klinepipe_trading.queries import (LIVE_WINDOW, POSITIONS_SQL, SERIES_SQL, _PRECISION_SQL, list_series, positions,
+                                       series_summary)
 from tests.helpers import closed_events, sample_rows
 
 pytestmark = pytest.mark.integration
@@ -147,3 +150,85 @@ def test_a_refresh_reads_each_series_by_index_not_the_whole_history(db):
     top = plan[0]["Plan"]
     assert top["Actual Rows"] == 3  # three series out, from a few rows per series and partition, of 9,000 candles:
     assert _rows_read(top, ("candles", "features")) <= 3 * 3 * max(parts, 1)  # newest, newest closed, newest feature
+
+
+def _shifted(rows: list[list[str]], first_open_ms: int) -> list[list[str]]:
+    shift = first_open_ms - int(rows[0][0])
+    return [[str(int(r[0]) + shift), *r[1:6], str(int(r[6]) + shift), *r[7:]] for r in rows]
+
+
+def _ms(year: int, month: int, day: int = 10) -> int:
+    return int(datetime(year, month, day, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+@pytest.fixture
+def year_of_partitions(db):
+    """Monthly partitions for 2019 (dropped afterwards: the session's database is shared)."""
+    parts = "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent IN ('market.candles'::regclass, 'market.features'::regclass)"
+    with db.connect() as conn:
+        before = set(conn.exec_driver_sql(parts).scalars())
+    ensure_partitions(db, datetime(2019, 1, 1, tzinfo=timezone.utc), datetime(2019, 12, 1, tzinfo=timezone.utc))
+    yield db
+    with db.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE market.candles, market.features")
+        conn.exec_driver_sql("DELETE FROM trading.positions WHERE sleeve = 's1'; DELETE FROM trading.sleeves WHERE sleeve = 's1'")
+        for part in set(conn.exec_driver_sql(parts).scalars()) - before:
+            conn.exec_driver_sql(f"DROP TABLE {part}")
+
+
+def test_the_newest_closed_candle_and_feature_far_behind_the_newest_candle_are_still_found(year_of_partitions):
+    db = year_of_partitions
+    rows = sample_rows(60)
+    merge(db, closed_events(_shifted(rows, _ms(2019, 3))), "file")           # closed candles in March
+    compute_pending_features(db)
+    merge(db, [in_progress(e) for e in closed_events(_shifted(rows[:1], _ms(2019, 6)))], "binance")  # open, in June
+    summary, full = both(db)
+    assert summary == full
+    (row,) = summary
+    assert (row[2], row[3]) == (61, 60)                                         # 61 candles, 60 closed
+    assert row[6].month == 3 and row[11].month == 3 and row[5].month == 6      # newest closed / feature: March
+
+
+def test_a_refresh_reads_each_series_in_one_months_partitions_however_many_hold_its_history(year_of_partitions):
+    """Two series with candles in every month of 2019 (12 partitions each of candles and features, and the
+    DEFAULT one): the page's and the metrics' per-series lookups, the positions' newest close and the precision
+    sample scan a few partitions per series, not every partition (before sql/032, each lookup probed them all)."""
+    db = year_of_partitions
+    rows = sample_rows(60)
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        for month in range(1, 13):
+            merge(db, closed_events(_shifted(rows[(month - 1) * 5:month * 5], _ms(2019, month)), symbol), "file")
+    compute_pending_features(db)
+    with db.begin() as conn:
+        conn.execute(sa.text("ANALYZE market.candles; ANALYZE market.features; ANALYZE market.series_summary"))
+        conn.execute(sa.text("INSERT INTO trading.sleeves (mode, sleeve, symbol, interval, strategy) VALUES"
+                             " ('paper', 's1', 'BTCUSDT', '1m', 'sma_cross') ON CONFLICT DO NOTHING"))
+        conn.execute(sa.text("INSERT INTO trading.positions (mode, sleeve, symbol, quantity, avg_price) VALUES"
+                             " ('paper', 's1', 'BTCUSDT', 1, 100) ON CONFLICT DO NOTHING"))
+        parts = conn.execute(sa.text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'market.candles'::regclass")).scalar()
+        plans = {name: conn.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}"), params).one()[0][0]["Plan"]
+                 for name, sql, params in (
+                     ("series", SERIES_SQL, {"live_window": LIVE_WINDOW}),
+                     ("positions", POSITIONS_SQL, {"mode": "paper"}),
+                     ("precision", _PRECISION_SQL, {"symbols": ["BTCUSDT", "ETHUSDT"], "n": 500}))}
+        (position,) = positions(conn, "paper")
+        newest_close = conn.execute(sa.text("SELECT close FROM market.candles WHERE symbol = 'BTCUSDT'"
+                                            " ORDER BY open_time DESC LIMIT 1")).scalar()
+
+    assert parts >= 13
+    assert plans["series"]["Actual Rows"] == 2
+    assert both(db)[0] == both(db)[1]
+    assert position["last_close"] == float(newest_close)
+    # partition scans run, over all loops: per series the newest candle (1), newest closed (<= 2 months), newest
+    # feature (<= 2 months and the DEFAULT partition); per sleeve the newest close (1); per series of a symbol the
+    # precision sample (500 minutes back: <= 2 months)
+    assert _scans(plans["series"], ("candles", "features")) <= 2 * (1 + 2 + 3)
+    assert _scans(plans["positions"], ("candles",)) <= 1
+    assert _scans(plans["precision"], ("candles",)) <= 2 * 2
+
+
+def _scans(node: dict, relations: tuple[str, ...]) -> int:
+    """How many times the plan scanned a partition of ``relations``: each scan node's loops that ran."""
+    own = node.get("Actual Loops", 0) if node.get("Relation Name", "").startswith(relations) else 0
+    return own + sum(_scans(child, relations) for child in node.get("Plans", []))
+
