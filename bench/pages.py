@@ -17,7 +17,10 @@ from klinepipe_trading import etl_metrics, queries
 
 GOAL_P95_MS = 100.0
 
-# The README's "Try:" examples (Quick start), verbatim but for the symbol, which the bench names.
+# The README's "Try:" examples (Quick start), verbatim but for the symbol and the month, which the bench names. The
+# month's bounds are constants, as in the README ('2024-03-01' .. '2024-04-01'): PostgreSQL then prunes to the month's
+# partition while planning and reads it in key order; written as :a + interval '1 month' (a STABLE expression) the
+# pruning waited for execution and the plan sorted the month (74 ms against 30 ms at 20M candles).
 README_SQL = {
     "README: newest 5 candles": """SELECT c.symbol, c.interval, c.open_time, c.open, c.high, c.low, c.close, c.volume,
         c.is_closed, c.source FROM market.series_summary s CROSS JOIN LATERAL (SELECT * FROM market.candles c
@@ -26,7 +29,7 @@ README_SQL = {
     "README: newest 5 feature rows": """SELECT open_time, close, sma_10, sma_30, rsi_14, macd FROM market.features
         WHERE symbol = :s AND interval = '1m' ORDER BY open_time DESC LIMIT 5""",
     "README: one month of features": """SELECT open_time, close, sma_10, sma_30, rsi_14, macd FROM market.features
-        WHERE symbol = :s AND interval = '1m' AND open_time >= :a AND open_time < :a + interval '1 month' ORDER BY open_time""",
+        WHERE symbol = :s AND interval = '1m' AND open_time >= :a AND open_time < :b ORDER BY open_time""",
     "README: orders": """SELECT client_order_id, side, quantity, price, status, signal_open_time
         FROM trading.orders ORDER BY signal_open_time DESC""",
 }
@@ -49,10 +52,15 @@ def refreshes(symbol: str, month) -> dict[str, Callable]:
         "Trading page /trades": lambda c: queries.trades(c, symbol, "1m", None, "paper"),
         "metrics /klinepipe/metrics": lambda c: etl_metrics.render(etl_metrics.read_snapshot(c)),
     }
+    params = {"s": symbol, "a": month, "b": _next_month(month)}
     for name, sql in README_SQL.items():
-        out[name] = lambda c, sql=sql: c.execute(sa.text(sql), {"s": symbol, "a": month}).all()
-        out[f"{name} (psql)"] = lambda c, sql=sql: _as_psql_receives(c, sql, {"s": symbol, "a": month})
+        out[name] = lambda c, sql=sql: c.execute(sa.text(sql), params).all()
+        out[f"{name} (psql)"] = lambda c, sql=sql: _as_psql_receives(c, sql, params)
     return out
+
+
+def _next_month(month):
+    return month.replace(year=month.year + month.month // 12, month=month.month % 12 + 1)
 
 
 def _as_psql_receives(conn, sql: str, params: dict) -> int:
