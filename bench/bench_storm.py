@@ -4,7 +4,8 @@ of it, then the Trading page's and the README's queries timed at that size.
 Data: the bundled real 1-minute files (BTCUSDT spot + four USD-M series, 111k candles) repeated: each file's
 rows again under more symbol names, and for each name again and again back in time (each copy shifted by the
 file's span, so every series is one unbroken minute history over many monthly partitions; prices jump where
-two copies meet). Set ``BENCH_STORM_CANDLES`` for another size (e.g. 200000 while developing).
+two copies meet). Set ``BENCH_STORM_CANDLES`` for another size (e.g. 200000 while developing), and
+``BENCH_STORM_FLOORS=0`` to skip the floors (and so the ratios): load, features and page timings only.
 
 Path: from files through the file import's merge (``backfill.load_klines``: newest per candle, COPY, guarded
 merge, one transaction per 50k chunk), not from the topic: the embedded tansu broker keeps every message in
@@ -48,6 +49,9 @@ from klinepipe.feature_windows import read_windows, series_windows
 from klinepipe.kline import Kline
 
 CANDLES = int(os.environ.get("BENCH_STORM_CANDLES", "20000000"))
+# BENCH_STORM_FLOORS=0: only load, compute the features and time the pages (no floors, no ratios): the page
+# timings at a size in a third of the time
+FLOORS = os.environ.get("BENCH_STORM_FLOORS", "1") != "0"
 MAX_BLOCKS = 36   # copies of a file back in time per name: BTCUSDT 36 x 21 days ~ 2 years, the futures ~ 1.4
 CHUNK = 50_000    # load_klines' chunk
 LOADER_GOAL, FEATURES_GOAL = 0.85, 0.90
@@ -184,12 +188,13 @@ def main() -> int:
         t = time.perf_counter()
         made = ensure_partitions(engine, first, last)
         print(f"partitions: {made} made for the range in {time.perf_counter() - t:.1f}s")
-        floor_s = _loader_floor(engine, real, CANDLES)
-        print(f"loader PG floor      : COPY + guarded merge + commit of the same {CHUNK:,}-row chunks alone {floor_s:.1f}s ="
-              f" {CANDLES / floor_s:10,.0f} candles/s; {_load_line()}")
-        with engine.begin() as c:
-            c.exec_driver_sql("TRUNCATE market.candles, market.series_summary, etl.features_pending")
-            c.exec_driver_sql("CHECKPOINT")
+        if FLOORS:
+            floor_s = _loader_floor(engine, real, CANDLES)
+            print(f"loader PG floor      : COPY + guarded merge + commit of the same {CHUNK:,}-row chunks alone {floor_s:.1f}s ="
+                  f" {CANDLES / floor_s:10,.0f} candles/s; {_load_line()}")
+            with engine.begin() as c:
+                c.exec_driver_sql("TRUNCATE market.candles, market.series_summary, etl.features_pending")
+                c.exec_driver_sql("CHECKPOINT")
         changed, load_s, cpu = _load(engine, real, CANDLES)
         print(f"loader (files)       : {changed:,} candles in {load_s:7.1f}s = {changed / load_s:10,.0f} candles/s; {_load_line()}")
         print(f"  its {cpu.line(changed, 'candles')}")
@@ -209,6 +214,10 @@ def main() -> int:
                                       " WHERE symbol = :s"), {"s": symbol}).scalar()
         print(f"page refreshes at {stored:,} candles (and as many feature rows), {symbol} charted; {_load_line()}")
         pages_ok = time_pages(engine, symbol, month)
+        if not FLOORS:
+            engine.dispose()
+            print(f"floors skipped (BENCH_STORM_FLOORS=0); pages p95 < 100 ms: {'pass' if pages_ok else 'FAIL'}")
+            return 0
         frows2, fread_s, fwrite_s, fboth_s = _features_floor(engine)
         assert frows2 == frows, (frows2, frows)
         print(f"features PG floor    : writes alone (DELETE + COPY into market.features) {fwrite_s:.1f}s ="

@@ -38,9 +38,11 @@ LIVE_WINDOW = timedelta(days=30)   # a series counts as streamed when candles ar
 # the newest candle by its key (the summary's newest open time; LIMIT 1 keeps it a lookup per series, which the
 # planner would otherwise be free to turn into a join scanning every candle), the newest
 # closed one and the newest feature row by a backward scan of the key within RECENT of it (then, only if none is
-# there, of the whole series). Bounded by a time, each lookup is pruned at run time to the partitions of that range:
-# unbounded, it probed every partition, since the DEFAULT partition keeps PostgreSQL from scanning partitions in
-# order (sql/032).
+# there, of the whole series). Bounded by a time on both sides, each lookup is pruned at run time to the partitions of
+# that range (open above, it would also probe every partition made since, and the DEFAULT one); unbounded, it probed
+# every partition, since the DEFAULT partition keeps PostgreSQL from scanning partitions in order (sql/032). A
+# feature row newer than every candle (its candles deleted by hand) is not shown as the newest while an older one is
+# within RECENT.
 RECENT = "interval '31 days'"
 SERIES_SQL = f"""
     SELECT s.symbol, s.interval, s.candles, s.candles - s.open_candles AS closed, s.features, s.newest_ingested_at,
@@ -61,7 +63,8 @@ SERIES_SQL = f"""
                        AND c.interval = s.interval AND c.is_closed AND s.candles > s.open_candles AND nc.open_time IS NULL
                        ORDER BY open_time DESC LIMIT 1) nco ON true
     LEFT JOIN LATERAL (SELECT open_time FROM market.features f WHERE f.symbol = s.symbol AND f.interval = s.interval
-                       AND s.features > 0 AND f.open_time > s.newest_open_time - {RECENT}
+                       AND s.features > 0 AND f.open_time <= s.newest_open_time
+                       AND f.open_time > s.newest_open_time - {RECENT}
                        ORDER BY open_time DESC LIMIT 1) nf ON true
     LEFT JOIN LATERAL (SELECT open_time FROM market.features f WHERE f.symbol = s.symbol AND f.interval = s.interval
                        AND s.features > 0 AND nf.open_time IS NULL ORDER BY open_time DESC LIMIT 1) nfo ON true
@@ -139,6 +142,7 @@ _PRECISION_SQL = """
         SELECT open, high, low, close, volume FROM market.series_summary ss
         CROSS JOIN LATERAL (SELECT open_time, open, high, low, close, volume FROM market.candles m
                             WHERE m.symbol = ss.symbol AND m.interval = ss.interval
+                            AND m.open_time <= ss.newest_open_time
                             AND m.open_time > ss.newest_open_time - :n * market.interval_span(ss.interval)
                             ORDER BY open_time DESC LIMIT :n) x
         WHERE ss.symbol = s.symbol ORDER BY open_time DESC LIMIT :n) c

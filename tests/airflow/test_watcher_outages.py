@@ -34,7 +34,8 @@ def test_the_watcher_rides_out_postgres_and_broker_outages(airflow_env, tmp_path
             monkeypatch.setenv(key, value)
         from klinepipe.triggers import PendingKlinesTrigger
 
-        alive, event = asyncio.run(_drill(PendingKlinesTrigger(topic=TOPIC, poll_interval=0.2), pg, brokers, port, tmp_path))
+        alive, event = asyncio.run(_drill(PendingKlinesTrigger(topic=TOPIC, poll_interval=0.2), pg, brokers, port, tmp_path,
+                                          seen))
     finally:
         logger.removeHandler(seen)
         for b in brokers:
@@ -48,7 +49,15 @@ def test_the_watcher_rides_out_postgres_and_broker_outages(airflow_env, tmp_path
         assert sum(f"watcher: {dependency} is back after" in line for line in seen.lines) == 1, seen.lines
 
 
-async def _drill(trigger, pg: StoppablePostgres, brokers: list, port: int, tmp_path):
+async def _until_logged(seen, text: str, timeout: float = 90.0) -> None:
+    """Wait until the watcher logged ``text``: its backoff (up to 30 s) decides when it looks again, not the test."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not any(text in line for line in seen.lines):
+        assert asyncio.get_running_loop().time() < deadline, (text, seen.lines)
+        await asyncio.sleep(0.2)
+
+
+async def _drill(trigger, pg: StoppablePostgres, brokers: list, port: int, tmp_path, seen):
     events = trigger.run()
     first = asyncio.ensure_future(events.__anext__())
     alive = {}
@@ -59,7 +68,9 @@ async def _drill(trigger, pg: StoppablePostgres, brokers: list, port: int, tmp_p
     await asyncio.sleep(OUTAGE_S)
     alive["postgres"] = not first.done()
     await asyncio.to_thread(pg.start)
-    await asyncio.sleep(2.0)
+    # the broker goes down only once the watcher saw PostgreSQL back: on a loaded machine its backed-off next look
+    # came after the broker's whole outage (CI: "postgres is back after 25.6s", and no kafka outage seen at all)
+    await _until_logged(seen, "watcher: postgres is back after")
 
     await asyncio.to_thread(brokers[0].stop)
     await asyncio.sleep(OUTAGE_S)
