@@ -171,25 +171,27 @@ def db(engine):
     return engine
 
 
-# the test files that take longest (seconds on one worker, setup included, measured 2026-12-02 with --junitxml on an
-# idle machine), slowest first; the rest keep their order after them. Re-measure when a file's time changes much.
+# the test files that take longest (seconds, setup included, measured 2026-12-03 with --junitxml in a whole-suite run
+# on three workers), slowest first; the rest keep their order after them. Re-measure when a file's time changes much.
 LONGEST_FILES = (
-    "tests/stack/test_chaos.py",  # 357
-    "tests/readme/test_readme_commands.py",  # 271
-    "tests/integration/test_trader_cli_settings.py",  # 98
-    "tests/stack/test_make_run.py",  # 97
-    "tests/stack/test_live_broker_restart.py",  # 93
-    "tests/integration/test_streaming_settings.py",  # 81
-    "tests/ui/test_trigger_forms.py",  # 71
-    "tests/integration/test_trader_outage_drills.py",  # 65
-    "tests/stack/test_stack_found.py",  # 64
-    "tests/airflow/test_dag_settings.py",  # 61
-    "tests/airflow/test_watcher_outages.py",  # 46
-    "tests/integration/test_streaming_broker_down.py",  # 46
-    "tests/integration/test_streaming_outage_drill.py",  # 41
+    "tests/stack/test_chaos.py",  # 348
+    "tests/readme/test_readme_commands.py",  # 333
+    "tests/stack/test_make_run.py",  # 150-290 (95 alone)
+    "tests/integration/test_trader_cli_settings.py",  # 152
+    "tests/airflow/test_celery_executor.py",  # 109
+    "tests/integration/test_trader_outage_drills.py",  # 102
+    "tests/stack/test_live_broker_restart.py",  # 100
+    "tests/ui/test_trigger_forms.py",  # 97
+    "tests/stack/test_stack_found.py",  # 90
+    "tests/integration/test_streaming_settings.py",  # 88
+    "tests/ui/test_trading_page.py",  # 69
+    "tests/airflow/test_dag_settings.py",  # 66
+    "tests/integration/test_streaming_broker_down.py",  # 64
+    "tests/airflow/test_watcher_outages.py",  # 59
+    "tests/integration/test_trader_sleeves.py",  # 48
+    "tests/integration/test_streaming_outage_drill.py",  # 44
     "tests/integration/test_streaming_binance_down.py",  # 35
     "tests/integration/test_streaming_live.py",  # 33
-    "tests/ui/test_trading_page.py",  # 30
 )
 
 

@@ -69,7 +69,7 @@ NOT_RUN: dict[str, str] = {
                           "structurally by tests/unit/test_compose.py",
     r"TRADER_MODE=live python -m trader run --live": "live trading: real money and real keys; the same code path runs "
                                                      "against the fake Binance in the testnet commands",
-    r"make bench|python -m bench .*": "benchmarks: minutes of both cores each; they check their own results when run "
+    r"make bench|(BENCH_\w+=\S+ )*python -m bench .*": "benchmarks: minutes of both cores each; they check their own results when run "
                                       "(`make bench`), their figures are in the README",
     r"python -m trader run\|status\|kill\|resume\|reconcile\|accept-reconciliation\|backtest\|optimize\|new-strategy\|check-strategy":
         "a synopsis of the "
