@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -224,6 +225,10 @@ def _measure(mode: str) -> list[str]:
                 except subprocess.TimeoutExpired:
                     trader.kill()
             stack.stop()
+        if any("NOT met" in line for line in report):  # the stack's directory goes with the run: keep what explains it
+            kept = Path(tempfile.gettempdir()) / f"kp-latency-logs-{mode}-{time.strftime('%Y%m%dT%H%M%S')}"
+            shutil.copytree(devstack.LOGS, kept)
+            report.append(f"  a goal was not met: this run's logs (scheduler, triggerer, trader) are kept in {kept}")
     return report
 
 
