@@ -105,6 +105,30 @@ def dsn_of(database_url: str) -> str:
     return libpq_dsn(database_url)
 
 
+def shifted_rows(rows: list[list[str]], first_open_ms: int) -> list[list[str]]:
+    """12-column kline rows moved in time so that the first opens at ``first_open_ms`` (spacing kept)."""
+    shift = first_open_ms - int(rows[0][0])
+    return [[str(int(r[0]) + shift), *r[1:6], str(int(r[6]) + shift), *r[7:]] for r in rows]
+
+
+_HISTORY_PARTITIONS = ("SELECT inhrelid::regclass::text FROM pg_inherits"
+                       " WHERE inhparent IN ('market.candles'::regclass, 'market.features'::regclass)")
+
+
+@contextmanager
+def partitions_dropped_after(engine) -> Iterator:
+    """Drop the partitions of market.candles / market.features made inside (the session's database is shared:
+    other tests' plans stay as they were)."""
+    with engine.connect() as conn:
+        before = set(conn.exec_driver_sql(_HISTORY_PARTITIONS).scalars())
+    try:
+        yield engine
+    finally:
+        with engine.begin() as conn:
+            for part in set(conn.exec_driver_sql(_HISTORY_PARTITIONS).scalars()) - before:
+                conn.exec_driver_sql(f"DROP TABLE {part}")
+
+
 def seed_candles(engine, rows: list[list[str]]) -> None:
     """Merge 12-column kline rows into ``market.candles`` as closed BTCUSDT 1m replay candles, as the loader does."""
     with raw_transaction(engine) as cur:

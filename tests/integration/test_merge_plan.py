@@ -13,7 +13,7 @@ import pytest
 
 from klinepipe.candle_store import copy_buffer, merge_copy
 from klinepipe.kline import parse_kline_event
-from tests.helpers import closed_events, rolled_back, sample_rows
+from tests.helpers import closed_events, rolled_back, sample_rows, shifted_rows
 
 pytestmark = pytest.mark.integration
 
@@ -44,9 +44,7 @@ def _scans(plan: dict):
 
 
 def test_the_merge_reads_a_fresh_partition_by_key_not_by_scanning_it(engine):
-    rows = sample_rows(2000)
-    delta = int(MONTH.timestamp() * 1000) - int(rows[0][0])
-    rows = [[str(int(r[0]) + delta), *r[1:6], str(int(r[6]) + delta), *r[7:]] for r in rows]
+    rows = shifted_rows(sample_rows(2000), int(MONTH.timestamp() * 1000))
     with rolled_back(engine) as cur:  # the new partition is dropped with the rollback
         cur.execute("SELECT market.ensure_history_partitions(%s, %s)", (MONTH, MONTH))
         assert cur.fetchone()[0] >= 1

@@ -12,42 +12,32 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import closing
 from datetime import datetime, timezone
 
 import psycopg2
 import pytest
 
-from tests.helpers import dsn_of, sample_rows, seed_candles
+from tests.helpers import dsn_of, partitions_dropped_after, sample_rows, seed_candles, shifted_rows
 
 pytestmark = pytest.mark.integration
 
 MONTH = datetime(2016, 2, 1, tzinfo=timezone.utc)  # no other test makes this month's partition
-_PARTS = ("SELECT inhrelid::regclass::text FROM pg_inherits"
-          " WHERE inhparent IN ('market.candles'::regclass, 'market.features'::regclass)")
 _READ = ("SELECT count(*), (SELECT c.close FROM market.candles c WHERE c.symbol = 'BTCUSDT'"
          " AND c.open_time <= '2016-02-01 12:00+00' ORDER BY c.open_time DESC LIMIT 1)"
          " FROM market.candles WHERE symbol = 'BTCUSDT' AND open_time >= '2016-02-01' AND open_time < '2016-03-01'")
 
 
-def _shifted(rows: list[list[str]]) -> list[list[str]]:
-    delta = int(MONTH.timestamp() * 1000) - int(rows[0][0])
-    return [[str(int(r[0]) + delta), *r[1:6], str(int(r[6]) + delta), *r[7:]] for r in rows]
-
-
 @pytest.fixture
 def month_in_default(engine, database_url):
-    with engine.connect() as conn:
-        before = set(conn.exec_driver_sql(_PARTS).scalars())
-    seed_candles(engine, _shifted(sample_rows(1000)))
-    yield dsn_of(database_url)
-    with engine.begin() as conn:
-        for part in set(conn.exec_driver_sql(_PARTS).scalars()) - before:
-            conn.exec_driver_sql(f"DROP TABLE {part}")
+    with partitions_dropped_after(engine):
+        seed_candles(engine, shifted_rows(sample_rows(1000), int(MONTH.timestamp() * 1000)))
+        yield dsn_of(database_url)
 
 
 def test_a_query_waiting_on_a_partition_move_sees_every_moved_row(month_in_default):
     dsn = month_in_default
-    with psycopg2.connect(dsn) as check, check.cursor() as cur:
+    with closing(psycopg2.connect(dsn)) as check, check.cursor() as cur:
         cur.execute("SELECT count(*) FROM market.candles_default WHERE open_time >= %s", (MONTH,))
         assert cur.fetchone()[0] == 1000  # the month waits in DEFAULT
         cur.execute(_READ)
@@ -73,8 +63,9 @@ def test_a_query_waiting_on_a_partition_move_sees_every_moved_row(month_in_defau
 
         thread = threading.Thread(target=read)
         thread.start()
-        with psycopg2.connect(dsn) as watch, watch.cursor() as cur:
-            watch.autocommit = True
+        with closing(psycopg2.connect(dsn)) as watch:
+            watch.autocommit = True  # pg_stat_activity is read once per transaction: each look its own
+            cur = watch.cursor()
             for _ in range(200):  # until the reader waits on the move's locks (or has its answer already)
                 cur.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,))
                 if cur.fetchone()[0] == "Lock" or got:

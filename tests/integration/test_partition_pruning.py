@@ -10,14 +10,10 @@ import pytest
 from klinepipe import feature_store, feature_windows
 from klinepipe.partitions import ensure_partitions
 from tests.conftest import ROOT
-from tests.helpers import rolled_back
+from tests.helpers import partitions_dropped_after, rolled_back
 from trader.market_reads import candles_after, load_new_features
 
 pytestmark = pytest.mark.integration
-
-_PARTS = ("SELECT inhrelid::regclass::text FROM pg_inherits"
-          " WHERE inhparent IN ('market.candles'::regclass, 'market.features'::regclass)")
-
 
 class _Explaining:
     """A cursor that EXPLAINs every statement before running it, keeping the relations each plan scans."""
@@ -44,13 +40,9 @@ def _relations(plan: dict):
 @pytest.fixture
 def months(engine):
     """Partitions for January to June 2019 (dropped afterwards: the session's database is shared)."""
-    with engine.connect() as conn:
-        before = set(conn.exec_driver_sql(_PARTS).scalars())
-    ensure_partitions(engine, datetime(2019, 1, 1, tzinfo=timezone.utc), datetime(2019, 6, 1, tzinfo=timezone.utc))
-    yield engine
-    with engine.begin() as conn:
-        for part in set(conn.exec_driver_sql(_PARTS).scalars()) - before:
-            conn.exec_driver_sql(f"DROP TABLE {part}")
+    with partitions_dropped_after(engine):
+        ensure_partitions(engine, datetime(2019, 1, 1, tzinfo=timezone.utc), datetime(2019, 6, 1, tzinfo=timezone.utc))
+        yield engine
 
 
 def _in_2019(scanned: set[str], table: str) -> set[str]:

@@ -16,7 +16,7 @@ from klinepipe.feature_store import compute_pending_features
 from klinepipe.kline import parse_kline_event
 from klinepipe.partitions import ensure_partitions, ensure_partitions_ahead
 from tests.conftest import _fresh_database
-from tests.helpers import closed_events, sample_rows
+from tests.helpers import closed_events, partitions_dropped_after, sample_rows
 
 MIGRATION = "030_partitioned_history.sql"
 MONTH_MS = 31 * 24 * 3600 * 1000
@@ -127,19 +127,11 @@ def test_the_migration_partitions_both_tables_keeping_every_row_index_trigger_an
         assert _checksums(conn)["market.series_summary"] == kept
 
 
-_PARTS = ("SELECT inhrelid::regclass::text FROM pg_inherits"
-          " WHERE inhparent IN ('market.candles'::regclass, 'market.features'::regclass)")
-
-
 @pytest.fixture
 def own_partitions(engine):
     """Drop the partitions a test made (the session's database is shared: other tests' plans stay as they were)."""
-    with engine.connect() as conn:
-        before = set(conn.exec_driver_sql(_PARTS).scalars())
-    yield engine
-    with engine.begin() as conn:
-        for part in set(conn.exec_driver_sql(_PARTS).scalars()) - before:
-            conn.exec_driver_sql(f"DROP TABLE {part}")
+    with partitions_dropped_after(engine):
+        yield engine
 
 
 def _partition_of(engine, table: str, open_time_ms: int) -> str:

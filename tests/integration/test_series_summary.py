@@ -19,7 +19,7 @@ from klinepipe.quality import arrived_live_sql
 from klinepipe_trading.etl_metrics import read_snapshot
 from klinepipe_trading.queries import (LIVE_WINDOW, POSITIONS_SQL, SERIES_SQL, _PRECISION_SQL, list_series, positions,
                                        series_summary)
-from tests.helpers import closed_events, sample_rows
+from tests.helpers import closed_events, sample_rows, shifted_rows
 
 pytestmark = pytest.mark.integration
 
@@ -152,11 +152,6 @@ def test_a_refresh_reads_each_series_by_index_not_the_whole_history(db):
     assert _rows_read(top, ("candles", "features")) <= 3 * 3 * max(parts, 1)  # newest, newest closed, newest feature
 
 
-def _shifted(rows: list[list[str]], first_open_ms: int) -> list[list[str]]:
-    shift = first_open_ms - int(rows[0][0])
-    return [[str(int(r[0]) + shift), *r[1:6], str(int(r[6]) + shift), *r[7:]] for r in rows]
-
-
 def _ms(year: int, month: int, day: int = 10) -> int:
     return int(datetime(year, month, day, tzinfo=timezone.utc).timestamp() * 1000)
 
@@ -179,9 +174,9 @@ def year_of_partitions(db):
 def test_the_newest_closed_candle_and_feature_far_behind_the_newest_candle_are_still_found(year_of_partitions):
     db = year_of_partitions
     rows = sample_rows(60)
-    merge(db, closed_events(_shifted(rows, _ms(2019, 3))), "file")           # closed candles in March
+    merge(db, closed_events(shifted_rows(rows, _ms(2019, 3))), "file")           # closed candles in March
     compute_pending_features(db)
-    merge(db, [in_progress(e) for e in closed_events(_shifted(rows[:1], _ms(2019, 6)))], "binance")  # open, in June
+    merge(db, [in_progress(e) for e in closed_events(shifted_rows(rows[:1], _ms(2019, 6)))], "binance")  # open, in June
     summary, full = both(db)
     assert summary == full
     (row,) = summary
@@ -197,8 +192,8 @@ def test_a_refresh_reads_each_series_in_one_months_partitions_however_many_hold_
     rows = sample_rows(60)
     for symbol in ("BTCUSDT", "ETHUSDT"):
         for month in range(1, 13):
-            merge(db, closed_events(_shifted(rows[(month - 1) * 5:month * 5], _ms(2019, month)), symbol), "file")
-    merge(db, closed_events(_shifted(rows[:5], _ms(2020, 3)), "XRPUSDT"), "file")  # a later series: in DEFAULT
+            merge(db, closed_events(shifted_rows(rows[(month - 1) * 5:month * 5], _ms(2019, month)), symbol), "file")
+    merge(db, closed_events(shifted_rows(rows[:5], _ms(2020, 3)), "XRPUSDT"), "file")  # a later series: in DEFAULT
     compute_pending_features(db)
     with db.begin() as conn:
         conn.execute(sa.text("ANALYZE market.candles; ANALYZE market.features; ANALYZE market.series_summary"))
